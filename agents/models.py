@@ -1,0 +1,91 @@
+"""Agents, their numbered configuration versions and their triggers."""
+
+import uuid
+
+from django.db import models
+
+
+class Agent(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("projects.Account", on_delete=models.DB_CASCADE, related_name="agents")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    is_default = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Number of the AgentVersion that holds the current configuration.
+    current_version = models.PositiveIntegerField(default=1)
+    # Soft reference to auth.User: see threads.models.Thread.created_by.
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"], condition=models.Q(is_default=True), name="one_default_agent_per_account"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_system(self) -> bool:
+        meta = self.metadata or {}
+        return bool(meta.get("is_system") or meta.get("is_suna_default"))
+
+
+class AgentVersion(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.DB_CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    system_prompt = models.TextField(blank=True, default="")
+    model = models.CharField(max_length=200)
+    tools = models.JSONField(default=list, blank=True)
+    mcps = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["agent", "number"]
+        constraints = [models.UniqueConstraint(fields=["agent", "number"], name="unique_agent_version_number")]
+
+    def __str__(self):
+        return f"{self.agent_id} v{self.number}"
+
+
+class TriggerKind(models.TextChoices):
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+
+
+class AgentTrigger(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.DB_CASCADE, related_name="triggers")
+    kind = models.CharField(max_length=16, choices=TriggerKind.choices)
+    cron = models.CharField(max_length=120, blank=True, default="")
+    timezone = models.CharField(max_length=64, blank=True, default="UTC")
+    input = models.JSONField(default=dict, blank=True)
+    # The thread a webhook or schedule starts runs on (None: a new thread each time).
+    thread = models.ForeignKey(
+        "threads.Thread", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+    )
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+    )
+    # Only a hash of a webhook's secret is stored; revoking clears it.
+    secret_hash = models.CharField(max_length=128, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    next_fire_at = models.DateTimeField(null=True, blank=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    fire_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["kind", "is_active", "next_fire_at"], name="trigger_due")]
+
+    def __str__(self):
+        return f"{self.kind} trigger of {self.agent_id}"

@@ -1,0 +1,115 @@
+"""The error contract: every error body is JSON with a string `detail`.
+
+Validation errors are 422 with `detail` and, where a field is at fault,
+`errors: {field: [messages]}`. One handler for the whole API, plus JSON 404/500
+handlers for routes outside DRF.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Base of the errors services raise; each maps to one HTTP status."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Bad request."
+
+    def __init__(self, detail: str | None = None, *, errors: dict | None = None):
+        self.detail = detail or self.default_detail
+        self.errors = errors
+        super().__init__(self.detail)
+
+
+class NotFound(ServiceError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "Not found."
+
+
+class Forbidden(ServiceError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = "You do not have permission to perform this action."
+
+
+class Conflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The resource is in a state that does not allow this."
+
+
+class LimitReached(ServiceError):
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    default_detail = "Plan limit reached."
+
+
+class Protected(ServiceError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "This object is protected."
+
+
+class Invalid(ServiceError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "Invalid input."
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            text = _flatten(value)
+            return text if key in ("non_field_errors", "detail") else f"{key}: {text}"
+        return "Invalid input."
+    if isinstance(detail, (list, tuple)):
+        return _flatten(detail[0]) if detail else "Invalid input."
+    return str(detail)
+
+
+def _field_errors(detail) -> dict:
+    if isinstance(detail, dict):
+        return {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+    return {}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        body = {"detail": exc.detail}
+        if exc.errors:
+            body["errors"] = exc.errors
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, exceptions.ValidationError):
+        body = {"detail": _flatten(exc.detail)}
+        errors = _field_errors(exc.detail)
+        if errors:
+            body["errors"] = errors
+        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, exceptions.ParseError):
+        return Response({"detail": str(exc.detail)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+        return Response({"detail": "Internal server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    if isinstance(response.data, dict) and "detail" in response.data:
+        response.data = {"detail": str(response.data["detail"])}
+    else:
+        response.data = {"detail": _flatten(response.data)}
+    return response
+
+
+def json_404(request, exception=None):
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+def json_500(request):
+    return JsonResponse({"detail": "Internal server error."}, status=500)

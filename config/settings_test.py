@@ -1,0 +1,14 @@
+"""Settings for the test suite: the same as production, read from the same
+environment, with a test secret, fast password hashing, a temporary sandbox root
+and Celery tasks in-process unless a test starts a real worker."""
+
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("SANDBOX_ROOT", tempfile.mkdtemp(prefix="tk-sandboxes-"))
+
+from .settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") not in ("0", "false", "False")

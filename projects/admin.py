@@ -1,0 +1,33 @@
+from django.contrib import admin
+
+from config.admin_base import ReadMostlyAdmin
+
+from .models import Account, Membership, Project
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "id", "thread_limit", "agent_limit", "created_at"]
+    search_fields = ["name", "=id"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "account__name"]
+    raw_id_fields = ["user", "account"]
+
+
+@admin.register(Project)
+class ProjectAdmin(ReadMostlyAdmin):
+    list_display = ["name", "id", "account", "created_at"]
+    search_fields = ["name", "=id", "account__name"]
+    list_select_related = ["account"]

@@ -1,0 +1,62 @@
+"""Accounts and projects. Thin views: parse, authorise, call a service, render."""
+
+from django.db.models import OuterRef, Subquery
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.response import Response
+
+from . import selectors, services
+from .models import Membership
+from .serializers import AccountSerializer, ProjectSerializer, ProjectUpdateSerializer
+
+
+class AccountViewSet(viewsets.GenericViewSet):
+    serializer_class = AccountSerializer
+
+    def get_queryset(self):
+        role = Membership.objects.filter(account=OuterRef("pk"), user_id=self.request.user.pk).values("role")[:1]
+        return selectors.accounts_for(self.request.user).annotate(role=Subquery(role))
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        account = selectors.get_visible(self.get_queryset(), request.user, pk, account_field="id")
+        return Response(self.get_serializer(account).data)
+
+
+class ProjectViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = ProjectSerializer
+    filterset_fields = ["account"]
+
+    def get_queryset(self):
+        return selectors.projects_for(self.request.user)
+
+    def create(self, request):
+        data = ProjectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        account = selectors.ensure_account_writable(request.user, data.validated_data["account_id"])
+        project = services.create_project(
+            account=account, name=data.validated_data["name"], description=data.validated_data.get("description", "")
+        )
+        return Response(ProjectSerializer(project).data, status=201)
+
+    def retrieve(self, request, pk=None):
+        project = selectors.get_visible(self.get_queryset(), request.user, pk)
+        return Response(ProjectSerializer(project).data)
+
+    @extend_schema(request=ProjectUpdateSerializer)
+    def partial_update(self, request, pk=None):
+        project = selectors.get_visible(self.get_queryset(), request.user, pk)
+        selectors.ensure_can_write(request.user, project)
+        data = ProjectUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        project = services.update_project(project=project, **data.validated_data)
+        return Response(ProjectSerializer(project).data)
+
+    def destroy(self, request, pk=None):
+        project = selectors.get_visible(self.get_queryset(), request.user, pk)
+        selectors.ensure_can_write(request.user, project)
+        services.delete_project(project=project)
+        return Response({"message": "Project deleted successfully", "id": str(project.pk)})

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ProjectsConfig(AppConfig):
+    name = "projects"
+
+    def ready(self):
+        from . import signals  # noqa: F401

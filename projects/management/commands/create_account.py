@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand
+
+from projects import services
+
+
+class Command(BaseCommand):
+    help = "Create an account owned by USERNAME (the user is created if missing). Prints the account id."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--owner", required=True, help="username of the owner (created if missing)")
+        parser.add_argument("--password", help="password to set for the owner")
+        parser.add_argument("--thread-limit", type=int, help="maximum number of threads (default: site default)")
+        parser.add_argument("--agent-limit", type=int, help="maximum number of agents (default: site default)")
+
+    def handle(self, *args, name, owner, password, thread_limit, agent_limit, **options):
+        user = services.ensure_user(username=owner, password=password)
+        account = services.create_account(name=name, owner=user, thread_limit=thread_limit, agent_limit=agent_limit)
+        self.stdout.write(str(account.id))

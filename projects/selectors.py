@@ -1,0 +1,81 @@
+"""Reads for tenancy: which accounts a user belongs to, and with which role.
+
+Every object an API returns is looked up through `visible_to`/`get_visible` so that
+another account's objects answer 404, never 403.
+"""
+
+import uuid
+
+from django.db.models import QuerySet
+
+from config.errors import Forbidden, Invalid, NotFound
+
+from .models import WRITE_ROLES, Account, Membership, Project
+
+
+def parse_uuid(value, *, name: str = "id") -> uuid.UUID:
+    """A malformed id is a 422, not a 404 or a 500."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise Invalid(f"'{value}' is not a valid UUID for {name}.", errors={name: ["Must be a valid UUID."]})
+
+
+def account_ids_for(user) -> QuerySet:
+    """Ids of the accounts the user is a member of (a subquery, not a list)."""
+    return Membership.objects.filter(user_id=user.pk).values("account_id")
+
+
+def writable_account_ids_for(user) -> QuerySet:
+    return Membership.objects.filter(user_id=user.pk, role__in=WRITE_ROLES).values("account_id")
+
+
+def accounts_for(user) -> QuerySet:
+    return Account.objects.filter(id__in=account_ids_for(user))
+
+
+def role_in(user, account_id) -> str | None:
+    return Membership.objects.filter(user_id=user.pk, account_id=account_id).values_list("role", flat=True).first()
+
+
+def visible_to(queryset: QuerySet, user, *, account_field: str = "account") -> QuerySet:
+    """Restrict any account-owned queryset to the accounts the user belongs to."""
+    return queryset.filter(**{f"{account_field}__in": account_ids_for(user)})
+
+
+def get_visible(queryset: QuerySet, user, pk, *, name: str = "id", account_field: str = "account"):
+    pk = parse_uuid(pk, name=name)
+    obj = visible_to(queryset, user, account_field=account_field).filter(pk=pk).first()
+    if obj is None:
+        raise NotFound(f"{queryset.model._meta.verbose_name.capitalize()} not found.")
+    return obj
+
+
+def can_write(user, obj, *, role: str | None = None) -> bool:
+    """Write access: the thread's creator, or a write role in the owning account."""
+    if getattr(obj, "created_by_id", None) is not None and obj.created_by_id == user.pk:
+        return True
+    role = role if role is not None else role_in(user, obj.account_id)
+    return role in WRITE_ROLES
+
+
+def ensure_can_write(user, obj) -> None:
+    if not can_write(user, obj):
+        raise Forbidden("You have read-only access to this account.")
+
+
+def ensure_account_writable(user, account_id) -> Account:
+    """For creating objects in an account: 404 if not a member, 403 if read-only."""
+    account_id = parse_uuid(account_id, name="account_id")
+    role = role_in(user, account_id)
+    if role is None:
+        raise NotFound("Account not found.")
+    if role not in WRITE_ROLES:
+        raise Forbidden("You have read-only access to this account.")
+    return Account.objects.get(pk=account_id)
+
+
+def projects_for(user) -> QuerySet:
+    return visible_to(Project.objects.all(), user)

@@ -1,0 +1,61 @@
+"""Writes for tenancy: accounts, members, projects."""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from config.errors import Invalid
+
+from .models import Account, Membership, Project, Role
+
+
+@transaction.atomic
+def ensure_user(*, username: str, password: str | None = None):
+    """Return the user with that name, creating it (with the password) if missing."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username)
+    if created or password:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    return user
+
+
+@transaction.atomic
+def create_account(*, name: str, owner, thread_limit: int | None = None, agent_limit: int | None = None) -> Account:
+    account = Account.objects.create(name=name, thread_limit=thread_limit, agent_limit=agent_limit)
+    Membership.objects.create(account=account, user=owner, role=Role.OWNER)
+    return account
+
+
+@transaction.atomic
+def add_member(*, account: Account, user, role: str) -> Membership:
+    if role not in Role.values:
+        raise Invalid(f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.")
+    membership, _ = Membership.objects.update_or_create(account=account, user=user, defaults={"role": role})
+    return membership
+
+
+@transaction.atomic
+def create_project(*, account: Account, name: str, description: str = "") -> Project:
+    return Project.objects.create(account=account, name=name, description=description)
+
+
+@transaction.atomic
+def update_project(*, project: Project, **fields) -> Project:
+    for key in ("name", "description"):
+        if key in fields:
+            setattr(project, key, fields[key])
+    project.save()
+    return project
+
+
+@transaction.atomic
+def delete_project(*, project: Project) -> None:
+    """Delete a project; the database removes its threads and everything under them.
+
+    The project's `post_delete` handlers schedule its sandbox's deletion and the
+    embedding cleanup of its threads.
+    """
+    project.delete()

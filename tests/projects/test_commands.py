@@ -1,0 +1,29 @@
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from projects.models import Account, Membership
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_account_and_add_member():
+    out = io.StringIO()
+    call_command("create_account", "Acme", "--owner", "alice", "--password", "pw-1234", stdout=out)
+    account = Account.objects.get(pk=out.getvalue().strip())
+    assert Membership.objects.get(account=account).role == "owner"
+    call_command("add_member", str(account.pk), "bob", "--role", "viewer", stdout=io.StringIO())
+    assert Membership.objects.get(account=account, user__username="bob").role == "viewer"
+    with pytest.raises(CommandError):
+        call_command("add_member", "not-a-uuid", "bob", "--role", "viewer")
+
+
+def test_seed_demo_makes_data():
+    out = io.StringIO()
+    call_command("seed_demo", "--threads", "3", "--messages", "4", stdout=out)
+    from threads.models import Checkpoint, Message, Thread
+
+    assert Thread.objects.count() == 3 and Message.objects.count() == 12
+    assert Checkpoint.objects.count() == 6
+    assert "3 threads" in out.getvalue()

@@ -1,0 +1,264 @@
+"""Threads and everything that lives under them.
+
+Every foreign key here uses a database-level `on_delete`: deleting a thread removes
+its sub-threads, messages, runs, checkpoints (and their writes) and approvals in the
+database itself, in the same statement, whoever issues the delete.
+"""
+
+import uuid
+
+from django.db import models
+
+
+class ThreadStatus(models.TextChoices):
+    IDLE = "idle"
+    RUNNING = "running"
+    AWAITING = "awaiting"
+    CLOSED = "closed"
+
+
+class Thread(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("projects.Account", on_delete=models.DB_CASCADE, related_name="threads")
+    project = models.ForeignKey("projects.Project", on_delete=models.DB_CASCADE, related_name="threads")
+    agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="threads"
+    )
+    parent_thread = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="sub_threads"
+    )
+    # A soft reference to auth.User (no database constraint): auth.User is referenced
+    # by Django's Python-level foreign keys, and a chain may not mix the two kinds.
+    # threads.signals nulls it when the user is deleted.
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    title = models.CharField(max_length=300, blank=True, default="")
+    status = models.CharField(max_length=16, choices=ThreadStatus.choices, default=ThreadStatus.IDLE)
+    depth = models.PositiveIntegerField(default=0)
+    tool_use_id = models.CharField(max_length=200, blank=True, default="")
+    schedule = models.ForeignKey(
+        "agents.AgentTrigger", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="threads"
+    )
+    schedule_seq = models.PositiveIntegerField(null=True, blank=True)
+    instructions = models.TextField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    result = models.TextField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+    tools = models.JSONField(default=list, blank=True)
+    external_tool_namespaces = models.JSONField(default=list, blank=True)
+    compaction_summary = models.TextField(null=True, blank=True)
+    compaction_through_seq = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Per-thread counters, advanced under the thread's row lock (see services).
+    last_message_seq = models.PositiveIntegerField(default=0)
+    last_run_seq = models.PositiveIntegerField(default=0)
+    # Time-to-live: minutes of inactivity after which the TTL sweeper prunes it.
+    ttl_minutes = models.PositiveIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="thread_account_created"),
+            models.Index(fields=["project", "-created_at"], name="thread_project_created"),
+            models.Index(fields=["agent", "status", "-created_at"], name="thread_agent_status"),
+            models.Index(fields=["last_activity_at"], name="thread_last_activity"),
+            models.Index(fields=["expires_at"], name="thread_expires_at"),
+        ]
+
+    def __str__(self):
+        return self.title or str(self.id)
+
+
+class MessageRole(models.TextChoices):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+    SYSTEM = "system"
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    content = models.JSONField(default=list)
+    run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="messages")
+    agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="messages"
+    )
+    token_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["thread", "seq"]
+        constraints = [models.UniqueConstraint(fields=["thread", "seq"], name="unique_message_seq_per_thread")]
+        indexes = [models.Index(fields=["run"], name="message_run")]
+
+    def __str__(self):
+        return f"{self.thread_id}#{self.seq}"
+
+    @property
+    def text(self) -> str:
+        return "\n".join(b.get("text", "") for b in self.content or [] if isinstance(b, dict))
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    TIMEOUT = "timeout"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class Run(models.Model):
+    """A run of an agent on a thread; seen from the agent-thread API, a turn."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="runs")
+    agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="runs"
+    )
+    seq = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    runtime = models.CharField(max_length=64, default="echo")
+    model = models.CharField(max_length=200, blank=True, default="")
+    input = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    message = models.TextField(null=True, blank=True)
+    start_message_seq = models.PositiveIntegerField(null=True, blank=True)
+    end_message_seq = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    result = models.TextField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["thread", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["thread", "seq"], name="unique_run_seq_per_thread"),
+            models.UniqueConstraint(
+                fields=["thread"],
+                condition=models.Q(status__in=["pending", "running"]),
+                name="one_active_run_per_thread",
+            ),
+        ]
+        indexes = [models.Index(fields=["thread", "status"], name="run_thread_status")]
+
+    def __str__(self):
+        return f"run {self.seq} of {self.thread_id} ({self.status})"
+
+
+class Checkpoint(models.Model):
+    """Laid out like LangGraph's checkpoints table; `id` orders them in time."""
+
+    id = models.BigAutoField(primary_key=True)
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="checkpoints")
+    checkpoint_ns = models.CharField(max_length=255, blank=True, default="")
+    checkpoint_id = models.CharField(max_length=255)
+    parent_checkpoint_id = models.CharField(max_length=255, null=True, blank=True)
+    checkpoint = models.JSONField(default=dict)
+    metadata = models.JSONField(default=dict, blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.DB_CASCADE, related_name="checkpoints")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["thread", "checkpoint_ns", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["thread", "checkpoint_ns", "checkpoint_id"], name="unique_checkpoint_per_thread_ns"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["thread", "checkpoint_ns", "-id"], name="checkpoint_latest"),
+            models.Index(fields=["run"], name="checkpoint_run"),
+        ]
+
+    def __str__(self):
+        return f"{self.thread_id}/{self.checkpoint_ns}/{self.checkpoint_id}"
+
+
+class CheckpointWrite(models.Model):
+    """A pending write of a checkpoint, keyed like LangGraph's by (task_id, idx)."""
+
+    id = models.BigAutoField(primary_key=True)
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.DB_CASCADE, related_name="writes")
+    task_id = models.CharField(max_length=255)
+    idx = models.IntegerField()
+    channel = models.CharField(max_length=255)
+    type = models.CharField(max_length=64, blank=True, default="")
+    value = models.JSONField(null=True, blank=True)
+    task_path = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["checkpoint", "task_id", "idx"]
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "task_id", "idx"], name="unique_checkpoint_write"),
+        ]
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class Approval(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="approvals")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.DB_CASCADE, related_name="approvals")
+    tool_name = models.CharField(max_length=200, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["thread", "status"], name="approval_thread_status"),
+            models.Index(fields=["status", "expires_at"], name="approval_status_expiry"),
+        ]
+
+
+class Embedding(models.Model):
+    """A vector per message chunk: the default vector-store backend.
+
+    No foreign keys on purpose: in production the vector store is an external
+    system, so its cleanup is an after-commit task, exactly as it would be there.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    account_id = models.UUIDField()
+    project_id = models.UUIDField()
+    thread_id = models.UUIDField()
+    message_id = models.UUIDField(null=True, blank=True)
+    chunk = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+    vector = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["thread_id"], name="embedding_thread"),
+            models.Index(fields=["account_id", "project_id"], name="embedding_account_project"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id", "chunk"], name="unique_embedding_chunk"),
+        ]

@@ -1,0 +1,69 @@
+"""Creating and changing threads."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import Conflict, Invalid, NotFound
+from projects.models import Project
+
+from ..models import Thread, ThreadStatus
+
+
+@transaction.atomic
+def create_thread(
+    *,
+    project: Project,
+    created_by=None,
+    agent=None,
+    parent_thread: Thread | None = None,
+    title: str = "",
+    metadata: dict | None = None,
+    instructions: str | None = None,
+    model: str = "",
+    tools: list | None = None,
+    ttl_minutes: int | None = None,
+    tool_use_id: str = "",
+) -> Thread:
+    # Lock the project row: a concurrent delete of its last thread either sees this
+    # thread (and keeps the project) or has already deleted the project (404).
+    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    if locked is None:
+        raise NotFound("Project not found.")
+    if agent is not None and agent.account_id != project.account_id:
+        raise NotFound("Agent not found.")
+    if parent_thread is not None:
+        if parent_thread.project_id != project.pk:
+            raise Invalid("The parent thread belongs to another project.", errors={"parent_thread_id": ["Not in this project."]})
+        if parent_thread.status == ThreadStatus.CLOSED:
+            raise Conflict("The parent thread is closed.")
+    now = timezone.now()
+    return Thread.objects.create(
+        account_id=project.account_id,
+        project=project,
+        agent=agent,
+        parent_thread=parent_thread,
+        depth=(parent_thread.depth + 1) if parent_thread else 0,
+        created_by=created_by,
+        title=title,
+        metadata=metadata or {},
+        instructions=instructions,
+        model=model or (agent and _agent_model(agent)) or "",
+        tools=tools or [],
+        tool_use_id=tool_use_id,
+        ttl_minutes=ttl_minutes,
+        last_activity_at=now,
+    )
+
+
+def _agent_model(agent) -> str:
+    version = agent.versions.filter(number=agent.current_version).values_list("model", flat=True).first()
+    return version or ""
+
+
+@transaction.atomic
+def update_thread(*, thread: Thread, **fields) -> Thread:
+    for key in ("title", "metadata", "instructions", "model", "ttl_minutes"):
+        if key in fields:
+            setattr(thread, key, fields[key])
+    thread.save()
+    return thread
