@@ -133,6 +133,10 @@ CELERY_TIMEZONE = "UTC"
 # Periodic jobs (run `celery -A config beat`). Each app adds its entries here.
 CELERY_BEAT_SCHEDULE = {
     # beat: sandboxes
+    "reconcile-sandboxes": {
+        "task": "sandboxes.tasks.reconcile_sandboxes",
+        "schedule": env_int("SANDBOX_RECONCILE_INTERVAL", 300),  # seconds
+    },
     # beat: agents
     # beat: threads ttl
     # beat: approvals
@@ -181,6 +185,16 @@ SANDBOX_ROOT = os.environ.get("SANDBOX_ROOT") or str(BASE_DIR / "var" / "sandbox
 SANDBOX_API_URL = os.environ.get("SANDBOX_API_URL", "")
 SANDBOX_API_KEY = os.environ.get("SANDBOX_API_KEY", "")
 SANDBOX_API_TIMEOUT = float(os.environ.get("SANDBOX_API_TIMEOUT", "10"))
+# Deletion outbox: task retries with exponential backoff (factor in whole seconds:
+# 2, 4, 8, ...), then the reconciler retries rows whose last attempt is this old.
+SANDBOX_DELETE_MAX_RETRIES = env_int("SANDBOX_DELETE_MAX_RETRIES", 6)
+SANDBOX_RETRY_BACKOFF = env_int("SANDBOX_RETRY_BACKOFF", 2)
+SANDBOX_RETRY_BACKOFF_MAX = env_int("SANDBOX_RETRY_BACKOFF_MAX", 600)
+SANDBOX_RECONCILE_MIN_AGE = env_int("SANDBOX_RECONCILE_MIN_AGE", 120)
+
+# --- Vector store, account caches -------------------------------------------
+VECTOR_STORE_BACKEND = os.environ.get("VECTOR_STORE_BACKEND", "threads.vectorstore.DatabaseVectorStore")
+ACCOUNT_CACHE_TIMEOUT = env_int("ACCOUNT_CACHE_TIMEOUT", 3600)
 
 # --- I18N, static ---------------------------------------------------------
 LANGUAGE_CODE = "en-us"

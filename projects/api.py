@@ -1,11 +1,12 @@
 """Accounts and projects. Thin views: parse, authorise, call a service, render."""
 
 from django.db.models import OuterRef, Subquery
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from . import selectors, services
+from . import caches, selectors, services
 from .models import Membership
 from .serializers import AccountSerializer, ProjectSerializer, ProjectUpdateSerializer
 
@@ -24,6 +25,25 @@ class AccountViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         account = selectors.get_visible(self.get_queryset(), request.user, pk, account_field="id")
         return Response(self.get_serializer(account).data)
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "AccountUsage",
+                {
+                    "thread_count": serializers.IntegerField(),
+                    "project_count": serializers.IntegerField(),
+                    "agent_count": serializers.IntegerField(),
+                    "limits": serializers.DictField(child=serializers.IntegerField()),
+                },
+            )
+        }
+    )
+    @action(detail=True, methods=["get"])
+    def usage(self, request, pk=None):
+        """Served from the account-state cache (rebuilt from the database when missing)."""
+        account = selectors.get_visible(self.get_queryset(), request.user, pk, account_field="id")
+        return Response(caches.account_state(account))
 
 
 class ProjectViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

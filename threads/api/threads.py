@@ -1,7 +1,7 @@
-"""`/api/threads`: create, list, get, update a thread."""
+"""`/api/threads`: create, list, get, update, delete a thread."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from agents.models import Agent
@@ -69,3 +69,16 @@ class ThreadViewSet(viewsets.GenericViewSet):
             fields["ttl_minutes"] = fields.pop("ttl")
         thread = services.update_thread(thread=thread, **fields)
         return Response(ThreadSerializer(thread).data)
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "ThreadDeleted", {"message": serializers.CharField(), "thread_id": serializers.UUIDField()}
+            )
+        }
+    )
+    def destroy(self, request, pk=None):
+        thread = tenancy.get_visible(self.get_queryset(), request.user, pk, name="thread_id")
+        tenancy.ensure_can_write(request.user, thread)
+        services.delete_thread(thread=thread)
+        return Response({"message": "Thread deleted successfully", "thread_id": str(thread.pk)})

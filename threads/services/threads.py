@@ -3,7 +3,8 @@
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, Invalid, NotFound
+from config.errors import Conflict, Invalid, LimitReached, NotFound
+from projects import caches
 from projects.models import Project
 
 from ..models import Thread, ThreadStatus
@@ -26,9 +27,11 @@ def create_thread(
 ) -> Thread:
     # Lock the project row: a concurrent delete of its last thread either sees this
     # thread (and keeps the project) or has already deleted the project (404).
-    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    locked = Project.objects.select_for_update(of=("self",)).select_related("account").filter(pk=project.pk).first()
     if locked is None:
         raise NotFound("Project not found.")
+    if caches.thread_slots_used(locked.account_id) >= locked.account.effective_thread_limit:
+        raise LimitReached("The account's thread limit is reached.")
     if agent is not None and agent.account_id != project.account_id:
         raise NotFound("Agent not found.")
     if parent_thread is not None:
@@ -36,7 +39,12 @@ def create_thread(
             raise Invalid("The parent thread belongs to another project.", errors={"parent_thread_id": ["Not in this project."]})
         if parent_thread.status == ThreadStatus.CLOSED:
             raise Conflict("The parent thread is closed.")
+        # Deleting threads locks the project too: under the lock, the parent is
+        # either still there or gone for good (then a 404, not a foreign-key error).
+        if not Thread.objects.filter(pk=parent_thread.pk).exists():
+            raise NotFound("Parent thread not found.")
     now = timezone.now()
+    caches.on_commit_threads_added(locked.account_id)
     return Thread.objects.create(
         account_id=project.account_id,
         project=project,

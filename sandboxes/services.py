@@ -1,0 +1,196 @@
+"""Writes on sandboxes: provisioning, and deletion through an outbox.
+
+Deletion never happens inside the deleting transaction. The row is marked
+`pending_deletion` there (it outlives its project: `project` is set null), a task
+deletes it at the provider after commit with retries and exponential backoff, and
+the reconciler retries every row still pending (broker down, worker crash, provider
+outage) until the provider confirms. Provider errors are logged with the sandbox id
+and recorded on the row (`attempts`, `last_error`); they never fail the delete that
+asked for them.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.errors import Conflict, NotFound
+from projects.models import Project
+
+from .models import Sandbox, SandboxState
+from .providers import ProviderError, get_provider
+
+logger = logging.getLogger(__name__)
+
+LIVE_STATES = (SandboxState.CREATING, SandboxState.READY, SandboxState.ERROR)
+
+
+# --- Provisioning ----------------------------------------------------------------
+
+
+@transaction.atomic
+def provision_sandbox(*, project: Project) -> tuple[Sandbox, bool]:
+    """The project's sandbox, created if it has none (or its creation failed).
+
+    Returns (sandbox, created). The provider call runs in a task after commit.
+    """
+    from .tasks import create_sandbox
+
+    if not Project.objects.select_for_update().filter(pk=project.pk).exists():
+        raise NotFound("Project not found.")
+    sandbox = Sandbox.objects.filter(project_id=project.pk).first()
+    if sandbox is not None and sandbox.state in (SandboxState.CREATING, SandboxState.READY):
+        return sandbox, False
+    if sandbox is not None and sandbox.state == SandboxState.PENDING_DELETION:
+        raise Conflict("The project's sandbox is being deleted.")
+    if sandbox is None:
+        sandbox = Sandbox(project_id=project.pk, account_id=project.account_id)
+    sandbox.provider = settings.SANDBOX_PROVIDER
+    sandbox.external_id = ""
+    sandbox.state = SandboxState.CREATING
+    sandbox.last_error = ""
+    sandbox.save()
+    transaction.on_commit(partial(create_sandbox.delay, str(sandbox.pk)), robust=True)
+    return sandbox, True
+
+
+def create_sandbox_at_provider(*, sandbox_id) -> None:
+    """Create a `creating` sandbox at its provider; `ready`, or `error` with the reason.
+
+    If the project was deleted meanwhile, the new sandbox goes straight back to the
+    deletion outbox.
+    """
+    sandbox = Sandbox.objects.filter(pk=sandbox_id, state=SandboxState.CREATING).first()
+    if sandbox is None:
+        return
+    now = timezone.now()
+    labels = {"project_id": str(sandbox.project_id), "account_id": str(sandbox.account_id)}
+    try:
+        external_id = get_provider(sandbox.provider).create(sandbox_id=str(sandbox.pk), labels=labels)
+    except ProviderError as exc:
+        logger.warning("Creating sandbox %s at %s failed: %s", sandbox.pk, sandbox.provider, exc)
+        Sandbox.objects.filter(pk=sandbox.pk, state=SandboxState.CREATING).update(
+            state=SandboxState.ERROR, last_error=str(exc), last_attempt_at=now, updated_at=now
+        )
+        return
+    ready = Sandbox.objects.filter(pk=sandbox.pk, state=SandboxState.CREATING).update(
+        external_id=external_id, state=SandboxState.READY, last_attempt_at=now, updated_at=now
+    )
+    if not ready:
+        with transaction.atomic():
+            Sandbox.objects.filter(pk=sandbox.pk).update(
+                external_id=external_id, state=SandboxState.PENDING_DELETION, deleted_at=None, updated_at=now
+            )
+            _schedule_deletion([sandbox.pk])
+
+
+# --- Deletion: the outbox --------------------------------------------------------
+
+
+def request_sandbox_deletion(*, project_ids: Iterable = (), sandbox_ids: Iterable = ()) -> list:
+    """Mark the sandboxes of these projects (or these sandboxes) `pending_deletion`
+    in the caller's transaction; their deletion at the provider runs after commit.
+    Returns the ids marked. Two queries at most, whatever the number of projects."""
+    project_ids, sandbox_ids = list(project_ids), list(sandbox_ids)
+    if not project_ids and not sandbox_ids:
+        return []
+    ids = list(
+        Sandbox.objects.filter(Q(project_id__in=project_ids) | Q(id__in=sandbox_ids), state__in=LIVE_STATES)
+        .values_list("id", flat=True)
+    )
+    if ids:
+        now = timezone.now()
+        Sandbox.objects.filter(id__in=ids).update(
+            state=SandboxState.PENDING_DELETION, deletion_requested_at=now, updated_at=now
+        )
+        _schedule_deletion(ids)
+    return ids
+
+
+def retry_sandbox_deletion(*, sandbox_ids: Iterable) -> list:
+    """Schedule the provider deletion of these sandboxes now, if still pending."""
+    ids = list(
+        Sandbox.objects.filter(id__in=list(sandbox_ids), state=SandboxState.PENDING_DELETION).values_list("id", flat=True)
+    )
+    _schedule_deletion(ids)
+    return ids
+
+
+def _schedule_deletion(sandbox_ids: list) -> None:
+    """After commit; `robust`: with the broker down the reconciler picks them up."""
+    from .tasks import delete_sandbox
+
+    for sandbox_id in sandbox_ids:
+        transaction.on_commit(partial(delete_sandbox.delay, str(sandbox_id)), robust=True)
+
+
+def delete_sandbox_at_provider(*, sandbox_id) -> bool:
+    """Delete a `pending_deletion` sandbox at its provider and mark it `deleted`.
+
+    Returns False when there is nothing to do (already deleted, or another worker is
+    on it: the row is locked with SKIP LOCKED while the provider is called). On a
+    provider error the attempt is recorded and ProviderError raised (to retry).
+    """
+    failure = None
+    with transaction.atomic():
+        sandbox = (
+            Sandbox.objects.select_for_update(skip_locked=True)
+            .filter(pk=sandbox_id, state=SandboxState.PENDING_DELETION)
+            .first()
+        )
+        if sandbox is None:
+            return False
+        sandbox.attempts += 1
+        sandbox.last_attempt_at = timezone.now()
+        try:
+            if sandbox.external_id:  # empty: its creation never reached the provider
+                get_provider(sandbox.provider).delete(external_id=sandbox.external_id)
+        except ProviderError as exc:
+            failure = exc
+            sandbox.last_error = str(exc)[:2000]
+        else:
+            sandbox.state = SandboxState.DELETED
+            sandbox.deleted_at = sandbox.last_attempt_at
+            sandbox.last_error = ""
+        sandbox.save(update_fields=["attempts", "last_attempt_at", "last_error", "state", "deleted_at", "updated_at"])
+    if failure is not None:
+        logger.warning(
+            "Deleting sandbox %s (%s:%s) failed, attempt %d: %s",
+            sandbox.pk, sandbox.provider, sandbox.external_id, sandbox.attempts, failure,
+        )
+        raise failure
+    logger.info("Deleted sandbox %s (%s:%s)", sandbox.pk, sandbox.provider, sandbox.external_id)
+    return True
+
+
+def reconcile_sandboxes(*, min_age_seconds: float | None = None, limit: int = 500) -> dict:
+    """Retry every sandbox still `pending_deletion` whose last attempt is older than
+    `min_age_seconds` (default `SANDBOX_RECONCILE_MIN_AGE`), and send to the outbox
+    any live sandbox whose project is gone (deleted behind the service's back).
+
+    Returns {"orphaned": n, "deleted": n, "failed": n}.
+    """
+    if min_age_seconds is None:
+        min_age_seconds = settings.SANDBOX_RECONCILE_MIN_AGE
+    now = timezone.now()
+    orphaned = Sandbox.objects.filter(project__isnull=True, state__in=LIVE_STATES).update(
+        state=SandboxState.PENDING_DELETION, deletion_requested_at=now, updated_at=now
+    )
+    due = Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=now - timedelta(seconds=min_age_seconds))
+    ids = list(
+        Sandbox.objects.filter(due, state=SandboxState.PENDING_DELETION)
+        .order_by("last_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    deleted = failed = 0
+    for sandbox_id in ids:
+        try:
+            deleted += delete_sandbox_at_provider(sandbox_id=sandbox_id)
+        except ProviderError:
+            failed += 1
+    return {"orphaned": orphaned, "deleted": deleted, "failed": failed}

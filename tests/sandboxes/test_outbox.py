@@ -1,0 +1,105 @@
+"""Sandbox deletion as an outbox: marked in the deleting transaction, deleted at the
+provider after commit with retries, and reconciled until the provider confirms."""
+
+import logging
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from projects.models import Project
+from sandboxes.models import Sandbox, SandboxState
+from sandboxes.services import provision_sandbox, reconcile_sandboxes, retry_sandbox_deletion
+from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
+from threads.services import create_thread
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def http_sandbox(project, settings, fake_provider, django_capture_on_commit_callbacks):  # noqa: F811
+    use_http_provider(settings, fake_provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        sandbox, _ = provision_sandbox(project=project)
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.READY and sandbox.external_id in fake_provider.sandboxes
+    return sandbox
+
+
+@pytest.mark.parametrize("outage", ["http 500", "timeout"])
+def test_a_failing_provider_never_fails_the_delete_and_the_reconciler_finishes_it(
+    api, project, settings, http_sandbox, fake_provider, caplog, django_capture_on_commit_callbacks, outage  # noqa: F811
+):
+    thread = create_thread(project=project)
+    if outage == "timeout":
+        fake_provider.delay = 1.0  # the client gives up after 0.3 s
+    else:
+        fake_provider.fail_with = 500
+
+    with caplog.at_level(logging.WARNING, logger="sandboxes.services"), django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/api/threads/{thread.pk}")
+
+    assert response.status_code == 200
+    assert not Project.objects.filter(pk=project.pk).exists()
+    http_sandbox.refresh_from_db()
+    assert http_sandbox.state == SandboxState.PENDING_DELETION
+    retries = settings.SANDBOX_DELETE_MAX_RETRIES
+    assert http_sandbox.attempts == 1 + retries  # the task retried (at once, in-process)
+    assert fake_provider.calls_to("DELETE") == 1 + retries
+    assert http_sandbox.last_error and http_sandbox.last_attempt_at
+    assert str(http_sandbox.pk) in caplog.text
+
+    fake_provider.fail_with, fake_provider.delay = None, 0.0
+    assert reconcile_sandboxes(min_age_seconds=3600)["deleted"] == 0  # tried recently: not yet
+    out = StringIO()
+    call_command("reconcile_sandboxes", "--min-age", "0", stdout=out)
+    assert "1 deleted, 0 failed" in out.getvalue()
+
+    http_sandbox.refresh_from_db()
+    assert http_sandbox.state == SandboxState.DELETED and http_sandbox.last_error == ""
+    assert http_sandbox.external_id not in fake_provider.sandboxes
+    assert not Sandbox.objects.filter(state=SandboxState.PENDING_DELETION).exists()
+
+
+def test_the_reconciler_counts_what_still_fails(http_sandbox, fake_provider, django_capture_on_commit_callbacks):  # noqa: F811
+    fake_provider.fail_with = 502
+    with django_capture_on_commit_callbacks():  # the broker lost the task: only the row remains
+        Project.objects.get(pk=http_sandbox.project_id).delete()
+    http_sandbox.refresh_from_db()
+    assert (http_sandbox.state, http_sandbox.attempts) == (SandboxState.PENDING_DELETION, 0)
+
+    assert reconcile_sandboxes(min_age_seconds=0) == {"orphaned": 0, "deleted": 0, "failed": 1}
+    fake_provider.fail_with = None
+    assert reconcile_sandboxes(min_age_seconds=0) == {"orphaned": 0, "deleted": 1, "failed": 0}
+    http_sandbox.refresh_from_db()
+    assert (http_sandbox.state, http_sandbox.attempts) == (SandboxState.DELETED, 2)
+
+
+def test_a_sandbox_orphaned_behind_the_services_back_is_reconciled(http_sandbox, fake_provider):  # noqa: F811
+    with connection.cursor() as cursor:  # a raw delete: no signal, no service
+        cursor.execute(f"DELETE FROM {Project._meta.db_table} WHERE id = %s", [http_sandbox.project_id.hex])
+    http_sandbox.refresh_from_db()
+    assert http_sandbox.project_id is None and http_sandbox.state == SandboxState.READY
+
+    assert reconcile_sandboxes(min_age_seconds=0) == {"orphaned": 1, "deleted": 1, "failed": 0}
+    http_sandbox.refresh_from_db()
+    assert http_sandbox.state == SandboxState.DELETED
+    assert http_sandbox.external_id not in fake_provider.sandboxes
+
+
+def test_retry_now_schedules_only_pending_sandboxes(http_sandbox, fake_provider, django_capture_on_commit_callbacks):  # noqa: F811
+    assert retry_sandbox_deletion(sandbox_ids=[http_sandbox.pk]) == []  # ready: nothing to retry
+    Sandbox.objects.filter(pk=http_sandbox.pk).update(state=SandboxState.PENDING_DELETION)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert retry_sandbox_deletion(sandbox_ids=[http_sandbox.pk]) == [http_sandbox.pk]
+    http_sandbox.refresh_from_db()
+    assert http_sandbox.state == SandboxState.DELETED
+
+
+def test_a_deleted_sandbox_is_not_deleted_twice(http_sandbox, fake_provider, django_capture_on_commit_callbacks):  # noqa: F811
+    with django_capture_on_commit_callbacks(execute=True):
+        Project.objects.get(pk=http_sandbox.project_id).delete()
+    assert fake_provider.calls_to("DELETE") == 1
+    assert reconcile_sandboxes(min_age_seconds=0) == {"orphaned": 0, "deleted": 0, "failed": 0}
+    assert fake_provider.calls_to("DELETE") == 1

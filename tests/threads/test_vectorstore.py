@@ -1,0 +1,143 @@
+"""The vector store: the embedder, indexing after commit, search within what the
+caller may read, and removal on deletion that survives a failing store."""
+
+import logging
+
+import pytest
+from django.db import transaction
+
+from projects import services as project_services
+from projects.models import Role
+from tests.conftest import client_for
+from threads.models import Embedding, Message
+from threads.services import create_thread
+from threads.vectorstore import DatabaseVectorStore, cosine, embed, schedule_message_indexing
+
+pytestmark = pytest.mark.django_db
+
+
+class FailingOnceStore(DatabaseVectorStore):
+    """The external vector store having an outage: the first removal fails."""
+
+    failures = 0
+
+    def remove(self, **kwargs):
+        if FailingOnceStore.failures == 0:
+            FailingOnceStore.failures += 1
+            raise ConnectionError("vector store unavailable")
+        return super().remove(**kwargs)
+
+
+def say(thread, *texts):
+    start = Message.objects.filter(thread=thread).count()
+    return Message.objects.bulk_create(
+        [Message(thread=thread, seq=start + i + 1, role="user", content=[{"type": "text", "text": t}]) for i, t in enumerate(texts)]
+    )
+
+
+def indexed(django_capture_on_commit_callbacks, messages):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        schedule_message_indexing(message_ids=[m.id for m in messages])
+
+
+def test_the_embedder_is_deterministic_and_ranks_shared_words_higher():
+    assert embed("Apples and pears") == embed("apples AND pears")
+    assert abs(cosine(embed("red apples"), embed("red apples")) - 1) < 1e-5
+    assert cosine(embed("apple pie recipe"), embed("a recipe for apple pie")) > cosine(
+        embed("apple pie recipe"), embed("kubernetes cluster upgrade")
+    )
+    assert not any(embed("  ...  "))
+
+
+def test_messages_are_indexed_only_after_commit(project, django_capture_on_commit_callbacks):
+    thread = create_thread(project=project)
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        messages = say(thread, "hello world", "x" * 2500)
+        schedule_message_indexing(message_ids=[m.id for m in messages])
+        assert not Embedding.objects.exists()
+    for callback in callbacks:
+        callback()
+    rows = Embedding.objects.filter(thread_id=thread.pk)
+    assert rows.count() == 1 + 3  # the long message in 1,000-character chunks
+    assert set(rows.values_list("account_id", "project_id").distinct()) == {(project.account_id, project.pk)}
+
+
+def test_search_finds_the_best_threads_the_caller_may_read(
+    api, account, project, other_account, django_capture_on_commit_callbacks
+):
+    second = project_services.create_project(account=account, name="second")
+    cooking, servers, elsewhere = create_thread(project=project), create_thread(project=project), create_thread(project=second)
+    hidden = create_thread(project=project_services.create_project(account=other_account, name="theirs"))
+    indexed(django_capture_on_commit_callbacks, [
+        *say(cooking, "my grandmother's apple pie recipe", "bake the pie for forty minutes"),
+        *say(servers, "upgrade the kubernetes cluster tonight"),
+        *say(elsewhere, "an apple a day"),
+        *say(hidden, "secret apple pie recipe"),
+    ])
+
+    response = api.get("/api/threads/search", {"q": "apple pie recipe"})
+    assert response.status_code == 200
+    found = [r["thread"]["thread_id"] for r in response.json()["results"]]
+    assert found[0] == str(cooking.pk)
+    assert str(elsewhere.pk) in found and str(hidden.pk) not in found and str(servers.pk) not in found
+
+    in_second = api.get("/api/threads/search/", {"q": "apple", "project_id": str(second.pk)}).json()["results"]
+    assert [r["thread"]["thread_id"] for r in in_second] == [str(elsewhere.pk)]
+
+
+def test_search_errors(api, anon, other_account):
+    theirs = project_services.create_project(account=other_account, name="theirs")
+    assert api.get("/api/threads/search").status_code == 422
+    assert api.get("/api/threads/search", {"q": "x", "project_id": "nope"}).status_code == 422
+    assert api.get("/api/threads/search", {"q": "x", "project_id": str(theirs.pk)}).status_code == 404
+    assert anon.get("/api/threads/search", {"q": "x"}).status_code == 401
+    assert api.get("/api/threads/search", {"q": "..."}).json() == {"results": []}
+
+
+def test_a_deleted_threads_embeddings_are_gone_from_search(api, project, django_capture_on_commit_callbacks):
+    keep, drop = create_thread(project=project), create_thread(project=project)
+    indexed(django_capture_on_commit_callbacks, [*say(keep, "apples"), *say(drop, "apples and more apples")])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/threads/{drop.pk}").status_code == 200
+    results = api.get("/api/threads/search", {"q": "apples"}).json()["results"]
+    assert [r["thread"]["thread_id"] for r in results] == [str(keep.pk)]
+    assert not Embedding.objects.filter(thread_id=drop.pk).exists()
+
+
+def test_a_failing_vector_store_never_blocks_the_delete(
+    api, project, settings, caplog, django_capture_on_commit_callbacks
+):
+    keep, drop = create_thread(project=project), create_thread(project=project)
+    sub = create_thread(project=project, parent_thread=drop)
+    indexed(django_capture_on_commit_callbacks, [*say(keep, "kept"), *say(drop, "dropped"), *say(sub, "sub")])
+    settings.VECTOR_STORE_BACKEND = f"{__name__}.FailingOnceStore"
+    FailingOnceStore.failures = 0
+
+    with caplog.at_level(logging.WARNING, logger="threads.vectorstore"), django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/api/threads/{drop.pk}")
+
+    assert response.status_code == 200
+    assert FailingOnceStore.failures == 1
+    assert "Removing embeddings failed" in caplog.text and "vector store unavailable" in caplog.text
+    assert not Embedding.objects.filter(thread_id__in=[drop.pk, sub.pk]).exists()  # removed on the retry
+    assert Embedding.objects.filter(thread_id=keep.pk).count() == 1
+
+
+def test_indexing_a_message_of_a_deleted_thread_stores_nothing(project, django_capture_on_commit_callbacks):
+    thread = create_thread(project=project)
+    create_thread(project=project)
+    messages = say(thread, "late message")
+    thread.delete()
+    indexed(django_capture_on_commit_callbacks, messages)
+    assert not Embedding.objects.exists()
+
+
+def test_search_as_a_member_of_several_accounts(make_user, account, project, other_account, django_capture_on_commit_callbacks):
+    user = make_user("both")
+    project_services.add_member(account=account, user=user, role=Role.VIEWER)
+    project_services.add_member(account=other_account, user=user, role=Role.MEMBER)
+    mine = create_thread(project=project)
+    theirs = create_thread(project=project_services.create_project(account=other_account, name="o"))
+    indexed(django_capture_on_commit_callbacks, [*say(mine, "shared topic"), *say(theirs, "shared topic")])
+    results = client_for(user).get("/api/threads/search", {"q": "shared topic"}).json()["results"]
+    assert {r["thread"]["thread_id"] for r in results} == {str(mine.pk), str(theirs.pk)}
