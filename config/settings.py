@@ -175,6 +175,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- Runtimes: {name: dotted path of a threads.runtime.Runtime} ----------------
+THREAD_RUNTIMES = {"echo": "threads.runtime.EchoRuntime"}
+DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
+# How many recent messages a runtime is given.
+RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
+
 # --- Product limits -------------------------------------------------------
 DEFAULT_THREAD_LIMIT = env_int("DEFAULT_THREAD_LIMIT", 10_000)
 DEFAULT_AGENT_LIMIT = env_int("DEFAULT_AGENT_LIMIT", 100)

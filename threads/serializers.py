@@ -47,3 +47,109 @@ class ThreadFilterSerializer(serializers.Serializer):
     project_id = serializers.UUIDField(required=False)
     agent_id = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=ThreadStatus.choices, required=False)
+
+
+# --- messages, checkpoints, runs -------------------------------------------------
+
+from .models import Checkpoint, Message, MessageRole, Run, RunStatus  # noqa: E402
+
+
+class ContentBlockSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    text = serializers.CharField(required=False, allow_blank=True)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    message_id = serializers.UUIDField(source="id", read_only=True)
+    thread_id = serializers.UUIDField(read_only=True)
+    run_id = serializers.UUIDField(read_only=True, allow_null=True)
+    agent_id = serializers.UUIDField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Message
+        fields = ["message_id", "thread_id", "seq", "role", "content", "run_id", "agent_id", "token_count", "created_at"]
+        read_only_fields = fields
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=MessageRole.choices)
+    content = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    run_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class MessageListQuerySerializer(serializers.Serializer):
+    after_seq = serializers.IntegerField(required=False, min_value=0, default=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+
+
+class CheckpointWriteSerializer(serializers.Serializer):
+    task_id = serializers.CharField(max_length=255)
+    idx = serializers.IntegerField()
+    channel = serializers.CharField(max_length=255)
+    type = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    value = serializers.JSONField(required=False, allow_null=True)
+    task_path = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    thread_id = serializers.UUIDField(read_only=True)
+    run_id = serializers.UUIDField(read_only=True, allow_null=True)
+    writes = CheckpointWriteSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Checkpoint
+        fields = ["thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "checkpoint", "metadata",
+                  "run_id", "writes", "created_at"]
+        read_only_fields = fields
+
+
+class CheckpointCreateSerializer(serializers.Serializer):
+    checkpoint_ns = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    checkpoint_id = serializers.CharField(max_length=255)
+    parent_checkpoint_id = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    checkpoint = serializers.DictField()
+    metadata = serializers.DictField(required=False, default=dict)
+    run_id = serializers.UUIDField(required=False, allow_null=True)
+    writes = CheckpointWriteSerializer(many=True, required=False, default=list)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    run_id = serializers.UUIDField(source="id", read_only=True)
+    thread_id = serializers.UUIDField(read_only=True)
+    agent_id = serializers.UUIDField(read_only=True, allow_null=True)
+    token_usage = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = ["run_id", "thread_id", "agent_id", "seq", "status", "runtime", "model", "input", "metadata",
+                  "message", "start_message_seq", "end_message_seq", "token_usage", "result", "error",
+                  "started_at", "completed_at", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_token_usage(self, run) -> dict:
+        return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
+
+
+class RunCreateSerializer(serializers.Serializer):
+    agent_id = serializers.UUIDField(required=False, allow_null=True)
+    input = serializers.JSONField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, default=dict)
+    runtime = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class RunListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+
+
+class RunsCancelSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["pending", "running", "all"], default="all")
+
+
+class RunCancelQuerySerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["interrupt", "rollback"], default="interrupt")
+    wait = serializers.BooleanField(required=False, default=False)
+
+
+class RunDeleteQuerySerializer(serializers.Serializer):
+    force = serializers.BooleanField(required=False, default=False)

@@ -26,3 +26,15 @@ def remove_embeddings(self, *, thread_ids: list[str] = (), project_ids: list[str
             self.request.retries + 1, thread_ids[:5], project_ids[:5], exc,
         )
         raise
+
+
+# --- runs (issue 4) -------------------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def execute_run(run_id: str) -> str | None:
+    """Execute a pending run through its runtime."""
+    from .services.runs import execute_run as execute
+
+    run = execute(run_id=run_id)
+    return run.status if run is not None else None

@@ -2,6 +2,7 @@ from django.urls import re_path
 
 from config.routers import Router
 
+from .api import runs
 from .api.search import ThreadSearchView
 from .api.threads import ThreadViewSet
 
@@ -9,5 +10,12 @@ router = Router()
 router.register("threads", ThreadViewSet, basename="thread")
 urlpatterns = [
     re_path(r"^threads/search/?$", ThreadSearchView.as_view(), name="thread-search"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/messages/?$", runs.MessagesView.as_view(), name="thread-messages"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/checkpoints/?$", runs.CheckpointsView.as_view(), name="thread-checkpoints"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/state/?$", runs.StateView.as_view(), name="thread-state"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/?$", runs.RunsView.as_view(), name="thread-runs"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/cancel/?$", runs.RunsCancelView.as_view(), name="thread-runs-cancel"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/?$", runs.RunDetailView.as_view(), name="run-detail"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/cancel/?$", runs.RunCancelView.as_view(), name="run-cancel"),
     *router.urls,
 ]

@@ -3,3 +3,6 @@ management commands and tasks call these functions: one way to do each thing."""
 
 from .threads import create_thread, update_thread  # noqa: F401
 from .deletion import delete_thread, delete_threads  # noqa: F401
+from .messages import post_message  # noqa: F401
+from .checkpoints import put_checkpoint  # noqa: F401
+from .runs import cancel_run, cancel_runs, create_run, delete_run, execute_run  # noqa: F401

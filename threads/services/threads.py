@@ -75,3 +75,21 @@ def update_thread(*, thread: Thread, **fields) -> Thread:
             setattr(thread, key, fields[key])
     thread.save()
     return thread
+
+
+def lock_thread(thread_id) -> Thread:
+    """The thread's row, locked until the transaction ends (404 if it is gone).
+
+    Every change of a thread's status, counters or children takes this lock first
+    (then, where needed, a run's), so concurrent writers to one thread queue up in
+    the same order and never deadlock.
+    """
+    thread = Thread.objects.select_for_update(of=("self",)).filter(pk=thread_id).first()
+    if thread is None:
+        raise NotFound("Thread not found.")
+    return thread
+
+
+def ensure_open(thread: Thread) -> None:
+    if thread.status == ThreadStatus.CLOSED:
+        raise Conflict("The thread is closed: it takes no new messages, runs or turns.")

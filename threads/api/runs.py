@@ -1,0 +1,194 @@
+"""Messages, checkpoints and runs of a thread (snake_case, LangGraph's shapes)."""
+
+from django.db.models import Max, Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from agents.models import Agent
+from config.errors import Invalid, NotFound
+from projects import selectors as tenancy
+
+from .. import selectors, services
+from ..models import Checkpoint, CheckpointWrite, Run
+from ..serializers import (
+    CheckpointCreateSerializer,
+    CheckpointSerializer,
+    MessageCreateSerializer,
+    MessageListQuerySerializer,
+    MessageSerializer,
+    RunCancelQuerySerializer,
+    RunCreateSerializer,
+    RunDeleteQuerySerializer,
+    RunListQuerySerializer,
+    RunSerializer,
+    RunsCancelSerializer,
+)
+
+
+class ThreadScopedView(GenericAPIView):
+    """Resolves `thread_id` from the path: 422 malformed, 404 absent or invisible."""
+
+    def thread(self, *, write: bool = False):
+        thread = tenancy.get_visible(selectors.threads_for(self.request.user), self.request.user,
+                                     self.kwargs["thread_id"], name="thread_id")
+        if write:
+            tenancy.ensure_can_write(self.request.user, thread)
+        return thread
+
+    def run_id(self):
+        return tenancy.parse_uuid(self.kwargs["run_id"], name="run_id")
+
+    def query(self, serializer_class):
+        data = serializer_class(data=self.request.query_params)
+        data.is_valid(raise_exception=True)
+        return data.validated_data
+
+
+class MessagesView(ThreadScopedView):
+    serializer_class = MessageSerializer
+
+    @extend_schema(parameters=[MessageListQuerySerializer], responses=MessageSerializer(many=True))
+    def get(self, request, thread_id):
+        thread = self.thread()
+        q = self.query(MessageListQuerySerializer)
+        rows = list(
+            thread.messages.filter(seq__gt=q["after_seq"]).order_by("seq")[: q["limit"] + 1]
+        )
+        has_more = len(rows) > q["limit"]
+        rows = rows[: q["limit"]]
+        return Response({
+            "results": MessageSerializer(rows, many=True).data,
+            "has_more": has_more,
+            "next_after_seq": rows[-1].seq if has_more else None,
+        })
+
+    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer})
+    def post(self, request, thread_id):
+        thread = self.thread(write=True)
+        data = MessageCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        run = None
+        if v.get("run_id"):
+            run = Run.objects.filter(pk=v["run_id"], thread=thread).first()
+            if run is None:
+                raise Invalid("The run is not a run of this thread.", errors={"run_id": ["No such run."]})
+        message = services.post_message(thread=thread, role=v["role"], content=v["content"], run=run)
+        return Response(MessageSerializer(message).data, status=201)
+
+
+def _with_writes(qs):
+    return qs.prefetch_related(Prefetch("writes", queryset=CheckpointWrite.objects.order_by("task_id", "idx")))
+
+
+class CheckpointsView(ThreadScopedView):
+    serializer_class = CheckpointSerializer
+
+    def get(self, request, thread_id):
+        thread = self.thread()
+        qs = Checkpoint.objects.filter(thread=thread).order_by("-id")
+        if "checkpoint_ns" in request.query_params:
+            qs = qs.filter(checkpoint_ns=request.query_params["checkpoint_ns"])
+        page = self.paginate_queryset(_with_writes(qs))
+        return self.get_paginated_response(CheckpointSerializer(page, many=True).data)
+
+    @extend_schema(request=CheckpointCreateSerializer, responses={201: CheckpointSerializer})
+    def post(self, request, thread_id):
+        thread = self.thread(write=True)
+        data = CheckpointCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        run = None
+        if v.get("run_id"):
+            run = Run.objects.filter(pk=v["run_id"], thread=thread).first()
+            if run is None:
+                raise Invalid("The run is not a run of this thread.", errors={"run_id": ["No such run."]})
+        cp = services.put_checkpoint(
+            thread=thread, checkpoint_ns=v["checkpoint_ns"], checkpoint_id=v["checkpoint_id"],
+            parent_checkpoint_id=v.get("parent_checkpoint_id") or None, checkpoint=v["checkpoint"],
+            metadata=v["metadata"], run=run, writes=v["writes"],
+        )
+        return Response(CheckpointSerializer(_with_writes(Checkpoint.objects.filter(pk=cp.pk)).get()).data, status=201)
+
+
+class StateView(ThreadScopedView):
+    serializer_class = CheckpointSerializer
+
+    def get(self, request, thread_id):
+        """The latest checkpoint of each namespace."""
+        thread = self.thread()
+        latest = Checkpoint.objects.filter(thread=thread).values("checkpoint_ns").annotate(latest=Max("id")).values("latest")
+        rows = _with_writes(Checkpoint.objects.filter(id__in=latest).order_by("checkpoint_ns"))
+        return Response({"thread_id": str(thread.pk), "values": CheckpointSerializer(rows, many=True).data})
+
+
+class RunsView(ThreadScopedView):
+    serializer_class = RunSerializer
+
+    @extend_schema(parameters=[RunListQuerySerializer])
+    def get(self, request, thread_id):
+        thread = self.thread()
+        q = self.query(RunListQuerySerializer)
+        qs = Run.objects.filter(thread=thread).order_by("-seq")
+        if q.get("status"):
+            qs = qs.filter(status=q["status"])
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    def post(self, request, thread_id):
+        thread = self.thread(write=True)
+        data = RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        agent = None
+        if v.get("agent_id"):
+            agent = tenancy.get_visible(Agent.objects.filter(account_id=thread.account_id), request.user,
+                                        v["agent_id"], name="agent_id")
+        run = services.create_run(thread=thread, agent=agent, input=v.get("input"), metadata=v["metadata"],
+                                  model=v["model"], runtime=v.get("runtime") or None)
+        run.refresh_from_db()
+        return Response(RunSerializer(run).data, status=201)
+
+
+class RunsCancelView(ThreadScopedView):
+    @extend_schema(request=RunsCancelSerializer)
+    def post(self, request, thread_id):
+        thread = self.thread(write=True)
+        data = RunsCancelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        count = services.cancel_runs(thread=thread, status=data.validated_data["status"])
+        return Response({"thread_id": str(thread.pk), "cancelled_count": count})
+
+
+class RunDetailView(ThreadScopedView):
+    serializer_class = RunSerializer
+
+    def get(self, request, thread_id, run_id):
+        thread = self.thread()
+        run = Run.objects.filter(pk=self.run_id(), thread=thread).first()
+        if run is None:
+            raise NotFound("Run not found.")
+        return Response(RunSerializer(run).data)
+
+    @extend_schema(parameters=[RunDeleteQuerySerializer])
+    def delete(self, request, thread_id, run_id):
+        run_uuid = self.run_id()
+        thread = self.thread(write=True)
+        force = self.query(RunDeleteQuerySerializer)["force"]
+        services.delete_run(thread=thread, run_id=run_uuid, force=force)
+        return Response({"thread_id": str(thread.pk), "run_id": str(run_uuid), "deleted": True})
+
+
+class RunCancelView(ThreadScopedView):
+    @extend_schema(parameters=[RunCancelQuerySerializer], responses=RunSerializer)
+    def post(self, request, thread_id, run_id):
+        run_uuid = self.run_id()
+        thread = self.thread(write=True)
+        q = self.query(RunCancelQuerySerializer)
+        run = services.cancel_run(thread=thread, run_id=run_uuid, action=q["action"])
+        if run is None:
+            return Response({"thread_id": str(thread.pk), "run_id": str(run_uuid), "status": "rolled_back",
+                             "deleted": True})
+        return Response(RunSerializer(run).data)

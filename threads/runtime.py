@@ -1,0 +1,88 @@
+"""Runtimes execute runs. A runtime gets the run and the thread's recent messages
+and returns what the run produced; the service (`threads.services.runs`) records it.
+
+Runtimes are looked up by name in `settings.THREAD_RUNTIMES` ({name: dotted path}),
+so a real runtime (an LLM client, a LangGraph graph) plugs in without touching the
+services. The built-in `echo` runtime answers the last user message.
+"""
+
+from dataclasses import dataclass, field
+from functools import cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+class RuntimeFailure(Exception):
+    """A runtime may raise this (or anything): the run ends in `error` with the text."""
+
+
+@dataclass
+class RuntimeResult:
+    """What a run produced.
+
+    status: `success`, `error`, or `awaiting` (paused until an approval is decided:
+    `approval` then says what is waiting for a decision).
+    """
+
+    status: str = "success"
+    messages: list[list[dict]] = field(default_factory=list)  # content blocks per assistant message
+    result: str | None = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    checkpoint: dict | None = None
+    approval: dict | None = None  # {"tool_name": ..., "payload": {...}}
+
+
+class Runtime:
+    name = "base"
+
+    def execute(self, *, run, history: list) -> RuntimeResult:
+        """`history`: the thread's recent messages, oldest first."""
+        raise NotImplementedError
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token estimate (words and punctuation), the same everywhere."""
+    return len(text.split())
+
+
+class EchoRuntime(Runtime):
+    """Answers the last user message with its own text.
+
+    Test hooks, so every path of the run lifecycle can be exercised without an LLM:
+    a last message starting with `fail:` makes the run fail; one starting with
+    `approve:` pauses it on an approval for the tool named after the colon.
+    """
+
+    name = "echo"
+
+    def execute(self, *, run, history: list) -> RuntimeResult:
+        last = next((m for m in reversed(history) if m.role == "user"), None)
+        text = last.text if last is not None else ""
+        if run.input and isinstance(run.input, dict) and not text:
+            text = str(run.input.get("message") or run.input.get("text") or "")
+        if text.startswith("fail:"):
+            raise RuntimeFailure(text[5:].strip() or "the echo runtime was asked to fail")
+        if text.startswith("approve:"):
+            tool = text[8:].strip() or "tool.call"
+            return RuntimeResult(status="awaiting", approval={"tool_name": tool, "payload": {"request": text}},
+                                 input_tokens=estimate_tokens(text))
+        answer = f"Echo: {text}" if text else "Echo: (nothing to answer)"
+        return RuntimeResult(
+            status="success",
+            messages=[[{"type": "text", "text": answer}]],
+            result=answer,
+            input_tokens=sum(estimate_tokens(m.text) for m in history),
+            output_tokens=estimate_tokens(answer),
+            checkpoint={"v": 1, "channel_values": {"last_answer": answer}},
+        )
+
+
+@cache
+def get_runtime(name: str) -> Runtime:
+    registry = getattr(settings, "THREAD_RUNTIMES", {"echo": "threads.runtime.EchoRuntime"})
+    if name not in registry:
+        raise KeyError(name)
+    return import_string(registry[name])()

@@ -1,0 +1,214 @@
+"""The run lifecycle: create, execute through a runtime, cancel, delete.
+
+Status rules: at most one active (`pending`/`running`) run per thread (the database
+enforces it with a partial unique constraint; the thread's row lock makes it a clean
+409). The thread's status follows its runs: `running` while a run is active,
+`awaiting` while the active run waits on an approval, `idle` after; a `closed` thread
+takes no new run and keeps its status. Lock order everywhere: thread, then run.
+"""
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from config.errors import Conflict, Invalid, NotFound
+
+from ..models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Message, Run, RunStatus, Thread, ThreadStatus
+from ..runtime import RuntimeResult, get_runtime
+from .checkpoints import latest_checkpoint_id, store_checkpoint
+from .messages import append_messages
+from .threads import ensure_open, lock_thread
+
+logger = logging.getLogger(__name__)
+
+CANCEL_ACTIONS = ("interrupt", "rollback")
+
+
+@transaction.atomic
+def create_run(
+    *,
+    thread: Thread,
+    agent=None,
+    input=None,
+    metadata: dict | None = None,
+    model: str = "",
+    message: str | None = None,
+    runtime: str | None = None,
+) -> Run:
+    """Create a `pending` run and execute it after commit (a worker, or in-process)."""
+    runtime = runtime or settings.DEFAULT_RUNTIME
+    if runtime not in settings.THREAD_RUNTIMES:
+        raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
+    locked = lock_thread(thread.pk)
+    ensure_open(locked)
+    if Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES).exists():
+        raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
+    agent = agent if agent is not None else locked.agent
+    seq = locked.last_run_seq + 1
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                thread=locked, agent=agent, seq=seq, status=RunStatus.PENDING, runtime=runtime,
+                model=model or locked.model, input=input, metadata=metadata or {}, message=message,
+                start_message_seq=locked.last_message_seq + 1 if message is None else locked.last_message_seq,
+            )
+    except IntegrityError:
+        raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
+    Thread.objects.filter(pk=locked.pk).update(
+        last_run_seq=seq, status=ThreadStatus.RUNNING, last_activity_at=timezone.now()
+    )
+    schedule_execution(run)
+    return run
+
+
+def schedule_execution(run: Run) -> None:
+    from ..tasks import execute_run
+
+    execute_run.delay_on_commit(str(run.pk))
+
+
+def execute_run(*, run_id) -> Run | None:
+    """Run a pending run through its runtime and record the outcome.
+
+    The runtime is called outside any transaction (it may take long); its result is
+    recorded only if the run is still `running` then (a cancel meanwhile wins).
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != RunStatus.PENDING:
+            return run
+        run.status = RunStatus.RUNNING
+        run.started_at = timezone.now()
+        run.save(update_fields=["status", "started_at", "updated_at"])
+    return continue_run(run=run)
+
+
+def continue_run(*, run: Run) -> Run:
+    """Call the runtime for a running run and record what it produced."""
+    history = list(Message.objects.filter(thread_id=run.thread_id).order_by("-seq")[: settings.RUNTIME_HISTORY])[::-1]
+    try:
+        result = get_runtime(run.runtime).execute(run=run, history=history)
+    except Exception as exc:  # a runtime failure ends the run, never the worker
+        logger.warning("Run %s failed in runtime %s: %s", run.pk, run.runtime, exc)
+        result = RuntimeResult(status="error", error=str(exc) or exc.__class__.__name__)
+    return record_result(run_id=run.pk, result=result)
+
+
+@transaction.atomic
+def record_result(*, run_id, result: RuntimeResult) -> Run:
+    thread = Thread.objects.select_for_update(of=("self",)).filter(runs__pk=run_id).first()
+    run = Run.objects.select_for_update().filter(pk=run_id).first()
+    if thread is None or run is None:
+        raise NotFound("Run not found.")
+    if run.status != RunStatus.RUNNING:
+        return run  # interrupted or rolled back meanwhile: the output is dropped
+    now = timezone.now()
+    if result.messages:
+        append_messages(thread=thread, role="assistant", contents=result.messages, run=run, agent=run.agent)
+    if result.checkpoint is not None:
+        store_checkpoint(
+            thread=thread, checkpoint_ns="", checkpoint_id=str(uuid.uuid4()),
+            parent_checkpoint_id=latest_checkpoint_id(thread=thread), checkpoint=result.checkpoint,
+            metadata={"source": "loop", "run_id": str(run.pk)}, run=run, writes=[],
+        )
+    run.input_tokens += result.input_tokens
+    run.output_tokens += result.output_tokens
+    if result.status == "awaiting":
+        Approval.objects.create(
+            thread=thread, run=run, tool_name=(result.approval or {}).get("tool_name", ""),
+            payload=(result.approval or {}).get("payload", {}), expires_at=approval_expiry(now),
+        )
+        run.save(update_fields=["input_tokens", "output_tokens", "updated_at"])
+        set_thread_status(thread, ThreadStatus.AWAITING)
+        return run
+    run.status = RunStatus.SUCCESS if result.status == "success" else RunStatus.ERROR
+    run.result = result.result
+    run.error = result.error
+    run.completed_at = now
+    run.end_message_seq = thread.last_message_seq
+    run.save()
+    set_thread_status(thread, ThreadStatus.IDLE)
+    return run
+
+
+def approval_expiry(now):
+    minutes = getattr(settings, "APPROVAL_TIMEOUT_MINUTES", 60)
+    return now + timezone.timedelta(minutes=minutes) if minutes else None
+
+
+def set_thread_status(thread: Thread, status: str) -> None:
+    """Move a locked thread's status; a closed thread stays closed."""
+    if thread.status == ThreadStatus.CLOSED:
+        return
+    thread.status = status
+    Thread.objects.filter(pk=thread.pk).update(status=status, last_activity_at=timezone.now())
+
+
+def interrupt_runs(*, runs: QuerySet) -> int:
+    """Set-based: interrupt the active runs among `runs` and cancel their pending
+    approvals. Checkpoints are kept. The callers hold the threads' locks and set
+    the threads' status."""
+    active = runs.filter(status__in=ACTIVE_RUN_STATUSES)
+    Approval.objects.filter(run__in=active.values("pk"), status=ApprovalStatus.PENDING).update(
+        status=ApprovalStatus.CANCELLED, decided_at=timezone.now()
+    )
+    return active.update(status=RunStatus.INTERRUPTED, completed_at=timezone.now(), updated_at=timezone.now())
+
+
+def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:
+    """Lock the thread, then its run; 404 if the run is not this thread's."""
+    locked = lock_thread(thread.pk)
+    run = Run.objects.select_for_update().filter(pk=run_id, thread_id=locked.pk).first()
+    if run is None:
+        raise NotFound("Run not found.")
+    return locked, run
+
+
+@transaction.atomic
+def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | None:
+    """LangGraph's cancel: `interrupt` stops the run and keeps its checkpoints;
+    `rollback` deletes the run and its checkpoints (the thread's state returns to
+    before the run; its messages stay, detached). 409 if the run is not active."""
+    if action not in CANCEL_ACTIONS:
+        raise Invalid(f"Unknown action '{action}'.", errors={"action": ["interrupt or rollback."]})
+    locked, run = lock_run(thread=thread, run_id=run_id)
+    if run.status not in ACTIVE_RUN_STATUSES:
+        raise Conflict(f"The run is not active (status '{run.status}').")
+    interrupt_runs(runs=Run.objects.filter(pk=run.pk))
+    set_thread_status(locked, ThreadStatus.IDLE)
+    if action == "rollback":
+        Run.objects.filter(pk=run.pk).delete()
+        return None
+    run.refresh_from_db()
+    return run
+
+
+@transaction.atomic
+def cancel_runs(*, thread: Thread, status: str = "all") -> int:
+    """Interrupt the thread's pending, running or all active runs; returns how many."""
+    choices = {"pending": [RunStatus.PENDING], "running": [RunStatus.RUNNING], "all": list(ACTIVE_RUN_STATUSES)}
+    if status not in choices:
+        raise Invalid(f"Unknown status '{status}'.", errors={"status": ["pending, running or all."]})
+    locked = lock_thread(thread.pk)
+    count = interrupt_runs(runs=Run.objects.filter(thread=locked, status__in=choices[status]))
+    if count and not Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES).exists():
+        set_thread_status(locked, ThreadStatus.IDLE)
+    return count
+
+
+@transaction.atomic
+def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
+    """Delete a run and, by the database cascade, the checkpoints it wrote (and their
+    writes and approvals); the thread's messages stay, detached from the run. An
+    active run is a 409 unless `force`, which interrupts it first."""
+    locked, run = lock_run(thread=thread, run_id=run_id)
+    if run.status in ACTIVE_RUN_STATUSES:
+        if not force:
+            raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
+        interrupt_runs(runs=Run.objects.filter(pk=run.pk))
+        set_thread_status(locked, ThreadStatus.IDLE)
+    Run.objects.filter(pk=run.pk).delete()
