@@ -138,6 +138,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("SANDBOX_RECONCILE_INTERVAL", 300),  # seconds
     },
     # beat: agents
+    "fire-due-agent-triggers": {"task": "agents.tasks.fire_due_triggers", "schedule": 60.0},
     # beat: threads ttl
     # beat: approvals
 }

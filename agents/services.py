@@ -1,0 +1,295 @@
+"""Writes on agents: create, update (new versions), default flag, delete, import,
+and the trigger service (schedules and webhooks)."""
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from config.errors import Invalid, LimitReached, NotFound, Protected, ServiceError
+from projects.models import Account, Project
+from threads.models import Thread, ThreadStatus
+from threads.tools import validate_tools
+
+from . import caches
+from .models import Agent, AgentTrigger, AgentVersion, TriggerKind
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FIELDS = ("system_prompt", "model", "tools", "mcps")
+INTERNAL_METADATA_KEYS = ("is_system", "is_suna_default")
+
+
+def _validate_config(config: dict) -> dict:
+    if "tools" in config:
+        config["tools"] = validate_tools(config["tools"])
+    if "mcps" in config and not isinstance(config["mcps"], list):
+        raise Invalid("mcps must be a list.", errors={"mcps": ["A list."]})
+    if "model" in config and not (isinstance(config["model"], str) and config["model"].strip()):
+        raise Invalid("model must be a non-empty string.", errors={"model": ["Required."]})
+    return config
+
+
+def _unset_other_defaults(account_id, keep_pk) -> None:
+    """One default per account: lock the account's agents, unset the others."""
+    list(Agent.objects.select_for_update().filter(account_id=account_id).order_by("pk").values_list("pk", flat=True))
+    Agent.objects.filter(account_id=account_id, is_default=True).exclude(pk=keep_pk).update(is_default=False)
+
+
+@transaction.atomic
+def create_agent(
+    *, account: Account, name: str, system_prompt: str = "", model: str, tools=None, mcps=None,
+    description: str = "", is_default: bool = False, metadata: dict | None = None, created_by=None,
+    versions: list[dict] | None = None,
+) -> Agent:
+    """Create an agent with version 1 (or with `versions`, as an import does). 402 at
+    the account's agent limit (served from the agent-count cache)."""
+    if caches.agent_count(account.pk) >= account.effective_agent_limit:
+        raise LimitReached("The account's agent limit is reached.")
+    versions = versions or [{"system_prompt": system_prompt, "model": model, "tools": tools or [], "mcps": mcps or []}]
+    versions = [_validate_config(dict(v)) for v in versions]
+    agent = Agent.objects.create(
+        account=account, name=name, description=description, metadata=metadata or {},
+        current_version=len(versions), created_by=created_by,
+    )
+    AgentVersion.objects.bulk_create(
+        AgentVersion(agent=agent, number=i + 1, system_prompt=v.get("system_prompt", ""), model=v["model"],
+                     tools=v.get("tools", []), mcps=v.get("mcps", []))
+        for i, v in enumerate(versions)
+    )
+    if is_default:
+        _unset_other_defaults(account.pk, agent.pk)
+        Agent.objects.filter(pk=agent.pk).update(is_default=True)
+        agent.is_default = True
+    caches.on_commit_invalidate(account_id=account.pk)
+    return agent
+
+
+@transaction.atomic
+def update_agent(*, agent: Agent, **fields) -> Agent:
+    """Change an agent. A change of system_prompt, model, tools or mcps creates the
+    next numbered version and moves current_version; other fields change in place."""
+    locked = Agent.objects.select_for_update().filter(pk=agent.pk).first()
+    if locked is None:
+        raise NotFound("Agent not found.")
+    config_changes = _validate_config({k: fields[k] for k in CONFIG_FIELDS if k in fields})
+    if config_changes:
+        current = AgentVersion.objects.get(agent=locked, number=locked.current_version)
+        new = {k: getattr(current, k) for k in CONFIG_FIELDS} | config_changes
+        if new != {k: getattr(current, k) for k in CONFIG_FIELDS}:
+            locked.current_version += 1
+            AgentVersion.objects.create(agent=locked, number=locked.current_version, **new)
+    for key in ("name", "description", "metadata"):
+        if key in fields:
+            setattr(locked, key, fields[key])
+    if fields.get("is_default") is True and not locked.is_default:
+        _unset_other_defaults(locked.account_id, locked.pk)
+        locked.is_default = True
+    elif fields.get("is_default") is False:
+        locked.is_default = False
+    locked.save()
+    caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=[locked.current_version - 1])
+    return locked
+
+
+def ensure_deletable(agent: Agent) -> None:
+    if agent.is_default:
+        raise Protected("Cannot delete default agent. Unset it as default first.")
+    if agent.is_system:
+        raise Protected("Cannot delete a system agent.")
+
+
+@transaction.atomic
+def delete_agent(*, agent: Agent) -> None:
+    """Delete an agent with its versions and triggers, keeping its history.
+
+    Triggers go through the trigger service (schedules stopped, webhook secrets
+    revoked); versions by the database cascade; the agent's threads that are not
+    closed are cancelled and closed; runs, threads and messages stay with their agent
+    reference set to null by the database. Caches are invalidated after commit.
+    """
+    from threads.services.lifecycle import force_close_threads
+
+    locked = Agent.objects.select_for_update().filter(pk=agent.pk).first()
+    if locked is None:
+        raise NotFound("Agent not found.")
+    ensure_deletable(locked)
+    delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
+    force_close_threads(
+        thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED).values_list("pk", flat=True)
+    )
+    versions = list(locked.versions.values_list("number", flat=True))
+    Agent.objects.filter(pk=locked.pk).delete()
+    caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=versions)
+
+
+def export_agent(agent: Agent) -> dict:
+    """Everything needed to recreate the agent; no secrets, no internal flags."""
+    config = caches.agent_config(agent) or {}
+    return {
+        "name": agent.name,
+        "description": agent.description,
+        "system_prompt": config.get("system_prompt", ""),
+        "model": config.get("model", ""),
+        "tools": config.get("tools", []),
+        "mcps": config.get("mcps", []),
+        "metadata": {k: v for k, v in (agent.metadata or {}).items() if k not in INTERNAL_METADATA_KEYS},
+        "current_version": agent.current_version,
+        "versions": [
+            {"number": v.number, "system_prompt": v.system_prompt, "model": v.model, "tools": v.tools,
+             "mcps": v.mcps, "created_at": v.created_at.isoformat()}
+            for v in agent.versions.order_by("number")
+        ],
+        "triggers": [
+            {"kind": t.kind, "cron": t.cron, "timezone": t.timezone, "input": t.input, "is_active": t.is_active}
+            for t in agent.triggers.order_by("created_at")
+        ],
+        "exported_at": timezone.now().isoformat(),
+    }
+
+
+@transaction.atomic
+def import_agent(*, account: Account, document: dict, created_by=None, project: Project | None = None) -> Agent:
+    """Create a new agent from an export. Versions are recreated in order; triggers
+    are recreated when a project is given for them to start threads in."""
+    if not isinstance(document, dict) or not isinstance(document.get("name"), str) or not document["name"].strip():
+        raise Invalid("The document needs a name.", errors={"name": ["Required."]})
+    versions = document.get("versions") or [
+        {k: document.get(k) for k in CONFIG_FIELDS if document.get(k) is not None}
+    ]
+    if not isinstance(versions, list) or not all(isinstance(v, dict) and v.get("model") for v in versions):
+        raise Invalid("Each version needs a model.", errors={"versions": ["Each version needs a model."]})
+    versions = sorted(versions, key=lambda v: v.get("number", 0))
+    metadata = document.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise Invalid("metadata must be an object.", errors={"metadata": ["An object."]})
+    agent = create_agent(
+        account=account, name=document["name"], description=document.get("description") or "",
+        metadata={k: v for k, v in metadata.items() if k not in INTERNAL_METADATA_KEYS},
+        model=versions[-1]["model"], created_by=created_by,
+        versions=[{k: v.get(k) for k in CONFIG_FIELDS if v.get(k) is not None} for v in versions],
+    )
+    if project is not None:
+        for t in document.get("triggers") or []:
+            create_trigger(agent=agent, kind=t.get("kind"), cron=t.get("cron", ""), timezone_name=t.get("timezone") or "UTC",
+                           input=t.get("input") or {}, project=project)
+    return agent
+
+
+# --- Triggers ---------------------------------------------------------------------
+
+
+def _hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def next_fire_time(cron: str, tz_name: str, after: datetime) -> datetime:
+    tz = ZoneInfo(tz_name)
+    return croniter(cron, after.astimezone(tz)).get_next(datetime).astimezone(ZoneInfo("UTC"))
+
+
+@transaction.atomic
+def create_trigger(
+    *, agent: Agent, kind: str, cron: str = "", timezone_name: str = "UTC", input: dict | None = None,
+    thread: Thread | None = None, project: Project | None = None,
+) -> tuple[AgentTrigger, str | None]:
+    """Create a schedule or webhook trigger. Returns (trigger, webhook secret) — the
+    secret is shown once; only its hash is stored."""
+    if kind not in TriggerKind.values:
+        raise Invalid(f"Unknown trigger kind '{kind}'.", errors={"kind": ["schedule or webhook."]})
+    if thread is None and project is None:
+        raise Invalid("A trigger needs a thread_id or a project_id to run in.", errors={"project_id": ["Required."]})
+    for obj in (thread, project):
+        if obj is not None and obj.account_id != agent.account_id:
+            raise NotFound("Project or thread not found.")
+    next_fire_at, secret = None, None
+    if kind == TriggerKind.SCHEDULE:
+        if not cron or not croniter.is_valid(cron):
+            raise Invalid(f"Invalid cron expression '{cron}'.", errors={"cron": ["Not a valid cron expression."]})
+        try:
+            next_fire_at = next_fire_time(cron, timezone_name, timezone.now())
+        except ZoneInfoNotFoundError:
+            raise Invalid(f"Unknown timezone '{timezone_name}'.", errors={"timezone": ["Unknown timezone."]})
+    else:
+        secret = secrets.token_urlsafe(32)
+    trigger = AgentTrigger.objects.create(
+        agent=agent, kind=kind, cron=cron if kind == TriggerKind.SCHEDULE else "", timezone=timezone_name,
+        input=input or {}, thread=thread, project=project or (thread.project if thread else None),
+        secret_hash=_hash_secret(secret) if secret else "", next_fire_at=next_fire_at,
+    )
+    return trigger, secret
+
+
+@transaction.atomic
+def delete_triggers(*, triggers) -> int:
+    """Stop schedules and revoke webhook secrets first (so nothing fires or accepts a
+    call while the delete is in flight), then delete."""
+    ids = list(triggers.values_list("pk", flat=True))
+    AgentTrigger.objects.filter(pk__in=ids).update(is_active=False, next_fire_at=None, secret_hash="")
+    deleted, _ = AgentTrigger.objects.filter(pk__in=ids).delete()
+    return deleted
+
+
+def _start_triggered_run(trigger: AgentTrigger, *, input: dict, schedule_seq: int | None = None):
+    """A run on the trigger's thread, or on a new thread of its project."""
+    from threads.services.messages import post_message
+    from threads.services.runs import create_run
+    from threads.services.threads import create_thread
+
+    thread = trigger.thread
+    if thread is None:
+        thread = create_thread(
+            project=trigger.project, agent=trigger.agent, title=f"{trigger.agent.name} ({trigger.kind})",
+            metadata={"trigger_id": str(trigger.pk)},
+        )
+        if trigger.kind == TriggerKind.SCHEDULE:
+            Thread.objects.filter(pk=thread.pk).update(schedule=trigger, schedule_seq=schedule_seq)
+    text = input.get("message") if isinstance(input, dict) else None
+    if isinstance(text, str) and text:
+        post_message(thread=thread, role="user", content=[{"type": "text", "text": text}], agent=None)
+    return create_run(thread=thread, agent=trigger.agent, input=input, metadata={"trigger_id": str(trigger.pk)})
+
+
+@transaction.atomic
+def fire_webhook(*, trigger_id, secret: str, input: dict | None = None):
+    """Start a run for a webhook call. A wrong secret, a revoked or deleted trigger
+    is a 404 (no hint that the trigger exists)."""
+    trigger = AgentTrigger.objects.select_related("agent", "thread", "project").filter(
+        pk=trigger_id, kind=TriggerKind.WEBHOOK, is_active=True
+    ).first()
+    if trigger is None or not trigger.secret_hash or not hmac.compare_digest(trigger.secret_hash, _hash_secret(secret)):
+        raise NotFound("Not found.")
+    AgentTrigger.objects.filter(pk=trigger.pk).update(last_fired_at=timezone.now(), fire_count=F("fire_count") + 1)
+    return _start_triggered_run(trigger, input=input if input is not None else trigger.input)
+
+
+def fire_due_triggers(*, now: datetime | None = None) -> int:
+    """Start one run per due schedule trigger. Each due time is claimed with a
+    conditional update (next_fire_at still equal to the due time), so two beat
+    processes ticking at once start it exactly once."""
+    now = now or timezone.now()
+    started = 0
+    due = AgentTrigger.objects.filter(kind=TriggerKind.SCHEDULE, is_active=True, next_fire_at__lte=now)
+    for trigger in due.select_related("agent", "thread", "project").order_by("next_fire_at")[:500]:
+        following = next_fire_time(trigger.cron, trigger.timezone, now)
+        claimed = AgentTrigger.objects.filter(pk=trigger.pk, is_active=True, next_fire_at=trigger.next_fire_at).update(
+            next_fire_at=following, last_fired_at=now, fire_count=F("fire_count") + 1
+        )
+        if not claimed:
+            continue  # another beat process took this due time, or the trigger was deleted
+        try:
+            with transaction.atomic():
+                _start_triggered_run(trigger, input=trigger.input, schedule_seq=trigger.fire_count + 1)
+            started += 1
+        except ServiceError as exc:  # e.g. the thread is busy or closed: this due time is skipped
+            logger.warning("Schedule trigger %s skipped at %s: %s", trigger.pk, now.isoformat(), exc.detail)
+        except Exception:
+            logger.exception("Schedule trigger %s failed at %s", trigger.pk, now.isoformat())
+    return started
