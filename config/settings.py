@@ -140,6 +140,10 @@ CELERY_BEAT_SCHEDULE = {
     # beat: agents
     "fire-due-agent-triggers": {"task": "agents.tasks.fire_due_triggers", "schedule": 60.0},
     # beat: threads ttl
+    "sweep-expired-threads": {
+        "task": "threads.tasks.sweep_expired_threads",
+        "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
+    },
     # beat: approvals
 }
 
@@ -181,6 +185,18 @@ THREAD_RUNTIMES = {"echo": "threads.runtime.EchoRuntime"}
 DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
 # How many recent messages a runtime is given.
 RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
+
+# --- Thread time-to-live ---------------------------------------------------------
+# A thread expires `ttl` minutes after its last activity (its own `ttl`, else
+# default_ttl; None: threads without their own ttl never expire). The sweeper runs
+# every sweep_interval_minutes and prunes at most sweep_limit threads per run with
+# the strategy (`delete` or `keep_latest`).
+THREAD_TTL = {
+    "strategy": os.environ.get("THREAD_TTL_STRATEGY", "delete"),
+    "default_ttl": env_int("THREAD_TTL_DEFAULT_MINUTES", 0) or None,
+    "sweep_interval_minutes": env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
+    "sweep_limit": env_int("THREAD_TTL_SWEEP_LIMIT", 1000),
+}
 
 # --- Product limits -------------------------------------------------------
 DEFAULT_THREAD_LIMIT = env_int("DEFAULT_THREAD_LIMIT", 10_000)

@@ -9,3 +9,46 @@ from .models import Thread
 
 def threads_for(user) -> QuerySet:
     return visible_to(Thread.objects.all(), user)
+
+
+def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
+    """What deleting these threads would remove, counted in one query (a recursive
+    CTE for the sub-threads and aggregate subqueries; no row is listed): threads
+    (with their sub-threads), messages, runs, checkpoints, the projects that would be
+    left empty and deleted, and the sandboxes that would be deleted with them."""
+    from django.db import connection
+
+    from projects.models import Project
+    from sandboxes.models import Sandbox, SandboxState
+
+    from .models import Checkpoint, Message, Run
+
+    anchor, params = thread_ids_queryset.order_by().values("pk").query.sql_with_params()
+    q = connection.ops.quote_name
+    t, p, s = q(Thread._meta.db_table), q(Project._meta.db_table), q(Sandbox._meta.db_table)
+    m, r, c = q(Message._meta.db_table), q(Run._meta.db_table), q(Checkpoint._meta.db_table)
+    live = ", ".join(f"'{state}'" for state in (SandboxState.CREATING, SandboxState.READY, SandboxState.ERROR))
+    sql = f"""
+        WITH RECURSIVE subtree(id) AS (
+            {anchor}
+            UNION SELECT child.id FROM {t} child JOIN subtree ON child.parent_thread_id = subtree.id
+        ),
+        emptied(id) AS (
+            SELECT proj.id FROM {p} proj
+            WHERE proj.id IN (SELECT project_id FROM {t} WHERE id IN (SELECT id FROM subtree))
+              AND NOT EXISTS (SELECT 1 FROM {t} other
+                              WHERE other.project_id = proj.id AND other.id NOT IN (SELECT id FROM subtree))
+        )
+        SELECT
+            (SELECT COUNT(*) FROM subtree),
+            (SELECT COUNT(*) FROM {m} WHERE thread_id IN (SELECT id FROM subtree)),
+            (SELECT COUNT(*) FROM {r} WHERE thread_id IN (SELECT id FROM subtree)),
+            (SELECT COUNT(*) FROM {c} WHERE thread_id IN (SELECT id FROM subtree)),
+            (SELECT COUNT(*) FROM emptied),
+            (SELECT COUNT(*) FROM {s} WHERE project_id IN (SELECT id FROM emptied) AND state IN ({live}))
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    keys = ("threads", "messages", "runs", "checkpoints", "projects", "sandboxes")
+    return dict(zip(keys, (int(v or 0) for v in row)))

@@ -38,3 +38,14 @@ def execute_run(run_id: str) -> str | None:
 
     run = execute(run_id=run_id)
     return run.status if run is not None else None
+
+
+# --- thread TTL (issue: prune) ------------------------------------------------------
+
+
+@shared_task
+def sweep_expired_threads() -> int:
+    """Periodic (beat): prune threads whose time-to-live has expired."""
+    from .services.pruning import sweep_expired_threads as sweep
+
+    return sweep()

@@ -3,6 +3,7 @@ from django.urls import re_path
 from config.routers import Router
 
 from .api import runs
+from .api.prune import PruneView
 from .api.search import ThreadSearchView
 from .api.threads import ThreadViewSet
 
@@ -10,6 +11,7 @@ router = Router()
 router.register("threads", ThreadViewSet, basename="thread")
 urlpatterns = [
     re_path(r"^threads/search/?$", ThreadSearchView.as_view(), name="thread-search"),
+    re_path(r"^threads/prune/?$", PruneView.as_view(), name="thread-prune"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/messages/?$", runs.MessagesView.as_view(), name="thread-messages"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/checkpoints/?$", runs.CheckpointsView.as_view(), name="thread-checkpoints"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/state/?$", runs.StateView.as_view(), name="thread-state"),

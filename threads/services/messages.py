@@ -1,14 +1,13 @@
 """Appending messages to a thread."""
 
 from django.db import transaction
-from django.utils import timezone
 
 from config.errors import Invalid
 
 from ..models import Message, MessageRole, Thread
 from ..runtime import estimate_tokens
 from ..vectorstore import schedule_message_indexing
-from .threads import ensure_open, lock_thread
+from .threads import activity, ensure_open, lock_thread
 
 
 def validate_content(content) -> list[dict]:
@@ -48,9 +47,6 @@ def append_messages(*, thread: Thread, role: str, contents: list[list], run=None
     ]
     Message.objects.bulk_create(messages)
     thread.last_message_seq = first + len(messages) - 1
-    thread.last_activity_at = timezone.now()
-    Thread.objects.filter(pk=thread.pk).update(
-        last_message_seq=thread.last_message_seq, last_activity_at=thread.last_activity_at
-    )
+    Thread.objects.filter(pk=thread.pk).update(last_message_seq=thread.last_message_seq, **activity(thread))
     schedule_message_indexing(message_ids=[m.pk for m in messages])
     return messages

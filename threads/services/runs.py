@@ -21,7 +21,7 @@ from ..models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Message, Run
 from ..runtime import RuntimeResult, get_runtime
 from .checkpoints import latest_checkpoint_id, store_checkpoint
 from .messages import append_messages
-from .threads import ensure_open, lock_thread
+from .threads import activity, ensure_open, lock_thread
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,7 @@ def create_run(
             )
     except IntegrityError:
         raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
-    Thread.objects.filter(pk=locked.pk).update(
-        last_run_seq=seq, status=ThreadStatus.RUNNING, last_activity_at=timezone.now()
-    )
+    Thread.objects.filter(pk=locked.pk).update(last_run_seq=seq, status=ThreadStatus.RUNNING, **activity(locked))
     schedule_execution(run)
     return run
 
@@ -145,7 +143,7 @@ def set_thread_status(thread: Thread, status: str) -> None:
     if thread.status == ThreadStatus.CLOSED:
         return
     thread.status = status
-    Thread.objects.filter(pk=thread.pk).update(status=status, last_activity_at=timezone.now())
+    Thread.objects.filter(pk=thread.pk).update(status=status, **activity(thread))
 
 
 def interrupt_runs(*, runs: QuerySet) -> int:

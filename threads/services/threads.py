@@ -1,5 +1,8 @@
 """Creating and changing threads."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -60,6 +63,7 @@ def create_thread(
         tool_use_id=tool_use_id,
         ttl_minutes=ttl_minutes,
         last_activity_at=now,
+        expires_at=expiry(ttl_minutes, now),
     )
 
 
@@ -70,11 +74,29 @@ def _agent_model(agent) -> str:
 
 @transaction.atomic
 def update_thread(*, thread: Thread, **fields) -> Thread:
+    thread = lock_thread(thread.pk)
     for key in ("title", "metadata", "instructions", "model", "ttl_minutes"):
         if key in fields:
             setattr(thread, key, fields[key])
+    if "ttl_minutes" in fields:
+        thread.expires_at = expiry(thread.ttl_minutes, timezone.now())
     thread.save()
     return thread
+
+
+def expiry(ttl_minutes: int | None, now):
+    """When a thread idle since `now` expires: its own TTL, else the default TTL
+    (`THREAD_TTL["default_ttl"]` minutes), else never (None)."""
+    minutes = ttl_minutes or settings.THREAD_TTL.get("default_ttl")
+    return now + timedelta(minutes=minutes) if minutes else None
+
+
+def activity(thread: Thread) -> dict:
+    """The fields to update when something happens on a (locked) thread: its last
+    activity, and its expiry moved along with it."""
+    now = timezone.now()
+    thread.last_activity_at, thread.expires_at = now, expiry(thread.ttl_minutes, now)
+    return {"last_activity_at": now, "expires_at": thread.expires_at}
 
 
 def lock_thread(thread_id) -> Thread:
