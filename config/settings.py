@@ -145,6 +145,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
     },
     # beat: approvals
+    "expire-approvals": {"task": "threads.tasks.expire_approvals", "schedule": 60.0},
 }
 
 # --- Auth, API ------------------------------------------------------------
@@ -197,6 +198,18 @@ THREAD_TTL = {
     "sweep_interval_minutes": env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
     "sweep_limit": env_int("THREAD_TTL_SWEEP_LIMIT", 1000),
 }
+
+# --- Models: context windows (tokens) for the agent-thread detail's contextWindow ---
+MODEL_REGISTRY = {
+    "echo-1": {"context_window": 8_192},
+    "gpt-4o": {"context_window": 128_000},
+    "gpt-4.1": {"context_window": 1_047_576},
+    "claude-sonnet-4": {"context_window": 200_000},
+    "claude-opus-4": {"context_window": 200_000},
+}
+DEFAULT_CONTEXT_WINDOW = env_int("DEFAULT_CONTEXT_WINDOW", 128_000)
+# Minutes a pending approval waits before it times out (0: never).
+APPROVAL_TIMEOUT_MINUTES = env_int("APPROVAL_TIMEOUT_MINUTES", 60)
 
 # --- Product limits -------------------------------------------------------
 DEFAULT_THREAD_LIMIT = env_int("DEFAULT_THREAD_LIMIT", 10_000)

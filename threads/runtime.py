@@ -42,6 +42,14 @@ class Runtime:
         """`history`: the thread's recent messages, oldest first."""
         raise NotImplementedError
 
+    def resume(self, *, run, approval, approved: bool) -> RuntimeResult:
+        """Continue a run that paused on `approval`, once it was decided."""
+        if not approved:
+            return RuntimeResult(status="success", result=f"Tool call {approval.tool_name} was denied.")
+        answer = f"Tool call {approval.tool_name} was approved."
+        return RuntimeResult(status="success", messages=[[{"type": "text", "text": answer}]], result=answer,
+                             output_tokens=estimate_tokens(answer))
+
 
 def estimate_tokens(text: str) -> int:
     """A rough token estimate (words and punctuation), the same everywhere."""

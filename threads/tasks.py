@@ -49,3 +49,23 @@ def sweep_expired_threads() -> int:
     from .services.pruning import sweep_expired_threads as sweep
 
     return sweep()
+
+
+@shared_task(acks_late=True)
+def resume_run(run_id: str, approval_id: str) -> str | None:
+    """Resume a run paused on an approval, once the approval was decided."""
+    from .services.runs import resume_run as resume
+
+    run = resume(run_id=run_id, approval_id=approval_id)
+    return run.status if run is not None else None
+
+
+# --- agent threads (issue: agent threads) --------------------------------------------
+
+
+@shared_task
+def expire_approvals() -> int:
+    """Periodic (beat): time out approvals that waited too long."""
+    from .services.lifecycle import expire_approvals as expire
+
+    return expire()

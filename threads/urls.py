@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from config.routers import Router
 
-from .api import runs
+from .api import agent_threads, runs
 from .api.prune import PruneView
 from .api.search import ThreadSearchView
 from .api.threads import ThreadViewSet
@@ -19,5 +19,16 @@ urlpatterns = [
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/cancel/?$", runs.RunsCancelView.as_view(), name="thread-runs-cancel"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/?$", runs.RunDetailView.as_view(), name="run-detail"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/cancel/?$", runs.RunCancelView.as_view(), name="run-cancel"),
+    re_path(r"^agents/(?P<agent_id>[^/]+)/threads/?$", agent_threads.AgentThreadsView.as_view(), name="agent-threads"),
+    re_path(r"^agents/(?P<agent_id>[^/]+)/threads/(?P<thread_id>[^/]+)/?$", agent_threads.AgentThreadDetailView.as_view(),
+            name="agent-thread"),
+    re_path(r"^agents/(?P<agent_id>[^/]+)/threads/(?P<thread_id>[^/]+)/turns/?$", agent_threads.TurnsView.as_view(),
+            name="agent-thread-turns"),
+    re_path(r"^agents/(?P<agent_id>[^/]+)/threads/(?P<thread_id>[^/]+)/cancel/?$", agent_threads.CancelView.as_view(),
+            name="agent-thread-cancel"),
+    re_path(r"^agents/(?P<agent_id>[^/]+)/threads/(?P<thread_id>[^/]+)/close/?$", agent_threads.CloseView.as_view(),
+            name="agent-thread-close"),
+    re_path(r"^agents/(?P<agent_id>[^/]+)/threads/(?P<thread_id>[^/]+)/approvals/(?P<approval_id>[^/]+)/?$",
+            agent_threads.ApprovalView.as_view(), name="agent-thread-approval"),
     *router.urls,
 ]

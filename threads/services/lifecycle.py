@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict
+from config.errors import Conflict, Invalid, NotFound
 
-from ..models import Approval, ApprovalStatus, Run, Thread, ThreadStatus
+from ..models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Run, RunStatus, Thread, ThreadStatus
 from .deletion import collect_subtrees
-from .runs import interrupt_runs
+from .messages import append_messages
+from .runs import create_run, interrupt_runs, schedule_execution, set_thread_status
 from .threads import lock_thread
 
 BUSY = (ThreadStatus.RUNNING, ThreadStatus.AWAITING)
@@ -78,3 +79,61 @@ def force_close_threads(*, thread_ids: Iterable) -> int:
     stop_activity(thread_ids=ids)
     now = timezone.now()
     return Thread.objects.filter(pk__in=ids).update(status=ThreadStatus.CLOSED, completed_at=now, updated_at=now)
+
+
+@transaction.atomic
+def start_turn(*, thread: Thread, message: str, model: str = "") -> Run:
+    """A turn: the user's message and a run answering it, atomically. Only an idle
+    thread takes a turn (409 otherwise: running, awaiting or closed)."""
+    locked = lock_thread(thread.pk)
+    if locked.status != ThreadStatus.IDLE:
+        detail = "The thread is closed." if locked.status == ThreadStatus.CLOSED else (
+            f"The thread is {locked.status}: wait for the turn to finish or cancel it.")
+        raise Conflict(detail)
+    append_messages(thread=locked, role="user", contents=[[{"type": "text", "text": message}]], agent=None)
+    return create_run(thread=locked, agent=locked.agent, message=message, model=model)
+
+
+@transaction.atomic
+def resolve_approval(*, thread: Thread, approval_id, decision: str) -> Approval:
+    """Approve or deny a pending approval; the paused turn then resumes or ends."""
+    if decision not in ("approve", "deny"):
+        raise Invalid("decision must be 'approve' or 'deny'.", errors={"decision": ["approve or deny."]})
+    locked = lock_thread(thread.pk)
+    approval = Approval.objects.select_for_update().filter(pk=approval_id, thread=locked).first()
+    if approval is None:
+        raise NotFound("Approval not found.")
+    if approval.status != ApprovalStatus.PENDING:
+        raise Conflict(f"The approval is already {approval.status}.")
+    approval.status = ApprovalStatus.APPROVED if decision == "approve" else ApprovalStatus.DENIED
+    approval.decided_at = timezone.now()
+    approval.save(update_fields=["status", "decided_at"])
+    run = Run.objects.filter(pk=approval.run_id, status=RunStatus.RUNNING).first()
+    if run is not None and not Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).exists():
+        set_thread_status(locked, ThreadStatus.RUNNING)
+        schedule_execution(run, approval=approval)
+    return approval
+
+
+def expire_approvals(*, now=None) -> int:
+    """Time out pending approvals past `expires_at`: the approval `timed_out`, its run
+    `timeout`, the thread idle. Set-based, thread rows locked."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = Approval.objects.filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
+        thread_ids = list(
+            Thread.objects.select_for_update().filter(pk__in=due.values("thread_id")).order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not thread_ids:
+            return 0
+        due = Approval.objects.filter(status=ApprovalStatus.PENDING, expires_at__lte=now, thread_id__in=thread_ids)
+        run_ids = list(due.exclude(run=None).values_list("run_id", flat=True))
+        expired = due.update(status=ApprovalStatus.TIMED_OUT, decided_at=now)
+        Run.objects.filter(pk__in=run_ids, status__in=ACTIVE_RUN_STATUSES).update(
+            status=RunStatus.TIMEOUT, error="An approval timed out.", completed_at=now, updated_at=now
+        )
+        Thread.objects.filter(pk__in=thread_ids, status=ThreadStatus.AWAITING).exclude(
+            runs__status__in=ACTIVE_RUN_STATUSES
+        ).update(status=ThreadStatus.IDLE, updated_at=now)
+        return expired

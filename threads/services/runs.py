@@ -63,10 +63,22 @@ def create_run(
     return run
 
 
-def schedule_execution(run: Run) -> None:
-    from ..tasks import execute_run
+def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
+    """Execute (or, after an approval was decided, resume) the run after commit."""
+    from ..tasks import execute_run, resume_run
 
-    execute_run.delay_on_commit(str(run.pk))
+    if approval is None:
+        execute_run.delay_on_commit(str(run.pk))
+    else:
+        resume_run.delay_on_commit(str(run.pk), str(approval.pk))
+
+
+def resume_run(*, run_id, approval_id) -> Run | None:
+    run = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).first()
+    approval = Approval.objects.filter(pk=approval_id, run_id=run_id).first()
+    if run is None or approval is None:
+        return run
+    return continue_run(run=run, approval=approval)
 
 
 def execute_run(*, run_id) -> Run | None:
@@ -85,11 +97,16 @@ def execute_run(*, run_id) -> Run | None:
     return continue_run(run=run)
 
 
-def continue_run(*, run: Run) -> Run:
-    """Call the runtime for a running run and record what it produced."""
-    history = list(Message.objects.filter(thread_id=run.thread_id).order_by("-seq")[: settings.RUNTIME_HISTORY])[::-1]
+def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
+    """Call the runtime for a running run (or resume it after `approval` was decided)
+    and record what it produced."""
     try:
-        result = get_runtime(run.runtime).execute(run=run, history=history)
+        runtime = get_runtime(run.runtime)
+        if approval is not None:
+            result = runtime.resume(run=run, approval=approval, approved=approval.status == ApprovalStatus.APPROVED)
+        else:
+            history = list(Message.objects.filter(thread_id=run.thread_id).order_by("-seq")[: settings.RUNTIME_HISTORY])
+            result = runtime.execute(run=run, history=history[::-1])
     except Exception as exc:  # a runtime failure ends the run, never the worker
         logger.warning("Run %s failed in runtime %s: %s", run.pk, run.runtime, exc)
         result = RuntimeResult(status="error", error=str(exc) or exc.__class__.__name__)

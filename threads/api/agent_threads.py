@@ -1,0 +1,158 @@
+"""The agent-thread API (camelCase, the Cerca shape): /api/agents/{agent_id}/threads/..."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.selectors import agents_for
+from config.errors import Invalid, NotFound
+from projects import selectors as tenancy
+from projects.models import Project
+
+from .. import services
+from ..detail import MAX_MESSAGES, build_detail, summary, with_agent_prompt
+from ..models import Thread, ThreadStatus
+from ..tools import validate_tools
+
+
+class CreateSerializer(serializers.Serializer):
+    projectId = serializers.UUIDField()
+    instructions = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    tools = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    message = serializers.CharField(required=False, allow_blank=False)
+
+
+class DetailQuerySerializer(serializers.Serializer):
+    afterSeq = serializers.IntegerField(required=False, min_value=0)
+    beforeSeq = serializers.IntegerField(required=False, min_value=1)
+    limit = serializers.IntegerField(required=False, min_value=0, max_value=MAX_MESSAGES, default=100)
+    debug = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        if "afterSeq" in attrs and "beforeSeq" in attrs:
+            raise serializers.ValidationError({"afterSeq": ["Give afterSeq or beforeSeq, not both."]})
+        return attrs
+
+
+class ListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ThreadStatus.choices, required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
+    cursor = serializers.CharField(required=False)
+
+
+class TurnSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class ApprovalDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approve", "deny"])
+
+
+DETAIL = inline_serializer("AgentThreadDetail", {"id": serializers.CharField(), "status": serializers.CharField()})
+
+
+class AgentThreadView(APIView):
+    def agent(self):
+        return tenancy.get_visible(agents_for(self.request.user), self.request.user, self.kwargs["agent_id"],
+                                   name="agent_id")
+
+    def thread(self, *, write=False):
+        agent = self.agent()
+        thread_id = tenancy.parse_uuid(self.kwargs["thread_id"], name="thread_id")
+        thread = with_agent_prompt(Thread.objects.filter(agent=agent)).filter(pk=thread_id).first()
+        if thread is None:
+            raise NotFound("Thread not found.")
+        if write:
+            tenancy.ensure_can_write(self.request.user, thread)
+        return thread
+
+    def detail(self, thread_id, status=200, **query):
+        thread = with_agent_prompt(Thread.objects.all()).get(pk=thread_id)
+        return Response(build_detail(thread, **query), status=status)
+
+
+class AgentThreadsView(AgentThreadView):
+    @extend_schema(parameters=[ListQuerySerializer])
+    def get(self, request, agent_id):
+        agent = self.agent()
+        q = ListQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        qs = Thread.objects.filter(agent=agent).order_by("-created_at", "-pk")
+        if q.validated_data.get("status"):
+            qs = qs.filter(status=q.validated_data["status"])
+        if q.validated_data.get("cursor"):
+            anchor = Thread.objects.filter(agent=agent, pk=tenancy.parse_uuid(q.validated_data["cursor"], name="cursor")).first()
+            if anchor is None:
+                raise Invalid("Unknown cursor.", errors={"cursor": ["Unknown cursor."]})
+            qs = qs.filter(created_at__lte=anchor.created_at).exclude(created_at=anchor.created_at, pk__gte=anchor.pk)
+        limit = q.validated_data["limit"]
+        rows = list(qs[: limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Response({"threads": [summary(t) for t in rows], "nextCursor": str(rows[-1].pk) if more else None,
+                         "hasMore": more})
+
+    @extend_schema(request=CreateSerializer, responses={201: DETAIL})
+    def post(self, request, agent_id):
+        agent = self.agent()
+        data = CreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        project = tenancy.get_visible(Project.objects.filter(account_id=agent.account_id), request.user,
+                                      v["projectId"], name="projectId")
+        tenancy.ensure_account_writable(request.user, project.account_id)
+        thread = services.create_thread(
+            project=project, agent=agent, created_by=request.user, instructions=v.get("instructions"),
+            model=v["model"], tools=validate_tools(v["tools"]),
+        )
+        if v.get("message"):
+            services.start_turn(thread=thread, message=v["message"])
+        return self.detail(thread.pk, status=201)
+
+
+class AgentThreadDetailView(AgentThreadView):
+    @extend_schema(parameters=[DetailQuerySerializer], responses=DETAIL)
+    def get(self, request, agent_id, thread_id):
+        thread = self.thread()
+        q = DetailQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        v = q.validated_data
+        return Response(build_detail(thread, after_seq=v.get("afterSeq"), before_seq=v.get("beforeSeq"),
+                                     limit=v["limit"], debug=v["debug"]))
+
+
+class TurnsView(AgentThreadView):
+    @extend_schema(request=TurnSerializer, responses={201: DETAIL})
+    def post(self, request, agent_id, thread_id):
+        thread = self.thread(write=True)
+        data = TurnSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.start_turn(thread=thread, message=data.validated_data["message"])
+        return self.detail(thread.pk, status=201)
+
+
+class CancelView(AgentThreadView):
+    @extend_schema(request=None, responses=DETAIL)
+    def post(self, request, agent_id, thread_id):
+        thread = services.cancel_thread(thread=self.thread(write=True))
+        return self.detail(thread.pk)
+
+
+class CloseView(AgentThreadView):
+    @extend_schema(request=None, responses=DETAIL)
+    def post(self, request, agent_id, thread_id):
+        thread = services.close_thread(thread=self.thread(write=True))
+        return self.detail(thread.pk)
+
+
+class ApprovalView(AgentThreadView):
+    @extend_schema(request=ApprovalDecisionSerializer, responses=DETAIL)
+    def post(self, request, agent_id, thread_id, approval_id):
+        thread = self.thread(write=True)
+        approval_id = tenancy.parse_uuid(approval_id, name="approval_id")
+        data = ApprovalDecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.resolve_approval(thread=thread, approval_id=approval_id, decision=data.validated_data["decision"])
+        return self.detail(thread.pk)
