@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from config.admin_base import ReadMostlyAdmin
 
+from . import services
 from .models import Account, Membership, Project
 
 
@@ -21,7 +22,7 @@ class AccountAdmin(admin.ModelAdmin):
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "account", "role", "created_at"]
-    list_filter = ["role"]
+    list_filter = ["role", ("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "account__name"]
     raw_id_fields = ["user", "account"]
 
@@ -29,5 +30,13 @@ class MembershipAdmin(admin.ModelAdmin):
 @admin.register(Project)
 class ProjectAdmin(ReadMostlyAdmin):
     list_display = ["name", "id", "account", "created_at"]
+    list_filter = [("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "=id", "account__name"]
     list_select_related = ["account"]
+
+    def delete_model(self, request, obj):
+        services.delete_project(project=obj)
+
+    def delete_queryset(self, request, queryset):
+        for project in queryset:
+            services.delete_project(project=project)

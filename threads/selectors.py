@@ -11,6 +11,21 @@ def threads_for(user) -> QuerySet:
     return visible_to(Thread.objects.all(), user)
 
 
+def id_batches(queryset: QuerySet, size: int):
+    """The queryset's ids in batches, by keyset pagination on the primary key: one
+    batch in memory at a time, and rows removed meanwhile never shift the pages."""
+    last = None
+    while True:
+        page = queryset.order_by("pk")
+        if last is not None:
+            page = page.filter(pk__gt=last)
+        ids = list(page.values_list("pk", flat=True)[:size])
+        if not ids:
+            return
+        last = ids[-1]
+        yield ids
+
+
 def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
     """What deleting these threads would remove, counted in one query (a recursive
     CTE for the sub-threads and aggregate subqueries; no row is listed): threads

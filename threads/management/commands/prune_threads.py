@@ -17,7 +17,7 @@ from django.utils import timezone
 from config.errors import ServiceError
 from projects.selectors import parse_uuid
 from threads.models import Thread, ThreadStatus
-from threads.selectors import deletion_impact
+from threads.selectors import deletion_impact, id_batches
 from threads.services.pruning import STRATEGIES, prune_batch
 
 DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -93,19 +93,6 @@ class Command(BaseCommand):
         with stream:
             return [parse_uuid(line.strip(), name="ids-file") for line in stream if line.strip()]
 
-    def batches(self, selection, size):
-        """Keyset pagination by id: never more than one batch of ids in memory."""
-        last = None
-        while True:
-            page = selection.order_by("pk")
-            if last is not None:
-                page = page.filter(pk__gt=last)
-            ids = list(page.values_list("pk", flat=True)[:size])
-            if not ids:
-                return
-            last = ids[-1]
-            yield ids
-
     def run(self, selection, total, o):
         started, done, pruned, failed = time.monotonic(), 0, 0, 0
         bar = None
@@ -114,7 +101,7 @@ class Command(BaseCommand):
 
             bar = tqdm(total=total, unit="thread", desc=o["strategy"])
         try:
-            for ids in self.batches(selection, o["batch_size"]):
+            for ids in id_batches(selection, o["batch_size"]):
                 try:
                     pruned += prune_batch(thread_ids=ids, strategy=o["strategy"])
                 except Exception as exc:  # the batch rolled back; report and stop

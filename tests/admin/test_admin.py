@@ -1,0 +1,180 @@
+"""The admin: list pages, the destructive actions through the services, protections."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
+
+from agents import services as agent_services
+from projects.models import Project
+from projects.services import create_project, ensure_user
+from sandboxes.models import Sandbox
+from threads import services
+from threads.models import Checkpoint, Message, Run, Thread
+
+pytestmark = pytest.mark.django_db
+THREADS = "/admin/threads/thread/"
+
+
+@pytest.fixture
+def staff(client):
+    user = ensure_user(username="staff", password="pw-1234")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    return client
+
+
+def make_threads(project, n, messages=2, checkpoints=0):
+    threads = [Thread.objects.create(account=project.account, project=project, title=f"t{i}") for i in range(n)]
+    for t in threads:
+        Message.objects.bulk_create(Message(thread=t, seq=i + 1, role="user", content=[]) for i in range(messages))
+        Checkpoint.objects.bulk_create(Checkpoint(thread=t, checkpoint_id=f"c{i}") for i in range(checkpoints))
+    return threads
+
+
+def action(client, name, threads, confirm=False):
+    data = {"action": name, "_selected_action": [str(t.pk) for t in threads]}
+    if confirm:
+        data["post"] = "yes"
+    return client.post(THREADS, data, follow=confirm)
+
+
+def texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.mark.parametrize("n", [5, 50])
+def test_thread_list_costs_constant_queries(staff, project, n, django_assert_max_num_queries):
+    make_threads(project, n)
+    with django_assert_max_num_queries(12):
+        r = staff.get(THREADS)
+    assert r.status_code == 200 and r.content.count(b'class="field-message_count"') == n
+
+
+def test_thread_list_filters_and_search(staff, project, account):
+    a, b = make_threads(project, 2)
+    Thread.objects.filter(pk=a.pk).update(metadata={"customer": "zebra-co"}, status="closed")
+    assert str(a.pk) in staff.get(THREADS, {"q": "zebra"}).content.decode()
+    assert str(b.pk) not in staff.get(THREADS, {"q": "zebra"}).content.decode()
+    assert str(b.pk) in staff.get(THREADS, {"q": str(b.pk)}).content.decode()
+    assert str(a.pk) not in staff.get(THREADS, {"status__exact": "idle"}).content.decode()
+    assert staff.get(THREADS, {"idle_for": "30d"}).status_code == 200
+    assert staff.get(THREADS, {"account__id__exact": str(account.pk)}).status_code == 200
+
+
+def test_delete_action_confirms_with_numbers_then_deletes(staff, project, django_capture_on_commit_callbacks):
+    Sandbox.objects.create(project=project, account=project.account, provider="local", state="ready")
+    threads = make_threads(project, 3, messages=4, checkpoints=2)
+    r = action(staff, "delete_threads", threads)
+    assert r.status_code == 200 and b"Delete threads?" in r.content
+    body = r.content.decode()
+    for label, value in [("Messages", 12), ("Checkpoints", 6), ("Projects left empty", 1), ("Sandboxes deleted", 1)]:
+        assert label in body and f">{value}</td>" in body
+    assert Thread.objects.count() == 3  # nothing changed yet
+    with django_capture_on_commit_callbacks(execute=True):
+        r = action(staff, "delete_threads", threads, confirm=True)
+    assert "3 thread(s) deleted." in texts(r)
+    assert not Thread.objects.exists() and not Message.objects.exists()
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert Sandbox.objects.get().state == "deleted"
+
+
+def test_prune_action_keeps_latest_and_reports_skipped(staff, project):
+    idle, busy = make_threads(project, 2, checkpoints=3)
+    Run.objects.create(thread=busy, seq=1, status="running")
+    r = action(staff, "prune_keep_latest", [idle, busy])
+    assert b"Checkpoints deleted" in r.content and b"will be skipped" in r.content
+    r = action(staff, "prune_keep_latest", [idle, busy], confirm=True)
+    assert "1 thread(s) pruned." in texts(r)
+    assert any("skipped" in m for m in texts(r))
+    assert Checkpoint.objects.filter(thread=idle).count() == 1 and Checkpoint.objects.filter(thread=busy).count() == 3
+
+
+def test_close_action_closes_idle_and_skips_running(staff, project):
+    idle, running = make_threads(project, 2)
+    services.create_run(thread=running)
+    r = action(staff, "close_threads", [idle, running])
+    assert b"Idle, will close" in r.content
+    r = action(staff, "close_threads", [idle, running], confirm=True)
+    assert "1 thread(s) closed." in texts(r)
+    assert any("cancel it first" in m for m in texts(r))
+    assert Thread.objects.get(pk=idle.pk).status == "closed" and Thread.objects.get(pk=running.pk).status == "running"
+
+
+def test_change_page_delete_goes_through_the_service(staff, project, django_capture_on_commit_callbacks):
+    keep, thread = make_threads(project, 2, messages=3)
+    url = f"{THREADS}{thread.pk}/delete/"
+    r = staff.get(url)
+    assert r.status_code == 200 and b"Yes, delete it" in r.content and b">3</td>" in r.content
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post(url, {"post": "yes"}, follow=True)
+    assert f"Thread {thread.pk} deleted." in texts(r)
+    assert list(Thread.objects.values_list("pk", flat=True)) == [keep.pk]
+
+
+def test_destructive_actions_need_the_delete_permission(client, project):
+    user = ensure_user(username="helpdesk", password="pw-1234")
+    user.is_staff = True
+    user.save()
+    user.user_permissions.add(Permission.objects.get(codename="view_thread"))
+    client.force_login(user)
+    thread = make_threads(project, 1)[0]
+    r = client.get(THREADS)
+    assert r.status_code == 200
+    for name in (b"delete_threads", b"prune_keep_latest", b"close_threads"):
+        assert name not in r.content
+    action(client, "delete_threads", [thread], confirm=True)
+    assert Thread.objects.filter(pk=thread.pk).exists()
+    assert client.get(f"{THREADS}{thread.pk}/delete/").status_code == 403
+
+
+def test_protected_agents_have_no_delete(staff, account):
+    default = agent_services.create_agent(account=account, name="Default", model="m", is_default=True)
+    system = agent_services.create_agent(account=account, name="Suna", model="m", metadata={"is_suna_default": True})
+    plain = agent_services.create_agent(account=account, name="Plain", model="m")
+    page = staff.get(f"/admin/agents/agent/{default.pk}/change/")
+    assert page.status_code == 200 and b"deletelink" not in page.content
+    assert b"deletelink" in staff.get(f"/admin/agents/agent/{plain.pk}/change/").content
+    assert staff.get(f"/admin/agents/agent/{system.pk}/delete/").status_code == 403
+    r = staff.post("/admin/agents/agent/", {"action": "delete_agents",
+                                            "_selected_action": [str(default.pk), str(system.pk), str(plain.pk)]},
+                   follow=True)
+    msgs = texts(r)
+    assert any("Cannot delete default agent" in m for m in msgs) and any("system agent" in m for m in msgs)
+    assert any("1 agent(s) deleted" in m for m in msgs)
+    assert set(a.name for a in agent_services.Agent.objects.all()) == {"Default", "Suna"}
+
+
+def test_agent_export_action_downloads_json(staff, account):
+    agent = agent_services.create_agent(account=account, name="Exported", model="m", system_prompt="hi")
+    agent_services.update_agent(agent=agent, system_prompt="v2")
+    r = staff.post("/admin/agents/agent/", {"action": "export_agents", "_selected_action": [str(agent.pk)]})
+    assert r["Content-Type"] == "application/json" and "attachment" in r["Content-Disposition"]
+    doc = json.loads(r.content)
+    assert doc["name"] == "Exported" and [v["number"] for v in doc["versions"]] == [1, 2]
+    page = staff.get(f"/admin/agents/agent/{agent.pk}/change/")
+    assert b"v2" in page.content  # versions inline
+
+
+def test_sandbox_list_and_retry_deletion(staff, project, django_capture_on_commit_callbacks):
+    pending = Sandbox.objects.create(account=project.account, provider="local", state="pending_deletion",
+                                     attempts=3, last_error="provider down")
+    ready = Sandbox.objects.create(project=project, account=project.account, provider="local", state="ready")
+    page = staff.get("/admin/sandboxes/sandbox/")
+    assert b"provider down" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post("/admin/sandboxes/sandbox/", {"action": "retry_deletion",
+                                                     "_selected_action": [str(pending.pk), str(ready.pk)]}, follow=True)
+    assert any("retried for 1" in m for m in texts(r)) and any("not pending" in m for m in texts(r))
+    pending.refresh_from_db()
+    assert pending.state == "deleted"
+
+
+def test_support_pages(staff, account, project):
+    assert b"Acme" in staff.get("/admin/projects/account/", {"q": "Acme"}).content
+    page = staff.get(f"/admin/projects/account/{account.pk}/change/")
+    assert page.status_code == 200 and b"owner" in page.content  # members inline
+    assert staff.get("/admin/projects/membership/", {"role__exact": "owner"}).status_code == 200
+    assert staff.get("/admin/projects/project/", {"q": "Main"}).status_code == 200
