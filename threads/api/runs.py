@@ -36,6 +36,15 @@ class ThreadScopedView(GenericAPIView):
             tenancy.ensure_can_write(self.request.user, thread)
         return thread
 
+    def run_of(self, thread, run_id):
+        """The run a posted message or checkpoint refers to: it must be this thread's (422)."""
+        if not run_id:
+            return None
+        run = Run.objects.filter(pk=run_id, thread=thread).first()
+        if run is None:
+            raise Invalid("The run is not a run of this thread.", errors={"run_id": ["No such run."]})
+        return run
+
     def run_id(self):
         return tenancy.parse_uuid(self.kwargs["run_id"], name="run_id")
 
@@ -69,11 +78,7 @@ class MessagesView(ThreadScopedView):
         data = MessageCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        run = None
-        if v.get("run_id"):
-            run = Run.objects.filter(pk=v["run_id"], thread=thread).first()
-            if run is None:
-                raise Invalid("The run is not a run of this thread.", errors={"run_id": ["No such run."]})
+        run = self.run_of(thread, v.get("run_id"))
         message = services.post_message(thread=thread, role=v["role"], content=v["content"], run=run)
         return Response(MessageSerializer(message).data, status=201)
 
@@ -99,11 +104,7 @@ class CheckpointsView(ThreadScopedView):
         data = CheckpointCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        run = None
-        if v.get("run_id"):
-            run = Run.objects.filter(pk=v["run_id"], thread=thread).first()
-            if run is None:
-                raise Invalid("The run is not a run of this thread.", errors={"run_id": ["No such run."]})
+        run = self.run_of(thread, v.get("run_id"))
         cp = services.put_checkpoint(
             thread=thread, checkpoint_ns=v["checkpoint_ns"], checkpoint_id=v["checkpoint_id"],
             parent_checkpoint_id=v.get("parent_checkpoint_id") or None, checkpoint=v["checkpoint"],
