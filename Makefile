@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-PYTHON ?= $(shell command -v python3.13 || echo /root/.pyenv/versions/3.13.0/bin/python)
+PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || command -v python3)
 UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
