@@ -48,6 +48,10 @@ def create_run(
     if Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES).exists():
         raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
     agent = agent if agent is not None else locked.agent
+    if not model and not locked.model and agent is not None:
+        from agents.caches import agent_config  # the agent's current version, through its cache
+
+        model = (agent_config(agent) or {}).get("model", "")
     seq = locked.last_run_seq + 1
     try:
         with transaction.atomic():
