@@ -16,7 +16,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
 from projects import caches
-from projects.models import Project
+from projects.models import Account, Project
 from sandboxes.services import request_sandbox_deletion
 
 from .models import Thread
@@ -70,3 +70,19 @@ def count_new_project(sender, instance, created, **kwargs):
     """The account state (usage) counts projects."""
     if created:
         caches.on_commit_invalidate_accounts([instance.account_id])
+
+
+@receiver(pre_delete, sender=Account, dispatch_uid="threads.account_pre_delete")
+def retire_account_sandboxes(sender, instance, **kwargs):
+    """An account deleted (the database removes its projects and threads): its
+    sandboxes join the outbox in this transaction, its embeddings go after commit."""
+    project_ids = list(Project.objects.filter(account_id=instance.pk).values_list("pk", flat=True))
+    if project_ids:
+        request_sandbox_deletion(project_ids=project_ids)
+    instance._project_ids = project_ids
+
+
+@receiver(post_delete, sender=Account, dispatch_uid="threads.account_post_delete")
+def clean_up_after_account(sender, instance, **kwargs):
+    if getattr(instance, "_project_ids", None):
+        schedule_embedding_removal(project_ids=instance._project_ids)

@@ -257,3 +257,20 @@ def test_a_project_deleted_directly_cleans_up_its_sandbox_and_embeddings(
     usage = api.get(f"/api/accounts/{account.pk}/usage").json()
     assert (usage["thread_count"], usage["project_count"]) == (0, 0)
     assert caches.thread_slots_used(account.pk) == 0
+
+
+def test_deleting_an_account_retires_its_sandboxes_and_embeddings(account, project, owner,
+                                                                  django_capture_on_commit_callbacks):
+    from threads.services import post_message
+
+    sandbox = Sandbox.objects.create(project=project, account=account, provider="local", state="ready")
+    with django_capture_on_commit_callbacks(execute=True):
+        thread = create_thread(project=project, created_by=owner)
+        post_message(thread=thread, role="user", content=[{"type": "text", "text": "remember this"}])
+    assert Embedding.objects.filter(project_id=project.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        account.delete()
+    sandbox.refresh_from_db()
+    assert sandbox.state == "deleted" and sandbox.project_id is None
+    assert not Embedding.objects.filter(project_id=project.pk).exists()
+    assert not Thread.objects.filter(pk=thread.pk).exists()

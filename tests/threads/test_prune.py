@@ -219,6 +219,7 @@ def test_command_memory_stays_flat_on_10000_threads(project):
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rss_kb = int(out.stdout.split("MAXRSS_KB")[1].split()[0])
+    print(f"prune_threads on 10,000 threads: max RSS {rss_kb / 1024:.0f} MB")
     assert rss_kb < 200 * 1024, rss_kb
     assert not Thread.objects.exists()
 
