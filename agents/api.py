@@ -98,13 +98,15 @@ class AgentViewSet(viewsets.GenericViewSet):
         return self.render(agent.pk, status=201)
 
 
-class TriggerListView(APIView):
+class AgentScopedView(APIView):
     def agent(self, request, agent_id, *, write=False):
         agent = tenancy.get_visible(agents_for(request.user), request.user, agent_id, name="agent_id")
         if write:
             tenancy.ensure_can_write(request.user, agent)
         return agent
 
+
+class TriggerListView(AgentScopedView):
     @extend_schema(responses=TriggerSerializer(many=True))
     def get(self, request, agent_id):
         agent = self.agent(request, agent_id)
@@ -133,7 +135,7 @@ class TriggerListView(APIView):
         return Response(body, status=201)
 
 
-class TriggerDetailView(TriggerListView):
+class TriggerDetailView(AgentScopedView):
     def delete(self, request, agent_id, trigger_id):
         agent = self.agent(request, agent_id, write=True)
         triggers = AgentTrigger.objects.filter(agent=agent, pk=tenancy.parse_uuid(trigger_id, name="trigger_id"))

@@ -62,6 +62,7 @@ def test_thread_list_filters_and_search(staff, project, account):
     assert str(a.pk) not in staff.get(THREADS, {"status__exact": "idle"}).content.decode()
     assert staff.get(THREADS, {"idle_for": "30d"}).status_code == 200
     assert staff.get(THREADS, {"account__id__exact": str(account.pk)}).status_code == 200
+    assert staff.get(THREADS, {"q": "bad\x00byte"}).status_code == 422  # never a database error
 
 
 def test_delete_action_confirms_with_numbers_then_deletes(staff, project, django_capture_on_commit_callbacks):

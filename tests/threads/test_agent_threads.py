@@ -194,6 +194,8 @@ def test_approval_pause_approve_deny_cancel_and_timeout(api, agent, project, dja
     assert api.get(base(agent, thread)).json()["status"] == "awaiting"
     approval = Approval.objects.get(thread_id=thread)
     assert api.post(base(agent, thread, "turns"), {"message": "x"}, format="json").status_code == 409
+    r = api.post(base(agent, thread, "close"))
+    assert r.status_code == 409 and "cancel" in r.json()["detail"]  # awaiting does not close
     assert api.post(base(agent, thread, "approvals", approval.pk), {"decision": "maybe"}, format="json").status_code == 422
     assert api.post(base(agent, thread, "approvals", uuid.uuid4()), {"decision": "approve"}, format="json").status_code == 404
     with django_capture_on_commit_callbacks(execute=True):
