@@ -145,6 +145,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "threads.tasks.sweep_expired_threads",
         "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
     },
+    "requeue-pending-runs": {"task": "threads.tasks.requeue_pending_runs", "schedule": 60.0},
     # beat: approvals
     "expire-approvals": {"task": "threads.tasks.expire_approvals", "schedule": 60.0},
 }
@@ -190,6 +191,8 @@ SPECTACULAR_SETTINGS = {
 # --- Runtimes: {name: dotted path of a threads.runtime.Runtime} ----------------
 THREAD_RUNTIMES = {"echo": "threads.runtime.EchoRuntime"}
 DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
+# A run still pending after this many seconds is sent to the worker again (beat).
+RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
 # How many recent messages a runtime is given.
 RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
 

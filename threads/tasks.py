@@ -51,6 +51,14 @@ def sweep_expired_threads() -> int:
     return sweep()
 
 
+@shared_task
+def requeue_pending_runs() -> int:
+    """Periodic (beat): send runs left pending (broker outage, lost worker) again."""
+    from .services.runs import requeue_pending_runs as requeue
+
+    return requeue()
+
+
 @shared_task(acks_late=True)
 def resume_run(run_id: str, approval_id: str) -> str | None:
     """Resume a run paused on an approval, once the approval was decided."""

@@ -266,3 +266,14 @@ def test_run_completes_in_a_real_worker(celery_worker_process, project, owner):
     assert done, Run.objects.get(pk=run.pk).status
     assert Message.objects.get(thread=thread, seq=2).text == "Echo: from the worker"
     assert Thread.objects.get(pk=thread.pk).status == "idle"
+
+
+def test_a_run_left_pending_is_sent_again(thread):
+    """The broker was down when the run was created: the periodic requeue executes it."""
+    services.post_message(thread=thread, role="user", content=[{"type": "text", "text": "late"}])
+    run = services.create_run(thread=thread)  # no commit in this test: never sent
+    assert services.requeue_pending_runs(older_than_seconds=3600) == 0
+    assert services.requeue_pending_runs(older_than_seconds=0) == 1
+    run.refresh_from_db()
+    assert run.status == "success" and run.result == "Echo: late"
+    assert services.requeue_pending_runs(older_than_seconds=0) == 0

@@ -9,6 +9,8 @@ takes no new run and keeps its status. Lock order everywhere: thread, then run.
 
 import logging
 import uuid
+from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -68,13 +70,31 @@ def create_run(
 
 
 def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
-    """Execute (or, after an approval was decided, resume) the run after commit."""
+    """Execute (or, after an approval was decided, resume) the run after commit.
+
+    `robust`: with the broker down the request still succeeds (the run is committed);
+    `requeue_pending_runs` sends runs left pending to the worker again.
+    """
     from ..tasks import execute_run, resume_run
 
     if approval is None:
-        execute_run.delay_on_commit(str(run.pk))
+        send = partial(execute_run.delay, str(run.pk))
     else:
-        resume_run.delay_on_commit(str(run.pk), str(approval.pk))
+        send = partial(resume_run.delay, str(run.pk), str(approval.pk))
+    transaction.on_commit(send, robust=True)
+
+
+def requeue_pending_runs(*, older_than_seconds: int | None = None) -> int:
+    """Send again the runs still `pending` after a while (broker down, worker lost).
+    Executing a run is idempotent: only a `pending` run starts, under its row lock."""
+    from ..tasks import execute_run
+
+    age = older_than_seconds if older_than_seconds is not None else settings.RUN_REQUEUE_AFTER_SECONDS
+    stale = Run.objects.filter(status=RunStatus.PENDING, created_at__lte=timezone.now() - timedelta(seconds=age))
+    ids = [str(pk) for pk in stale.order_by("created_at").values_list("pk", flat=True)[:500]]
+    for run_id in ids:
+        execute_run.delay(run_id)
+    return len(ids)
 
 
 def resume_run(*, run_id, approval_id) -> Run | None:
@@ -118,11 +138,11 @@ def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
 
 
 @transaction.atomic
-def record_result(*, run_id, result: RuntimeResult) -> Run:
+def record_result(*, run_id, result: RuntimeResult) -> Run | None:
     thread = Thread.objects.select_for_update(of=("self",)).filter(runs__pk=run_id).first()
     run = Run.objects.select_for_update().filter(pk=run_id).first()
     if thread is None or run is None:
-        raise NotFound("Run not found.")
+        return None  # the run (or its thread) was deleted while the runtime worked
     if run.status != RunStatus.RUNNING:
         return run  # interrupted or rolled back meanwhile: the output is dropped
     now = timezone.now()
