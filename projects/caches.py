@@ -108,6 +108,17 @@ def _add_slots(account_id, delta: int) -> None:
     _guarded([account_id], "update of the slot counter", change)
 
 
+def reserve_slot(account_id) -> None:
+    """Count a thread being created, at once (inside its transaction, under the
+    account's row lock), so the next creator in the account sees it; the caller
+    releases it if the creation fails."""
+    _add_slots(account_id, 1)
+
+
+def release_slot(account_id) -> None:
+    _add_slots(account_id, -1)
+
+
 # --- Invalidation, after commit --------------------------------------------------
 
 

@@ -103,3 +103,31 @@ def test_creating_a_sub_thread_of_a_thread_being_deleted_is_never_a_500(owner, p
         assert delete == 200
         assert create.status_code in (201, 404), create.content
         assert not Thread.objects.filter(parent_thread_id=parent.pk).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_creating_threads_at_once_never_passes_the_thread_limit(account, owner):
+    """Six creations at once in two projects of an account with room for three."""
+    account.thread_limit = 3
+    account.save()
+    projects = [project_services.create_project(account=account, name=f"p{i}") for i in range(2)]
+    outcomes, barrier = [], threading.Barrier(6)
+
+    def create(i):
+        try:
+            barrier.wait()
+            create_thread(project=projects[i % 2], created_by=owner)
+            outcomes.append(201)
+        except Exception as exc:
+            outcomes.append(getattr(exc, "status_code", repr(exc)))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(outcomes) == [201, 201, 201, 402, 402, 402]
+    assert Thread.objects.filter(account=account).count() == 3

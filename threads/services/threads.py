@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, Invalid, LimitReached, NotFound
 from projects import caches
-from projects.models import Project
+from projects.models import Account, Project
 
 from ..models import Thread, ThreadStatus
 
@@ -28,12 +28,16 @@ def create_thread(
     ttl_minutes: int | None = None,
     tool_use_id: str = "",
 ) -> Thread:
-    # Lock the project row: a concurrent delete of its last thread either sees this
-    # thread (and keeps the project) or has already deleted the project (404).
-    locked = Project.objects.select_for_update(of=("self",)).select_related("account").filter(pk=project.pk).first()
-    if locked is None:
+    # Lock the account row, then the project's. The account lock serialises the
+    # creations of an account, so the limit check and the slot it takes are one step
+    # (two creations at the limit never both pass). The project lock: a concurrent
+    # delete of its last thread either sees this thread (and keeps the project) or has
+    # already deleted the project (404).
+    account = Account.objects.select_for_update().filter(pk=project.account_id).first()
+    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    if account is None or locked is None:
         raise NotFound("Project not found.")
-    if caches.thread_slots_used(locked.account_id) >= locked.account.effective_thread_limit:
+    if caches.thread_slots_used(account.pk) >= account.effective_thread_limit:
         raise LimitReached("The account's thread limit is reached.")
     if agent is not None and agent.account_id != project.account_id:
         raise NotFound("Agent not found.")
@@ -47,24 +51,30 @@ def create_thread(
         if not Thread.objects.filter(pk=parent_thread.pk).exists():
             raise NotFound("Parent thread not found.")
     now = timezone.now()
-    caches.on_commit_threads_added(locked.account_id)
-    return Thread.objects.create(
-        account_id=project.account_id,
-        project=project,
-        agent=agent,
-        parent_thread=parent_thread,
-        depth=(parent_thread.depth + 1) if parent_thread else 0,
-        created_by=created_by,
-        title=title,
-        metadata=metadata or {},
-        instructions=instructions,
-        model=model or (agent and _agent_model(agent)) or "",
-        tools=tools or [],
-        tool_use_id=tool_use_id,
-        ttl_minutes=ttl_minutes,
-        last_activity_at=now,
-        expires_at=expiry(ttl_minutes, now),
-    )
+    caches.reserve_slot(account.pk)
+    try:
+        thread = Thread.objects.create(
+            account_id=project.account_id,
+            project=project,
+            agent=agent,
+            parent_thread=parent_thread,
+            depth=(parent_thread.depth + 1) if parent_thread else 0,
+            created_by=created_by,
+            title=title,
+            metadata=metadata or {},
+            instructions=instructions,
+            model=model or (agent and _agent_model(agent)) or "",
+            tools=tools or [],
+            tool_use_id=tool_use_id,
+            ttl_minutes=ttl_minutes,
+            last_activity_at=now,
+            expires_at=expiry(ttl_minutes, now),
+        )
+    except BaseException:
+        caches.release_slot(account.pk)
+        raise
+    caches.on_commit_invalidate_accounts([account.pk])
+    return thread
 
 
 def _agent_model(agent) -> str:
