@@ -17,6 +17,7 @@ from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from config.errors import Invalid
+from projects.models import Project
 from projects.selectors import writable_account_ids_for
 
 from ..models import ACTIVE_RUN_STATUSES, Checkpoint, Run, Thread
@@ -90,6 +91,12 @@ def sweep_expired_threads(*, now=None, limit: int | None = None, strategy: str |
     strategy = strategy or conf.get("strategy", "delete")
     with transaction.atomic():
         due = without_active_run(Thread.objects.filter(expires_at__lte=now)).order_by("expires_at", "pk")
+        if strategy == "delete":
+            # The deletion locks projects before it deletes thread rows; take the
+            # projects' locks first here too, so a sweep and an API delete always lock
+            # in the same order (never a deadlock).
+            projects = due.values("project_id")[:limit]
+            list(Project.objects.select_for_update().filter(pk__in=projects).order_by("pk").values_list("pk", flat=True))
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
         ids = list(due.values_list("pk", flat=True)[:limit])
