@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 
 from agents import services as agent_services
 from projects.models import Project
-from projects.services import create_project, ensure_user
+from projects.services import ensure_user
 from sandboxes.models import Sandbox
 from threads import services
 from threads.models import Checkpoint, Message, Run, Thread

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from agents import caches, services
 from agents.models import Agent, AgentTrigger, AgentVersion

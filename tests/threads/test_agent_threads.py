@@ -125,7 +125,7 @@ def test_bad_inputs_are_422(api, agent, project):
     assert api.get(base(agent, thread), {"limit": 501}).status_code == 422
     assert api.get(base(agent, thread), {"limit": -1}).status_code == 422
     assert api.get(base(agent, "nope")).status_code == 422
-    assert api.get(f"/api/agents/nope/threads").status_code == 422
+    assert api.get("/api/agents/nope/threads").status_code == 422
     assert api.post(base(agent, thread, "turns"), {}, format="json").status_code == 422
 
 
