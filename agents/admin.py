@@ -63,11 +63,8 @@ class AgentAdmin(ReadMostlyAdmin):
         return super().has_delete_permission(request, obj)
 
     def delete_model(self, request, obj):
+        """The change page's delete button (shown only for deletable agents)."""
         services.delete_agent(agent=obj)
-
-    def delete_queryset(self, request, queryset):
-        for agent in queryset:
-            services.delete_agent(agent=agent)
 
     @admin.action(description="Delete selected agents (history kept)", permissions=["delete"])
     def delete_agents(self, request, queryset):

@@ -73,6 +73,13 @@ def agent_count(account_id) -> int:
     return value
 
 
+def drop_agent_count(account_id) -> None:
+    """Drop the count now, under the account's row lock: the next creation, which
+    waits for that lock, recounts from the database instead of reading the count this
+    one started from (the after-commit invalidation may run a moment too late)."""
+    _delete([count_key(account_id)])
+
+
 def on_commit_invalidate(*, account_id, agent_id=None, versions=()) -> None:
     """After commit: drop the agent-count key and (if given) the agent's config keys,
     and the account-state (usage) cache, which counts agents."""

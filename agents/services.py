@@ -8,12 +8,12 @@ import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.errors import Invalid, LimitReached, NotFound, Protected, ServiceError
+from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
 from projects.models import Account, Project
 from threads.models import Thread, ThreadStatus
 from threads.tools import validate_tools
@@ -37,10 +37,39 @@ def _validate_config(config: dict) -> dict:
     return config
 
 
+def _lock_account(account_id) -> Account:
+    """The account's row lock serialises agent creations and default switches of one
+    account (the same lock thread creation takes): with no agent yet, two "new default"
+    writes would otherwise both pass and collide on the one-default index. Lock order:
+    account, then agents."""
+    account = Account.objects.select_for_update().filter(pk=account_id).first()
+    if account is None:
+        raise NotFound("Account not found.")
+    return account
+
+
 def _unset_other_defaults(account_id, keep_pk) -> None:
-    """One default per account: lock the account's agents, unset the others."""
-    list(Agent.objects.select_for_update().filter(account_id=account_id).order_by("pk").values_list("pk", flat=True))
+    """One default per account (the account row is locked by the caller)."""
     Agent.objects.filter(account_id=account_id, is_default=True).exclude(pk=keep_pk).update(is_default=False)
+
+
+def _lock_agent(agent_id) -> Agent:
+    """`FOR NO KEY UPDATE`: a run or thread inserted meanwhile only takes a key-share
+    lock on the agent (its foreign key), so it never waits on this one — no deadlock
+    with a run that holds its thread's lock while it references the agent."""
+    agent = Agent.objects.select_for_update(no_key=True).filter(pk=agent_id).first()
+    if agent is None:
+        raise NotFound("Agent not found.")
+    return agent
+
+
+def _internal_flags(metadata: dict | None) -> dict:
+    return {k: v for k, v in (metadata or {}).items() if k in INTERNAL_METADATA_KEYS}
+
+
+def public_metadata(metadata: dict | None) -> dict:
+    """The metadata without the internal flags (what export shows and the API may set)."""
+    return {k: v for k, v in (metadata or {}).items() if k not in INTERNAL_METADATA_KEYS}
 
 
 @transaction.atomic
@@ -50,7 +79,10 @@ def create_agent(
     versions: list[dict] | None = None,
 ) -> Agent:
     """Create an agent with version 1 (or with `versions`, as an import does). 402 at
-    the account's agent limit (served from the agent-count cache)."""
+    the account's agent limit (served from the agent-count cache, checked under the
+    account's row lock; the count key is dropped before the lock is released, so the
+    next creation counts this agent)."""
+    account = _lock_account(account.pk)
     if caches.agent_count(account.pk) >= account.effective_agent_limit:
         raise LimitReached("The account's agent limit is reached.")
     versions = versions or [{"system_prompt": system_prompt, "model": model, "tools": tools or [], "mcps": mcps or []}]
@@ -68,6 +100,7 @@ def create_agent(
         _unset_other_defaults(account.pk, agent.pk)
         Agent.objects.filter(pk=agent.pk).update(is_default=True)
         agent.is_default = True
+    caches.drop_agent_count(account.pk)
     caches.on_commit_invalidate(account_id=account.pk)
     return agent
 
@@ -75,10 +108,12 @@ def create_agent(
 @transaction.atomic
 def update_agent(*, agent: Agent, **fields) -> Agent:
     """Change an agent. A change of system_prompt, model, tools or mcps creates the
-    next numbered version and moves current_version; other fields change in place."""
-    locked = Agent.objects.select_for_update().filter(pk=agent.pk).first()
-    if locked is None:
-        raise NotFound("Agent not found.")
+    next numbered version and moves current_version; other fields change in place.
+    The internal flags (`is_system`, `is_suna_default`) stay as they are: a new
+    `metadata` can neither add nor remove them."""
+    if fields.get("is_default") is True:
+        _lock_account(agent.account_id)
+    locked = _lock_agent(agent.pk)
     config_changes = _validate_config({k: fields[k] for k in CONFIG_FIELDS if k in fields})
     if config_changes:
         current = AgentVersion.objects.get(agent=locked, number=locked.current_version)
@@ -86,9 +121,11 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
         if new != {k: getattr(current, k) for k in CONFIG_FIELDS}:
             locked.current_version += 1
             AgentVersion.objects.create(agent=locked, number=locked.current_version, **new)
-    for key in ("name", "description", "metadata"):
+    for key in ("name", "description"):
         if key in fields:
             setattr(locked, key, fields[key])
+    if "metadata" in fields:
+        locked.metadata = public_metadata(fields["metadata"]) | _internal_flags(locked.metadata)
     if fields.get("is_default") is True and not locked.is_default:
         _unset_other_defaults(locked.account_id, locked.pk)
         locked.is_default = True
@@ -117,9 +154,7 @@ def delete_agent(*, agent: Agent) -> None:
     """
     from threads.services.lifecycle import force_close_threads
 
-    locked = Agent.objects.select_for_update().filter(pk=agent.pk).first()
-    if locked is None:
-        raise NotFound("Agent not found.")
+    locked = _lock_agent(agent.pk)
     ensure_deletable(locked)
     delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
     force_close_threads(
@@ -140,7 +175,7 @@ def export_agent(agent: Agent) -> dict:
         "model": config.get("model", ""),
         "tools": config.get("tools", []),
         "mcps": config.get("mcps", []),
-        "metadata": {k: v for k, v in (agent.metadata or {}).items() if k not in INTERNAL_METADATA_KEYS},
+        "metadata": public_metadata(agent.metadata),
         "current_version": agent.current_version,
         "versions": [
             {"number": v.number, "system_prompt": v.system_prompt, "model": v.model, "tools": v.tools,
@@ -157,29 +192,20 @@ def export_agent(agent: Agent) -> dict:
 
 @transaction.atomic
 def import_agent(*, account: Account, document: dict, created_by=None, project: Project | None = None) -> Agent:
-    """Create a new agent from an export. Versions are recreated in order; triggers
-    are recreated when a project is given for them to start threads in."""
-    if not isinstance(document, dict) or not isinstance(document.get("name"), str) or not document["name"].strip():
-        raise Invalid("The document needs a name.", errors={"name": ["Required."]})
-    versions = document.get("versions") or [
-        {k: document.get(k) for k in CONFIG_FIELDS if document.get(k) is not None}
-    ]
-    if not isinstance(versions, list) or not all(isinstance(v, dict) and v.get("model") for v in versions):
-        raise Invalid("Each version needs a model.", errors={"versions": ["Each version needs a model."]})
-    versions = sorted(versions, key=lambda v: v.get("number", 0))
-    metadata = document.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise Invalid("metadata must be an object.", errors={"metadata": ["An object."]})
+    """Create a new agent from an export document (shape checked by
+    `AgentDocumentSerializer`). Versions are recreated in order, numbered from 1; the
+    triggers are recreated when a project is given for them to start threads in
+    (webhooks with a new secret). Internal flags are never imported."""
+    versions = sorted(document["versions"], key=lambda v: v.get("number") or 0)
     agent = create_agent(
-        account=account, name=document["name"], description=document.get("description") or "",
-        metadata={k: v for k, v in metadata.items() if k not in INTERNAL_METADATA_KEYS},
-        model=versions[-1]["model"], created_by=created_by,
-        versions=[{k: v.get(k) for k in CONFIG_FIELDS if v.get(k) is not None} for v in versions],
+        account=account, name=document["name"], description=document.get("description", ""),
+        metadata=public_metadata(document.get("metadata")), model=versions[-1]["model"], created_by=created_by,
+        versions=[{k: v[k] for k in CONFIG_FIELDS if k in v} for v in versions],
     )
     if project is not None:
-        for t in document.get("triggers") or []:
-            create_trigger(agent=agent, kind=t.get("kind"), cron=t.get("cron", ""), timezone_name=t.get("timezone") or "UTC",
-                           input=t.get("input") or {}, project=project)
+        for t in document.get("triggers", []):
+            create_trigger(agent=agent, kind=t["kind"], cron=t.get("cron", ""), timezone_name=t.get("timezone", "UTC"),
+                           input=t.get("input", {}), project=project)
     return agent
 
 
@@ -191,8 +217,27 @@ def _hash_secret(secret: str) -> str:
 
 
 def next_fire_time(cron: str, tz_name: str, after: datetime) -> datetime:
+    """The first time after `after` the cron expression matches, read in `tz_name`."""
     tz = ZoneInfo(tz_name)
     return croniter(cron, after.astimezone(tz)).get_next(datetime).astimezone(ZoneInfo("UTC"))
+
+
+def _first_fire_time(cron: str, tz_name: str) -> datetime:
+    """Validate a schedule (422 on a bad cron or timezone) and return its first due time.
+    Five fields (minute precision: beat ticks every minute) or an @-macro such as
+    `@daily`; an expression that never matches (`0 0 31 2 *`) is refused too."""
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"Unknown timezone '{tz_name}'.", errors={"timezone": ["Unknown timezone."]})
+    fields = cron.split()
+    well_formed = len(fields) == 5 or (len(fields) == 1 and cron.strip().startswith("@"))
+    if not well_formed or not croniter.is_valid(cron):
+        raise Invalid(f"Invalid cron expression '{cron}'.", errors={"cron": ["Not a valid cron expression."]})
+    try:
+        return next_fire_time(cron, tz_name, timezone.now())
+    except CroniterBadDateError:
+        raise Invalid(f"The cron expression '{cron}' never matches.", errors={"cron": ["Never matches."]})
 
 
 @transaction.atomic
@@ -211,12 +256,7 @@ def create_trigger(
             raise NotFound("Project or thread not found.")
     next_fire_at, secret = None, None
     if kind == TriggerKind.SCHEDULE:
-        if not cron or not croniter.is_valid(cron):
-            raise Invalid(f"Invalid cron expression '{cron}'.", errors={"cron": ["Not a valid cron expression."]})
-        try:
-            next_fire_at = next_fire_time(cron, timezone_name, timezone.now())
-        except ZoneInfoNotFoundError:
-            raise Invalid(f"Unknown timezone '{timezone_name}'.", errors={"timezone": ["Unknown timezone."]})
+        next_fire_at = _first_fire_time(cron, timezone_name)
     else:
         secret = secrets.token_urlsafe(32)
     trigger = AgentTrigger.objects.create(
@@ -237,14 +277,17 @@ def delete_triggers(*, triggers) -> int:
     return deleted
 
 
-def _start_triggered_run(trigger: AgentTrigger, *, input: dict, schedule_seq: int | None = None):
-    """A run on the trigger's thread, or on a new thread of its project."""
+def _start_triggered_run(trigger: AgentTrigger, *, input, schedule_seq: int | None = None):
+    """A run on the trigger's thread, or on a new thread of its project. An `input`
+    with a `message` string posts it as the user message the run answers."""
     from threads.services.messages import post_message
     from threads.services.runs import create_run
     from threads.services.threads import create_thread
 
     thread = trigger.thread
     if thread is None:
+        if trigger.project is None:
+            raise Conflict("The trigger's thread and project no longer exist.")
         thread = create_thread(
             project=trigger.project, agent=trigger.agent, title=f"{trigger.agent.name} ({trigger.kind})",
             metadata={"trigger_id": str(trigger.pk)},
@@ -252,16 +295,20 @@ def _start_triggered_run(trigger: AgentTrigger, *, input: dict, schedule_seq: in
         if trigger.kind == TriggerKind.SCHEDULE:
             Thread.objects.filter(pk=thread.pk).update(schedule=trigger, schedule_seq=schedule_seq)
     text = input.get("message") if isinstance(input, dict) else None
-    if isinstance(text, str) and text:
+    text = text if isinstance(text, str) and text else None
+    if text:
         post_message(thread=thread, role="user", content=[{"type": "text", "text": text}], agent=None)
-    return create_run(thread=thread, agent=trigger.agent, input=input, metadata={"trigger_id": str(trigger.pk)})
+    return create_run(thread=thread, agent=trigger.agent, input=input, message=text,
+                      metadata={"trigger_id": str(trigger.pk)})
 
 
 @transaction.atomic
 def fire_webhook(*, trigger_id, secret: str, input: dict | None = None):
     """Start a run for a webhook call. A wrong secret, a revoked or deleted trigger
-    is a 404 (no hint that the trigger exists)."""
-    trigger = AgentTrigger.objects.select_related("agent", "thread", "project").filter(
+    is a 404 (no hint that the trigger exists). The trigger row stays locked until the
+    run is committed, so an agent deletion (which revokes the trigger first) waits for
+    it and then also closes the thread it ran on."""
+    trigger = AgentTrigger.objects.select_for_update(of=("self",)).select_related("agent", "thread", "project").filter(
         pk=trigger_id, kind=TriggerKind.WEBHOOK, is_active=True
     ).first()
     if trigger is None or not trigger.secret_hash or not hmac.compare_digest(trigger.secret_hash, _hash_secret(secret)):
@@ -271,25 +318,43 @@ def fire_webhook(*, trigger_id, secret: str, input: dict | None = None):
 
 
 def fire_due_triggers(*, now: datetime | None = None) -> int:
-    """Start one run per due schedule trigger. Each due time is claimed with a
-    conditional update (next_fire_at still equal to the due time), so two beat
-    processes ticking at once start it exactly once."""
+    """Start one run per due schedule trigger; returns how many started.
+
+    Each due time is claimed with a conditional update (`next_fire_at` still equal to
+    the due time, which moves to the next match after `now`: missed times are not
+    replayed). Two beat processes ticking at once: the second update waits on the
+    row and then matches nothing, so each due time starts at most one run. The claim
+    and the run commit together, so an agent deletion that revokes the trigger waits
+    for both; a run that cannot start (thread busy or closed) is rolled back to a
+    savepoint and the due time is skipped with a warning.
+    """
     now = now or timezone.now()
     started = 0
     due = AgentTrigger.objects.filter(kind=TriggerKind.SCHEDULE, is_active=True, next_fire_at__lte=now)
     for trigger in due.select_related("agent", "thread", "project").order_by("next_fire_at")[:500]:
-        following = next_fire_time(trigger.cron, trigger.timezone, now)
-        claimed = AgentTrigger.objects.filter(pk=trigger.pk, is_active=True, next_fire_at=trigger.next_fire_at).update(
-            next_fire_at=following, last_fired_at=now, fire_count=F("fire_count") + 1
-        )
-        if not claimed:
-            continue  # another beat process took this due time, or the trigger was deleted
         try:
             with transaction.atomic():
-                _start_triggered_run(trigger, input=trigger.input, schedule_seq=trigger.fire_count + 1)
-            started += 1
-        except ServiceError as exc:  # e.g. the thread is busy or closed: this due time is skipped
-            logger.warning("Schedule trigger %s skipped at %s: %s", trigger.pk, now.isoformat(), exc.detail)
-        except Exception:
+                if _claim_due_time(trigger, now=now) and _start_scheduled_run(trigger, now=now):
+                    started += 1
+        except Exception:  # one broken trigger never stops the others
             logger.exception("Schedule trigger %s failed at %s", trigger.pk, now.isoformat())
     return started
+
+
+def _claim_due_time(trigger: AgentTrigger, *, now: datetime) -> bool:
+    following = next_fire_time(trigger.cron, trigger.timezone, now)
+    return bool(
+        AgentTrigger.objects.filter(pk=trigger.pk, is_active=True, next_fire_at=trigger.next_fire_at).update(
+            next_fire_at=following, last_fired_at=now, fire_count=F("fire_count") + 1
+        )
+    )
+
+
+def _start_scheduled_run(trigger: AgentTrigger, *, now: datetime) -> bool:
+    try:
+        with transaction.atomic():
+            _start_triggered_run(trigger, input=trigger.input, schedule_seq=trigger.fire_count + 1)
+        return True
+    except ServiceError as exc:  # e.g. the thread is busy or closed: this due time is skipped
+        logger.warning("Schedule trigger %s skipped at %s: %s", trigger.pk, now.isoformat(), exc.detail)
+        return False

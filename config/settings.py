@@ -186,6 +186,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AgentToolEnum": "threads.tools.AVAILABLE_TOOLS", "ThreadStatusEnum": "threads.models.ThreadStatus",
+    },
 }
 
 # --- Runtimes: {name: dotted path of a threads.runtime.Runtime} ----------------

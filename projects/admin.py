@@ -1,3 +1,5 @@
+"""Accounts, members and projects for support work."""
+
 from django.contrib import admin
 
 from config.admin_base import ReadMostlyAdmin
@@ -14,8 +16,13 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
+    """Editable for support (limits, members). Deleting an account removes its
+    projects and threads by the database cascade; the deletion signals retire its
+    sandboxes and embeddings."""
+
     list_display = ["name", "id", "thread_limit", "agent_limit", "created_at"]
-    search_fields = ["name", "=id"]
+    search_fields = ["name", "=id", "memberships__user__username"]
+    search_help_text = "An account's name or id, or a member's username."
     inlines = [MembershipInline]
 
 

@@ -1,4 +1,8 @@
+"""Sandboxes for staff: their state at the provider, and the recovery of a deletion
+that keeps failing (the outbox retries and the reconciler run on their own too)."""
+
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 
 from config.admin_base import ReadMostlyAdmin
 
@@ -11,7 +15,7 @@ class SandboxAdmin(ReadMostlyAdmin):
     list_display = ["id", "project", "account", "provider", "external_id", "state", "attempts", "last_error",
                     "last_attempt_at", "updated_at"]
     list_filter = ["state", "provider"]
-    search_fields = ["=id", "external_id"]
+    search_fields = ["=id", "external_id", "project__name", "account__name"]
     list_select_related = ["project", "account"]
     actions = ["retry_deletion"]
 
@@ -21,10 +25,16 @@ class SandboxAdmin(ReadMostlyAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # a sandbox row goes only when the provider confirmed: see "Retry deletion now"
 
-    @admin.action(description="Retry deletion now", permissions=["change"])
+    def has_retry_permission(self, request):
+        """The destructive action needs the model's delete permission, though the
+        row itself is never deleted from here."""
+        codename = get_permission_codename("delete", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description="Retry deletion now", permissions=["retry"])
     def retry_deletion(self, request, queryset):
         ids = services.retry_sandbox_deletion(sandbox_ids=queryset.values_list("pk", flat=True))
         skipped = queryset.count() - len(ids)
-        self.message_user(request, f"Deletion retried for {len(ids)} sandbox(es).", messages.SUCCESS)
+        self.message_user(request, f"Deletion at the provider retried for {len(ids)} sandbox(es).", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"{skipped} sandbox(es) skipped: not pending deletion.", messages.WARNING)

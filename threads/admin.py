@@ -2,15 +2,18 @@
 prune old checkpoints, close — through the same services as the API and commands.
 
 Every confirmation page shows what will happen in numbers computed with aggregate
-queries (`threads.selectors.deletion_impact`), never by listing related rows, so it
-stays fast for a thread with 100,000 messages or a selection of 100,000 threads.
+queries (`threads.selectors.deletion_impact` and counts), never by listing related
+rows, so it stays fast for a thread with 100,000 messages or a selection of 100,000
+threads. The services then run in batches of ids (keyset pagination), one
+transaction per batch.
 """
 
 from datetime import timedelta
 
 from django.contrib import admin, messages
-from django.contrib.admin.options import ActionLocation
 from django.contrib.admin import helpers
+from django.contrib.admin.options import ActionLocation
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 from django.http import HttpResponseRedirect
@@ -19,17 +22,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.admin_base import ReadMostlyAdmin, ViewOnlyAdmin
-from config.errors import ServiceError
+from config.errors import Invalid, ServiceError
 from projects.selectors import parse_uuid
 
 from . import services
-from .models import Approval, Checkpoint, Message, Run, Thread
+from .models import Approval, Checkpoint, Message, Run, Thread, ThreadStatus
 from .selectors import deletion_impact, id_batches
+from .services.pruning import without_active_run
 
 BATCH = 1000
 
 
 def count_of(model):
+    """A correlated COUNT per thread row: part of the list query, not one per row."""
     return Subquery(
         model.objects.filter(thread=OuterRef("pk")).order_by().values("thread").annotate(n=Count("pk")).values("n"),
         output_field=IntegerField(),
@@ -50,13 +55,56 @@ class AgeFilter(admin.SimpleListFilter):
         return queryset.filter(last_activity_at__lt=timezone.now() - timedelta(days=days)) if days else queryset
 
 
+def deletion_rows(impact: dict) -> list:
+    """(key, label, number) rows of the deletion confirmation table."""
+    labels = {
+        "threads": "Threads (with their sub-threads)", "messages": "Messages", "runs": "Runs",
+        "checkpoints": "Checkpoints", "projects": "Projects left empty, deleted with them",
+        "sandboxes": "Sandboxes deleted with those projects",
+    }
+    return [(key, label, impact[key]) for key, label in labels.items()]
+
+
+def prune_rows(queryset) -> list:
+    """What keep_latest will do: threads with an active run are skipped, the others
+    keep their newest checkpoint per namespace. Four aggregate queries."""
+    prunable = without_active_run(queryset.order_by()).values("pk")
+    checkpoints = Checkpoint.objects.filter(thread__in=prunable)
+    selected = queryset.count()
+    prunable_count = prunable.count()
+    total = checkpoints.count()
+    kept = checkpoints.order_by().values("thread", "checkpoint_ns").distinct().count()
+    return [
+        ("threads", "Threads selected", selected),
+        ("skipped", "Threads with an active run, skipped", selected - prunable_count),
+        ("checkpoints", "Checkpoints of the other threads", total),
+        ("kept", "Checkpoints kept (newest per thread and namespace)", kept),
+        ("deleted", "Checkpoints deleted, with their pending writes", total - kept),
+    ]
+
+
+def close_rows(queryset) -> list:
+    counts = queryset.order_by().aggregate(
+        total=Count("pk"), idle=Count("pk", filter=Q(status=ThreadStatus.IDLE)),
+        closed=Count("pk", filter=Q(status=ThreadStatus.CLOSED)),
+    )
+    busy = counts["total"] - counts["idle"] - counts["closed"]
+    return [
+        ("threads", "Threads selected", counts["total"]),
+        ("idle", "Idle, will close (with their idle sub-threads)", counts["idle"]),
+        ("closed", "Already closed, skipped", counts["closed"]),
+        ("busy", "Running or awaiting, skipped (cancel them first)", busy),
+    ]
+
+
 @admin.register(Thread)
 class ThreadAdmin(ReadMostlyAdmin):
     list_display = ["id", "title", "project", "account", "agent", "status", "message_count", "run_count",
                     "last_activity_at"]
     list_filter = ["status", ("account", admin.RelatedOnlyFieldListFilter),
-                   ("project", admin.RelatedOnlyFieldListFilter), ("agent", admin.RelatedOnlyFieldListFilter), AgeFilter]
-    search_fields = ["title"]
+                   ("project", admin.RelatedOnlyFieldListFilter), ("agent", admin.RelatedOnlyFieldListFilter),
+                   AgeFilter]
+    search_fields = ["title"]  # enables the search box; get_search_results does the work
     search_help_text = "A thread id, or words of its title or metadata."
     list_select_related = ["project", "account", "agent"]
     actions = ["delete_threads", "prune_keep_latest", "close_threads"]
@@ -87,34 +135,27 @@ class ThreadAdmin(ReadMostlyAdmin):
             return queryset, False
         try:
             return queryset.filter(pk=parse_uuid(term)), False
-        except ServiceError:
+        except Invalid:
             pass
         return queryset.annotate(metadata_text=Cast("metadata", TextField())).filter(
             Q(title__icontains=term) | Q(metadata_text__icontains=term)
         ), False
 
-    # --- confirmation pages --------------------------------------------------------
+    # --- confirmation and results ----------------------------------------------------
 
-    def confirm(self, request, queryset, *, action, title, intro, impact, confirm_label, notes=()):
+    def confirm(self, request, *, title, intro, rows, confirm_label, action=None, cancel_url=None):
+        """The confirmation page; posting it back (with `post=yes`) runs the action."""
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "title": title, "intro": intro,
-            "impact": impact, "notes": notes, "confirm_label": confirm_label, "action": action,
+            "rows": rows, "confirm_label": confirm_label, "action": action,
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across") == "1",
-            "cancel_url": request.get_full_path(),
+            "cancel_url": cancel_url or request.get_full_path(),
         }
         return TemplateResponse(request, "admin/confirm_bulk_action.html", context)
 
-    @staticmethod
-    def impact_rows(impact: dict) -> list:
-        return [
-            ("Threads (with their sub-threads)", impact["threads"]), ("Messages", impact["messages"]),
-            ("Runs", impact["runs"]), ("Checkpoints", impact["checkpoints"]),
-            ("Projects left empty, deleted with them", impact["projects"]),
-            ("Sandboxes deleted with those projects", impact["sandboxes"]),
-        ]
-
     def report(self, request, done: int, verb: str, skipped: dict):
+        """How many were done, then one warning per reason for those skipped."""
         self.message_user(request, f"{done} thread(s) {verb}.", messages.SUCCESS)
         for reason, count in skipped.items():
             self.message_user(request, f"{count} thread(s) skipped: {reason}", messages.WARNING)
@@ -124,70 +165,61 @@ class ThreadAdmin(ReadMostlyAdmin):
     @admin.action(description="Delete selected threads", permissions=["delete"])
     def delete_threads(self, request, queryset):
         if request.POST.get("post") != "yes":
-            impact = deletion_impact(thread_ids_queryset=queryset)
             return self.confirm(
-                request, queryset, action="delete_threads", title="Delete threads?",
+                request, action="delete_threads", title="Delete threads?",
                 intro="These threads will be deleted with everything under them. This cannot be undone.",
-                impact=self.impact_rows(impact), confirm_label="Yes, delete them",
+                rows=deletion_rows(deletion_impact(thread_ids_queryset=queryset)), confirm_label="Yes, delete them",
             )
         selected = queryset.count()
         deleted = sum(services.delete_threads(thread_ids=ids) for ids in id_batches(queryset, BATCH))
-        gone = {"already deleted (or removed with a parent)": selected - deleted} if selected - deleted else {}
-        self.report(request, deleted, "deleted", gone)
+        gone = selected - deleted
+        self.report(request, deleted, "deleted", {"already deleted, or removed with a parent": gone} if gone else {})
         return None
 
     @admin.action(description="Prune old checkpoints (keep latest)", permissions=["delete"])
     def prune_keep_latest(self, request, queryset):
         if request.POST.get("post") != "yes":
-            newest = Checkpoint.objects.filter(thread__in=queryset.values("pk")).values("thread", "checkpoint_ns")
-            total = Checkpoint.objects.filter(thread__in=queryset.values("pk")).count()
-            kept = newest.distinct().count()
-            busy = queryset.filter(runs__status__in=["pending", "running"]).distinct().count()
             return self.confirm(
-                request, queryset, action="prune_keep_latest", title="Prune old checkpoints?",
-                intro="Each thread keeps only its newest checkpoint per namespace (with its pending writes).",
-                impact=[("Threads selected", queryset.count()), ("Checkpoints now", total),
-                        ("Checkpoints kept (newest per namespace)", kept), ("Checkpoints deleted", total - kept)],
-                notes=[f"{busy} thread(s) with an active run will be skipped."] if busy else [],
-                confirm_label="Yes, prune them",
+                request, action="prune_keep_latest", title="Prune old checkpoints?",
+                intro="Each thread keeps only its newest checkpoint per namespace (with its pending writes); "
+                      "its messages and runs stay.",
+                rows=prune_rows(queryset), confirm_label="Yes, prune them",
             )
         selected = queryset.count()
         pruned = sum(services.keep_latest_checkpoints(thread_ids=ids) for ids in id_batches(queryset, BATCH))
-        skipped = {"an active run, or nothing older to prune": selected - pruned} if selected - pruned else {}
-        self.report(request, pruned, "pruned", skipped)
+        skipped = selected - pruned
+        self.report(request, pruned, "pruned",
+                    {"an active run, or no older checkpoint to prune": skipped} if skipped else {})
         return None
 
     @admin.action(description="Close selected threads", permissions=["delete"])
     def close_threads(self, request, queryset):
         if request.POST.get("post") != "yes":
-            counts = queryset.aggregate(total=Count("pk"), idle=Count("pk", filter=Q(status="idle")))
             return self.confirm(
-                request, queryset, action="close_threads", title="Close threads?",
-                intro="Idle threads close (with their idle sub-threads); others are skipped: cancel them first.",
-                impact=[("Threads selected", counts["total"]), ("Idle, will close", counts["idle"]),
-                        ("Not idle, will be skipped", counts["total"] - counts["idle"])],
-                confirm_label="Yes, close them",
+                request, action="close_threads", title="Close threads?",
+                intro="Idle threads close, with their idle sub-threads; a closed thread takes no new turn.",
+                rows=close_rows(queryset), confirm_label="Yes, close them",
             )
         closed, skipped = 0, {}
-        for thread in queryset.select_related(None).only("pk", "status"):
-            try:
-                services.close_thread(thread=thread)
-                closed += 1
-            except ServiceError as exc:
-                skipped[exc.detail] = skipped.get(exc.detail, 0) + 1
+        for ids in id_batches(queryset, BATCH):
+            for thread in Thread.objects.filter(pk__in=ids).only("pk", "status"):
+                try:
+                    services.close_thread(thread=thread)  # one transaction per thread, under its lock
+                    closed += 1
+                except ServiceError as exc:
+                    skipped[exc.detail] = skipped.get(exc.detail, 0) + 1
         self.report(request, closed, "closed", skipped)
         return None
 
     # --- the change page's own delete button -------------------------------------------
 
     def delete_view(self, request, object_id, extra_context=None):
-        """Same path as the action: numbers from aggregates, then the service."""
+        """Same path as the action — numbers from aggregates, then the service —
+        instead of Django's page listing every related row."""
         thread = self.get_object(request, object_id)
         if thread is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
         if not self.has_delete_permission(request, thread):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         if request.method == "POST" and request.POST.get("post") == "yes":
             try:
@@ -196,11 +228,11 @@ class ThreadAdmin(ReadMostlyAdmin):
             except ServiceError as exc:
                 self.message_user(request, exc.detail, messages.WARNING)
             return HttpResponseRedirect(reverse("admin:threads_thread_changelist"))
-        impact = deletion_impact(thread_ids_queryset=Thread.objects.filter(pk=thread.pk))
         return self.confirm(
-            request, Thread.objects.filter(pk=thread.pk), action=None, title=f"Delete thread {thread.pk}?",
+            request, title=f"Delete thread {thread.pk}?",
             intro="This thread will be deleted with everything under it. This cannot be undone.",
-            impact=self.impact_rows(impact), confirm_label="Yes, delete it",
+            rows=deletion_rows(deletion_impact(thread_ids_queryset=Thread.objects.filter(pk=thread.pk))),
+            confirm_label="Yes, delete it", cancel_url=reverse("admin:threads_thread_change", args=[thread.pk]),
         )
 
 

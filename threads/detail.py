@@ -13,7 +13,8 @@ from .models import Message, Run, RunStatus, Thread
 
 MAX_MESSAGES = 500
 DEFAULT_MESSAGES = 100
-FAILED = (RunStatus.ERROR, RunStatus.TIMEOUT)
+# A turn that did not complete: it failed, timed out, or was cancelled (interrupted).
+FAILED = (RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED)
 
 
 def iso(value):
@@ -98,9 +99,8 @@ def build_detail(thread: Thread, *, after_seq=None, before_seq=None, limit=DEFAU
     )
     summary_tokens = len((thread.compaction_summary or "").split())
     system_prompt = composed_system_prompt(thread)
-    latest_text = messages[-1].text if messages and after_seq is None and before_seq is None else None
     detail = summary(thread) | {
-        "message": latest_text if latest_text is not None else (turns[-1].message if turns else None),
+        "message": turns[-1].message if turns else None,  # what the latest turn was asked
         "lastTurnStatus": last_turn_status(finished[-1] if finished else None),
         "activeTurnModel": (active.model or thread.model) if active else None,
         "tools": list(thread.tools or []),

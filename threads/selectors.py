@@ -1,10 +1,11 @@
 """Reads on threads that return querysets."""
 
-from django.db.models import QuerySet
+from django.core.exceptions import EmptyResultSet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from projects.selectors import visible_to
 
-from .models import Thread
+from .models import ACTIVE_RUN_STATUSES, Checkpoint, Run, Thread
 
 
 def threads_for(user) -> QuerySet:
@@ -26,6 +27,34 @@ def id_batches(queryset: QuerySet, size: int):
         yield ids
 
 
+def with_active_run() -> Exists:
+    return Exists(Run.objects.filter(thread_id=OuterRef("pk"), status__in=ACTIVE_RUN_STATUSES))
+
+
+def without_active_run(queryset: QuerySet) -> QuerySet:
+    return queryset.exclude(with_active_run())
+
+
+def superseded_checkpoints() -> QuerySet:
+    """Checkpoints with a newer one in their (thread, namespace) — `Checkpoint.id`
+    grows with time: an index probe each (`checkpoint_latest`: thread, ns, -id)."""
+    newer = Checkpoint.objects.filter(
+        thread_id=OuterRef("thread_id"), checkpoint_ns=OuterRef("checkpoint_ns"), id__gt=OuterRef("id")
+    )
+    return Checkpoint.objects.filter(Exists(newer))
+
+
+def keep_latest_impact(*, thread_ids_queryset: QuerySet) -> dict:
+    """What keep_latest would do to these threads, in two aggregate queries: how many
+    are selected, how many would be skipped for an active run, and how many
+    checkpoints (with their pending writes) would go."""
+    counts = thread_ids_queryset.order_by().aggregate(
+        threads=Count("pk"), skipped_active_run=Count("pk", filter=Q(with_active_run()))
+    )
+    prunable = without_active_run(thread_ids_queryset.order_by()).values("pk")
+    return {**counts, "checkpoints": superseded_checkpoints().filter(thread_id__in=prunable).count()}
+
+
 def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
     """What deleting these threads would remove, counted in one query (a recursive
     CTE for the sub-threads and aggregate subqueries; no row is listed): threads
@@ -38,7 +67,11 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
 
     from .models import Checkpoint, Message, Run
 
-    anchor, params = thread_ids_queryset.order_by().values("pk").query.sql_with_params()
+    keys = ("threads", "messages", "runs", "checkpoints", "projects", "sandboxes")
+    try:
+        anchor, params = thread_ids_queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # e.g. .none() or pk__in=[]: nothing would go
+        return dict.fromkeys(keys, 0)
     q = connection.ops.quote_name
     t, p, s = q(Thread._meta.db_table), q(Project._meta.db_table), q(Sandbox._meta.db_table)
     m, r, c = q(Message._meta.db_table), q(Run._meta.db_table), q(Checkpoint._meta.db_table)
@@ -65,5 +98,4 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    keys = ("threads", "messages", "runs", "checkpoints", "projects", "sandboxes")
     return dict(zip(keys, (int(v or 0) for v in row)))

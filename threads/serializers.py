@@ -148,8 +148,112 @@ class RunsCancelSerializer(serializers.Serializer):
 
 class RunCancelQuerySerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["interrupt", "rollback"], default="interrupt")
+    # LangGraph's SDK sends `wait`; a cancel here is done when the response comes, so
+    # it is accepted (and validated) but changes nothing.
     wait = serializers.BooleanField(required=False, default=False)
 
 
 class RunDeleteQuerySerializer(serializers.Serializer):
     force = serializers.BooleanField(required=False, default=False)
+
+
+# --- agent threads (camelCase): the documented response shapes ---------------------
+# The responses are built by `threads.detail` (constant queries); these serializers
+# describe them in the OpenAPI schema, field for field.
+
+from .tools import AVAILABLE_TOOLS  # noqa: E402
+
+
+class AgentThreadSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    agentId = serializers.UUIDField(allow_null=True)
+    status = serializers.ChoiceField(choices=ThreadStatus.choices)
+    depth = serializers.IntegerField()
+    parentThreadId = serializers.UUIDField(allow_null=True)
+    scheduleId = serializers.UUIDField(allow_null=True)
+    scheduleSeq = serializers.IntegerField(allow_null=True)
+    instructions = serializers.CharField(allow_null=True)
+    model = serializers.CharField()
+    result = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    completedAt = serializers.DateTimeField(allow_null=True)
+
+
+class AgentThreadListSerializer(serializers.Serializer):
+    threads = AgentThreadSummarySerializer(many=True)
+    nextCursor = serializers.UUIDField(allow_null=True)
+    hasMore = serializers.BooleanField()
+
+
+class CompiledContextSerializer(serializers.Serializer):
+    enabledTools = serializers.ListField(child=serializers.ChoiceField(choices=AVAILABLE_TOOLS))
+    systemPrompt = serializers.CharField(allow_null=True)
+    turnId = serializers.UUIDField(allow_null=True)
+
+
+class ContextWindowSerializer(serializers.Serializer):
+    compacted = serializers.BooleanField()
+    compactionThroughSeq = serializers.IntegerField(allow_null=True)
+    contextWindowTokens = serializers.IntegerField()
+    llmEstimatedTokens = serializers.IntegerField()
+    model = serializers.CharField(allow_null=True)
+    rawEstimatedTokens = serializers.IntegerField()
+
+
+class AgentThreadMessageSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    content = ContentBlockSerializer(many=True)
+    createdAt = serializers.DateTimeField()
+
+
+class TokenUsageSerializer(serializers.Serializer):
+    inputTokens = serializers.IntegerField()
+    outputTokens = serializers.IntegerField()
+
+
+class AgentThreadTurnSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    threadId = serializers.UUIDField()
+    seq = serializers.IntegerField()
+    startMessageSeq = serializers.IntegerField(allow_null=True)
+    endMessageSeq = serializers.IntegerField(allow_null=True)
+    startedAt = serializers.DateTimeField(allow_null=True)
+    completedAt = serializers.DateTimeField(allow_null=True)
+    result = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    message = serializers.CharField(allow_null=True)
+    tokenUsage = TokenUsageSerializer()
+
+
+class SubThreadSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    parentThreadId = serializers.UUIDField()
+    toolUseId = serializers.CharField(allow_null=True)
+    messageCount = serializers.IntegerField()
+    stepCount = serializers.IntegerField()
+    model = serializers.CharField(allow_null=True)
+    result = serializers.CharField(allow_null=True)
+    scheduleId = serializers.UUIDField(allow_null=True)
+    scheduleSeq = serializers.IntegerField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    completedAt = serializers.DateTimeField(allow_null=True)
+
+
+class AgentThreadDetailSerializer(AgentThreadSummarySerializer):
+    message = serializers.CharField(allow_null=True)
+    lastTurnStatus = serializers.ChoiceField(choices=["completed", "failed"], allow_null=True)
+    activeTurnModel = serializers.CharField(allow_null=True)
+    tools = serializers.ListField(child=serializers.ChoiceField(choices=AVAILABLE_TOOLS))
+    externalToolNamespaces = serializers.ListField(child=serializers.CharField())
+    compactionSummary = serializers.CharField(allow_null=True)
+    compactionThroughSeq = serializers.IntegerField(allow_null=True)
+    composedSystemPrompt = serializers.CharField(allow_null=True)
+    compiledContext = CompiledContextSerializer(allow_null=True)
+    contextWindow = ContextWindowSerializer()
+    messages = AgentThreadMessageSerializer(many=True)
+    messageCursor = serializers.IntegerField(allow_null=True)
+    hasMoreMessages = serializers.BooleanField()
+    turns = AgentThreadTurnSerializer(many=True)
+    subThreads = SubThreadSerializer(many=True)

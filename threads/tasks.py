@@ -46,7 +46,7 @@ def execute_run(run_id: str) -> str | None:
 @shared_task
 def sweep_expired_threads() -> int:
     """Periodic (beat): prune threads whose time-to-live has expired."""
-    from .services.pruning import sweep_expired_threads as sweep
+    from .services.ttl import sweep_expired_threads as sweep
 
     return sweep()
 

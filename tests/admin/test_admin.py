@@ -1,6 +1,7 @@
 """The admin: list pages, the destructive actions through the services, protections."""
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -45,6 +46,20 @@ def texts(response):
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
+def impact(response) -> dict:
+    """The confirmation page's numbers, by row key."""
+    return {key: int(value) for key, value in re.findall(r'data-what="(\w+)">(\d+)<', response.content.decode())}
+
+
+def staff_with(client, *codenames):
+    user = ensure_user(username="helpdesk", password="pw-1234")
+    user.is_staff = True
+    user.save()
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
 @pytest.mark.parametrize("n", [5, 50])
 def test_thread_list_costs_constant_queries(staff, project, n, django_assert_max_num_queries):
     make_threads(project, n)
@@ -68,15 +83,16 @@ def test_thread_list_filters_and_search(staff, project, account):
 def test_delete_action_confirms_with_numbers_then_deletes(staff, project, django_capture_on_commit_callbacks):
     Sandbox.objects.create(project=project, account=project.account, provider="local", state="ready")
     threads = make_threads(project, 3, messages=4, checkpoints=2)
+    Run.objects.create(thread=threads[0], seq=1, status="completed")
+    sub = Thread.objects.create(account=project.account, project=project, parent_thread=threads[0], title="sub")
+    Message.objects.create(thread=sub, seq=1, role="user", content=[])
     r = action(staff, "delete_threads", threads)
     assert r.status_code == 200 and b"Delete threads?" in r.content
-    body = r.content.decode()
-    for label, value in [("Messages", 12), ("Checkpoints", 6), ("Projects left empty", 1), ("Sandboxes deleted", 1)]:
-        assert label in body and f">{value}</td>" in body
-    assert Thread.objects.count() == 3  # nothing changed yet
+    assert impact(r) == {"threads": 4, "messages": 13, "runs": 1, "checkpoints": 6, "projects": 1, "sandboxes": 1}
+    assert Thread.objects.count() == 4  # nothing changed yet
     with django_capture_on_commit_callbacks(execute=True):
         r = action(staff, "delete_threads", threads, confirm=True)
-    assert "3 thread(s) deleted." in texts(r)
+    assert texts(r) == ["3 thread(s) deleted."]
     assert not Thread.objects.exists() and not Message.objects.exists()
     assert not Project.objects.filter(pk=project.pk).exists()
     assert Sandbox.objects.get().state == "deleted"
@@ -86,29 +102,50 @@ def test_prune_action_keeps_latest_and_reports_skipped(staff, project):
     idle, busy = make_threads(project, 2, checkpoints=3)
     Run.objects.create(thread=busy, seq=1, status="running")
     r = action(staff, "prune_keep_latest", [idle, busy])
-    assert b"Checkpoints deleted" in r.content and b"will be skipped" in r.content
+    assert impact(r) == {"threads": 2, "skipped": 1, "checkpoints": 3, "kept": 1, "deleted": 2}
+    assert Checkpoint.objects.count() == 6  # nothing changed yet
     r = action(staff, "prune_keep_latest", [idle, busy], confirm=True)
-    assert "1 thread(s) pruned." in texts(r)
-    assert any("skipped" in m for m in texts(r))
+    assert texts(r) == ["1 thread(s) pruned.", "1 thread(s) skipped: an active run, or no older checkpoint to prune"]
     assert Checkpoint.objects.filter(thread=idle).count() == 1 and Checkpoint.objects.filter(thread=busy).count() == 3
 
 
 def test_close_action_closes_idle_and_skips_running(staff, project):
-    idle, running = make_threads(project, 2)
+    idle, running, closed = make_threads(project, 3)
     services.create_run(thread=running)
-    r = action(staff, "close_threads", [idle, running])
-    assert b"Idle, will close" in r.content
-    r = action(staff, "close_threads", [idle, running], confirm=True)
-    assert "1 thread(s) closed." in texts(r)
-    assert any("cancel it first" in m for m in texts(r))
+    services.close_thread(thread=closed)
+    r = action(staff, "close_threads", [idle, running, closed])
+    assert impact(r) == {"threads": 3, "idle": 1, "closed": 1, "busy": 1}
+    assert Thread.objects.get(pk=idle.pk).status == "idle"  # nothing changed yet
+    r = action(staff, "close_threads", [idle, running, closed], confirm=True)
+    msgs = texts(r)
+    assert msgs[0] == "1 thread(s) closed."
+    assert sorted(msgs[1:]) == ["1 thread(s) skipped: The thread is already closed.",
+                                "1 thread(s) skipped: The thread is running: cancel it first, then close it."]
     assert Thread.objects.get(pk=idle.pk).status == "closed" and Thread.objects.get(pk=running.pk).status == "running"
+
+
+def test_delete_all_matching_a_filter(staff, project, other_account, django_capture_on_commit_callbacks):
+    """"Select all" across pages with a search: the confirmation carries it, and only
+    the threads matching the search go."""
+    other_project = Project.objects.create(account=other_account, name="Other")
+    doomed = make_threads(project, 3)
+    Thread.objects.filter(pk__in=[t.pk for t in doomed]).update(metadata={"batch": "old-import"})
+    survivor = make_threads(other_project, 1)[0]
+    data = {"action": "delete_threads", "select_across": "1", "_selected_action": [str(doomed[0].pk)]}
+    r = staff.post(f"{THREADS}?q=old-import", data)
+    assert impact(r)["threads"] == 3 and b'name="select_across" value="1"' in r.content
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post(f"{THREADS}?q=old-import", {**data, "post": "yes"}, follow=True)
+    assert texts(r) == ["3 thread(s) deleted."]
+    assert list(Thread.objects.values_list("pk", flat=True)) == [survivor.pk]
 
 
 def test_change_page_delete_goes_through_the_service(staff, project, django_capture_on_commit_callbacks):
     keep, thread = make_threads(project, 2, messages=3)
     url = f"{THREADS}{thread.pk}/delete/"
     r = staff.get(url)
-    assert r.status_code == 200 and b"Yes, delete it" in r.content and b">3</td>" in r.content
+    assert r.status_code == 200 and b"Yes, delete it" in r.content
+    assert impact(r) == {"threads": 1, "messages": 3, "runs": 0, "checkpoints": 0, "projects": 0, "sandboxes": 0}
     with django_capture_on_commit_callbacks(execute=True):
         r = staff.post(url, {"post": "yes"}, follow=True)
     assert f"Thread {thread.pk} deleted." in texts(r)
@@ -116,11 +153,7 @@ def test_change_page_delete_goes_through_the_service(staff, project, django_capt
 
 
 def test_destructive_actions_need_the_delete_permission(client, project):
-    user = ensure_user(username="helpdesk", password="pw-1234")
-    user.is_staff = True
-    user.save()
-    user.user_permissions.add(Permission.objects.get(codename="view_thread"))
-    client.force_login(user)
+    client = staff_with(client, "view_thread", "change_thread")
     thread = make_threads(project, 1)[0]
     r = client.get(THREADS)
     assert r.status_code == 200
@@ -129,6 +162,19 @@ def test_destructive_actions_need_the_delete_permission(client, project):
     action(client, "delete_threads", [thread], confirm=True)
     assert Thread.objects.filter(pk=thread.pk).exists()
     assert client.get(f"{THREADS}{thread.pk}/delete/").status_code == 403
+    assert client.post(f"{THREADS}{thread.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert b"deletelink" not in client.get(f"{THREADS}{thread.pk}/change/").content
+    assert Thread.objects.filter(pk=thread.pk).exists()
+
+
+def test_sandbox_retry_needs_the_delete_permission(client, project):
+    client = staff_with(client, "view_sandbox", "change_sandbox")
+    sandbox = Sandbox.objects.create(account=project.account, provider="local", state="pending_deletion")
+    page = client.get("/admin/sandboxes/sandbox/")
+    assert page.status_code == 200 and b"retry_deletion" not in page.content
+    client.post("/admin/sandboxes/sandbox/", {"action": "retry_deletion", "_selected_action": [str(sandbox.pk)]})
+    sandbox.refresh_from_db()
+    assert sandbox.state == "pending_deletion"
 
 
 def test_protected_agents_have_no_delete(staff, account):
@@ -175,6 +221,8 @@ def test_sandbox_list_and_retry_deletion(staff, project, django_capture_on_commi
 
 def test_support_pages(staff, account, project):
     assert b"Acme" in staff.get("/admin/projects/account/", {"q": "Acme"}).content
+    assert b"Acme" in staff.get("/admin/projects/account/", {"q": "owner"}).content  # by a member's username
+    assert b"Acme" not in staff.get("/admin/projects/account/", {"q": "nobody"}).content
     page = staff.get(f"/admin/projects/account/{account.pk}/change/")
     assert page.status_code == 200 and b"owner" in page.content  # members inline
     assert staff.get("/admin/projects/membership/", {"role__exact": "owner"}).status_code == 200

@@ -290,11 +290,34 @@ def test_detail_query_count_is_constant(api, agent, project, django_assert_num_q
     with django_assert_num_queries(tiny_count):
         body = build_detail(with_agent_prompt(Thread.objects.all()).get(pk=big.pk), limit=500)
     assert tiny_count <= 6
-    assert api.get(base(agent, big.pk), {"limit": 500}).json()["messageCursor"] == 9501
+    with CaptureQueriesContext(connection) as tiny_request:  # the whole request: auth, agent, thread, detail
+        assert api.get(base(agent, small.pk), {"limit": 500}).status_code == 200
+    with django_assert_num_queries(len(tiny_request.captured_queries)):
+        assert api.get(base(agent, big.pk), {"limit": 500}).json()["messageCursor"] == 9501
     assert len(body["messages"]) == 500 and body["hasMoreMessages"]
     assert len(body["turns"]) == 500 and len(body["subThreads"]) == 50
     assert body["contextWindow"]["rawEstimatedTokens"] == 10_000
     assert all(s["messageCount"] == 1 for s in body["subThreads"])
+
+
+def test_the_openapi_schema_documents_the_detail_field_for_field(anon):
+    components = anon.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]
+    schemas = components["schemas"]
+
+    def documented(name, shape):
+        schema = schemas[name]
+        assert set(schema["properties"]) == set(shape) == set(schema["required"]), name
+        nullable = {key for key, prop in schema["properties"].items() if prop.get("nullable")}
+        assert nullable == {key for key, types in shape.items() if NULL in types}, name
+
+    documented("AgentThreadDetail", DETAIL_SCHEMA)
+    documented("ContextWindow", CONTEXT_WINDOW)
+    documented("CompiledContext", COMPILED)
+    documented("AgentThreadMessage", MESSAGE)
+    documented("AgentThreadTurn", TURN)
+    documented("SubThread", SUB)
+    assert schemas["ThreadStatusEnum"]["enum"] == ["idle", "running", "awaiting", "closed"]
+    assert "agent.schedule.trigger" in schemas["AgentToolEnum"]["enum"]
 
 
 @pytest.mark.postgres

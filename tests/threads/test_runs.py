@@ -1,14 +1,16 @@
-"""Messages, checkpoints, runs and deleting a run (issue: runs)."""
+"""Runs: one active per thread, executed through a runtime, cancelled with LangGraph's meanings."""
 
 import threading
 
 import pytest
 from django.db import connection
 
+from config.errors import Conflict
 from projects.models import Role
 from tests.conftest import client_for, wait_for
 from threads import services
-from threads.models import Approval, Checkpoint, CheckpointWrite, Message, Run, Thread
+from threads.models import Approval, Checkpoint, CheckpointWrite, Message, Run, Thread, ThreadStatus
+from threads.runtime import Runtime, RuntimeResult
 
 pytestmark = pytest.mark.django_db
 
@@ -22,129 +24,110 @@ def url(thread, *parts):
     return "/".join([f"/api/threads/{thread.pk}", *[str(p) for p in parts]])
 
 
-def post_user_message(api, thread, text="hello"):
-    r = api.post(url(thread, "messages"), {"role": "user", "content": [{"type": "text", "text": text}]}, format="json")
+def say(thread, text):
+    return services.post_message(thread=thread, role="user", content=[{"type": "text", "text": text}])
+
+
+def start_run(api, thread, callbacks_fixture, **body):
+    """POST a run and let it execute after the commit, as the embedded defaults do."""
+    with callbacks_fixture(execute=True):
+        r = api.post(url(thread, "runs"), body, format="json")
     assert r.status_code == 201, r.content
-    return r.json()
+    return Run.objects.get(pk=r.json()["run_id"])
 
 
-# --- messages -------------------------------------------------------------------------
-
-
-def test_messages_get_seq_1_2_3_and_page_by_seq(api, thread):
-    for i in range(5):
-        assert post_user_message(api, thread, f"m{i}")["seq"] == i + 1
-    r = api.get(url(thread, "messages"), {"limit": 2})
-    body = r.json()
-    assert [m["seq"] for m in body["results"]] == [1, 2] and body["has_more"] and body["next_after_seq"] == 2
-    body = api.get(url(thread, "messages"), {"after_seq": 4, "limit": 2}).json()
-    assert [m["seq"] for m in body["results"]] == [5] and not body["has_more"] and body["next_after_seq"] is None
-
-
-@pytest.mark.parametrize("payload", [
-    {"role": "robot", "content": [{"type": "text", "text": "x"}]},
-    {"role": "user", "content": []},
-    {"role": "user", "content": "text"},
-    {"role": "user", "content": [{"type": "text"}]},
-    {"role": "user"},
-])
-def test_bad_messages_are_422(api, thread, payload):
-    r = api.post(url(thread, "messages"), payload, format="json")
-    assert r.status_code == 422 and r.json()["detail"]
-
-
-def test_bad_message_query_is_422(api, thread):
-    assert api.get(url(thread, "messages"), {"limit": 0}).status_code == 422
-    assert api.get(url(thread, "messages"), {"after_seq": "x"}).status_code == 422
-
-
-@pytest.mark.parametrize("size", [1, 40])
-def test_listing_costs_constant_queries(api, thread, django_assert_max_num_queries, size):
-    Message.objects.bulk_create(Message(thread=thread, seq=i + 1, role="user", content=[]) for i in range(size))
-    Run.objects.bulk_create(Run(thread=thread, seq=i + 1, status="success") for i in range(size))
-    with django_assert_max_num_queries(4):
-        assert len(api.get(url(thread, "messages"), {"limit": 500}).json()["results"]) == size
-    with django_assert_max_num_queries(5):
-        assert len(api.get(url(thread, "runs"), {"limit": 500}).json()["results"]) == size
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_message_posts_get_seqs_without_gaps(project, owner):
-    thread = services.create_thread(project=project, created_by=owner)
-    errors, barrier = [], threading.Barrier(20)
-
-    def post(i):
-        try:
-            barrier.wait()
-            services.post_message(thread=thread, role="user", content=[{"type": "text", "text": str(i)}])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=post, args=(i,)) for i in range(20)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert errors == []
-    assert sorted(Message.objects.filter(thread=thread).values_list("seq", flat=True)) == list(range(1, 21))
-    assert Thread.objects.get(pk=thread.pk).last_message_seq == 20
-
-
-# --- checkpoints ----------------------------------------------------------------------
-
-
-def test_checkpoints_parent_must_exist_and_state_is_latest_per_ns(api, thread):
-    def put(cid, parent=None, ns="", writes=()):
-        return api.post(url(thread, "checkpoints"), {
-            "checkpoint_id": cid, "parent_checkpoint_id": parent, "checkpoint_ns": ns,
-            "checkpoint": {"step": cid}, "metadata": {"m": 1}, "writes": list(writes),
-        }, format="json")
-
-    assert put("a").status_code == 201
-    r = put("b", "a", writes=[{"task_id": "t", "idx": 0, "channel": "c", "value": 1}])
-    assert r.status_code == 201 and r.json()["writes"][0]["channel"] == "c"
-    assert put("x", "missing").status_code == 422
-    assert put("y", "a", ns="inner").status_code == 422  # the parent is in another namespace
-    assert put("a").status_code == 409
-    assert put("i1", ns="inner").status_code == 201
-    state = api.get(url(thread, "state")).json()["values"]
-    assert {(c["checkpoint_ns"], c["checkpoint_id"]) for c in state} == {("", "b"), ("inner", "i1")}
-    listed = api.get(url(thread, "checkpoints"), {"checkpoint_ns": ""}).json()["results"]
-    assert [c["checkpoint_id"] for c in listed] == ["b", "a"]
-
-
-# --- runs -----------------------------------------------------------------------------
+# --- executing through the echo runtime ----------------------------------------------
 
 
 def test_run_completes_through_echo_runtime_in_process(api, thread, django_capture_on_commit_callbacks):
-    post_user_message(api, thread, "ping")
-    with django_capture_on_commit_callbacks(execute=True):
-        r = api.post(url(thread, "runs"), {"metadata": {"k": "v"}}, format="json")
-    assert r.status_code == 201, r.content
-    run = Run.objects.get(pk=r.json()["run_id"])
-    assert run.status == "success" and run.result == "Echo: ping"
+    say(thread, "ping")
+    run = start_run(api, thread, django_capture_on_commit_callbacks, metadata={"k": "v"})
+    assert run.status == "success" and run.result == "Echo: ping" and run.error is None
+    assert run.seq == 1 and run.metadata == {"k": "v"} and run.runtime == "echo"
     assert run.start_message_seq == 2 and run.end_message_seq == 2
-    assert run.output_tokens > 0
+    assert run.input_tokens == 1 and run.output_tokens == 2
+    assert run.started_at is not None and run.completed_at >= run.started_at
     answer = Message.objects.get(thread=thread, seq=2)
     assert answer.role == "assistant" and answer.run_id == run.pk and answer.text == "Echo: ping"
     assert Checkpoint.objects.filter(run=run).count() == 1
     thread.refresh_from_db()
-    assert thread.status == "idle"
+    assert thread.status == "idle" and thread.last_run_seq == 1
     body = api.get(url(thread, "runs", run.pk)).json()
-    assert body["status"] == "success" and body["token_usage"]["output_tokens"] == run.output_tokens
+    assert body["status"] == "success" and body["token_usage"] == {"input_tokens": 1, "output_tokens": 2}
+    say(thread, "again")
+    second = start_run(api, thread, django_capture_on_commit_callbacks)
+    assert second.seq == 2 and second.result == "Echo: again"
+    assert Checkpoint.objects.get(run=second).parent_checkpoint_id == Checkpoint.objects.get(run=run).checkpoint_id
 
 
-def test_failing_runtime_records_error(api, thread, django_capture_on_commit_callbacks):
-    post_user_message(api, thread, "fail: boom")
-    with django_capture_on_commit_callbacks(execute=True):
-        run_id = api.post(url(thread, "runs"), {}, format="json").json()["run_id"]
-    run = Run.objects.get(pk=run_id)
-    assert run.status == "error" and run.error == "boom"
+def test_a_failing_runtime_records_the_error(api, thread, django_capture_on_commit_callbacks):
+    say(thread, "fail: boom")
+    run = start_run(api, thread, django_capture_on_commit_callbacks)
+    assert run.status == "error" and run.error == "boom" and run.completed_at is not None
+    assert not Message.objects.filter(thread=thread, role="assistant").exists()
     thread.refresh_from_db()
     assert thread.status == "idle"
+
+
+def test_a_runtime_can_pause_the_run_on_an_approval(api, thread, django_capture_on_commit_callbacks):
+    say(thread, "approve: sandbox.exec")
+    run = start_run(api, thread, django_capture_on_commit_callbacks)
+    assert run.status == "running"
+    assert Approval.objects.get(run=run).tool_name == "sandbox.exec"
+    thread.refresh_from_db()
+    assert thread.status == "awaiting"
+
+
+class CancelledMidwayRuntime(Runtime):
+    """A runtime whose run the user interrupts while it is working."""
+
+    def execute(self, *, run, history):
+        services.cancel_run(thread=run.thread, run_id=run.pk, action="interrupt")
+        return RuntimeResult(messages=[[{"type": "text", "text": "too late"}]], result="too late", checkpoint={})
+
+
+def test_a_cancel_while_the_runtime_works_wins(thread, settings):
+    settings.THREAD_RUNTIMES = {**settings.THREAD_RUNTIMES, "midway": f"{__name__}.CancelledMidwayRuntime"}
+    run = services.create_run(thread=thread, runtime="midway")
+    services.execute_run(run_id=run.pk)  # what the task does
+    run.refresh_from_db()
+    assert run.status == "interrupted" and run.result is None
+    assert not Message.objects.filter(thread=thread).exists() and not Checkpoint.objects.exists()
+    thread.refresh_from_db()
+    assert thread.status == "idle"
+
+
+def test_a_run_executes_once(thread):
+    say(thread, "once")
+    run = services.create_run(thread=thread)  # no commit in this test: not sent yet
+    services.execute_run(run_id=run.pk)
+    services.execute_run(run_id=run.pk)  # a duplicate delivery
+    assert Message.objects.filter(thread=thread, role="assistant").count() == 1
+
+
+def test_a_run_left_pending_is_sent_again(thread):
+    """The broker was down when the run was created: the periodic requeue executes it."""
+    say(thread, "late")
+    run = services.create_run(thread=thread)  # no commit in this test: never sent
+    assert services.requeue_pending_runs(older_than_seconds=3600) == 0
+    assert services.requeue_pending_runs(older_than_seconds=0) == 1
+    run.refresh_from_db()
+    assert run.status == "success" and run.result == "Echo: late"
+    assert services.requeue_pending_runs(older_than_seconds=0) == 0
+
+
+@pytest.mark.worker
+def test_run_completes_in_a_real_worker(celery_worker_process, project, owner):
+    thread = services.create_thread(project=project, created_by=owner)
+    say(thread, "from the worker")
+    run = services.create_run(thread=thread)
+    done = wait_for(lambda: Run.objects.get(pk=run.pk).status == "success", timeout=30)
+    assert done, Run.objects.get(pk=run.pk).status
+    assert Message.objects.get(thread=thread, seq=2).text == "Echo: from the worker"
+    assert Thread.objects.get(pk=thread.pk).status == "idle"
+
+
+# --- creating and listing ------------------------------------------------------------
 
 
 def test_one_active_run_per_thread_and_thread_status_follows(api, thread):
@@ -155,10 +138,74 @@ def test_one_active_run_per_thread_and_thread_status_follows(api, thread):
     r2 = api.post(url(thread, "runs"), {}, format="json")
     assert r2.status_code == 409 and r2.json()["detail"]
     assert api.get(url(thread, "runs"), {"status": "pending"}).json()["count"] == 1
+    assert api.get(url(thread, "runs"), {"status": "success"}).json()["count"] == 0
     assert api.get(url(thread, "runs"), {"status": "nope"}).status_code == 422
 
 
-def test_interrupt_keeps_checkpoints_and_rollback_deletes_them(api, thread):
+def test_a_closed_thread_takes_no_run(api, thread):
+    Thread.objects.filter(pk=thread.pk).update(status=ThreadStatus.CLOSED)
+    r = api.post(url(thread, "runs"), {}, format="json")
+    assert r.status_code == 409 and r.json()["detail"]
+    assert not Run.objects.exists()
+
+
+def test_bad_run_requests(api, thread, other_account):
+    assert api.post(url(thread, "runs"), {"runtime": "nope"}, format="json").status_code == 422
+    assert api.post(url(thread, "runs"), {"agent_id": "nope"}, format="json").status_code == 422
+    foreign = other_account.agents.create(name="theirs")
+    assert api.post(url(thread, "runs"), {"agent_id": str(foreign.pk)}, format="json").status_code == 404
+    assert api.get(url(thread, "runs", "nope")).status_code == 422
+    assert not Run.objects.exists()
+
+
+def test_run_access(anon, thread, account, member_of):
+    assert anon.post(url(thread, "runs"), {}, format="json").status_code == 401
+    viewer = client_for(member_of(account, Role.VIEWER))
+    assert viewer.post(url(thread, "runs"), {}, format="json").status_code == 403
+    assert viewer.get(url(thread, "runs")).status_code == 200
+
+
+@pytest.mark.parametrize("size", [1, 60])
+def test_listing_runs_costs_the_same_queries_whatever_the_page_size(api, thread, django_assert_num_queries, size):
+    Run.objects.bulk_create(Run(thread=thread, seq=i + 1, status="success") for i in range(size))
+    # the authenticated user, the thread, the count, the page
+    with django_assert_num_queries(4):
+        results = api.get(url(thread, "runs"), {"limit": 500}).json()["results"]
+    assert [r["seq"] for r in results] == list(range(size, 0, -1))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_run_creations_give_one_run_and_409s(project, owner):
+    thread = services.create_thread(project=project, created_by=owner)
+    say(thread, "approve: tool.call")  # the run that wins pauses on an approval: it stays active
+    outcomes, barrier = [], threading.Barrier(5)
+
+    def create():
+        try:
+            barrier.wait()
+            services.create_run(thread=thread)
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+        except Exception as exc:
+            outcomes.append(repr(exc))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=create) for _ in range(5)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(outcomes) == ["conflict"] * 4 + ["created"]
+    assert Run.objects.filter(thread=thread).count() == 1
+
+
+# --- cancelling ----------------------------------------------------------------------
+
+
+def test_interrupt_keeps_checkpoints(api, thread):
     run = services.create_run(thread=thread)
     Checkpoint.objects.create(thread=thread, checkpoint_id="c1", run=run)
     r = api.post(url(thread, "runs", run.pk, "cancel") + "?action=interrupt")
@@ -167,113 +214,45 @@ def test_interrupt_keeps_checkpoints_and_rollback_deletes_them(api, thread):
     thread.refresh_from_db()
     assert thread.status == "idle"
     assert api.post(url(thread, "runs", run.pk, "cancel")).status_code == 409  # no longer active
-
-    run2 = services.create_run(thread=thread)
-    cp = Checkpoint.objects.create(thread=thread, checkpoint_id="c2", run=run2)
-    CheckpointWrite.objects.create(checkpoint=cp, task_id="t", idx=0, channel="c")
-    r = api.post(url(thread, "runs", run2.pk, "cancel") + "?action=rollback")
-    assert r.status_code == 200 and r.json()["deleted"] is True
-    assert not Run.objects.filter(pk=run2.pk).exists()
-    assert not Checkpoint.objects.filter(checkpoint_id="c2").exists() and not CheckpointWrite.objects.exists()
-    assert Checkpoint.objects.filter(checkpoint_id="c1").exists()
     assert api.post(url(thread, "runs", run.pk, "cancel") + "?action=explode").status_code == 422
 
 
-def test_bulk_cancel(api, thread):
-    services.create_run(thread=thread)
-    r = api.post(url(thread, "runs", "cancel"), {"status": "pending"}, format="json")
-    assert r.status_code == 200 and r.json()["cancelled_count"] == 1
-    assert api.post(url(thread, "runs", "cancel"), {"status": "bogus"}, format="json").status_code == 422
+def test_cancelling_a_run_of_another_thread_is_404(api, thread, project, owner):
+    other = services.create_thread(project=project, created_by=owner)
+    run = services.create_run(thread=other)
+    assert api.post(url(thread, "runs", run.pk, "cancel") + "?action=rollback").status_code == 404
+    assert Run.objects.get(pk=run.pk).status == "pending"
 
 
-def test_awaiting_runtime_pauses_the_thread_on_an_approval(api, thread, django_capture_on_commit_callbacks):
-    post_user_message(api, thread, "approve: sandbox.exec")
-    with django_capture_on_commit_callbacks(execute=True):
-        run_id = api.post(url(thread, "runs"), {}, format="json").json()["run_id"]
-    thread.refresh_from_db()
-    assert thread.status == "awaiting"
-    assert Run.objects.get(pk=run_id).status == "running"
-    assert Approval.objects.get(run_id=run_id).tool_name == "sandbox.exec"
-
-
-# --- deleting a run -------------------------------------------------------------------
-
-
-def test_delete_success_run_removes_its_checkpoints_and_keeps_messages(api, thread, django_capture_on_commit_callbacks):
-    runs = []
-    for text in ("one", "two"):
-        post_user_message(api, thread, text)
-        with django_capture_on_commit_callbacks(execute=True):
-            runs.append(api.post(url(thread, "runs"), {}, format="json").json()["run_id"])
-    assert Checkpoint.objects.filter(thread=thread).count() == 2
-    r = api.delete(url(thread, "runs", runs[0]))
-    assert r.status_code == 200
-    assert r.json() == {"thread_id": str(thread.pk), "run_id": runs[0], "deleted": True}
-    assert not Run.objects.filter(pk=runs[0]).exists()
-    assert not Checkpoint.objects.filter(run_id=runs[0]).exists()
-    assert Checkpoint.objects.filter(run_id=runs[1]).count() == 1
-    assert Message.objects.filter(thread=thread).count() == 4  # every message stays
-    assert Message.objects.get(thread=thread, seq=2).run_id is None
-    assert api.delete(url(thread, "runs", runs[0])).status_code == 404
-
-
-def test_delete_active_run_is_409_unless_forced(api, thread):
+def test_rollback_deletes_the_run_and_its_checkpoints(api, thread, django_capture_on_commit_callbacks):
+    say(thread, "first")
+    done = start_run(api, thread, django_capture_on_commit_callbacks)
+    before = Checkpoint.objects.get(run=done).checkpoint_id
     run = services.create_run(thread=thread)
-    r = api.delete(url(thread, "runs", run.pk))
-    assert r.status_code == 409 and "force" in r.json()["detail"]
-    assert api.delete(url(thread, "runs", run.pk) + "?force=true").status_code == 200
+    cp = services.put_checkpoint(thread=thread, checkpoint_id="c2", parent_checkpoint_id=before, checkpoint={},
+                                 run=run, writes=[{"task_id": "t", "idx": 0, "channel": "c"}])
+    message = services.post_message(thread=thread, role="assistant", content=[{"type": "text", "text": "partial"}],
+                                    run=run)
+    assert api.get(url(thread, "state")).json()["values"][0]["checkpoint_id"] == "c2"
+    r = api.post(url(thread, "runs", run.pk, "cancel") + "?action=rollback")
+    assert r.status_code == 200 and r.json()["deleted"] is True
     assert not Run.objects.filter(pk=run.pk).exists()
+    assert not Checkpoint.objects.filter(pk=cp.pk).exists() and not CheckpointWrite.objects.exists()
+    assert api.get(url(thread, "state")).json()["values"][0]["checkpoint_id"] == before  # back to before the run
+    message.refresh_from_db()
+    assert message.run_id is None  # messages stay, detached
     thread.refresh_from_db()
     assert thread.status == "idle"
-    assert api.delete(url(thread, "runs", run.pk) + "?force=maybe").status_code in (404, 422)
 
 
-def test_delete_run_of_another_thread_is_404(api, thread, project, owner):
-    other = services.create_thread(project=project, created_by=owner)
-    run = Run.objects.create(thread=other, seq=1, status="success")
-    r = api.delete(url(thread, "runs", run.pk))
-    assert r.status_code == 404 and r.json()["detail"]
-    assert Run.objects.filter(pk=run.pk).exists()
-
-
-def test_delete_run_malformed_ids_are_422(api, thread):
-    r = api.delete(url(thread, "runs", "not-a-uuid"))
-    assert r.status_code == 422 and r.json()["detail"]
-    assert api.delete("/api/threads/nope/runs/also-nope").status_code == 422
-
-
-def test_delete_run_auth(anon, thread, account, member_of, other_account):
-    run = Run.objects.create(thread=thread, seq=1, status="success")
-    assert anon.delete(url(thread, "runs", run.pk)).status_code == 401
-    viewer = client_for(member_of(account, Role.VIEWER))
-    r = viewer.delete(url(thread, "runs", run.pk))
-    assert r.status_code == 403 and r.json()["detail"]
-    stranger = client_for(other_account.memberships.get().user)
-    assert stranger.delete(url(thread, "runs", run.pk)).status_code == 404
-    member = client_for(member_of(account, Role.MEMBER))
-    assert member.delete(url(thread, "runs", run.pk)).status_code == 200
-
-
-# --- a real Celery worker ---------------------------------------------------------------
-
-
-@pytest.mark.worker
-def test_run_completes_in_a_real_worker(celery_worker_process, project, owner):
-    thread = services.create_thread(project=project, created_by=owner)
-    services.post_message(thread=thread, role="user", content=[{"type": "text", "text": "from the worker"}])
-    run = services.create_run(thread=thread)
-    done = wait_for(lambda: Run.objects.get(pk=run.pk).status == "success", timeout=30)
-    assert done, Run.objects.get(pk=run.pk).status
-    assert Message.objects.get(thread=thread, seq=2).text == "Echo: from the worker"
-    assert Thread.objects.get(pk=thread.pk).status == "idle"
-
-
-def test_a_run_left_pending_is_sent_again(thread):
-    """The broker was down when the run was created: the periodic requeue executes it."""
-    services.post_message(thread=thread, role="user", content=[{"type": "text", "text": "late"}])
-    run = services.create_run(thread=thread)  # no commit in this test: never sent
-    assert services.requeue_pending_runs(older_than_seconds=3600) == 0
-    assert services.requeue_pending_runs(older_than_seconds=0) == 1
-    run.refresh_from_db()
-    assert run.status == "success" and run.result == "Echo: late"
-    assert services.requeue_pending_runs(older_than_seconds=0) == 0
+def test_bulk_cancel(api, thread, project, owner):
+    services.create_run(thread=thread)
+    assert api.post(url(thread, "runs", "cancel"), {"status": "running"}, format="json").json()["cancelled_count"] == 0
+    thread.refresh_from_db()
+    assert thread.status == "running"
+    r = api.post(url(thread, "runs", "cancel"), {"status": "pending"}, format="json")
+    assert r.status_code == 200 and r.json()["cancelled_count"] == 1
+    thread.refresh_from_db()
+    assert thread.status == "idle"
+    assert api.post(url(thread, "runs", "cancel") + "/", {}, format="json").json()["cancelled_count"] == 0
+    assert api.post(url(thread, "runs", "cancel"), {"status": "bogus"}, format="json").status_code == 422

@@ -1,6 +1,6 @@
 """The agent-thread API (camelCase, the Cerca shape): /api/agents/{agent_id}/threads/..."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,10 +13,10 @@ from projects.models import Project
 from .. import services
 from ..detail import MAX_MESSAGES, build_detail, summary, with_agent_prompt
 from ..models import Thread, ThreadStatus
-from ..tools import validate_tools
+from ..serializers import AgentThreadDetailSerializer, AgentThreadListSerializer
 
 
-class CreateSerializer(serializers.Serializer):
+class AgentThreadCreateSerializer(serializers.Serializer):
     projectId = serializers.UUIDField()
     instructions = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
@@ -42,15 +42,12 @@ class ListQuerySerializer(serializers.Serializer):
     cursor = serializers.CharField(required=False)
 
 
-class TurnSerializer(serializers.Serializer):
+class TurnRequestSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
 class ApprovalDecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "deny"])
-
-
-DETAIL = inline_serializer("AgentThreadDetail", {"id": serializers.CharField(), "status": serializers.CharField()})
 
 
 class AgentThreadView(APIView):
@@ -74,7 +71,8 @@ class AgentThreadView(APIView):
 
 
 class AgentThreadsView(AgentThreadView):
-    @extend_schema(parameters=[ListQuerySerializer])
+    @extend_schema(operation_id="agents_threads_list", parameters=[ListQuerySerializer],
+                   responses=AgentThreadListSerializer)
     def get(self, request, agent_id):
         agent = self.agent()
         q = ListQuerySerializer(data=request.query_params)
@@ -94,26 +92,24 @@ class AgentThreadsView(AgentThreadView):
         return Response({"threads": [summary(t) for t in rows], "nextCursor": str(rows[-1].pk) if more else None,
                          "hasMore": more})
 
-    @extend_schema(request=CreateSerializer, responses={201: DETAIL})
+    @extend_schema(request=AgentThreadCreateSerializer, responses={201: AgentThreadDetailSerializer})
     def post(self, request, agent_id):
         agent = self.agent()
-        data = CreateSerializer(data=request.data)
+        data = AgentThreadCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         project = tenancy.get_visible(Project.objects.filter(account_id=agent.account_id), request.user,
                                       v["projectId"], name="projectId")
         tenancy.ensure_account_writable(request.user, project.account_id)
-        thread = services.create_thread(
+        thread = services.open_thread(
             project=project, agent=agent, created_by=request.user, instructions=v.get("instructions"),
-            model=v["model"], tools=validate_tools(v["tools"]),
+            model=v["model"], tools=v["tools"], message=v.get("message"),
         )
-        if v.get("message"):
-            services.start_turn(thread=thread, message=v["message"])
         return self.detail(thread.pk, status=201)
 
 
 class AgentThreadDetailView(AgentThreadView):
-    @extend_schema(parameters=[DetailQuerySerializer], responses=DETAIL)
+    @extend_schema(parameters=[DetailQuerySerializer], responses=AgentThreadDetailSerializer)
     def get(self, request, agent_id, thread_id):
         thread = self.thread()
         q = DetailQuerySerializer(data=request.query_params)
@@ -124,31 +120,31 @@ class AgentThreadDetailView(AgentThreadView):
 
 
 class TurnsView(AgentThreadView):
-    @extend_schema(request=TurnSerializer, responses={201: DETAIL})
+    @extend_schema(request=TurnRequestSerializer, responses={201: AgentThreadDetailSerializer})
     def post(self, request, agent_id, thread_id):
         thread = self.thread(write=True)
-        data = TurnSerializer(data=request.data)
+        data = TurnRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.start_turn(thread=thread, message=data.validated_data["message"])
         return self.detail(thread.pk, status=201)
 
 
 class CancelView(AgentThreadView):
-    @extend_schema(request=None, responses=DETAIL)
+    @extend_schema(request=None, responses=AgentThreadDetailSerializer)
     def post(self, request, agent_id, thread_id):
         thread = services.cancel_thread(thread=self.thread(write=True))
         return self.detail(thread.pk)
 
 
 class CloseView(AgentThreadView):
-    @extend_schema(request=None, responses=DETAIL)
+    @extend_schema(request=None, responses=AgentThreadDetailSerializer)
     def post(self, request, agent_id, thread_id):
         thread = services.close_thread(thread=self.thread(write=True))
         return self.detail(thread.pk)
 
 
 class ApprovalView(AgentThreadView):
-    @extend_schema(request=ApprovalDecisionSerializer, responses=DETAIL)
+    @extend_schema(request=ApprovalDecisionSerializer, responses=AgentThreadDetailSerializer)
     def post(self, request, agent_id, thread_id, approval_id):
         thread = self.thread(write=True)
         approval_id = tenancy.parse_uuid(approval_id, name="approval_id")

@@ -8,8 +8,17 @@ from rest_framework.views import APIView
 from ..services.pruning import MAX_IDS, STRATEGIES, prune_threads
 
 
+class ThreadIdField(serializers.UUIDField):
+    """A UUID string only: DRF's UUIDField would also turn an integer into a UUID."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class PruneRequestSerializer(serializers.Serializer):
-    thread_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=True, max_length=MAX_IDS)
+    thread_ids = serializers.ListField(child=ThreadIdField(), allow_empty=True, max_length=MAX_IDS)
     strategy = serializers.ChoiceField(choices=STRATEGIES, default="delete")
 
 

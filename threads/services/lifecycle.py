@@ -5,8 +5,11 @@
 - close: only idle closes; its idle sub-threads close with it; a running or awaiting
   sub-thread, or the thread itself not idle, is a 409 and nothing changes.
 - force_close_threads: set-based cancel-and-close, used when an agent is deleted.
+- open_thread / start_turn: a turn (user message + run) starts only on an idle thread.
 All take the thread row locks first (the same order as run creation), so a close and a
-new turn sent at once serialise: exactly one wins.
+new turn sent at once serialise: exactly one wins. The locks are `FOR NO KEY UPDATE`
+(see `lock_thread`): a close holding a parent never blocks the commit of a sub-thread's
+turn, which checks its parent's key.
 """
 
 from collections.abc import Iterable
@@ -17,10 +20,11 @@ from django.utils import timezone
 from config.errors import Conflict, Invalid, NotFound
 
 from ..models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Run, RunStatus, Thread, ThreadStatus
+from ..tools import validate_tools
 from .deletion import collect_subtrees
 from .messages import append_messages
 from .runs import create_run, interrupt_runs, schedule_execution, set_thread_status
-from .threads import lock_thread
+from .threads import create_thread, lock_thread
 
 BUSY = (ThreadStatus.RUNNING, ThreadStatus.AWAITING)
 
@@ -54,7 +58,8 @@ def close_thread(*, thread: Thread) -> Thread:
         raise Conflict(f"The thread is {locked.status}: cancel it first, then close it.")
     subtree = [t.id for t in collect_subtrees(root_ids=[locked.pk], project_ids=[locked.project_id])]
     rows = list(
-        Thread.objects.select_for_update().filter(pk__in=subtree).order_by("pk").values_list("pk", "status")
+        Thread.objects.select_for_update(no_key=True).filter(pk__in=subtree).order_by("pk")
+        .values_list("pk", "status")
     )
     busy = [str(pk) for pk, status in rows if status in BUSY]
     if busy:
@@ -71,14 +76,31 @@ def close_thread(*, thread: Thread) -> Thread:
 def force_close_threads(*, thread_ids: Iterable) -> int:
     """Cancel and close these threads, whatever their status; returns how many closed."""
     ids = list(
-        Thread.objects.select_for_update().filter(pk__in=list(thread_ids)).exclude(status=ThreadStatus.CLOSED)
-        .order_by("pk").values_list("pk", flat=True)
+        Thread.objects.select_for_update(no_key=True).filter(pk__in=list(thread_ids))
+        .exclude(status=ThreadStatus.CLOSED).order_by("pk").values_list("pk", flat=True)
     )
     if not ids:
         return 0
     stop_activity(thread_ids=ids)
     now = timezone.now()
     return Thread.objects.filter(pk__in=ids).update(status=ThreadStatus.CLOSED, completed_at=now, updated_at=now)
+
+
+@transaction.atomic
+def open_thread(
+    *, project, agent, created_by=None, instructions: str | None = None, model: str = "", tools=None,
+    message: str | None = None,
+) -> Thread:
+    """An agent thread, and its first turn when `message` is given, in one transaction
+    (no thread is left behind without the turn it was asked for). `tools` must come
+    from the Cerca list (422 otherwise)."""
+    thread = create_thread(
+        project=project, agent=agent, created_by=created_by, instructions=instructions, model=model,
+        tools=validate_tools(tools),
+    )
+    if message:
+        start_turn(thread=thread, message=message)
+    return thread
 
 
 @transaction.atomic
@@ -122,7 +144,7 @@ def expire_approvals(*, now=None) -> int:
     with transaction.atomic():
         due = Approval.objects.filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
         thread_ids = list(
-            Thread.objects.select_for_update().filter(pk__in=due.values("thread_id")).order_by("pk")
+            Thread.objects.select_for_update(no_key=True).filter(pk__in=due.values("thread_id")).order_by("pk")
             .values_list("pk", flat=True)
         )
         if not thread_ids:

@@ -14,12 +14,14 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Case, CharField, F, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
 
-from ..models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Message, Run, RunStatus, Thread, ThreadStatus
+from ..models import (
+    ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, Run, RunStatus, Thread, ThreadStatus,
+)
 from ..runtime import RuntimeResult, get_runtime
 from .checkpoints import latest_checkpoint_id, store_checkpoint
 from .messages import append_messages
@@ -112,7 +114,10 @@ def execute_run(*, run_id) -> Run | None:
     recorded only if the run is still `running` then (a cancel meanwhile wins).
     """
     with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        # Lock order thread, then run, as everywhere else (a cancel or an agent
+        # deletion interrupting this run holds the thread first).
+        Thread.objects.select_for_update(of=("self",), no_key=True).filter(runs__pk=run_id).first()
+        run = Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
         if run is None or run.status != RunStatus.PENDING:
             return run
         run.status = RunStatus.RUNNING
@@ -139,8 +144,8 @@ def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
 
 @transaction.atomic
 def record_result(*, run_id, result: RuntimeResult) -> Run | None:
-    thread = Thread.objects.select_for_update(of=("self",)).filter(runs__pk=run_id).first()
-    run = Run.objects.select_for_update().filter(pk=run_id).first()
+    thread = Thread.objects.select_for_update(of=("self",), no_key=True).filter(runs__pk=run_id).first()
+    run = Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
     if thread is None or run is None:
         return None  # the run (or its thread) was deleted while the runtime worked
     if run.status != RunStatus.RUNNING:
@@ -220,7 +225,7 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
     interrupt_runs(runs=Run.objects.filter(pk=run.pk))
     set_thread_status(locked, ThreadStatus.IDLE)
     if action == "rollback":
-        Run.objects.filter(pk=run.pk).delete()
+        remove_run(run)
         return None
     run.refresh_from_db()
     return run
@@ -250,4 +255,44 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
             raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
         interrupt_runs(runs=Run.objects.filter(pk=run.pk))
         set_thread_status(locked, ThreadStatus.IDLE)
+    remove_run(run)
+
+
+def remove_run(run: Run) -> None:
+    """Delete a run (the caller holds its thread's lock). The database cascade removes
+    its checkpoints, their writes and its approvals, and detaches its messages."""
+    relink_past_run_checkpoints(run)
     Run.objects.filter(pk=run.pk).delete()
+
+
+def relink_past_run_checkpoints(run: Run) -> None:
+    """A checkpoint that stays but whose parent is one of `run`'s (about to go) gets
+    the nearest ancestor that stays as its parent, so the thread's history chain keeps
+    no dangling link. Usually there is none: one query, no update."""
+    own = Checkpoint.objects.filter(run=run)
+    orphans = Checkpoint.objects.filter(
+        thread_id=run.thread_id, parent_checkpoint_id__in=own.values("checkpoint_id")
+    ).exclude(run=run)
+    links = set(orphans.values_list("checkpoint_ns", "parent_checkpoint_id").order_by().distinct())
+    if not links:
+        return
+    doomed = {(ns, cid): parent for ns, cid, parent in own.values_list(
+        "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id")}
+    links = [(ns, parent) for ns, parent in links if (ns, parent) in doomed]  # same namespace only
+    if not links:
+        return
+    orphans.update(parent_checkpoint_id=Case(
+        *[When(checkpoint_ns=ns, parent_checkpoint_id=parent,
+               then=Value(surviving_ancestor(doomed, ns, parent), output_field=CharField()))
+          for ns, parent in links],
+        default=F("parent_checkpoint_id"),
+    ))
+
+
+def surviving_ancestor(doomed: dict, ns: str, checkpoint_id: str | None) -> str | None:
+    """Walk up from `checkpoint_id` past the checkpoints in `doomed` ({(ns, id): parent})."""
+    seen = set()
+    while checkpoint_id is not None and (ns, checkpoint_id) in doomed and checkpoint_id not in seen:
+        seen.add(checkpoint_id)
+        checkpoint_id = doomed[(ns, checkpoint_id)]
+    return checkpoint_id

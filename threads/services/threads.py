@@ -114,9 +114,13 @@ def lock_thread(thread_id) -> Thread:
 
     Every change of a thread's status, counters or children takes this lock first
     (then, where needed, a run's), so concurrent writers to one thread queue up in
-    the same order and never deadlock.
+    the same order and never deadlock. `FOR NO KEY UPDATE` (the key never changes): it
+    does not block the foreign-key checks (`FOR KEY SHARE`) of rows that reference the
+    thread, such as a sub-thread updated twice in one transaction. A plain `FOR
+    UPDATE` would: a close holding a parent while it waits for a sub-thread whose turn
+    commits (and checks its parent key) is a deadlock.
     """
-    thread = Thread.objects.select_for_update(of=("self",)).filter(pk=thread_id).first()
+    thread = Thread.objects.select_for_update(no_key=True, of=("self",)).filter(pk=thread_id).first()
     if thread is None:
         raise NotFound("Thread not found.")
     return thread

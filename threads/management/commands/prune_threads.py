@@ -1,130 +1,185 @@
 """Prune threads in bulk, for operators.
 
 Selects threads by filters, then prunes them in batches through the same service as
-the API (`threads.services.pruning.prune_batch`). Each batch is one transaction, so
-Ctrl-C between (or during) batches leaves no half-pruned batch. Ids are read in
-keyset-paginated batches: memory stays flat however many threads match.
+the API and the TTL sweeper (`threads.services.pruning.prune_batch`). Each batch is
+one transaction: Ctrl-C, or a failure, never leaves half a batch. Memory stays flat
+however many threads match: ids are read batch by batch (keyset pagination), and the
+ids of an `--ids-file` are streamed into a temporary table rather than into a list.
 """
 
 import re
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
+from itertools import batched
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from config.errors import ServiceError
 from projects.selectors import parse_uuid
 from threads.models import Thread, ThreadStatus
-from threads.selectors import deletion_impact, id_batches
+from threads.selectors import deletion_impact, id_batches, keep_latest_impact
 from threads.services.pruning import STRATEGIES, prune_batch
 
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+FILTERS = ("older_than", "status", "account", "project", "agent", "ids_file")
+IDS_TABLE = "prune_threads_ids"
 
 
 def parse_duration(text: str) -> timedelta:
     match = DURATION.match(text.strip())
-    if not match:
-        raise CommandError(f"--older-than takes a number and a unit (s, m, h, d, w), e.g. 30d or 12h; got '{text}'.")
+    if not match or int(match.group(1)) == 0:
+        raise CommandError(f"--older-than takes a positive number and a unit (s, m, h, d, w), e.g. 30d or 12h; got '{text}'.")
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
+@contextmanager
+def ids_table(path: str):
+    """The ids of an ids file (`-`: stdin) in a temporary table, inserted 1,000 at a
+    time: yields `SELECT id FROM <table>` for a `pk__in`. Every line is checked
+    before anything is pruned; a malformed one is a CommandError naming its line."""
+    table = connection.ops.quote_name(IDS_TABLE)
+    column = Thread._meta.pk
+    try:
+        stream = nullcontext(sys.stdin) if path == "-" else open(path)
+    except OSError as exc:
+        raise CommandError(f"Cannot read {path}: {exc}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} (id {column.db_type(connection)} PRIMARY KEY)")
+    try:
+        with stream as lines_read, connection.cursor() as cursor:
+            lines = ((n, line.strip()) for n, line in enumerate(lines_read, 1) if line.strip())
+            for chunk in batched(lines, 1000):
+                rows = [(column.get_db_prep_value(_line_id(n, text), connection),) for n, text in chunk]
+                cursor.executemany(f"INSERT INTO {table} (id) VALUES (%s) ON CONFLICT DO NOTHING", rows)
+        yield RawSQL(f"SELECT id FROM {table}", [])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {table}")
+
+
+def _line_id(number: int, text: str):
+    try:
+        return parse_uuid(text)
+    except ServiceError:
+        raise CommandError(f"Line {number} of the ids file is not a thread id: '{text[:60]}'.")
+
+
 class Command(BaseCommand):
-    help = "Prune threads in bulk (delete them, or keep only their latest checkpoints)."
+    help = "Prune threads in bulk: delete them, or keep only their latest checkpoints (keep_latest)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than", help="last activity older than this: 30d, 12h, 15m, 2w")
+        parser.add_argument("--older-than", help="last activity older than this: 15m, 12h, 30d, 2w")
         parser.add_argument("--status", choices=ThreadStatus.values)
         parser.add_argument("--account", help="account id")
         parser.add_argument("--project", help="project id")
         parser.add_argument("--agent", help="agent id")
         parser.add_argument("--ids-file", help="a file with one thread id per line ('-' for stdin)")
         parser.add_argument("--strategy", choices=STRATEGIES, default="delete")
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=int, default=500, help="threads per transaction (1-5000)")
         parser.add_argument("--dry-run", action="store_true", help="print what would go and change nothing")
         parser.add_argument("--yes", "--no-input", action="store_true", dest="yes", help="do not ask for confirmation")
 
     def handle(self, *args, **o):
-        if o["batch_size"] < 1 or o["batch_size"] > 5000:
+        if not 1 <= o["batch_size"] <= 5000:
             raise CommandError("--batch-size must be between 1 and 5000.")
+        if not any(o[key] for key in FILTERS):
+            raise CommandError("Give at least one filter: --older-than, --status, --account, --project, --agent "
+                               "or --ids-file.")
+        if o["ids_file"] == "-" and not (o["yes"] or o["dry_run"]):
+            raise CommandError("With ids on stdin there is no terminal to confirm on: pass --yes (or --no-input).")
         selection = self.select(o)
-        if not any(o[k] for k in ("older_than", "status", "account", "project", "agent", "ids_file")):
-            raise CommandError("Give at least one filter (--older-than, --status, --account, --project, --agent, --ids-file).")
-        total = selection.count()
-        if o["strategy"] == "delete":
-            impact = deletion_impact(thread_ids_queryset=selection)
-            summary = ", ".join(f"{v} {k}" for k, v in impact.items())
-            self.stdout.write(f"{total} threads match; deleting them removes {summary}.")
+        if o["ids_file"]:
+            with ids_table(o["ids_file"]) as ids:
+                self.prune(selection.filter(pk__in=ids), o)
         else:
-            self.stdout.write(f"{total} threads match; their checkpoints older than the latest per namespace go.")
-        if o["dry_run"] or total == 0:
-            self.stdout.write("Dry run: nothing changed." if o["dry_run"] else "Nothing to do.")
-            return
-        if not o["yes"]:
-            if not sys.stdin.isatty():
-                raise CommandError("Refusing to prune without confirmation: pass --yes (or --no-input).")
-            if input(f"Prune {total} threads with strategy '{o['strategy']}'? [y/N] ").strip().lower() not in ("y", "yes"):
-                raise CommandError("Aborted.")
-        self.run(selection, total, o)
+            self.prune(selection, o)
 
     def select(self, o):
-        qs = Thread.objects.all()
+        selection = Thread.objects.all()
         if o["older_than"]:
-            qs = qs.filter(last_activity_at__lt=timezone.now() - parse_duration(o["older_than"]))
+            selection = selection.filter(last_activity_at__lt=timezone.now() - parse_duration(o["older_than"]))
         if o["status"]:
-            qs = qs.filter(status=o["status"])
-        try:
-            for option, field in (("account", "account_id"), ("project", "project_id"), ("agent", "agent_id")):
-                if o[option]:
-                    qs = qs.filter(**{field: parse_uuid(o[option], name=option)})
-            if o["ids_file"]:
-                qs = qs.filter(pk__in=self.read_ids(o["ids_file"]))
-        except ServiceError as exc:
-            raise CommandError(exc.detail)
-        return qs
+            selection = selection.filter(status=o["status"])
+        for option, field in (("account", "account_id"), ("project", "project_id"), ("agent", "agent_id")):
+            if o[option]:
+                try:
+                    selection = selection.filter(**{field: parse_uuid(o[option], name=f"--{option}")})
+                except ServiceError as exc:
+                    raise CommandError(exc.detail)
+        return selection
 
-    def read_ids(self, path):
-        try:
-            stream = sys.stdin if path == "-" else open(path)
-        except OSError as exc:
-            raise CommandError(f"Cannot read {path}: {exc}")
-        with stream:
-            return [parse_uuid(line.strip(), name="ids-file") for line in stream if line.strip()]
+    def prune(self, selection, o):
+        if o["strategy"] == "delete":
+            impact = deletion_impact(thread_ids_queryset=selection)
+            total = selection.count()
+            self.stdout.write(
+                f"{total} threads match. Deleting them removes {impact['threads']} threads (with their "
+                f"sub-threads), {impact['messages']} messages, {impact['runs']} runs, {impact['checkpoints']} "
+                f"checkpoints, {impact['projects']} projects left empty and {impact['sandboxes']} sandboxes."
+            )
+        else:
+            impact = keep_latest_impact(thread_ids_queryset=selection)
+            total = impact["threads"]
+            self.stdout.write(
+                f"{total} threads match ({impact['skipped_active_run']} with an active run will be skipped). "
+                f"Keeping their latest checkpoint per namespace removes {impact['checkpoints']} checkpoints "
+                f"with their pending writes."
+            )
+        if o["dry_run"]:
+            self.stdout.write("Dry run: nothing changed.")
+            return
+        if total == 0:
+            self.stdout.write("Nothing to do.")
+            return
+        if not o["yes"]:
+            self.confirm(f"Prune {total} threads with strategy '{o['strategy']}'? [y/N] ")
+        self.run_batches(selection, total, o)
 
-    def run(self, selection, total, o):
-        started, done, pruned, failed = time.monotonic(), 0, 0, 0
+    def confirm(self, question):
+        if not sys.stdin.isatty():
+            raise CommandError("No terminal to confirm on: pass --yes (or --no-input).")
+        if input(question).strip().lower() not in ("y", "yes"):
+            raise CommandError("Aborted: nothing changed.")
+
+    def run_batches(self, selection, total, o):
+        started, done, pruned = time.monotonic(), 0, 0
         bar = None
-        if sys.stdout.isatty():
+        if sys.stderr.isatty():
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="thread", desc=o["strategy"])
+            bar = tqdm(total=total, unit="thread", desc=o["strategy"], file=sys.stderr)
         try:
             for ids in id_batches(selection, o["batch_size"]):
                 try:
                     pruned += prune_batch(thread_ids=ids, strategy=o["strategy"])
-                except Exception as exc:  # the batch rolled back; report and stop
-                    failed += len(ids)
-                    self.stderr.write(f"Batch starting at {ids[0]} failed and was rolled back: {exc}")
-                    break
+                except Exception as exc:  # the batch was rolled back whole
+                    self.summary(done, pruned, started)
+                    raise CommandError(f"The batch of {len(ids)} threads from {ids[0]} failed and was rolled "
+                                       f"back: {exc}") from exc
                 done += len(ids)
                 if bar is not None:
                     bar.update(len(ids))
                 else:
-                    self.stdout.write(f"  {done}/{total} threads processed, {pruned} pruned")
+                    self.stdout.write(f"{done}/{total} threads processed, {pruned} pruned")
         except KeyboardInterrupt:
-            self.stderr.write(f"Interrupted after {done} threads; every finished batch is complete, none is half done.")
+            self.stderr.write(f"Interrupted: {done} threads processed in whole batches; the batch under way "
+                              f"was rolled back.")
             self.summary(done, pruned, started)
             raise SystemExit(130)
         finally:
             if bar is not None:
                 bar.close()
         self.summary(done, pruned, started)
-        if failed:
-            raise CommandError(f"{failed} threads were not pruned (see the error above).")
 
     def summary(self, done, pruned, started):
         elapsed = time.monotonic() - started
         rate = done / elapsed if elapsed else 0
-        self.stdout.write(self.style.SUCCESS(f"Pruned {pruned} of {done} threads processed in {elapsed:.1f}s ({rate:.0f}/s)."))
+        self.stdout.write(self.style.SUCCESS(
+            f"Pruned {pruned} of {done} threads processed ({done - pruned} skipped) in {elapsed:.1f}s ({rate:.0f}/s)."
+        ))

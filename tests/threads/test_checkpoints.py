@@ -1,0 +1,84 @@
+"""Checkpoints laid out like LangGraph's: parent in the same thread and namespace, state per namespace."""
+
+import pytest
+
+from projects.models import Role
+from tests.conftest import client_for
+from threads import services
+from threads.models import Checkpoint, CheckpointWrite, Run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def thread(project, owner):
+    return services.create_thread(project=project, created_by=owner)
+
+
+def checkpoints_url(thread, path="checkpoints"):
+    return f"/api/threads/{thread.pk}/{path}"
+
+
+def put(client, thread, cid, parent=None, ns="", writes=(), **extra):
+    return client.post(checkpoints_url(thread), {
+        "checkpoint_id": cid, "parent_checkpoint_id": parent, "checkpoint_ns": ns,
+        "checkpoint": {"step": cid}, "metadata": {"m": 1}, "writes": list(writes), **extra,
+    }, format="json")
+
+
+def test_parent_must_exist_in_the_thread_and_namespace(api, thread, project, owner):
+    assert put(api, thread, "a").status_code == 201
+    r = put(api, thread, "b", "a", writes=[{"task_id": "t", "idx": 0, "channel": "c", "value": 1}])
+    assert r.status_code == 201
+    assert r.json()["parent_checkpoint_id"] == "a" and r.json()["writes"][0]["channel"] == "c"
+    r = put(api, thread, "x", "missing")
+    assert r.status_code == 422 and r.json()["errors"]["parent_checkpoint_id"]
+    assert put(api, thread, "y", "a", ns="inner").status_code == 422  # the parent is in another namespace
+    other = services.create_thread(project=project, created_by=owner)
+    assert put(api, other, "z", "a").status_code == 422  # ... or in another thread
+    assert put(api, thread, "a").status_code == 409
+    assert put(api, thread, "w", writes=[{"task_id": "t", "idx": 0, "channel": "c"}] * 2).status_code == 422
+    assert set(Checkpoint.objects.values_list("checkpoint_id", flat=True)) == {"a", "b"}
+
+
+def test_state_is_the_latest_checkpoint_of_each_namespace(api, thread):
+    put(api, thread, "a")
+    writes = [{"task_id": "t", "idx": 1, "channel": "c"}, {"task_id": "t", "idx": 0, "channel": "d"}]
+    put(api, thread, "b", "a", writes=writes)
+    put(api, thread, "i1", ns="inner")
+    state = api.get(checkpoints_url(thread, "state")).json()
+    assert {(c["checkpoint_ns"], c["checkpoint_id"]) for c in state["values"]} == {("", "b"), ("inner", "i1")}
+    listed = api.get(checkpoints_url(thread), {"checkpoint_ns": ""}).json()["results"]
+    assert [c["checkpoint_id"] for c in listed] == ["b", "a"]  # newest first
+    assert [w["idx"] for w in listed[0]["writes"]] == [0, 1]
+    assert len(api.get(checkpoints_url(thread)).json()["results"]) == 3
+
+
+def test_a_checkpoint_may_belong_to_a_run_of_this_thread_only(api, thread, project, owner):
+    run = Run.objects.create(thread=thread, seq=1, status="running")
+    assert put(api, thread, "a", run_id=str(run.pk)).json()["run_id"] == str(run.pk)
+    other = services.create_thread(project=project, created_by=owner)
+    foreign = Run.objects.create(thread=other, seq=1, status="running")
+    assert put(api, thread, "b", run_id=str(foreign.pk)).status_code == 422
+
+
+def test_checkpoint_access(anon, thread, account, member_of, other_account):
+    assert put(anon, thread, "a").status_code == 401
+    viewer = client_for(member_of(account, Role.VIEWER))
+    assert put(viewer, thread, "a").status_code == 403
+    assert viewer.get(checkpoints_url(thread, "state")).status_code == 200
+    assert client_for(other_account.memberships.get().user).get(checkpoints_url(thread)).status_code == 404
+
+
+@pytest.mark.parametrize("size", [1, 30])
+def test_listing_checkpoints_costs_the_same_queries_whatever_the_page_size(
+    api, thread, django_assert_num_queries, size
+):
+    cps = Checkpoint.objects.bulk_create(Checkpoint(thread=thread, checkpoint_id=f"c{i}") for i in range(size))
+    CheckpointWrite.objects.bulk_create(
+        CheckpointWrite(checkpoint=cp, task_id="t", idx=i, channel="c") for cp in cps for i in range(2)
+    )
+    # the authenticated user, the thread, the count, the page, its writes
+    with django_assert_num_queries(5):
+        results = api.get(checkpoints_url(thread), {"limit": 500}).json()["results"]
+    assert len(results) == size and all(len(c["writes"]) == 2 for c in results)

@@ -1,0 +1,133 @@
+"""Messages of a thread: per-thread seq without gaps, cursor pages, indexing after commit."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from projects.models import Role
+from tests.conftest import client_for
+from threads import services
+from threads.models import Embedding, Message, Run, Thread, ThreadStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def thread(project, owner):
+    return services.create_thread(project=project, created_by=owner)
+
+
+def messages_url(thread):
+    return f"/api/threads/{thread.pk}/messages"
+
+
+def text(value):
+    return {"role": "user", "content": [{"type": "text", "text": value}]}
+
+
+def test_messages_get_seq_1_2_3_and_page_by_seq(api, thread):
+    for i in range(5):
+        r = api.post(messages_url(thread), text(f"m{i}"), format="json")
+        assert r.status_code == 201 and r.json()["seq"] == i + 1
+    body = api.get(messages_url(thread), {"limit": 2}).json()
+    assert [m["seq"] for m in body["results"]] == [1, 2] and body["has_more"] and body["next_after_seq"] == 2
+    body = api.get(messages_url(thread) + "/", {"after_seq": body["next_after_seq"], "limit": 2}).json()
+    assert [m["seq"] for m in body["results"]] == [3, 4] and body["has_more"]
+    body = api.get(messages_url(thread), {"after_seq": 4, "limit": 2}).json()
+    assert [m["seq"] for m in body["results"]] == [5] and not body["has_more"] and body["next_after_seq"] is None
+    thread.refresh_from_db()
+    assert thread.last_message_seq == 5
+
+
+@pytest.mark.parametrize("payload", [
+    {"role": "robot", "content": [{"type": "text", "text": "x"}]},
+    {"role": "user", "content": []},
+    {"role": "user", "content": "text"},
+    {"role": "user", "content": [{"type": "text"}]},
+    {"role": "user"},
+    {"role": "user", "content": [{"type": "text", "text": "x"}], "run_id": "not-a-uuid"},
+])
+def test_bad_messages_are_422(api, thread, payload):
+    r = api.post(messages_url(thread), payload, format="json")
+    assert r.status_code == 422 and r.json()["detail"]
+    assert not Message.objects.exists()
+
+
+def test_bad_message_query_is_422(api, thread):
+    assert api.get(messages_url(thread), {"limit": 0}).status_code == 422
+    assert api.get(messages_url(thread), {"limit": 501}).status_code == 422
+    assert api.get(messages_url(thread), {"after_seq": "x"}).status_code == 422
+    assert api.get("/api/threads/not-a-uuid/messages").status_code == 422
+
+
+def test_a_message_may_belong_to_a_run_of_this_thread_only(api, thread, project, owner):
+    run = Run.objects.create(thread=thread, seq=1, status="success")
+    r = api.post(messages_url(thread), {**text("x"), "run_id": str(run.pk)}, format="json")
+    assert r.status_code == 201 and r.json()["run_id"] == str(run.pk)
+    other = services.create_thread(project=project, created_by=owner)
+    foreign = Run.objects.create(thread=other, seq=1, status="success")
+    r = api.post(messages_url(thread), {**text("y"), "run_id": str(foreign.pk)}, format="json")
+    assert r.status_code == 422 and r.json()["errors"]["run_id"]
+
+
+def test_a_closed_thread_takes_no_message(api, thread):
+    Thread.objects.filter(pk=thread.pk).update(status=ThreadStatus.CLOSED)
+    r = api.post(messages_url(thread), text("late"), format="json")
+    assert r.status_code == 409 and r.json()["detail"]
+    assert api.get(messages_url(thread)).status_code == 200  # still readable
+
+
+def test_message_access(anon, thread, account, member_of, other_account):
+    assert anon.post(messages_url(thread), text("x"), format="json").status_code == 401
+    viewer = client_for(member_of(account, Role.VIEWER))
+    assert viewer.get(messages_url(thread)).status_code == 200
+    assert viewer.post(messages_url(thread), text("x"), format="json").status_code == 403
+    stranger = client_for(other_account.memberships.get().user)
+    assert stranger.get(messages_url(thread)).status_code == 404
+    member = client_for(member_of(account, Role.MEMBER))
+    assert member.post(messages_url(thread), text("x"), format="json").status_code == 201
+
+
+def test_posted_messages_are_indexed_after_commit(api, thread, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        message_id = api.post(messages_url(thread), text("remember the lighthouse"), format="json").json()["message_id"]
+    assert not Embedding.objects.exists()  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    assert Embedding.objects.filter(thread_id=thread.pk, message_id=message_id).exists()
+
+
+@pytest.mark.parametrize("size", [1, 60])
+def test_listing_messages_costs_the_same_queries_whatever_the_page_size(api, thread, django_assert_num_queries, size):
+    Message.objects.bulk_create(Message(thread=thread, seq=i + 1, role="user", content=[]) for i in range(size))
+    # the authenticated user, the thread, the page
+    with django_assert_num_queries(3):
+        assert len(api.get(messages_url(thread), {"limit": 500}).json()["results"]) == size
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_20_concurrent_posts_get_seqs_1_to_20(project, owner):
+    thread = services.create_thread(project=project, created_by=owner)
+    errors, barrier = [], threading.Barrier(20)
+
+    def post(i):
+        try:
+            barrier.wait()
+            services.post_message(thread=thread, role="user", content=[{"type": "text", "text": str(i)}])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=post, args=(i,)) for i in range(20)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    seqs = Message.objects.filter(thread=thread).order_by("seq").values_list("seq", "content")
+    assert [s for s, _ in seqs] == list(range(1, 21))
+    assert sorted(int(c[0]["text"]) for _, c in seqs) == list(range(20))  # every post is there once
+    assert Thread.objects.get(pk=thread.pk).last_message_seq == 20

@@ -1,0 +1,256 @@
+"""`manage.py prune_threads`: selection, dry run, confirmation, batches that are
+whole or not at all (Ctrl-C, failures), and flat memory."""
+
+import io
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from agents.models import Agent
+from projects.services import create_project
+from threads.models import Checkpoint, Message, Run, Thread, ThreadStatus
+from tests.threads.test_prune import make_threads
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, stdout=None, stderr=None):
+    out = stdout or io.StringIO()
+    call_command("prune_threads", *args, stdout=out, stderr=stderr or io.StringIO())
+    return out.getvalue()
+
+
+def ids(threads):
+    return {t.pk for t in threads}
+
+
+def remaining():
+    return set(Thread.objects.values_list("pk", flat=True))
+
+
+class Terminal(io.StringIO):
+    """What the operator types, on a terminal."""
+
+    def isatty(self):
+        return True
+
+
+# --- selection and dry run ---------------------------------------------------------------
+
+
+def test_dry_run_prints_what_would_go_and_changes_nothing(project):
+    make_threads(project, 3, messages=2, checkpoints=4)
+
+    out = run("--project", str(project.pk), "--dry-run")
+    assert "3 threads match" in out and "6 messages" in out and "12 checkpoints" in out
+    assert "1 projects left empty" in out and "Dry run: nothing changed." in out
+
+    out = run("--project", str(project.pk), "--strategy", "keep_latest", "--dry-run")
+    assert "3 threads match" in out and "removes 9 checkpoints" in out
+    assert Thread.objects.count() == 3 and Message.objects.count() == 6 and Checkpoint.objects.count() == 12
+
+
+def test_older_than_prunes_only_threads_idle_longer(project):
+    old, recent = make_threads(project, 4), make_threads(project, 2)
+    Thread.objects.filter(pk__in=ids(old)).update(last_activity_at=timezone.now() - timedelta(days=31))
+    Thread.objects.filter(pk__in=ids(recent)).update(last_activity_at=timezone.now() - timedelta(days=29))
+
+    out = run("--older-than", "30d", "--yes", "--batch-size", "3")
+
+    assert remaining() == ids(recent)
+    assert "4/4 threads processed" in out and "Pruned 4 of 4 threads processed (0 skipped)" in out
+
+
+@pytest.mark.parametrize("older_than, pruned", [("12h", 2), ("15m", 3), ("2w", 1), ("90s", 3)])
+def test_older_than_units(project, older_than, pruned):
+    now = timezone.now()
+    for age in (timedelta(days=20), timedelta(days=1), timedelta(minutes=20), timedelta(seconds=10)):
+        Thread.objects.filter(pk=make_threads(project, 1)[0].pk).update(last_activity_at=now - age)
+    run("--older-than", older_than, "--yes")
+    assert Thread.objects.count() == 4 - pruned
+
+
+def test_filters_combine(account, project, other_account):
+    agent = Agent.objects.create(account=account, name="helper")
+    other_project = create_project(account=account, name="other")
+    target = make_threads(project, 2, status=ThreadStatus.CLOSED, agent=agent)
+    make_threads(project, 1, status=ThreadStatus.IDLE, agent=agent)  # another status
+    make_threads(project, 1, status=ThreadStatus.CLOSED)  # no agent
+    make_threads(other_project, 1, status=ThreadStatus.CLOSED, agent=agent)  # another project
+    foreign = make_threads(create_project(account=other_account, name="x"), 1, status=ThreadStatus.CLOSED)
+
+    run("--account", str(account.pk), "--project", str(project.pk), "--agent", str(agent.pk),
+        "--status", "closed", "--yes")
+    assert Thread.objects.count() == 6 - len(target) and not remaining() & ids(target)
+
+    run("--account", str(other_account.pk), "--yes")
+    assert not remaining() & ids(foreign) and Thread.objects.count() == 3
+
+
+def test_ids_file_and_stdin(project, tmp_path, monkeypatch):
+    threads = make_threads(project, 4, checkpoints=3)
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(f"{threads[0].pk}\n\n  {threads[1].pk}  \n{threads[0].pk}\n")
+
+    run("--ids-file", str(ids_file), "--strategy", "keep_latest", "--yes")
+    assert [Checkpoint.objects.filter(thread=t).count() for t in threads] == [1, 1, 3, 3]
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{threads[2].pk}\n"))
+    out = run("--ids-file", "-", "--project", str(project.pk), "--yes")
+    assert remaining() == ids(threads) - {threads[2].pk} and "Pruned 1 of 1" in out
+
+
+def test_a_malformed_ids_file_prunes_nothing(project, tmp_path):
+    threads = make_threads(project, 2)
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(f"{threads[0].pk}\n{threads[1].pk}\nnot-an-id\n")
+    with pytest.raises(CommandError, match="Line 3"):
+        run("--ids-file", str(ids_file), "--yes")
+    assert remaining() == ids(threads)
+    with pytest.raises(CommandError, match="Cannot read"):
+        run("--ids-file", str(tmp_path / "missing.txt"), "--yes")
+
+
+@pytest.mark.parametrize("args", [
+    ["--yes"],  # no filter: never everything by accident
+    ["--older-than", "soon", "--yes"],
+    ["--older-than", "0d", "--yes"],
+    ["--account", "nope", "--yes"],
+    ["--agent", "123", "--yes"],
+    ["--older-than", "1d", "--batch-size", "0", "--yes"],
+    ["--ids-file", "-"],  # ids on stdin and no --yes: nothing to confirm on
+])
+def test_bad_options_are_errors(project, args):
+    make_threads(project, 1)
+    with pytest.raises(CommandError):
+        run(*args)
+    assert Thread.objects.count() == 1
+
+
+# --- confirmation ---------------------------------------------------------------------------
+
+
+def test_asks_for_confirmation_and_refuses_without_a_terminal(project, monkeypatch):
+    make_threads(project, 2)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # piped, not a terminal
+    with pytest.raises(CommandError, match="--yes"):
+        run("--project", str(project.pk))
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    with pytest.raises(CommandError, match="Aborted"):
+        run("--project", str(project.pk))
+    assert Thread.objects.count() == 2
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    run("--project", str(project.pk))
+    assert Thread.objects.count() == 0
+
+
+# --- whole batches: Ctrl-C and failures ------------------------------------------------------
+
+
+class CtrlCOnFirstProgressLine(io.StringIO):
+    """The operator presses Ctrl-C as the first batch is reported: between batches."""
+
+    pressed = False
+
+    def write(self, text):
+        if "threads processed," in text and not self.pressed:
+            self.pressed = True
+            raise KeyboardInterrupt
+        return super().write(text)
+
+
+def test_ctrl_c_between_batches_stops_after_whole_batches(project):
+    threads = sorted(make_threads(project, 6, messages=2), key=lambda t: t.pk)
+    with pytest.raises(SystemExit) as exit_:
+        run("--project", str(project.pk), "--yes", "--batch-size", "2", stdout=CtrlCOnFirstProgressLine())
+    assert exit_.value.code == 130
+    assert remaining() == ids(threads[2:])
+    assert Message.objects.count() == 8
+
+
+def fail_on_second_batch(exception):
+    """A database-level hook: the second batch's thread DELETE runs, then `exception`
+    is raised inside that batch's transaction (Ctrl-C or an error mid-batch)."""
+    seen = {"deletes": 0}
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith('DELETE FROM "threads_thread"'):
+            seen["deletes"] += 1
+            if seen["deletes"] == 2:
+                raise exception
+        return result
+
+    return wrapper
+
+
+def test_ctrl_c_during_a_batch_rolls_that_batch_back_whole(project):
+    threads = sorted(make_threads(project, 6, messages=2), key=lambda t: t.pk)
+    stderr = io.StringIO()
+    with connection.execute_wrapper(fail_on_second_batch(KeyboardInterrupt())), pytest.raises(SystemExit) as exit_:
+        run("--project", str(project.pk), "--yes", "--batch-size", "2", stderr=stderr)
+    assert exit_.value.code == 130 and "rolled back" in stderr.getvalue()
+    assert remaining() == ids(threads[2:])  # batch 1 gone, batch 2 back whole, batch 3 untouched
+    assert Message.objects.filter(thread_id__in=ids(threads[2:])).count() == 8
+
+
+def test_a_failed_batch_is_rolled_back_and_the_command_fails(project):
+    threads = sorted(make_threads(project, 6), key=lambda t: t.pk)
+    out = io.StringIO()
+    with connection.execute_wrapper(fail_on_second_batch(DatabaseError("disk full"))):
+        with pytest.raises(CommandError, match="disk full"):
+            run("--project", str(project.pk), "--yes", "--batch-size", "2", stdout=out)
+    assert remaining() == ids(threads[2:]) and "Pruned 2 of 2" in out.getvalue()
+
+
+def test_keep_latest_reports_the_skipped(project):
+    threads = make_threads(project, 3, checkpoints=2)
+    Run.objects.create(thread=threads[0], seq=1, status="running")
+    out = run("--project", str(project.pk), "--strategy", "keep_latest", "--yes")
+    assert "(1 with an active run will be skipped)" in out and "Pruned 2 of 3 threads processed (1 skipped)" in out
+    assert Checkpoint.objects.count() == 4
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_memory_stays_flat_on_10000_threads(project):
+    """The command in a process of its own; its peak RSS (getrusage) stays under 200 MB."""
+    make_threads(project, 10_000, messages=1)
+    db = connection.settings_dict
+    env = dict(os.environ, DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}")
+    script = (
+        "import resource, django; django.setup();"
+        "from django.core.management import call_command;"
+        "print('SETUP_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss);"
+        f"call_command('prune_threads', '--project', '{project.pk}', '--yes', '--batch-size', '1000');"
+        "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    setup_kb = int(result.stdout.split("SETUP_KB")[1].split()[0])
+    peak_kb = int(result.stdout.split("MAXRSS_KB")[1].split()[0])
+    print(f"prune_threads on 10,000 threads: {setup_kb / 1024:.0f} MB after setup, peak {peak_kb / 1024:.0f} MB")
+    assert "Pruned 10000 of 10000" in result.stdout
+    assert peak_kb < 200 * 1024
+    assert not Thread.objects.exists() and not Message.objects.exists()
+
+
+def test_a_progress_bar_on_a_terminal_plain_lines_otherwise(project, monkeypatch):
+    make_threads(project, 6)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    out = run("--project", str(project.pk), "--yes", "--batch-size", "2")
+    assert "6/6" in terminal.getvalue() and "threads processed," not in out  # the bar, not the lines
+    assert "Pruned 6 of 6" in out
