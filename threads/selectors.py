@@ -1,7 +1,7 @@
 """Reads on threads that return querysets."""
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from projects.selectors import visible_to
 
@@ -35,13 +35,22 @@ def without_active_run(queryset: QuerySet) -> QuerySet:
     return queryset.exclude(with_active_run())
 
 
-def superseded_checkpoints() -> QuerySet:
-    """Checkpoints with a newer one in their (thread, namespace) — `Checkpoint.id`
-    grows with time: an index probe each (`checkpoint_latest`: thread, ns, -id)."""
+def superseded_checkpoints(*, thread_ids) -> QuerySet:
+    """The checkpoints of these threads (ids, or a subquery of ids) that a newer one
+    of the same (thread, namespace) supersedes: all but the one with the highest id
+    (`Checkpoint.id` grows with time) in each group."""
+    in_threads = Checkpoint.objects.filter(thread_id__in=thread_ids)
+    newest = in_threads.order_by().values("thread_id", "checkpoint_ns").annotate(newest=Max("id")).values("newest")
+    return in_threads.exclude(id__in=newest)
+
+
+def has_superseded_checkpoint() -> Exists:
+    """For a thread queryset: the thread has a checkpoint with a newer one in its
+    namespace (index probes on `checkpoint_latest`, stopping at the first found)."""
     newer = Checkpoint.objects.filter(
         thread_id=OuterRef("thread_id"), checkpoint_ns=OuterRef("checkpoint_ns"), id__gt=OuterRef("id")
     )
-    return Checkpoint.objects.filter(Exists(newer))
+    return Exists(Checkpoint.objects.filter(Exists(newer), thread_id=OuterRef("pk")))
 
 
 def keep_latest_impact(*, thread_ids_queryset: QuerySet) -> dict:
@@ -52,7 +61,7 @@ def keep_latest_impact(*, thread_ids_queryset: QuerySet) -> dict:
         threads=Count("pk"), skipped_active_run=Count("pk", filter=Q(with_active_run()))
     )
     prunable = without_active_run(thread_ids_queryset.order_by()).values("pk")
-    return {**counts, "checkpoints": superseded_checkpoints().filter(thread_id__in=prunable).count()}
+    return {**counts, "checkpoints": superseded_checkpoints(thread_ids=prunable).count()}
 
 
 def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:

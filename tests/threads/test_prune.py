@@ -221,7 +221,8 @@ def test_keep_latest_leaves_the_newest_checkpoint_per_namespace_as_a_root_with_i
     assert [(c.checkpoint_ns, c.pk, c.parent_checkpoint_id) for c in left] == [
         ("", newest[""], None), ("inner", newest["inner"], None), ("inner|deep", newest["inner|deep"], None)]
     writes = CheckpointWrite.objects.filter(checkpoint__thread=thread)
-    assert sorted(writes.values_list("checkpoint_id", "idx")) == sorted((pk, i) for pk in newest.values() for i in (0, 1))
+    expected = sorted((pk, idx) for pk in newest.values() for idx in (0, 1))
+    assert sorted(writes.values_list("checkpoint_id", "idx")) == expected
     assert not CheckpointWrite.objects.exclude(checkpoint_id__in=newest.values()).exists()  # no orphan write
     assert Message.objects.filter(thread=thread).count() == 3 and Thread.objects.filter(pk=thread.pk).exists()
 

@@ -228,7 +228,8 @@ def test_memory_stays_flat_on_10000_threads(project):
     """The command in a process of its own; its peak RSS (getrusage) stays under 200 MB."""
     make_threads(project, 10_000, messages=1)
     db = connection.settings_dict
-    env = dict(os.environ, DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}")
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = dict(os.environ, DATABASE_URL=url)
     script = (
         "import resource, django; django.setup();"
         "from django.core.management import call_command;"

@@ -16,13 +16,13 @@ costs a bounded number of queries per batch, whatever its size.
 from collections.abc import Iterable
 
 from django.db import router, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 
 from config.errors import Invalid
 from projects.selectors import parse_uuid, writable_account_ids_for
 
 from ..models import Checkpoint, Thread
-from ..selectors import superseded_checkpoints, without_active_run
+from ..selectors import has_superseded_checkpoint, superseded_checkpoints, without_active_run
 from .deletion import delete_threads
 
 STRATEGIES = ("delete", "keep_latest")
@@ -72,7 +72,7 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     1. lock the threads (`FOR NO KEY UPDATE`, as every write on a thread does first),
        so no run can start and no checkpoint be written on them until commit;
     2. then, in a fresh statement that sees every run committed before the locks,
-       keep the threads without an active run that have something to prune;
+       find the threads without an active run that have something to prune;
     3. delete their superseded checkpoints (the writes go by the cascade);
     4. make the checkpoints left roots.
     """
@@ -83,14 +83,11 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     )
     if not locked:
         return 0
-    superseded = superseded_checkpoints()
-    pruned = list(
-        without_active_run(Thread.objects.filter(pk__in=locked))
-        .filter(Exists(superseded.filter(thread_id=OuterRef("pk"))))
-        .values_list("pk", flat=True)
-    )
+    prunable = without_active_run(Thread.objects.filter(has_superseded_checkpoint(), pk__in=locked))
+    pruned = list(prunable.values_list("pk", flat=True))
     if not pruned:
         return 0
-    superseded.filter(thread_id__in=pruned)._raw_delete(router.db_for_write(Checkpoint))
-    Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False).update(parent_checkpoint_id=None)
+    superseded_checkpoints(thread_ids=pruned)._raw_delete(router.db_for_write(Checkpoint))
+    left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
+    left.update(parent_checkpoint_id=None)
     return len(pruned)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from itertools import batched
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -34,7 +34,9 @@ IDS_TABLE = "prune_threads_ids"
 def parse_duration(text: str) -> timedelta:
     match = DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
-        raise CommandError(f"--older-than takes a positive number and a unit (s, m, h, d, w), e.g. 30d or 12h; got '{text}'.")
+        raise CommandError(
+            f"--older-than takes a positive number and a unit (s, m, h, d, w), e.g. 30d or 12h; got '{text}'."
+        )
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
@@ -59,8 +61,11 @@ def ids_table(path: str):
                 cursor.executemany(f"INSERT INTO {table} (id) VALUES (%s) ON CONFLICT DO NOTHING", rows)
         yield RawSQL(f"SELECT id FROM {table}", [])
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE {table}")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        except DatabaseError:  # a lost connection took the table (and the real error) with it
+            pass
 
 
 def _line_id(number: int, text: str):
