@@ -135,6 +135,13 @@ class Run(models.Model):
     input = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     message = models.TextField(null=True, blank=True)
+    # LangGraph's run options (config, context, interrupt_before/after, command,
+    # webhook, ...): what the run was asked to do beyond its input.
+    kwargs = models.JSONField(default=dict, blank=True)
+    # A delayed start (`after_seconds`): the run stays `pending` until then; the
+    # worker's countdown starts it on time and the periodic requeue picks up any that
+    # a lost worker or broker dropped.
+    start_after = models.DateTimeField(null=True, blank=True)
     start_message_seq = models.PositiveIntegerField(null=True, blank=True)
     end_message_seq = models.PositiveIntegerField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)

@@ -122,7 +122,7 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["run_id", "thread_id", "agent_id", "seq", "status", "runtime", "model", "input", "metadata",
-                  "message", "start_message_seq", "end_message_seq", "token_usage", "result", "error",
+                  "kwargs", "start_after", "message", "start_message_seq", "end_message_seq", "token_usage", "result", "error",
                   "started_at", "completed_at", "created_at", "updated_at"]
         read_only_fields = fields
 
@@ -130,7 +130,19 @@ class RunSerializer(serializers.ModelSerializer):
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
 
 
-class RunCreateSerializer(serializers.Serializer):
+class RunOptionsSerializer(serializers.Serializer):
+    """LangGraph's run options (validated further by the run service)."""
+
+    config = serializers.DictField(required=False, allow_null=True)
+    context = serializers.DictField(required=False, allow_null=True)
+    webhook = serializers.URLField(required=False, allow_null=True, max_length=2000)
+    after_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=366 * 24 * 3600)
+    interrupt_before = serializers.JSONField(required=False, allow_null=True, help_text="'*' or a list of node names")
+    interrupt_after = serializers.JSONField(required=False, allow_null=True, help_text="'*' or a list of node names")
+    command = serializers.DictField(required=False, allow_null=True, help_text="{resume: value}")
+
+
+class RunCreateSerializer(RunOptionsSerializer):
     agent_id = serializers.UUIDField(required=False, allow_null=True)
     input = serializers.JSONField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False, default=dict)

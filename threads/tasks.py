@@ -40,6 +40,27 @@ def execute_run(run_id: str) -> str | None:
     return run.status if run is not None else None
 
 
+@shared_task(bind=True)
+def deliver_run_webhook(self, run_id: str) -> int | None:
+    """POST an ended run to its webhook; a failure is retried with exponential
+    backoff (WEBHOOK_RETRY_BACKOFF, doubling, at most 10 minutes apart)."""
+    from django.conf import settings
+
+    from .services.webhooks import WebhookFailed, deliver_webhook
+
+    try:
+        return deliver_webhook(run_id=run_id)
+    except WebhookFailed as exc:
+        attempt, retries = self.request.retries, settings.WEBHOOK_MAX_RETRIES
+        log = logging.getLogger("threads.webhooks")
+        if attempt >= retries:
+            log.error("Webhook of run %s given up after %d attempts: %s", run_id, attempt + 1, exc)
+            return None
+        log.warning("Webhook of run %s failed (attempt %d of %d): %s", run_id, attempt + 1, retries + 1, exc)
+        countdown = min(settings.WEBHOOK_RETRY_BACKOFF * 2**attempt, 600)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=retries)
+
+
 # --- thread TTL (issue: prune) ------------------------------------------------------
 
 

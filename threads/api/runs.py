@@ -21,6 +21,7 @@ from ..serializers import (
     RunCreateSerializer,
     RunDeleteQuerySerializer,
     RunListQuerySerializer,
+    RunOptionsSerializer,
     RunSerializer,
     RunsCancelSerializer,
 )
@@ -147,8 +148,9 @@ class RunsView(ThreadScopedView):
         if v.get("agent_id"):
             agent = tenancy.get_visible(Agent.objects.filter(account_id=thread.account_id), request.user,
                                         v["agent_id"], name="agent_id")
+        options = {k: v.get(k) for k in RunOptionsSerializer().fields}
         run = services.create_run(thread=thread, agent=agent, input=v.get("input"), metadata=v["metadata"],
-                                  model=v["model"], runtime=v.get("runtime") or None)
+                                  model=v["model"], runtime=v.get("runtime") or None, **options)
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=201)
 

@@ -8,13 +8,17 @@ takes no new run and keeps its status. Lock order everywhere: thread, then run.
 """
 
 import logging
+import threading
 import uuid
 from datetime import timedelta
 from functools import partial
+from itertools import groupby
+from urllib.parse import urlsplit
 
+from celery import current_app
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Case, CharField, F, QuerySet, Value, When
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
@@ -24,12 +28,92 @@ from ..models import (
 )
 from ..runtime import RuntimeResult, get_runtime
 from .checkpoints import latest_checkpoint_id, store_checkpoint
-from .messages import append_messages
+from .messages import append_messages, validate_content
 from .threads import activity, ensure_open, lock_thread
+from .webhooks import schedule_webhook
 
 logger = logging.getLogger(__name__)
 
 CANCEL_ACTIONS = ("interrupt", "rollback")
+# LangGraph message types and roles, as the thread's message roles.
+MESSAGE_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant",
+                 "system": "system", "tool": "tool"}
+MAX_AFTER_SECONDS = 366 * 24 * 3600
+
+
+def input_messages(input) -> list[tuple[str, list[dict]]]:
+    """The LangGraph messages of a run's `input` (`{"messages": [{"role"|"type",
+    "content"}]}`) as (role, content blocks); 422 for a malformed one. A string
+    content becomes one text block; a string message is a user message."""
+    if not isinstance(input, dict) or input.get("messages") is None:
+        return []
+    messages = input["messages"]
+    if not isinstance(messages, list):
+        messages = [messages]
+    parsed = []
+    for i, message in enumerate(messages):
+        if isinstance(message, str):
+            message = {"role": "user", "content": message}
+        if not isinstance(message, dict):
+            raise Invalid(f"input.messages[{i}] must be an object with a role and content.",
+                          errors={"input": [f"messages[{i}]: an object."]})
+        role = MESSAGE_ROLES.get(message.get("role") or message.get("type"))
+        if role is None:
+            raise Invalid(f"input.messages[{i}] has an unknown role; use {', '.join(MESSAGE_ROLES)}.",
+                          errors={"input": [f"messages[{i}]: unknown role or type."]})
+        content = message.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        elif isinstance(content, list):
+            content = [{"type": "text", "text": b} if isinstance(b, str) else b for b in content]
+        try:
+            parsed.append((role, validate_content(content)))
+        except Invalid:
+            raise Invalid(f"input.messages[{i}].content must be a string or a non-empty list of blocks.",
+                          errors={"input": [f"messages[{i}]: bad content."]})
+    return parsed
+
+
+def run_kwargs(
+    *, runtime: str, config=None, context=None, interrupt_before=None, interrupt_after=None, webhook=None,
+    command=None, after_seconds=None, **extra,
+) -> dict:
+    """LangGraph's run options, validated (422 otherwise), as stored on the run."""
+    for name, value in (("config", config), ("context", context), ("command", command)):
+        if value is not None and not isinstance(value, dict):
+            raise Invalid(f"{name} must be an object.", errors={name: ["An object."]})
+    nodes = set(getattr(get_runtime(runtime), "nodes", ()))
+    for name, value in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
+        if value is None or value == "*":
+            continue
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise Invalid(f"{name} must be '*' or a list of node names.", errors={name: ["'*' or a list of names."]})
+        unknown = sorted(set(value) - nodes)
+        if unknown:
+            known = ", ".join(sorted(nodes)) or "none"
+            raise Invalid(f"{name}: unknown node '{unknown[0]}' (runtime '{runtime}' has: {known}).",
+                          errors={name: [f"Unknown node '{unknown[0]}'."]})
+    if webhook is not None:
+        validate_webhook_url(webhook)
+    if command is not None and set(command) - {"resume"}:
+        raise Invalid("command: only 'resume' is supported.", errors={"command": ["Only resume is supported."]})
+    if after_seconds is not None and (
+        isinstance(after_seconds, bool) or not isinstance(after_seconds, (int, float))
+        or not 0 <= after_seconds <= MAX_AFTER_SECONDS
+    ):
+        raise Invalid(f"after_seconds must be a number from 0 to {MAX_AFTER_SECONDS}.",
+                      errors={"after_seconds": ["Out of range."]})
+    options = {"config": config, "context": context, "interrupt_before": interrupt_before,
+               "interrupt_after": interrupt_after, "webhook": webhook, "command": command,
+               "after_seconds": after_seconds, **extra}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def validate_webhook_url(url) -> str:
+    parsed = urlsplit(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 2000:
+        raise Invalid("webhook must be an http(s) URL.", errors={"webhook": ["An http(s) URL."]})
+    return url
 
 
 @transaction.atomic
@@ -42,11 +126,20 @@ def create_run(
     model: str = "",
     message: str | None = None,
     runtime: str | None = None,
+    **options,
 ) -> Run:
-    """Create a `pending` run and execute it after commit (a worker, or in-process)."""
+    """Create a `pending` run and execute it after commit (a worker, or in-process).
+
+    `options` are LangGraph's run options (see `run_kwargs`), stored as the run's
+    `kwargs`. `input.messages` are validated now and appended to the thread when the
+    run starts (so queued and delayed runs keep the conversation in order);
+    `after_seconds` delays the start; `webhook` receives the run when it ends."""
     runtime = runtime or settings.DEFAULT_RUNTIME
     if runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
+    kwargs = run_kwargs(runtime=runtime, **options)
+    input_messages(input)
+    after_seconds = kwargs.get("after_seconds")
     locked = lock_thread(thread.pk)
     ensure_open(locked)
     if Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES).exists():
@@ -63,6 +156,7 @@ def create_run(
                 thread=locked, agent=agent, seq=seq, status=RunStatus.PENDING, runtime=runtime,
                 model=model or locked.model, input=input, metadata=metadata or {}, message=message,
                 start_message_seq=locked.last_message_seq + 1 if message is None else locked.last_message_seq,
+                kwargs=kwargs, start_after=timezone.now() + timedelta(seconds=after_seconds) if after_seconds else None,
             )
     except IntegrityError:
         raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
@@ -80,19 +174,45 @@ def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
     from ..tasks import execute_run, resume_run
 
     if approval is None:
-        send = partial(execute_run.delay, str(run.pk))
+        delay = max(0.0, (run.start_after - timezone.now()).total_seconds()) if run.start_after else 0.0
+        if delay and current_app.conf.task_always_eager:
+            send = partial(run_in_process_later, execute_run, str(run.pk), delay=delay)
+        else:
+            send = partial(execute_run.apply_async, (str(run.pk),), countdown=delay or None)
     else:
         send = partial(resume_run.delay, str(run.pk), str(approval.pk))
     transaction.on_commit(send, robust=True)
 
 
+def run_in_process_later(task, *args, delay: float = 0.0) -> threading.Thread:
+    """Embedded mode (tasks in-process, no worker, no beat): run `task` in a daemon
+    thread after `delay` seconds, so a delayed start or a webhook delivery never holds
+    the request. Nothing of it survives a restart: that is what the worker is for."""
+    def call():
+        try:
+            task.apply(args=args)
+        finally:
+            connection.close()
+
+    timer = threading.Timer(delay, call)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def requeue_pending_runs(*, older_than_seconds: int | None = None) -> int:
     """Send again the runs still `pending` after a while (broker down, worker lost).
-    Executing a run is idempotent: only a `pending` run starts, under its row lock."""
+    Executing a run is idempotent: only a `pending` run starts, under its row lock.
+    A delayed run (`after_seconds`) counts from its start time, not its creation: one
+    whose countdown a lost worker took with it starts within a requeue period after
+    it was due, and none starts early."""
     from ..tasks import execute_run
 
     age = older_than_seconds if older_than_seconds is not None else settings.RUN_REQUEUE_AFTER_SECONDS
-    stale = Run.objects.filter(status=RunStatus.PENDING, created_at__lte=timezone.now() - timedelta(seconds=age))
+    now = timezone.now()
+    stale = Run.objects.filter(status=RunStatus.PENDING).filter(
+        Q(start_after__isnull=True, created_at__lte=now - timedelta(seconds=age)) | Q(start_after__lte=now)
+    )
     ids = [str(pk) for pk in stale.order_by("created_at").values_list("pk", flat=True)[:500]]
     for run_id in ids:
         execute_run.delay(run_id)
@@ -116,13 +236,20 @@ def execute_run(*, run_id) -> Run | None:
     with transaction.atomic():
         # Lock order thread, then run, as everywhere else (a cancel or an agent
         # deletion interrupting this run holds the thread first).
-        Thread.objects.select_for_update(of=("self",), no_key=True).filter(runs__pk=run_id).first()
+        thread = Thread.objects.select_for_update(of=("self",), no_key=True).filter(runs__pk=run_id).first()
         run = Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
         if run is None or run.status != RunStatus.PENDING:
             return run
+        if run.start_after is not None and run.start_after > timezone.now():
+            return run  # early (a requeue or a redelivery): its countdown or the requeue starts it
+        messages = input_messages(run.input)
+        if messages:
+            run.start_message_seq = thread.last_message_seq + 1
+            for role, group in groupby(messages, key=lambda m: m[0]):
+                append_messages(thread=thread, role=role, contents=[c for _, c in group], run=run, agent=None)
         run.status = RunStatus.RUNNING
         run.started_at = timezone.now()
-        run.save(update_fields=["status", "started_at", "updated_at"])
+        run.save(update_fields=["status", "started_at", "start_message_seq", "updated_at"])
     return continue_run(run=run)
 
 
@@ -176,6 +303,7 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
     run.end_message_seq = thread.last_message_seq
     run.save()
     set_thread_status(thread, ThreadStatus.IDLE)
+    schedule_webhook(run)
     return run
 
 
@@ -228,6 +356,7 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
         remove_run(run)
         return None
     run.refresh_from_db()
+    schedule_webhook(run)
     return run
 
 
