@@ -192,3 +192,63 @@ def test_after_seconds_survives_a_worker_restart(celery_worker_process, api, thr
     finally:
         replacement.terminate()
         replacement.wait(timeout=10)
+
+
+def run_of(run_id):
+    return Run.objects.get(pk=run_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interrupt_before_pauses_on_an_approval_and_command_resume_continues(lg, thread):
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         interrupt_before=["echo"])
+    assert wait_for(lambda: thread.approvals.filter(status="pending").exists())
+    approval = thread.approvals.get()
+    assert approval.tool_name == "interrupt_before:echo" and approval.run_id == run_of(run["run_id"]).pk
+    assert run_of(run["run_id"]).status == RunStatus.RUNNING
+    thread.refresh_from_db()
+    assert thread.status == "awaiting"
+    assert texts(thread) == [("user", "hi")]  # stopped before the node: no answer yet
+
+    resumed = lg.runs.create(str(thread.pk), "echo", command={"resume": "go on"})
+    assert resumed["run_id"] == run["run_id"]  # the waiting run continues; no new run
+    done = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first())
+    assert done is not None and done.kwargs["command"] == {"resume": "go on"}
+    assert texts(thread) == [("user", "hi"), ("assistant", "Echo: hi")]
+    assert Run.objects.filter(thread=thread).count() == 1
+    approval.refresh_from_db()
+    assert approval.status == "approved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interrupt_after_pauses_with_the_answer_and_resume_ends_the_run(lg, thread):
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         interrupt_after="*")
+    assert wait_for(lambda: thread.approvals.filter(status="pending", tool_name="interrupt_after:echo").exists())
+    assert texts(thread) == [("user", "hi"), ("assistant", "Echo: hi")]
+    assert run_of(run["run_id"]).status == RunStatus.RUNNING
+    lg.runs.create(str(thread.pk), "echo", command={"resume": None})
+    done = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first())
+    assert done is not None and done.result == "Echo: hi"
+    assert texts(thread) == [("user", "hi"), ("assistant", "Echo: hi")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_resume_decides_a_tool_approval(lg, thread):
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "approve:deploy"}]})
+    assert wait_for(lambda: thread.approvals.filter(status="pending", tool_name="deploy").exists())
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.runs.create(str(thread.pk), "echo", command={"resume": "perhaps"})
+    assert caught.value.response.status_code == 422
+    lg.runs.create(str(thread.pk), "echo", command={"resume": {"approved": False}})
+    done = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first())
+    assert done is not None and "denied" in done.result
+    assert thread.approvals.get().status == "denied"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_resume_with_nothing_waiting_is_409(lg, thread):
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.runs.create(str(thread.pk), "echo", command={"resume": True})
+    assert caught.value.response.status_code == 409
+    assert not Run.objects.filter(thread=thread).exists()

@@ -148,9 +148,9 @@ class RunsView(ThreadScopedView):
         if v.get("agent_id"):
             agent = tenancy.get_visible(Agent.objects.filter(account_id=thread.account_id), request.user,
                                         v["agent_id"], name="agent_id")
-        options = {k: v.get(k) for k in RunOptionsSerializer().fields}
+        kwargs = {k: v[k] for k in RunOptionsSerializer().fields if v.get(k) is not None}
         run = services.create_run(thread=thread, agent=agent, input=v.get("input"), metadata=v["metadata"],
-                                  model=v["model"], runtime=v.get("runtime") or None, **options)
+                                  model=v["model"], runtime=v.get("runtime") or None, kwargs=kwargs)
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=201)
 

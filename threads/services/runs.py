@@ -10,6 +10,7 @@ takes no new run and keeps its status. Lock order everywhere: thread, then run.
 import logging
 import threading
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from itertools import groupby
@@ -74,39 +75,36 @@ def input_messages(input) -> list[tuple[str, list[dict]]]:
     return parsed
 
 
-def run_kwargs(
-    *, runtime: str, config=None, context=None, interrupt_before=None, interrupt_after=None, webhook=None,
-    command=None, after_seconds=None, **extra,
-) -> dict:
-    """LangGraph's run options, validated (422 otherwise), as stored on the run."""
-    for name, value in (("config", config), ("context", context), ("command", command)):
-        if value is not None and not isinstance(value, dict):
+def validate_run_kwargs(kwargs: dict, *, runtime: str) -> dict:
+    """LangGraph's run options (`config`, `context`, `interrupt_before/after`,
+    `webhook`, `command`, `after_seconds`, ...) checked where this service acts on
+    them (422 otherwise); the others are kept as given."""
+    for name in ("config", "context", "command"):
+        if kwargs.get(name) is not None and not isinstance(kwargs[name], dict):
             raise Invalid(f"{name} must be an object.", errors={name: ["An object."]})
-    nodes = set(getattr(get_runtime(runtime), "nodes", ()))
-    for name, value in (("interrupt_before", interrupt_before), ("interrupt_after", interrupt_after)):
+    node = get_runtime(runtime).name  # a runtime is a one-node graph named after it
+    for name in ("interrupt_before", "interrupt_after"):
+        value = kwargs.get(name)
         if value is None or value == "*":
             continue
         if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
             raise Invalid(f"{name} must be '*' or a list of node names.", errors={name: ["'*' or a list of names."]})
-        unknown = sorted(set(value) - nodes)
+        unknown = sorted(set(value) - {node})
         if unknown:
-            known = ", ".join(sorted(nodes)) or "none"
-            raise Invalid(f"{name}: unknown node '{unknown[0]}' (runtime '{runtime}' has: {known}).",
+            raise Invalid(f"{name}: unknown node '{unknown[0]}' (the '{runtime}' graph has one node, '{node}').",
                           errors={name: [f"Unknown node '{unknown[0]}'."]})
-    if webhook is not None:
-        validate_webhook_url(webhook)
+    if kwargs.get("webhook") is not None:
+        validate_webhook_url(kwargs["webhook"])
+    command = kwargs.get("command")
     if command is not None and set(command) - {"resume"}:
         raise Invalid("command: only 'resume' is supported.", errors={"command": ["Only resume is supported."]})
-    if after_seconds is not None and (
-        isinstance(after_seconds, bool) or not isinstance(after_seconds, (int, float))
-        or not 0 <= after_seconds <= MAX_AFTER_SECONDS
+    after = kwargs.get("after_seconds")
+    if after is not None and (
+        isinstance(after, bool) or not isinstance(after, (int, float)) or not 0 <= after <= MAX_AFTER_SECONDS
     ):
         raise Invalid(f"after_seconds must be a number from 0 to {MAX_AFTER_SECONDS}.",
                       errors={"after_seconds": ["Out of range."]})
-    options = {"config": config, "context": context, "interrupt_before": interrupt_before,
-               "interrupt_after": interrupt_after, "webhook": webhook, "command": command,
-               "after_seconds": after_seconds, **extra}
-    return {k: v for k, v in options.items() if v is not None}
+    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def validate_webhook_url(url) -> str:
@@ -126,18 +124,21 @@ def create_run(
     model: str = "",
     message: str | None = None,
     runtime: str | None = None,
-    **options,
+    kwargs: dict | None = None,
 ) -> Run:
     """Create a `pending` run and execute it after commit (a worker, or in-process).
 
-    `options` are LangGraph's run options (see `run_kwargs`), stored as the run's
-    `kwargs`. `input.messages` are validated now and appended to the thread when the
-    run starts (so queued and delayed runs keep the conversation in order);
-    `after_seconds` delays the start; `webhook` receives the run when it ends."""
+    `kwargs`: the run's LangGraph options (see `validate_run_kwargs`), kept on the
+    run. `input.messages` are validated now and appended to the thread when the run
+    starts (so queued and delayed runs keep the conversation in order);
+    `after_seconds` delays the start; `webhook` receives the run when it ends;
+    `command: {resume}` creates no run: the thread's waiting run continues."""
     runtime = runtime or settings.DEFAULT_RUNTIME
     if runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
-    kwargs = run_kwargs(runtime=runtime, **options)
+    kwargs = validate_run_kwargs(kwargs or {}, runtime=runtime)
+    if "command" in kwargs:
+        return resume_with_command(thread=thread, command=kwargs["command"])
     input_messages(input)
     after_seconds = kwargs.get("after_seconds")
     locked = lock_thread(thread.pk)
@@ -255,18 +256,82 @@ def execute_run(*, run_id) -> Run | None:
 
 def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
     """Call the runtime for a running run (or resume it after `approval` was decided)
-    and record what it produced."""
+    and record what it produced. `interrupt_before` / `interrupt_after` pause the run
+    on an approval before / after the runtime's node (see `breakpoint_result`)."""
     try:
         runtime = get_runtime(run.runtime)
-        if approval is not None:
+        point = (approval.payload or {}).get("interrupt") if approval is not None else None
+        if approval is not None and point is None:
             result = runtime.resume(run=run, approval=approval, approved=approval.status == ApprovalStatus.APPROVED)
+        elif point == "after":
+            result = RuntimeResult(status="success", result=approval.payload.get("result"))
+        elif point is None and stops_at(run, "interrupt_before", runtime.name):
+            result = breakpoint_result("before", runtime.name)
         else:
             history = list(Message.objects.filter(thread_id=run.thread_id).order_by("-seq")[: settings.RUNTIME_HISTORY])
             result = runtime.execute(run=run, history=history[::-1])
+            if result.status == "success" and stops_at(run, "interrupt_after", runtime.name):
+                result = replace(result, status="awaiting",
+                                 approval=breakpoint_result("after", runtime.name, result=result.result).approval)
     except Exception as exc:  # a runtime failure ends the run, never the worker
         logger.warning("Run %s failed in runtime %s: %s", run.pk, run.runtime, exc)
         result = RuntimeResult(status="error", error=str(exc) or exc.__class__.__name__)
     return record_result(run_id=run.pk, result=result)
+
+
+def stops_at(run: Run, option: str, node: str) -> bool:
+    nodes = (run.kwargs or {}).get(option)
+    return nodes == "*" or (isinstance(nodes, list) and node in nodes)
+
+
+def breakpoint_result(point: str, node: str, *, result: str | None = None) -> RuntimeResult:
+    """A run paused at LangGraph's static breakpoint: an approval named
+    `interrupt_<point>:<node>` that `command: {resume}` (or any decision) continues."""
+    payload = {"interrupt": point, "node": node}
+    if result is not None:
+        payload["result"] = result
+    return RuntimeResult(status="awaiting", approval={"tool_name": f"interrupt_{point}:{node}", "payload": payload})
+
+
+RESUME_DECISIONS = {True: "approve", "approve": "approve", "approved": "approve", "yes": "approve",
+                    False: "deny", "deny": "deny", "denied": "deny", "reject": "deny", "no": "deny"}
+
+
+def resume_decision(value, *, breakpoint: bool) -> str:
+    """A `command.resume` value as an approval decision. A breakpoint continues
+    whatever the value; a tool approval takes true/false, approve/deny, or
+    `{"approved": bool}` / `{"decision": ...}` (422 otherwise)."""
+    if breakpoint:
+        return "approve"
+    if isinstance(value, dict):
+        value = value.get("approved", value.get("decision", value.get("action")))
+    decision = RESUME_DECISIONS.get(value.lower() if isinstance(value, str) else value) if isinstance(
+        value, (str, bool)) else None
+    if decision is None:
+        raise Invalid("command.resume must approve or deny: true/false, 'approve'/'deny' or {\"approved\": bool}.",
+                      errors={"command": ["resume: approve or deny."]})
+    return decision
+
+
+@transaction.atomic
+def resume_with_command(*, thread: Thread, command: dict) -> Run:
+    """LangGraph's `command: {resume}` on a thread whose run waits on an approval
+    (a breakpoint or a tool call): the approval is decided and that run continues;
+    the run is returned. 409 if nothing waits."""
+    from .lifecycle import resolve_approval
+
+    locked = lock_thread(thread.pk)
+    approval = Approval.objects.filter(
+        thread=locked, status=ApprovalStatus.PENDING, run__status=RunStatus.RUNNING
+    ).select_related("run").order_by("created_at").first()
+    if approval is None:
+        raise Conflict("Nothing to resume: no run of this thread waits on an interrupt or approval.")
+    decision = resume_decision(command.get("resume"), breakpoint=bool((approval.payload or {}).get("interrupt")))
+    resolve_approval(thread=locked, approval_id=approval.pk, decision=decision)
+    run = approval.run
+    run.kwargs = {**run.kwargs, "command": command}
+    run.save(update_fields=["kwargs", "updated_at"])
+    return run
 
 
 @transaction.atomic
