@@ -2,8 +2,8 @@
 in LangGraph's paths, bodies and `Cron` shape. Thin views over `agents.services`."""
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -12,7 +12,7 @@ from projects import selectors as tenancy
 from threads.selectors import threads_for
 
 from . import services
-from .models import Agent
+from .models import Agent, AgentTrigger
 from .selectors import CRON_SORT_FIELDS, crons_for
 from .serializers import (
     CronCountSerializer,
@@ -26,6 +26,8 @@ from .serializers import (
 
 class CronView(GenericAPIView):
     serializer_class = CronSerializer
+    queryset = AgentTrigger.objects.none()  # for the schema; reads go through `crons_for`
+    pagination_class = None  # LangGraph's search is a plain list (limit/offset in the body)
 
     def body(self, serializer_class, *, partial=False) -> dict:
         data = serializer_class(data=self.request.data, partial=partial)
@@ -87,7 +89,7 @@ class CronSearchView(CronView):
 
 
 class CronCountView(CronView):
-    @extend_schema(request=CronCountSerializer, responses={200: serializers.IntegerField()}, summary="Count crons")
+    @extend_schema(request=CronCountSerializer, responses={200: OpenApiTypes.INT}, summary="Count crons")
     def post(self, request):
         v = self.body(CronCountSerializer)
         return Response(crons_for(request.user, assistant_id=v.get("assistant_id"), thread_id=v.get("thread_id"),

@@ -252,3 +252,15 @@ def test_command_resume_with_nothing_waiting_is_409(lg, thread):
         lg.runs.create(str(thread.pk), "echo", command={"resume": True})
     assert caught.value.response.status_code == 409
     assert not Run.objects.filter(thread=thread).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_run_is_delivered_to_its_webhook(lg, thread, receiver):
+    hook = receiver()
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         interrupt_before="*", webhook=hook.url)
+    assert wait_for(lambda: thread.approvals.filter(status="pending").exists())
+    assert hook.bodies == []  # paused, not ended
+    lg.runs.cancel(str(thread.pk), run["run_id"], action="interrupt")
+    assert wait_for(lambda: hook.bodies)
+    assert hook.bodies[0][1]["status"] == "interrupted" and hook.bodies[0][1]["run_id"] == run["run_id"]

@@ -31,7 +31,7 @@ from ..runtime import RuntimeResult, get_runtime
 from .checkpoints import latest_checkpoint_id, store_checkpoint
 from .messages import append_messages, validate_content
 from .threads import activity, ensure_open, lock_thread
-from .webhooks import schedule_webhook
+from .webhooks import schedule_webhook, schedule_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -387,13 +387,20 @@ def set_thread_status(thread: Thread, status: str) -> None:
 
 def interrupt_runs(*, runs: QuerySet) -> int:
     """Set-based: interrupt the active runs among `runs` and cancel their pending
-    approvals. Checkpoints are kept. The callers hold the threads' locks and set
-    the threads' status."""
+    approvals. Checkpoints are kept; the runs' webhooks are called after commit. The
+    callers hold the threads' locks and set the threads' status."""
     active = runs.filter(status__in=ACTIVE_RUN_STATUSES)
     Approval.objects.filter(run__in=active.values("pk"), status=ApprovalStatus.PENDING).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now()
     )
-    return active.update(status=RunStatus.INTERRUPTED, completed_at=timezone.now(), updated_at=timezone.now())
+    now = timezone.now()
+    count = active.update(status=RunStatus.INTERRUPTED, completed_at=now, updated_at=now)
+    if count:
+        # The runs this call stopped (stamped with `now`) that have a webhook: read
+        # after commit, no query in the caller's transaction.
+        schedule_webhooks(runs.filter(status=RunStatus.INTERRUPTED, completed_at=now, kwargs__has_key="webhook")
+                          .values_list("pk", flat=True))
+    return count
 
 
 def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:
@@ -421,7 +428,6 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
         remove_run(run)
         return None
     run.refresh_from_db()
-    schedule_webhook(run)
     return run
 
 

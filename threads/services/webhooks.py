@@ -47,18 +47,27 @@ def run_document(run: Run) -> dict:
 
 def schedule_webhook(run: Run) -> None:
     """After commit, deliver the ended run to its webhook (if it has one)."""
-    if not (run.kwargs or {}).get("webhook"):
-        return
+    if (run.kwargs or {}).get("webhook"):
+        schedule_webhooks([run.pk])
+
+
+def schedule_webhooks(run_ids) -> None:
+    """After commit, deliver these ended runs to their webhooks. `run_ids` may be a
+    queryset: it is read after commit, never in the caller's transaction."""
+    transaction.on_commit(partial(send_webhooks, run_ids), robust=True)
+
+
+def send_webhooks(run_ids) -> None:
     from celery import current_app
 
     from ..tasks import deliver_run_webhook
     from .runs import run_in_process_later
 
-    if current_app.conf.task_always_eager:
-        send = partial(run_in_process_later, deliver_run_webhook, str(run.pk))
-    else:
-        send = partial(deliver_run_webhook.delay, str(run.pk))
-    transaction.on_commit(send, robust=True)
+    for run_id in run_ids:
+        if current_app.conf.task_always_eager:
+            run_in_process_later(deliver_run_webhook, str(run_id))
+        else:
+            deliver_run_webhook.delay(str(run_id))
 
 
 def deliver_webhook(*, run_id) -> int | None:
