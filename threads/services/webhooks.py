@@ -1,9 +1,10 @@
 """LangGraph's run `webhook`: when a run ends, its final state is POSTed to the URL.
 
-The delivery is a task sent after the commit that ends the run: it never delays the
-run nor decides its outcome. A failed delivery (connection error, timeout, a 5xx,
-408 or 429) is retried with exponential backoff (`WEBHOOK_MAX_RETRIES`,
-`WEBHOOK_RETRY_BACKOFF`); any other 4xx is final and logged.
+The run is read right after the commit that ends it (before a stateless run's thread
+is deleted) and handed to a delivery task: it never delays the run nor decides its
+outcome. A failed delivery (connection error, timeout, a 5xx, 408 or 429) is retried
+with exponential backoff (`WEBHOOK_MAX_RETRIES`, `WEBHOOK_RETRY_BACKOFF`); any other
+4xx is final and logged.
 """
 
 import json
@@ -29,26 +30,10 @@ class WebhookFailed(Exception):
 
 
 def run_document(run: Run) -> dict:
-    """The run as LangGraph's `Run` shape, plus what the run produced."""
-    return {
-        "run_id": str(run.pk),
-        "thread_id": str(run.thread_id),
-        "assistant_id": str(run.agent_id) if run.agent_id else None,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-        "status": run.status,
-        "metadata": run.metadata,
-        "multitask_strategy": run.kwargs.get("multitask_strategy", "reject"),
-        "kwargs": run.kwargs,
-        "result": run.result,
-        "error": run.error,
-    }
+    """The run as LangGraph's `Run` shape, plus what it produced (JSON-ready)."""
+    from ..serializers import RunSerializer
 
-
-def schedule_webhook(run: Run) -> None:
-    """After commit, deliver the ended run to its webhook (if it has one)."""
-    if (run.kwargs or {}).get("webhook"):
-        schedule_webhooks([run.pk])
+    return json.loads(json.dumps(RunSerializer(run).data, cls=DjangoJSONEncoder))
 
 
 def schedule_webhooks(run_ids) -> None:
@@ -58,26 +43,28 @@ def schedule_webhooks(run_ids) -> None:
 
 
 def send_webhooks(run_ids) -> None:
+    """Read the ended runs now and hand each to a delivery task (in-process: a
+    background thread, so that nothing waits for the receiver)."""
     from celery import current_app
 
     from ..tasks import deliver_run_webhook
     from .runs import run_in_process_later
 
-    for run_id in run_ids:
+    for run in Run.objects.filter(pk__in=list(run_ids)):
+        url = (run.kwargs or {}).get("webhook")
+        if not url:
+            continue
+        args = (url, run_document(run))
         if current_app.conf.task_always_eager:
-            run_in_process_later(deliver_run_webhook, str(run_id))
+            run_in_process_later(deliver_run_webhook, *args)
         else:
-            deliver_run_webhook.delay(str(run_id))
+            deliver_run_webhook.delay(*args)
 
 
-def deliver_webhook(*, run_id) -> int | None:
-    """POST the run to its webhook once; returns the HTTP status. Raises
-    `WebhookFailed` when trying again may help. A run deleted meanwhile: nothing."""
-    run = Run.objects.filter(pk=run_id).first()
-    url = (run.kwargs or {}).get("webhook") if run is not None else None
-    if not url:
-        return None
-    body = dict(run_document(run), webhook_sent_at=timezone.now())
+def deliver_webhook(*, url: str, run: dict) -> int:
+    """POST the run to `url` once; returns the HTTP status. Raises `WebhookFailed`
+    when trying again may help."""
+    body = dict(run, webhook_sent_at=timezone.now())
     request = urllib.request.Request(
         url, data=json.dumps(body, cls=DjangoJSONEncoder).encode(), method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "threadkeeper-webhook"},
@@ -88,7 +75,7 @@ def deliver_webhook(*, run_id) -> int | None:
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code in RETRY_STATUSES:
             raise WebhookFailed(f"{url} answered {exc.code}") from exc
-        logger.warning("Webhook of run %s refused by %s with %s; not retried.", run_id, url, exc.code)
+        logger.warning("Webhook of run %s refused by %s with %s; not retried.", run.get("run_id"), url, exc.code)
         return exc.code
     except (OSError, ValueError) as exc:  # connection refused, DNS, timeout, TLS
         raise WebhookFailed(f"{url}: {exc}") from exc
