@@ -292,8 +292,9 @@ def _start_triggered_run(trigger: AgentTrigger, *, input, schedule_seq: int | No
     """A run on the trigger's thread, or on a new thread of its project. An `input`
     with a `message` string posts it as the user message the run answers; LangGraph
     `input.messages` are appended when the run starts. A cron's `payload` gives the
-    run its options (config, context, webhook, ...) and its metadata; the new thread
-    of a thread-less cron with `on_run_completed: delete` is deleted after the run."""
+    run its options (config, context, webhook, multitask_strategy — by default a busy
+    thread skips the due time) and its metadata; the new thread of a thread-less cron
+    with `on_run_completed: delete` is deleted after the run."""
     from threads.services.messages import post_message
     from threads.services.runs import create_run
     from threads.services.threads import create_thread
@@ -316,6 +317,7 @@ def _start_triggered_run(trigger: AgentTrigger, *, input, schedule_seq: int | No
     if trigger.thread_id is None and trigger.on_run_completed:
         kwargs.update(temporary=True, on_completion=trigger.on_run_completed)
     return create_run(thread=thread, agent=trigger.agent, input=input, message=text, kwargs=kwargs,
+                      multitask_strategy=kwargs.get("multitask_strategy") or "reject",
                       metadata={**(trigger.metadata or {}), "trigger_id": str(trigger.pk), "cron_id": str(trigger.pk)})
 
 

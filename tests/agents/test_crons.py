@@ -184,3 +184,14 @@ def test_deleting_the_agent_stops_its_crons(lg, thread, agent):
     cron = lg.crons.create_for_thread(str(thread.pk), str(agent.pk), schedule="* * * * *")
     agent_services.delete_agent(agent=agent)
     assert lg.crons.search() == [] and not AgentTrigger.objects.filter(pk=cron["cron_id"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cron_on_a_busy_thread_follows_its_multitask_strategy(lg, thread, agent):
+    services.create_run(thread=thread, agent=agent, kwargs={"after_seconds": 3600})  # keeps the thread busy
+    skip = lg.crons.create_for_thread(str(thread.pk), str(agent.pk), schedule="@daily")
+    assert fire(skip["cron_id"]) == 0  # the default: this due time is skipped
+    queue = lg.crons.create_for_thread(str(thread.pk), str(agent.pk), schedule="@daily", multitask_strategy="enqueue")
+    assert fire(queue["cron_id"]) == 1
+    assert list(Run.objects.filter(thread=thread).order_by("seq").values_list("status", flat=True)) == [
+        RunStatus.PENDING, RunStatus.PENDING]
