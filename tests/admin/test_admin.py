@@ -234,3 +234,35 @@ def test_support_pages(staff, account, project):
     assert page.status_code == 200 and b"owner" in page.content  # members inline
     assert staff.get("/admin/projects/membership/", {"role__exact": "owner"}).status_code == 200
     assert staff.get("/admin/projects/project/", {"q": "Main"}).status_code == 200
+
+
+def test_thread_page_lists_messages_a_page_at_a_time_and_runs(staff, project):
+    thread = make_threads(project, 1, messages=0)[0]
+    Message.objects.bulk_create(
+        Message(thread=thread, seq=i + 1, role="user", content=[{"type": "text", "text": f"hello number {i + 1}"}])
+        for i in range(120)
+    )
+    Run.objects.create(thread=thread, seq=1, status="success", model="echo-1")
+    page = staff.get(f"{THREADS}{thread.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Messages (120)" in html and "Page 1 of 3" in html
+    assert "hello number 1<" in html and "hello number 50<" in html and "hello number 51<" not in html
+    assert "echo-1" in html and 'name="_save"' not in html  # read-only: no Save buttons
+    html = staff.get(f"{THREADS}{thread.pk}/change/", {"messages_page": 3}).content.decode()
+    assert "hello number 101<" in html and "hello number 120<" in html and "Page 3 of 3" in html
+
+
+def test_message_list_is_searchable_and_filterable(staff, project):
+    a, b = make_threads(project, 2, messages=0)
+    agent = agent_services.create_agent(account=project.account, name="Helper", model="m")
+    Message.objects.create(thread=a, seq=1, role="user", content=[{"type": "text", "text": "zebra crossing"}],
+                           agent=agent)
+    Message.objects.create(thread=b, seq=1, role="assistant", content=[{"type": "text", "text": "giraffe"}])
+    url = "/admin/threads/message/"
+    assert b"zebra crossing" in staff.get(url, {"q": "zebra"}).content
+    assert b"giraffe" not in staff.get(url, {"q": "zebra"}).content
+    assert b"giraffe" in staff.get(url, {"q": str(b.pk)}).content  # by thread id
+    assert b"zebra" not in staff.get(url, {"thread__id__exact": str(b.pk)}).content
+    assert b"zebra" not in staff.get(url, {"role__exact": "assistant"}).content
+    assert b"No agent" in staff.get(url).content  # the "no agent" filter reads in words, not "-"
+    assert b"zebra" not in staff.get(url, {"agent__isnull": "True"}).content
