@@ -8,8 +8,8 @@ given and deletes what it seeds):
     CELERY_BROKER_URL=redis://127.0.0.1:6379/12 \
         .venv/bin/python bench/job_bench.py --threads 100000 --messages 5 --checkpoints 2
 
-It seeds two identical copies (`seed_demo`'s `seed`: N threads in 100 projects, each
-with M messages, M/5 runs and K checkpoints), starts a worker (`celery worker -P
+It seeds two identical copies (N threads in 100 projects, each with M messages and K
+checkpoints, inserted set-based), starts a worker (`celery worker -P
 solo`, one process), submits the job exactly as the admin does above its threshold
 (`jobs.services.submit_job`, kind `delete_threads`, batches of `--batch-size`) and
 waits for it; then deletes the other copy with the fastest hand-written SQL in the
@@ -47,7 +47,7 @@ from config.celery import app  # noqa: E402
 from jobs.models import Job  # noqa: E402
 from jobs.services import submit_job  # noqa: E402
 from projects.models import Account  # noqa: E402
-from threads.management.commands.seed_demo import seed  # noqa: E402
+from projects.services import create_account, create_project  # noqa: E402
 from threads.models import Thread  # noqa: E402
 
 RAW_SQL = [
@@ -67,11 +67,33 @@ def memory_kb(pid: int) -> dict:
     return fields
 
 
+SEED_SQL = [
+    # N threads spread over the account's 100 projects, then M messages and K
+    # checkpoints each: set-based, so that 100,000 threads seed in seconds.
+    """INSERT INTO threads_thread (id, account_id, project_id, title, status, depth, tool_use_id, model, tools,
+           external_tool_namespaces, metadata, last_message_seq, last_run_seq, last_activity_at, created_at,
+           updated_at)
+       SELECT gen_random_uuid(), %(account)s, (%(projects)s::uuid[])[1 + n %% 100], 'bench ' || n, 'idle', 0, '', '',
+              '[]', '[]', '{}', %(messages)s, 0, now(), now(), now()
+       FROM generate_series(1, %(threads)s) n""",
+    """INSERT INTO threads_message (id, thread_id, seq, role, content, token_count, created_at)
+       SELECT gen_random_uuid(), t.id, s, 'user', '[{"type": "text", "text": "hello"}]', 1, now()
+       FROM threads_thread t CROSS JOIN generate_series(1, %(messages)s) s WHERE t.account_id = %(account)s""",
+    """INSERT INTO threads_checkpoint (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata, created_at)
+       SELECT t.id, '', 'c' || s, '{}', '{}', now()
+       FROM threads_thread t CROSS JOIN generate_series(1, %(checkpoints)s) s WHERE t.account_id = %(account)s""",
+]
+
+
 def make_copy(name, args):
-    made = seed(username=f"bench-{name}-{time.monotonic_ns()}", password="x", account_name=name, n_projects=100,
-                n_agents=1, n_threads=args.threads, n_messages=args.messages, n_runs=max(args.messages // 5, 1),
-                n_checkpoints=args.checkpoints)
-    return made["account"]
+    user = User.objects.create(username=f"bench-{name}-{time.monotonic_ns()}")
+    account = create_account(name=name, owner=user)
+    projects = [create_project(account=account, name=f"p{i}").pk for i in range(100)]
+    with transaction.atomic(), connection.cursor() as cur:
+        for sql in SEED_SQL:
+            cur.execute(sql, {"account": account.pk, "projects": projects, "threads": args.threads,
+                              "messages": args.messages, "checkpoints": args.checkpoints})
+    return account
 
 
 def start_worker():

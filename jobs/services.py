@@ -118,7 +118,9 @@ def finish(job: Job, state: str) -> Job:
     job.state = state
     job.finished_at = timezone.now()
     if state == JobState.DONE:
-        job.total = max(job.total, job.done)  # threads created meanwhile in a project or account being deleted
+        # What was processed: more when threads were created meanwhile in a project or
+        # account being deleted, fewer when sub-threads went with their parents.
+        job.total = job.done
     job.save(update_fields=["state", "finished_at", "total", "error", "updated_at"])
     if state != JobState.FAILED:
         JobTarget.objects.filter(job_id=job.pk).delete()  # what a cancelled job did not reach is not its work any more
@@ -179,8 +181,8 @@ def _container_batch(job, *, field: str, delete_container):
     ids = next_targets(job, 1)
     if not ids:
         return None
-    ids_in_target = list(
-        Thread.objects.filter(**{field: ids[0]}).order_by("pk").values_list("pk", flat=True)[: job.batch_size]
+    ids_in_target = list(  # any batch of them (no sort): those deleted are gone from the next one
+        Thread.objects.filter(**{field: ids[0]}).order_by().values_list("pk", flat=True)[: job.batch_size]
     )
     if ids_in_target:
         return len(ids_in_target), delete_threads(thread_ids=ids_in_target)
