@@ -4,8 +4,7 @@ system prompt annotated), one page of messages, one aggregate for the token
 estimates, the turns, and the sub-threads with their counts annotated."""
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, IntegerField, OuterRef, Subquery
 
 from agents.models import AgentVersion
 
@@ -79,11 +78,8 @@ def message_page(thread: Thread, *, after_seq=None, before_seq=None, limit=DEFAU
 
 def build_detail(thread: Thread, *, after_seq=None, before_seq=None, limit=DEFAULT_MESSAGES, debug=False) -> dict:
     messages, cursor, has_more = message_page(thread, after_seq=after_seq, before_seq=before_seq, limit=limit)
-    through = thread.compaction_through_seq or 0
-    tokens = Message.objects.filter(thread=thread).aggregate(
-        raw=Coalesce(Sum("token_count"), Value(0), output_field=IntegerField()),
-        live=Coalesce(Sum("token_count", filter=Q(seq__gt=through)), Value(0), output_field=IntegerField()),
-    )
+    # Maintained by the services with each message and compaction: never re-summed here.
+    tokens = {"raw": thread.message_tokens, "live": thread.message_tokens - thread.compacted_tokens}
     turns = list(Run.objects.filter(thread=thread).order_by("seq"))
     active = next((t for t in turns if t.status in (RunStatus.PENDING, RunStatus.RUNNING)), None)
     finished = [t for t in turns if t.status not in (RunStatus.PENDING, RunStatus.RUNNING)]

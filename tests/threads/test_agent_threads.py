@@ -13,6 +13,7 @@ from projects.models import Role
 from tests.conftest import client_for
 from threads import services
 from threads.detail import build_detail, with_agent_prompt
+from threads.services.messages import compact_thread
 from threads.models import Approval, Message, Run, Thread
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +101,7 @@ def test_detail_shape_with_everything(api, agent, project, django_capture_on_com
     thread = Thread.objects.get(pk=body["id"])
     child = services.create_thread(project=project, agent=agent, parent_thread=thread, tool_use_id="tu_1")
     Message.objects.create(thread=child, seq=1, role="user", content=[{"type": "text", "text": "x"}])
-    Thread.objects.filter(pk=thread.pk).update(compaction_summary="summary words", compaction_through_seq=1)
+    compact_thread(thread=thread, through_seq=1, summary="summary words")
     body = api.get(base(agent, thread.pk), {"debug": "true"}).json()
     check_detail(body)
     assert body["status"] == "idle" and body["lastTurnStatus"] == "completed"
@@ -283,6 +284,7 @@ def test_detail_query_count_is_constant(api, agent, project, django_assert_num_q
     big = Thread.objects.get(pk=create(api, agent, project)["id"])
     Message.objects.bulk_create(Message(thread=big, seq=i + 1, role="user", content=[{"type": "text", "text": "m"}],
                                         token_count=1) for i in range(10_000))
+    Thread.objects.filter(pk=big.pk).update(message_tokens=10_000)  # what append_messages keeps up to date
     Run.objects.bulk_create(Run(thread=big, seq=i + 1, status="success") for i in range(500))
     children = [Thread(account=big.account, project=project, agent=agent, parent_thread=big, depth=1) for _ in range(50)]
     Thread.objects.bulk_create(children)
