@@ -50,10 +50,21 @@ class Migration(migrations.Migration):
             name='thread',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.DB_CASCADE, related_name='messages', to='threads.thread'),
         ),
+        # Dropping the single-column index of run.thread also drops any other index on
+        # that column alone, the partial unique one_active_run_per_thread included:
+        # remove it first and create it again after.
+        migrations.RemoveConstraint(
+            model_name='run',
+            name='one_active_run_per_thread',
+        ),
         migrations.AlterField(
             model_name='run',
             name='thread',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.DB_CASCADE, related_name='runs', to='threads.thread'),
+        ),
+        migrations.AddConstraint(
+            model_name='run',
+            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['pending', 'running'])), fields=('thread',), name='one_active_run_per_thread'),
         ),
         migrations.AlterField(
             model_name='thread',
