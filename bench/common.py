@@ -25,16 +25,25 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import OperationalError, connection  # noqa: E402
 
 from projects.models import Account, Project  # noqa: E402
 from threads.models import Thread  # noqa: E402
 
 
 def prepare():
-    """Migrate the database given by DATABASE_URL (PostgreSQL only)."""
+    """Create (if missing) and migrate the database given by DATABASE_URL (PostgreSQL only)."""
     if connection.vendor != "postgresql":
         sys.exit("The benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
+    try:
+        connection.ensure_connection()
+    except OperationalError:
+        import psycopg
+
+        params = connection.get_connection_params()
+        name = params.pop("dbname")
+        with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
     call_command("migrate", verbosity=0)
 
 
@@ -57,46 +66,58 @@ def drop_accounts(accounts):
     Account.objects.filter(pk__in=[a.pk for a in accounts])._raw_delete(Account.objects.db)
 
 
-def seed_thread(project, *, messages, runs, checkpoints, writes_per_checkpoint=1, parent=None):
-    """One thread with its history, inserted set-based in SQL (a million messages in
-    seconds): messages spread over the runs, checkpoints in one chain spread over the
-    runs in order (run r owns a contiguous stretch), one write per checkpoint."""
-    thread = Thread.objects.create(
-        account_id=project.account_id, project=project, parent_thread=parent, depth=1 if parent else 0,
-        title="bench", model="echo-1", last_message_seq=messages, last_run_seq=runs, message_tokens=6 * messages,
-    )
-    tid = str(thread.pk)
+def seed_thread(project, *, messages, runs, checkpoints, writes_per_checkpoint=1):
+    """One thread with its history (see `seed_threads`)."""
+    return seed_threads([project], 1, messages=messages, runs=runs, checkpoints=checkpoints,
+                        writes_per_checkpoint=writes_per_checkpoint)[0]
+
+
+def seed_threads(projects, n, *, messages, runs, checkpoints, writes_per_checkpoint=1):
+    """n threads (spread over the projects), each with its history, inserted
+    set-based in SQL (a million messages in seconds): R runs, the messages and the
+    checkpoints (one chain per thread) split over the runs in order — run r owns a
+    contiguous stretch of each — and W writes per checkpoint."""
     runs = max(runs, 1)
+    threads = Thread.objects.bulk_create([
+        Thread(account_id=projects[i % len(projects)].account_id, project=projects[i % len(projects)],
+               title="bench", model="echo-1", last_message_seq=messages, last_run_seq=runs,
+               message_tokens=6 * messages)
+        for i in range(n)
+    ], batch_size=2000)
+    ids = [str(t.pk) for t in threads]
     sql("""
         INSERT INTO threads_run (id, thread_id, seq, status, runtime, model, input, metadata, message,
             start_message_seq, end_message_seq, input_tokens, output_tokens, result, error, started_at,
             completed_at, created_at, updated_at)
-        SELECT gen_random_uuid(), %s, r, 'success', 'echo', 'echo-1', '{"message": "hi"}', '{"k": 1}', 'hi ' || r,
+        SELECT gen_random_uuid(), t, r, 'success', 'echo', 'echo-1', '{"message": "hi"}', '{"k": 1}', 'hi ' || r,
             NULL, NULL, 10, 12, 'ok', NULL, now(), now(), now(), now()
-        FROM generate_series(1, %s) r""", [tid, runs])
-    run_ids = [row[0] for row in sql("SELECT id FROM threads_run WHERE thread_id = %s ORDER BY seq", [tid])]
+        FROM unnest(%s::uuid[]) t, generate_series(1, %s) r""", [ids, runs])
+    per_run_messages, per_run_checkpoints = -(-messages // runs), -(-checkpoints // runs)
     sql("""
         INSERT INTO threads_message (id, thread_id, seq, role, content, run_id, agent_id, token_count, created_at)
-        SELECT gen_random_uuid(), %s, m, CASE WHEN m %% 2 = 0 THEN 'assistant' ELSE 'user' END,
-            jsonb_build_array(jsonb_build_object('type', 'text', 'text', 'message ' || m || ' of the bench')),
-            (%s::uuid[])[1 + (m - 1) * %s / %s], NULL, 6, now()
-        FROM generate_series(1, %s) m""", [tid, run_ids, runs, max(messages, 1), messages])
+        SELECT gen_random_uuid(), r.thread_id, s.seq, CASE WHEN s.seq %% 2 = 0 THEN 'assistant' ELSE 'user' END,
+            jsonb_build_array(jsonb_build_object('type', 'text', 'text', 'message ' || s.seq || ' of the bench')),
+            r.id, NULL, 6, now()
+        FROM threads_run r, LATERAL (SELECT (r.seq - 1) * %s + j AS seq FROM generate_series(1, %s) j) s
+        WHERE r.thread_id = ANY(%s::uuid[]) AND s.seq <= %s""", [per_run_messages, per_run_messages, ids, messages])
     sql("""
         INSERT INTO threads_checkpoint (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint,
             metadata, run_id, created_at)
-        SELECT %s, '', 'cp-' || lpad(c::text, 9, '0'),
-            CASE WHEN c > 1 THEN 'cp-' || lpad((c - 1)::text, 9, '0') END,
-            jsonb_build_object('v', 1, 'step', c, 'channel_values', jsonb_build_object('messages', c)),
-            jsonb_build_object('source', 'loop', 'step', c), (%s::uuid[])[1 + (c - 1) * %s / %s], now()
-        FROM generate_series(1, %s) c""", [tid, run_ids, runs, max(checkpoints, 1), checkpoints])
+        SELECT r.thread_id, '', 'cp-' || lpad(s.c::text, 9, '0'),
+            CASE WHEN s.c > 1 THEN 'cp-' || lpad((s.c - 1)::text, 9, '0') END,
+            jsonb_build_object('v', 1, 'step', s.c, 'channel_values', jsonb_build_object('messages', s.c)),
+            jsonb_build_object('source', 'loop', 'step', s.c), r.id, now()
+        FROM threads_run r, LATERAL (SELECT (r.seq - 1) * %s + j AS c FROM generate_series(1, %s) j) s
+        WHERE r.thread_id = ANY(%s::uuid[]) AND s.c <= %s
+        ORDER BY r.thread_id, s.c""", [per_run_checkpoints, per_run_checkpoints, ids, checkpoints])
     if writes_per_checkpoint:
         sql("""
             INSERT INTO threads_checkpointwrite (thread_id, run_id, checkpoint_id, task_id, idx, channel, type,
                 value, task_path)
             SELECT thread_id, run_id, id, 'task', w, 'messages', 'json', '{"v": 1}', ''
-            FROM threads_checkpoint, generate_series(0, %s - 1) w WHERE thread_id = %s""",
-            [writes_per_checkpoint, tid])
-    return thread
+            FROM threads_checkpoint, generate_series(0, %s - 1) w WHERE thread_id = ANY(%s::uuid[])""",
+            [writes_per_checkpoint, ids])
+    return threads
 
 
 def new_project(account, name="bench"):
@@ -158,6 +179,42 @@ def copy_to_old_schema(thread_ids):
     cols = "id, checkpoint_id, task_id, idx, channel, type, value, task_path"
     sql(f"INSERT INTO {OLD}.threads_checkpointwrite ({cols}) SELECT {cols} FROM public.threads_checkpointwrite"
         f" WHERE thread_id = ANY(%s::uuid[])", [ids])
+
+
+def old_schema_models():
+    """The old schema's tables as models with Django's default, Python-level cascade
+    (`on_delete=CASCADE`, `SET_NULL`): what a delete costs when Django's collector
+    walks the graph (selecting children, deleting them level by level) instead of the
+    database. Unmanaged; only keys are declared, so the collector loads as little as
+    it can (a lower estimate of that cost)."""
+    from django.db import models
+
+    def table(name):
+        return f'{OLD}"."{name}'
+
+    class Meta:
+        app_label, managed = "threads", False
+
+    def model(name, db_table, **fields):
+        return type(name, (models.Model,), {"__module__": __name__,
+                                            "Meta": type("Meta", (Meta,), {"db_table": table(db_table)}), **fields})
+
+    thread = model("BenchOldThread", "threads_thread", id=models.UUIDField(primary_key=True),
+                   parent_thread=models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="+"))
+    run = model("BenchOldRun", "threads_run", id=models.UUIDField(primary_key=True),
+                thread=models.ForeignKey(thread, on_delete=models.CASCADE, related_name="+"))
+    model("BenchOldMessage", "threads_message", id=models.UUIDField(primary_key=True),
+          thread=models.ForeignKey(thread, on_delete=models.CASCADE, related_name="+"),
+          run=models.ForeignKey(run, null=True, on_delete=models.SET_NULL, related_name="+"))
+    checkpoint = model("BenchOldCheckpoint", "threads_checkpoint", id=models.BigAutoField(primary_key=True),
+                       thread=models.ForeignKey(thread, on_delete=models.CASCADE, related_name="+"),
+                       run=models.ForeignKey(run, null=True, on_delete=models.CASCADE, related_name="+"))
+    model("BenchOldWrite", "threads_checkpointwrite", id=models.BigAutoField(primary_key=True),
+          checkpoint=models.ForeignKey(checkpoint, on_delete=models.CASCADE, related_name="+"))
+    model("BenchOldApproval", "threads_approval", id=models.UUIDField(primary_key=True),
+          thread=models.ForeignKey(thread, on_delete=models.CASCADE, related_name="+"),
+          run=models.ForeignKey(run, null=True, on_delete=models.CASCADE, related_name="+"))
+    return thread
 
 
 def drop_old_schema():

@@ -68,16 +68,20 @@ def latest_checkpoint_id(*, thread, checkpoint_ns: str = "") -> str | None:
     )
 
 
-def delete_checkpoints(checkpoints: QuerySet) -> None:
+def delete_checkpoints(checkpoints: QuerySet, *, thread_ids=None) -> None:
     """Delete these checkpoints and their pending writes, set-based: no row is loaded,
     no per-row trigger fires (writes have no foreign key to their checkpoint). On
     PostgreSQL one statement (the writes go in a data-modifying CTE), two elsewhere.
+    `thread_ids`, when the caller knows them, lets the writes be found by their
+    thread's index.
 
     For checkpoints deleted while their thread (or run) stays; a deleted thread or run
     takes its checkpoints and writes by the database cascade.
     """
     ids = checkpoints.order_by().values("pk")
     writes = CheckpointWrite.objects.filter(checkpoint_id__in=ids)
+    if thread_ids is not None:
+        writes = writes.filter(thread_id__in=thread_ids)
     db = router.db_for_write(Checkpoint)
     if connection.vendor != "postgresql":
         writes._raw_delete(db)

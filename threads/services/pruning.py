@@ -93,7 +93,7 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     pruned = list(prunable.values_list("pk", flat=True))
     if not pruned:
         return 0
-    delete_checkpoints(superseded_checkpoints(thread_ids=pruned))
+    delete_checkpoints(superseded_checkpoints(thread_ids=pruned), thread_ids=pruned)
     left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
     left.update(parent_checkpoint_id=None)
     return len(pruned)
