@@ -24,7 +24,7 @@ from django.test.utils import CaptureQueriesContext
 
 from agents.models import Agent, AgentVersion
 from threads.detail import build_detail, with_agent_prompt
-from threads.models import Thread
+from threads.models import Run, Thread
 
 RAW = [
     """SELECT t.id, t.agent_id, t.status, t.depth, t.parent_thread_id, t.schedule_id, t.schedule_seq, t.instructions,
@@ -60,9 +60,7 @@ def seed(project, agent, messages, turns):
     ):
         sql("INSERT INTO threads_message (id, thread_id, seq, role, content, token_count, created_at)"
             " VALUES (gen_random_uuid(), %s, 1, 'user', '[]', 0, now())", [child.pk])
-        sql("INSERT INTO threads_run (id, thread_id, seq, status, runtime, model, metadata, input_tokens,"
-            " output_tokens, created_at, updated_at)"
-            " VALUES (gen_random_uuid(), %s, 1, 'success', 'echo', 'echo-1', '{}', 0, 0, now(), now())", [child.pk])
+        Run.objects.create(thread=child, seq=1, status="success", model="echo-1")
     Thread.objects.filter(pk=thread.pk).update(agent=agent, instructions="Be brief.", tools=["get_time"])
     return thread
 

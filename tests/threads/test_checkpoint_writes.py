@@ -119,7 +119,7 @@ def test_token_totals_move_with_messages_and_compaction(project):
 def test_the_migration_keys_existing_writes_and_fills_token_totals(project):
     """Data written under the old schema (writes cascading from their checkpoint)
     comes out keyed by thread and run, with the thread's token totals summed."""
-    old, new = [("threads", "0001_initial")], [("threads", "0003_writes_without_checkpoint_cascade_index_cleanup")]
+    old, new = [("threads", "0002_run_multitask_kwargs")], [("threads", "0004_writes_without_checkpoint_cascade_index_cleanup")]
     executor = MigrationExecutor(connection)
     executor.migrate(old)
     apps = executor.loader.project_state(old).apps
@@ -144,3 +144,15 @@ def test_the_migration_keys_existing_writes_and_fills_token_totals(project):
         assert (migrated.message_tokens, migrated.compacted_tokens) == (12, 5)
     finally:
         call_command("migrate", verbosity=0)
+
+
+def test_run_deletion_relinks_to_the_nearest_ancestor_that_stays(project):
+    thread = make_thread(project)
+    a, b, c = (Run.objects.create(thread=thread, seq=i, status="success") for i in (1, 2, 3))
+    kept = chain(thread, 2, run=a, prefix="a")
+    gone = chain(thread, 3, run=b, prefix="b", parent=kept[-1].checkpoint_id)
+    chain(thread, 1, run=c, prefix="c", parent=gone[-1].checkpoint_id)
+    services.delete_run(thread=thread, run_id=b.pk)
+    parents = dict(Checkpoint.objects.filter(thread=thread).values_list("checkpoint_id", "parent_checkpoint_id"))
+    assert parents == {"a0": None, "a1": "a0", "c0": "a1"}
+    assert not orphan_writes().exists() and CheckpointWrite.objects.count() == 6

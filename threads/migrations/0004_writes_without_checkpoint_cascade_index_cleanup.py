@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('agents', '0002_initial'),
         ('projects', '0001_initial'),
-        ('threads', '0002_checkpoint_write_thread_and_token_totals'),
+        ('threads', '0003_checkpoint_write_thread_and_token_totals'),
     ]
 
     operations = [
@@ -51,11 +51,11 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.DB_CASCADE, related_name='messages', to='threads.thread'),
         ),
         # Dropping the single-column index of run.thread also drops any other index on
-        # that column alone, the partial unique one_active_run_per_thread included:
+        # that column alone, the partial unique one_running_run_per_thread included:
         # remove it first and create it again after.
         migrations.RemoveConstraint(
             model_name='run',
-            name='one_active_run_per_thread',
+            name='one_running_run_per_thread',
         ),
         migrations.AlterField(
             model_name='run',
@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='run',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['pending', 'running'])), fields=('thread',), name='one_active_run_per_thread'),
+            constraint=models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('thread',), name='one_running_run_per_thread'),
         ),
         migrations.AlterField(
             model_name='thread',

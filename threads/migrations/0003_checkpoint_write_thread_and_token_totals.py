@@ -38,7 +38,7 @@ def fill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("threads", "0001_initial"),
+        ("threads", "0002_run_multitask_kwargs"),
     ]
 
     operations = [
