@@ -6,8 +6,8 @@ writes were keyed by thread.
         .venv/bin/python bench/prune_bench.py --threads 1000,10000 --rounds 3
 
 For each size, strategy and round it seeds three identical copies of N threads
-(each with 100 messages, 10 runs, 20 checkpoints and one pending write per
-checkpoint, in 10 projects that keep another thread), prunes one through
+(each with 100 messages (`--messages`), 10 runs, 20 checkpoints and one pending
+write per checkpoint, in 10 projects that keep another thread), prunes one through
 `threads.services.pruning.prune_batch` (what the API, the `prune_threads` command
 and the TTL sweeper call) and the others with hand-written SQL — on the current
 schema and on the old one — in the same batches, in an order that rotates with the
@@ -60,7 +60,7 @@ RAW_SQL = {
 }
 
 
-def make_copies(n):
+def make_copies(n, messages):
     account = new_account(f"prune-{n}")
     projects = [new_project(account, f"p{i}") for i in range(10)]
     for project in projects:
@@ -69,7 +69,8 @@ def make_copies(n):
     def copy():
         ids = []
         for start in range(0, n, 1000):
-            ids += [t.pk for t in seed_threads(projects, min(1000, n - start), messages=100, runs=10, checkpoints=20)]
+            ids += [t.pk for t in seed_threads(projects, min(1000, n - start), messages=messages, runs=10,
+                                                   checkpoints=20)]
         return sorted(ids)
 
     service, raw, old = copy(), copy(), copy()
@@ -83,8 +84,8 @@ def batches(ids, size):
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def one_round(n, strategy, batch_size, round_no, stats):
-    account, service_ids, raw_ids, old_ids = make_copies(n)
+def one_round(n, messages, strategy, batch_size, round_no, stats):
+    account, service_ids, raw_ids, old_ids = make_copies(n, messages)
     vacuum()
     try:
         def service():
@@ -111,6 +112,7 @@ def one_round(n, strategy, batch_size, round_no, stats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1000,10000", help="threads per copy, comma-separated")
+    parser.add_argument("--messages", type=int, default=100, help="messages per thread")
     parser.add_argument("--strategies", default="delete,keep_latest")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -120,10 +122,10 @@ def main():
     try:
         for n in (int(x) for x in args.threads.split(",")):
             for strategy in args.strategies.split(","):
-                one_round(20, strategy, 20, 0, {"pruned": 0, "queries": 0})  # warm-up
+                one_round(20, 10, strategy, 20, 0, {"pruned": 0, "queries": 0})  # warm-up
                 stats = {"pruned": 0, "queries": 0}
-                rounds = [one_round(n, strategy, args.batch_size, r, stats) for r in range(args.rounds)]
-                print(f"prune {strategy}: {n:,} threads x 100 messages x 20 checkpoints (+1 write each), batches of"
+                rounds = [one_round(n, args.messages, strategy, args.batch_size, r, stats) for r in range(args.rounds)]
+                print(f"prune {strategy}: {n:,} threads x {args.messages} messages x 20 checkpoints (+1 write each), batches of"
                       f" {args.batch_size}, {args.rounds} rounds", flush=True)
                 report(f"{n:>6,} threads {strategy}", rounds,
                        [("service", "raw"), ("service", "old_raw"), ("raw", "old_raw")])
