@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads', '0002_run_multitask_kwargs'),
+        ('threads', '0004_writes_without_checkpoint_cascade_index_cleanup'),
     ]
 
     operations = [
