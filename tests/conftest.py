@@ -164,7 +164,7 @@ def start_worker(env) -> subprocess.Popen:
     )
 
 
-def wait_for_worker(proc: subprocess.Popen, timeout: float = 30, workers: int = 1) -> None:
+def wait_for_worker(proc: subprocess.Popen, timeout: float = 90, workers: int = 1) -> None:
     """Until the worker answers a ping (fails the test if it exits or stays silent);
     `workers`: until that many workers answer."""
     from config.celery import app
