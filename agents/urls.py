@@ -10,6 +10,7 @@ router.register("agents", AgentViewSet, basename="agent")
 urlpatterns = [
     # LangGraph crons (before the threads' `runs/<run_id>` routes, which would match `crons`)
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/crons/?$", crons_api.ThreadCronsView.as_view(), name="thread-crons"),
+    re_path(r"^runs/crons/?$", crons_api.CronsView.as_view(), name="crons"),
     re_path(r"^runs/crons/search/?$", crons_api.CronSearchView.as_view(), name="cron-search"),
     re_path(r"^runs/crons/count/?$", crons_api.CronCountView.as_view(), name="cron-count"),
     re_path(r"^runs/crons/(?P<cron_id>[^/]+)/?$", crons_api.CronDetailView.as_view(), name="cron-detail"),

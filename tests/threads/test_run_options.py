@@ -267,3 +267,32 @@ def test_a_cancelled_run_is_delivered_to_its_webhook(lg, thread, receiver):
     lg.runs.cancel(str(thread.pk), run["run_id"], action="interrupt")
     assert wait_for(lambda: hook.bodies)
     assert hook.bodies[0][1]["status"] == "interrupted" and hook.bodies[0][1]["run_id"] == run["run_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_if_not_exists_create_makes_the_thread(lg, owner, account, other_account):
+    import uuid
+
+    from threads.models import Thread
+
+    new_id = str(uuid.uuid4())
+    with pytest.raises(httpx.HTTPStatusError) as caught:  # the default: reject
+        lg.runs.create(new_id, "echo", input={"messages": [{"role": "user", "content": "hi"}]})
+    assert caught.value.response.status_code == 404
+    with pytest.raises(httpx.HTTPStatusError) as caught:  # a bad body creates nothing
+        lg.runs.create(new_id, "echo", input={"messages": [{"role": "robot", "content": "x"}]}, if_not_exists="create")
+    assert caught.value.response.status_code == 422 and not Thread.objects.filter(pk=new_id).exists()
+
+    run = lg.runs.create(new_id, "echo", input={"messages": [{"role": "user", "content": "hi"}]}, if_not_exists="create")
+    thread = Thread.objects.get(pk=new_id)
+    assert run["thread_id"] == new_id and thread.account_id == account.pk and thread.created_by_id == owner.pk
+    assert wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).exists())
+    assert texts(thread) == [("user", "hi"), ("assistant", "Echo: hi")]
+    again = lg.runs.create(new_id, "echo", input={"messages": [{"role": "user", "content": "again"}]},
+                           if_not_exists="create")  # it exists now: an ordinary run on it
+    assert again["thread_id"] == new_id and Thread.objects.filter(pk=new_id).count() == 1
+
+    theirs = services.create_thread(project=other_account.projects.create(name="P"))
+    with pytest.raises(httpx.HTTPStatusError) as caught:  # an id taken in another account
+        lg.runs.create(str(theirs.pk), "echo", if_not_exists="create")
+    assert caught.value.response.status_code == 404 and not Run.objects.filter(thread=theirs).exists()

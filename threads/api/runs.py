@@ -3,6 +3,7 @@
 import uuid
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Max, Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import GenericAPIView
@@ -150,6 +151,30 @@ class RunCreation(ThreadScopedView):
             kwargs=kwargs,
         )
 
+    def create_thread_run(self, **options) -> Run:
+        """A run on the thread of the path. LangGraph's `if_not_exists: "create"`
+        creates that thread first when no thread has its id, in the run's transaction:
+        a run refused (a bad body, a conflict) leaves no thread behind."""
+        with transaction.atomic():
+            return self.create_run(self.run_thread(), **options)
+
+    def run_thread(self):
+        """The path's thread (written to); absent, with `if_not_exists: "create"`: a
+        new thread with that id in the caller's account (`account_for_new_object`),
+        otherwise (`reject`, the default) a 404. An id taken in another account is a 404."""
+        try:
+            return self.thread(write=True)
+        except NotFound:
+            if not isinstance(self.request.data, dict) or self.request.data.get("if_not_exists") != "create":
+                raise
+        thread_id = tenancy.parse_uuid(self.kwargs["thread_id"], name="thread_id")
+        account = tenancy.account_for_new_object(self.request.user, self.request.headers.get(tenancy.ACCOUNT_HEADER))
+        thread = services.create_thread(account=account, thread_id=thread_id, if_exists="do_nothing",
+                                        created_by=self.request.user)
+        if thread.account_id != account.pk:
+            raise NotFound("Thread not found.")
+        return thread
+
     def assistant(self, thread, v) -> tuple:
         """The agent (`agent_id`, or an `assistant_id` that is an agent's id) and the
         runtime (`runtime`, or an `assistant_id` naming one) of a new run. Another
@@ -190,7 +215,7 @@ class RunsView(RunCreation):
     def post(self, request, thread_id):
         """A background run; `multitask_strategy` (default `enqueue`) decides what
         happens when the thread has an active run."""
-        run = self.create_run(self.thread(write=True))
+        run = self.create_thread_run()
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=201)
 

@@ -115,7 +115,7 @@ class RunStreamView(StreamRunMixin, RunCreation):
     def post(self, request, thread_id):
         """Create a run and stream its events (Server-Sent Events) until it ends.
         `on_disconnect: "cancel"` interrupts the run when the client goes away."""
-        return self.stream_new_run(self.create_run(self.thread(write=True)))
+        return self.stream_new_run(self.create_thread_run())
 
 
 class RunWaitView(StreamRunMixin, RunCreation):
@@ -124,7 +124,7 @@ class RunWaitView(StreamRunMixin, RunCreation):
         """Create a run and answer when it ends, with the thread's final `values`
         (`{"__error__": {...}}` if it failed). `on_disconnect: "cancel"` interrupts it
         when the client goes away."""
-        return self.wait_new_run(self.create_run(self.thread(write=True), modes=("values",)))
+        return self.wait_new_run(self.create_thread_run(modes=("values",)))
 
 
 class RunOfThreadMixin(StreamingMixin):
