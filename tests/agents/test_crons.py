@@ -195,3 +195,21 @@ def test_a_cron_on_a_busy_thread_follows_its_multitask_strategy(lg, thread, agen
     assert fire(queue["cron_id"]) == 1
     assert list(Run.objects.filter(thread=thread).order_by("seq").values_list("status", flat=True)) == [
         RunStatus.PENDING, RunStatus.PENDING]
+
+
+@pytest.mark.django_db
+def test_search_and_count_cost_the_same_queries_for_any_number_of_crons(api, thread, agent):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    costs = []
+    for extra in (1, 20):
+        for _ in range(extra):
+            agent_services.create_cron(agent=agent, schedule="@daily", thread=thread)
+        with CaptureQueriesContext(connection) as search:
+            found = api.post("/api/runs/crons/search", {"limit": 100}, format="json").json()
+        with CaptureQueriesContext(connection) as count:
+            assert api.post("/api/runs/crons/count", {}, format="json").json() == len(found)
+        costs.append((len(search), len(count)))
+    assert costs[0] == costs[1], costs
+    assert costs[1][0] <= 3 and costs[1][1] <= 3, costs  # the crons (or their count), and the caller's memberships
