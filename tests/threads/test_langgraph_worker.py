@@ -47,12 +47,3 @@ def test_wait_and_join_through_the_worker(client, thread, celery_worker_process)
     run = client.runs.create(str(thread.pk), "echo", input=ask("again"))
     assert client.runs.join(str(thread.pk), run["run_id"])["messages"][-1]["content"] == "Echo: again"
 
-
-def test_a_stateless_run_through_the_worker_leaves_nothing(client, celery_worker_process):  # noqa: F811
-    from threads.models import Checkpoint, Message, Thread
-
-    parts = list(client.runs.stream(None, "echo", input=ask("gone"), stream_mode="messages-tuple"))
-    assert parts[-1].event == "end" and parts[-1].data["status"] == "success"
-    # The worker deleted the temporary thread before it published `end`.
-    assert not (Thread.objects.exists() or Message.objects.exists() or Run.objects.exists()
-                or Checkpoint.objects.exists())
