@@ -3,9 +3,13 @@ and returns what the run produced; the service (`threads.services.runs`) records
 
 Runtimes are looked up by name in `settings.THREAD_RUNTIMES` ({name: dotted path}),
 so a real runtime (an LLM client, a LangGraph graph) plugs in without touching the
-services. The built-in `echo` runtime answers the last user message.
+services. A runtime name is what LangGraph calls a graph id (an assistant's
+`graph_id`). The built-in `echo` runtime answers the last user message and keeps
+the conversation in a `messages` channel of its checkpoints, in LangGraph's
+message format, like any LangGraph chat graph.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -33,10 +37,26 @@ class RuntimeResult:
     output_tokens: int = 0
     checkpoint: dict | None = None
     approval: dict | None = None  # {"tool_name": ..., "payload": {...}}
+    # Ids for `messages` (same order), so that the stored messages and the ones in
+    # the checkpoint's `messages` channel are the same; None: new ids.
+    message_ids: list[str] | None = None
+    checkpoint_metadata: dict = field(default_factory=dict)
 
 
 class Runtime:
     name = "base"
+    # What `GET /api/assistants/{id}/graph` and `/schemas` show (LangGraph's shapes).
+    input_schema: dict | None = None
+    state_schema: dict | None = None
+
+    def describe_graph(self) -> dict:
+        """The runtime as a one-node graph: __start__ -> <name> -> __end__."""
+        nodes = [{"id": "__start__", "type": "schema", "data": "__start__"},
+                 {"id": self.name, "type": "runnable", "data": {"id": ["threadkeeper", "runtime", self.name],
+                                                                   "name": self.name}},
+                 {"id": "__end__", "type": "schema", "data": "__end__"}]
+        edges = [{"source": "__start__", "target": self.name}, {"source": self.name, "target": "__end__"}]
+        return {"nodes": nodes, "edges": edges}
 
     def execute(self, *, run, history: list) -> RuntimeResult:
         """`history`: the thread's recent messages, oldest first."""
@@ -56,8 +76,23 @@ def estimate_tokens(text: str) -> int:
     return len(text.split())
 
 
+MESSAGES_SCHEMA = {
+    "type": "object",
+    "properties": {"messages": {"type": "array", "items": {
+        "type": "object", "required": ["type", "content"],
+        "properties": {"type": {"type": "string", "enum": ["human", "ai", "tool", "system"]},
+                       "content": {"anyOf": [{"type": "string"}, {"type": "array"}]},
+                       "id": {"type": "string"}}}}},
+}
+
+
 class EchoRuntime(Runtime):
     """Answers the last user message with its own text.
+
+    State: the `messages` channel of the thread's latest checkpoint, in LangGraph's
+    message format. A run appends to it the thread's messages stored since that
+    checkpoint (its metadata's `message_seq`) and the answer, and writes the result
+    as the run's checkpoint. The answer's id is the stored assistant message's id.
 
     Test hooks, so every path of the run lifecycle can be exercised without an LLM:
     a last message starting with `fail:` makes the run fail; one starting with
@@ -65,10 +100,20 @@ class EchoRuntime(Runtime):
     """
 
     name = "echo"
+    input_schema = MESSAGES_SCHEMA
+    state_schema = MESSAGES_SCHEMA
 
     def execute(self, *, run, history: list) -> RuntimeResult:
-        last = next((m for m in reversed(history) if m.role == "user"), None)
-        text = last.text if last is not None else ""
+        from .message_format import from_stored, langgraph_message, message_text
+        from .selectors import channel_values, latest_checkpoint
+
+        latest = latest_checkpoint(thread_id=run.thread_id)
+        values = channel_values(latest)
+        seen_seq = (latest.metadata or {}).get("message_seq", 0) if latest is not None else 0
+        channel = list(values.get("messages") or [])
+        channel += [from_stored(m) for m in history if m.seq > (seen_seq if isinstance(seen_seq, int) else 0)]
+        last = next((m for m in reversed(channel) if isinstance(m, dict) and m.get("type") == "human"), None)
+        text = message_text(last) if last is not None else ""
         if run.input and isinstance(run.input, dict) and not text:
             text = str(run.input.get("message") or run.input.get("text") or "")
         if text.startswith("fail:"):
@@ -78,13 +123,17 @@ class EchoRuntime(Runtime):
             return RuntimeResult(status="awaiting", approval={"tool_name": tool, "payload": {"request": text}},
                                  input_tokens=estimate_tokens(text))
         answer = f"Echo: {text}" if text else "Echo: (nothing to answer)"
+        answer_id = str(uuid.uuid4())
+        ai = langgraph_message(type="ai", content=answer, id=answer_id)
         return RuntimeResult(
             status="success",
             messages=[[{"type": "text", "text": answer}]],
+            message_ids=[answer_id],
             result=answer,
             input_tokens=sum(estimate_tokens(m.text) for m in history),
             output_tokens=estimate_tokens(answer),
-            checkpoint={"v": 1, "channel_values": {"last_answer": answer}},
+            checkpoint={"v": 1, "channel_values": {**values, "messages": channel + [ai]}},
+            checkpoint_metadata={"writes": {self.name: {"messages": [ai]}}},
         )
 
 

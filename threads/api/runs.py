@@ -1,6 +1,6 @@
 """Messages, checkpoints and runs of a thread (snake_case, LangGraph's shapes)."""
 
-from django.db.models import Max, Prefetch
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -111,17 +111,6 @@ class CheckpointsView(ThreadScopedView):
             metadata=v["metadata"], run=run, writes=v["writes"],
         )
         return Response(CheckpointSerializer(_with_writes(Checkpoint.objects.filter(pk=cp.pk)).get()).data, status=201)
-
-
-class StateView(ThreadScopedView):
-    serializer_class = CheckpointSerializer
-
-    def get(self, request, thread_id):
-        """The latest checkpoint of each namespace."""
-        thread = self.thread()
-        latest = Checkpoint.objects.filter(thread=thread).values("checkpoint_ns").annotate(latest=Max("id")).values("latest")
-        rows = _with_writes(Checkpoint.objects.filter(id__in=latest).order_by("checkpoint_ns"))
-        return Response({"thread_id": str(thread.pk), "values": CheckpointSerializer(rows, many=True).data})
 
 
 class RunsView(ThreadScopedView):

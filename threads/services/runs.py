@@ -23,7 +23,7 @@ from ..models import (
     ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, Run, RunStatus, Thread, ThreadStatus,
 )
 from ..runtime import RuntimeResult, get_runtime
-from .checkpoints import latest_checkpoint_id, store_checkpoint
+from .checkpoints import parent_and_step, store_checkpoint
 from .messages import append_messages
 from .threads import activity, ensure_open, lock_thread
 
@@ -152,12 +152,18 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
         return run  # interrupted or rolled back meanwhile: the output is dropped
     now = timezone.now()
     if result.messages:
-        append_messages(thread=thread, role="assistant", contents=result.messages, run=run, agent=run.agent)
+        append_messages(thread=thread, role="assistant", contents=result.messages, run=run, agent=run.agent,
+                        ids=result.message_ids)
     if result.checkpoint is not None:
+        # `message_seq`: the stored messages this state includes (a runtime appends
+        # the ones after it); `step` as LangGraph counts supersteps.
+        parent_id, step = parent_and_step(thread=thread)
         store_checkpoint(
             thread=thread, checkpoint_ns="", checkpoint_id=str(uuid.uuid4()),
-            parent_checkpoint_id=latest_checkpoint_id(thread=thread), checkpoint=result.checkpoint,
-            metadata={"source": "loop", "run_id": str(run.pk)}, run=run, writes=[],
+            parent_checkpoint_id=parent_id, checkpoint=result.checkpoint,
+            metadata={**result.checkpoint_metadata, "source": "loop", "run_id": str(run.pk),
+                      "graph_id": run.runtime, "step": step, "message_seq": thread.last_message_seq},
+            run=run, writes=[],
         )
     run.input_tokens += result.input_tokens
     run.output_tokens += result.output_tokens
