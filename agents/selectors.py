@@ -2,7 +2,8 @@
 
 from django.db.models import JSONField, OuterRef, QuerySet, Subquery
 
-from projects.selectors import visible_to
+from config.errors import Invalid, NotFound
+from projects.selectors import parse_uuid, visible_to
 
 from .models import Agent, AgentVersion
 
@@ -15,4 +16,26 @@ def agents_for(user) -> QuerySet:
         model=Subquery(current.values("model")[:1]),
         tools=Subquery(current.values("tools")[:1], output_field=JSONField()),
         mcps=Subquery(current.values("mcps")[:1], output_field=JSONField()),
+        graph_id=Subquery(current.values("graph_id")[:1]),
+        config=Subquery(current.values("config")[:1], output_field=JSONField()),
+        context=Subquery(current.values("context")[:1], output_field=JSONField()),
     )
+
+
+def resolve_assistant(user, assistant_id: str, *, account_id) -> tuple[Agent | None, str | None]:
+    """What LangGraph's `assistant_id` names for a run in `account_id`: an agent (by
+    id, one the user can see in that account) or a graph — a runtime name such as
+    `echo`, as LangGraph lets a graph id stand for its default assistant. Returns
+    (agent, None) or (None, runtime); 404 for anything else."""
+    from django.conf import settings
+
+    if assistant_id in settings.THREAD_RUNTIMES:
+        return None, assistant_id
+    try:
+        pk = parse_uuid(assistant_id, name="assistant_id")
+    except Invalid:
+        raise NotFound(f"Assistant '{assistant_id}' not found.")
+    agent = visible_to(Agent.objects.filter(account_id=account_id), user).filter(pk=pk).first()
+    if agent is None:
+        raise NotFound(f"Assistant '{assistant_id}' not found.")
+    return agent, None

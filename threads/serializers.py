@@ -231,6 +231,8 @@ class RunSerializer(serializers.ModelSerializer):
 
 class RunCreateSerializer(serializers.Serializer):
     agent_id = serializers.UUIDField(required=False, allow_null=True)
+    assistant_id = serializers.CharField(required=False, allow_null=True, max_length=64,
+                                         help_text="LangGraph's: an assistant (agent) id, or a graph (runtime) name.")
     input = serializers.JSONField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False, default=dict)
     runtime = serializers.CharField(required=False, allow_blank=True, max_length=64)

@@ -6,6 +6,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from agents.models import Agent
+from agents.selectors import resolve_assistant
 from config.errors import Invalid, NotFound
 from projects import selectors as tenancy
 
@@ -132,12 +133,15 @@ class RunsView(ThreadScopedView):
         data = RunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        agent = None
+        agent, runtime = None, v.get("runtime") or None
         if v.get("agent_id"):
             agent = tenancy.get_visible(Agent.objects.filter(account_id=thread.account_id), request.user,
                                         v["agent_id"], name="agent_id")
+        elif v.get("assistant_id"):
+            agent, graph = resolve_assistant(request.user, v["assistant_id"], account_id=thread.account_id)
+            runtime = runtime or graph
         run = services.create_run(thread=thread, agent=agent, input=v.get("input"), metadata=v["metadata"],
-                                  model=v["model"], runtime=v.get("runtime") or None)
+                                  model=v["model"], runtime=runtime, bind_agent=bool(v.get("assistant_id")))
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=201)
 

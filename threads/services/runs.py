@@ -42,20 +42,32 @@ def create_run(
     model: str = "",
     message: str | None = None,
     runtime: str | None = None,
+    bind_agent: bool = False,
 ) -> Run:
-    """Create a `pending` run and execute it after commit (a worker, or in-process)."""
-    runtime = runtime or settings.DEFAULT_RUNTIME
-    if runtime not in settings.THREAD_RUNTIMES:
+    """Create a `pending` run and execute it after commit (a worker, or in-process).
+
+    The runtime: `runtime`, else the agent's graph (its current version's
+    `graph_id`), else `DEFAULT_RUNTIME`. `bind_agent` (LangGraph's `assistant_id`):
+    a thread without an agent gets this run's agent."""
+    if runtime is not None and runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
     locked = lock_thread(thread.pk)
     ensure_open(locked)
     if Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES).exists():
         raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
+    if bind_agent and agent is not None and locked.agent_id is None:
+        Thread.objects.filter(pk=locked.pk).update(agent=agent)
+        locked.agent = agent
     agent = agent if agent is not None else locked.agent
-    if not model and not locked.model and agent is not None:
+    if agent is not None and (runtime is None or (not model and not locked.model)):
         from agents.caches import agent_config  # the agent's current version, through its cache
 
-        model = (agent_config(agent) or {}).get("model", "")
+        config = agent_config(agent) or {}
+        model = model or ("" if locked.model else config.get("model", ""))
+        runtime = runtime or config.get("graph_id") or None
+    runtime = runtime or settings.DEFAULT_RUNTIME
+    if runtime not in settings.THREAD_RUNTIMES:
+        raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
     seq = locked.last_run_seq + 1
     try:
         with transaction.atomic():
