@@ -13,6 +13,7 @@ from config.errors import Invalid, NotFound
 from ..message_format import add_messages, normalise
 from ..models import Checkpoint, CheckpointWrite, Message, Thread
 from ..selectors import channel_values
+from ..vectorstore import schedule_message_indexing
 from .checkpoints import store_checkpoint
 from .threads import create_thread, ensure_open, lock_thread
 
@@ -101,11 +102,12 @@ def copy_thread(*, thread: Thread, created_by=None) -> Thread:
         ttl_minutes=thread.ttl_minutes, ttl_strategy=thread.ttl_strategy,
     )
     source = lock_thread(thread.pk)  # after the project's lock, as every creation orders them
-    Message.objects.bulk_create(
-        (Message(thread=copy, seq=m.seq, role=m.role, content=m.content, agent_id=m.agent_id,
-                 token_count=m.token_count) for m in source.messages.order_by("seq").iterator(chunk_size=2000)),
+    messages = Message.objects.bulk_create(
+        [Message(thread=copy, seq=m.seq, role=m.role, content=m.content, agent_id=m.agent_id,
+                 token_count=m.token_count) for m in source.messages.order_by("seq").iterator(chunk_size=2000)],
         batch_size=1000,
     )
+    schedule_message_indexing(message_ids=[m.pk for m in messages])  # the copy is searchable too
     old = list(Checkpoint.objects.filter(thread=source).order_by("id"))
     new = Checkpoint.objects.bulk_create(
         [Checkpoint(thread=copy, checkpoint_ns=c.checkpoint_ns, checkpoint_id=c.checkpoint_id,
