@@ -23,19 +23,18 @@ def agents_for(user) -> QuerySet:
 
 
 def resolve_assistant(user, assistant_id: str, *, account_id) -> tuple[Agent | None, str | None]:
-    """What LangGraph's `assistant_id` names for a run in `account_id`: an agent (by
-    id, one the user can see in that account) or a graph — a runtime name such as
-    `echo`, as LangGraph lets a graph id stand for its default assistant. Returns
-    (agent, None) or (None, runtime); 404 for anything else."""
+    """What LangGraph's `assistant_id` names for a run in `account_id`: an agent (a
+    UUID: one the user can see in that account, else 404) or a graph, as LangGraph
+    lets a graph id stand for its default assistant — a runtime name such as `echo`
+    runs that runtime; another name (`agent` in LangGraph's examples) the default
+    runtime. Returns (agent, None) or (None, runtime or None)."""
     from django.conf import settings
 
-    if assistant_id in settings.THREAD_RUNTIMES:
-        return None, assistant_id
     try:
         pk = parse_uuid(assistant_id, name="assistant_id")
     except Invalid:
-        raise NotFound(f"Assistant '{assistant_id}' not found.")
+        return None, assistant_id if assistant_id in settings.THREAD_RUNTIMES else None
     agent = visible_to(Agent.objects.filter(account_id=account_id), user).filter(pk=pk).first()
     if agent is None:
-        raise NotFound(f"Assistant '{assistant_id}' not found.")
+        raise NotFound("Assistant not found.")
     return agent, None

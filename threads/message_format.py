@@ -12,7 +12,7 @@ TYPE_TO_ROLE = {"human": "user", "user": "user", "ai": "assistant", "assistant":
                 "system": "system"}
 
 
-def langgraph_message(*, type: str, content, id: str, name: str | None = None) -> dict:
+def make_message(*, type: str, content, id: str, name: str | None = None) -> dict:
     message = {"type": type, "content": content, "id": id, "name": name, "additional_kwargs": {},
                "response_metadata": {}}
     if type == "ai":
@@ -38,7 +38,7 @@ def content_to_blocks(content) -> list[dict]:
 
 def from_stored(message) -> dict:
     """A stored `Message` as a LangGraph message."""
-    return langgraph_message(type=ROLE_TO_TYPE.get(message.role, message.role),
+    return make_message(type=ROLE_TO_TYPE.get(message.role, message.role),
                              content=blocks_to_content(message.content), id=str(message.id))
 
 
@@ -61,7 +61,7 @@ def normalise(message, *, new_id) -> dict:
     kind = ROLE_TO_TYPE.get(TYPE_TO_ROLE.get(kind, ""), None)
     if kind is None:
         raise ValueError("A message needs a type: human, ai, tool or system.")
-    full = langgraph_message(type=kind, content=message.get("content", ""), id=str(message.get("id") or new_id()),
+    full = make_message(type=kind, content=message.get("content", ""), id=str(message.get("id") or new_id()),
                              name=message.get("name"))
     for key, value in message.items():
         if key not in ("role", "type", "content", "id", "name"):

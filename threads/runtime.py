@@ -9,6 +9,8 @@ the conversation in a `messages` channel of its checkpoints, in LangGraph's
 message format, like any LangGraph chat graph.
 """
 
+import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,13 +39,14 @@ class RuntimeResult:
     output_tokens: int = 0
     checkpoint: dict | None = None
     approval: dict | None = None  # {"tool_name": ..., "payload": {...}}
-    # Ids for `messages` (same order), so that the stored messages and the ones in
-    # the checkpoint's `messages` channel are the same; None: new ids.
-    message_ids: list[str] | None = None
-    checkpoint_metadata: dict = field(default_factory=dict)
+    message_ids: list[str] = field(default_factory=list)  # ids announced while streaming, per message
+    checkpoint_metadata: dict = field(default_factory=dict)  # merged into the run's checkpoint's metadata
 
 
 class Runtime:
+    """`execute` may stream while it works through `run.events` (a
+    `threads.streams.events.RunEvents`: `token`, `custom`, `cancelled`)."""
+
     name = "base"
     # What `GET /api/assistants/{id}/graph` and `/schemas` show (LangGraph's shapes).
     input_schema: dict | None = None
@@ -104,14 +107,18 @@ class EchoRuntime(Runtime):
     state_schema = MESSAGES_SCHEMA
 
     def execute(self, *, run, history: list) -> RuntimeResult:
-        from .message_format import from_stored, langgraph_message, message_text
-        from .selectors import channel_values, latest_checkpoint
+        from .message_format import make_message, message_text, normalise
+        from .selectors import state_and_new_messages
 
-        latest = latest_checkpoint(thread_id=run.thread_id)
-        values = channel_values(latest)
-        seen_seq = (latest.metadata or {}).get("message_seq", 0) if latest is not None else 0
+        values, stored = state_and_new_messages(run.thread_id)
         channel = list(values.get("messages") or [])
-        channel += [from_stored(m) for m in history if m.seq > (seen_seq if isinstance(seen_seq, int) else 0)]
+        if not any(m.role == "user" for m in stored):
+            # A LangGraph input's messages join the state, unless they were stored as messages.
+            for message in input_messages(run.input):
+                try:
+                    channel.append(normalise(message, new_id=lambda: str(uuid.uuid4())))
+                except ValueError:
+                    continue
         last = next((m for m in reversed(channel) if isinstance(m, dict) and m.get("type") == "human"), None)
         text = message_text(last) if last is not None else ""
         if run.input and isinstance(run.input, dict) and not text:
@@ -123,8 +130,8 @@ class EchoRuntime(Runtime):
             return RuntimeResult(status="awaiting", approval={"tool_name": tool, "payload": {"request": text}},
                                  input_tokens=estimate_tokens(text))
         answer = f"Echo: {text}" if text else "Echo: (nothing to answer)"
-        answer_id = str(uuid.uuid4())
-        ai = langgraph_message(type="ai", content=answer, id=answer_id)
+        answer_id = stream_tokens(run, answer) or str(uuid.uuid4())
+        ai = make_message(type="ai", content=answer, id=answer_id)
         return RuntimeResult(
             status="success",
             messages=[[{"type": "text", "text": answer}]],
@@ -135,6 +142,33 @@ class EchoRuntime(Runtime):
             checkpoint={"v": 1, "channel_values": {**values, "messages": channel + [ai]}},
             checkpoint_metadata={"writes": {self.name: {"messages": [ai]}}},
         )
+
+
+def input_messages(input) -> list:
+    """The messages of a LangGraph input (`{"messages": [...]}`), or []."""
+    messages = input.get("messages") if isinstance(input, dict) else None
+    return messages if isinstance(messages, list) else []
+
+
+TOKEN = re.compile(r"\s*\S+")
+
+
+def stream_tokens(run, text: str) -> str | None:
+    """Stream `text` token by token (words with their leading space) on the run's
+    events, `ECHO_TOKEN_DELAY` seconds apart; stops early if the run was cancelled.
+    Returns the streamed message's id (None without a stream)."""
+    events = getattr(run, "events", None)
+    if events is None:
+        return None
+    message_id = str(uuid.uuid4())
+    delay = settings.ECHO_TOKEN_DELAY
+    for i, token in enumerate(TOKEN.findall(text)):
+        if i and delay:
+            time.sleep(delay)
+            if events.cancelled():
+                break
+        events.token(message_id, token)
+    return message_id
 
 
 @cache

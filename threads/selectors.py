@@ -5,7 +5,7 @@ from django.db import connection
 from django.db.models import Count, Exists, JSONField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 
-from projects.selectors import visible_to
+from projects.selectors import account_ids_for, visible_to, writable_account_ids_for
 
 from .models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Run, RunStatus, Thread, ThreadStatus
 
@@ -120,6 +120,15 @@ def channel_values(checkpoint: Checkpoint | None) -> dict:
     return values if isinstance(values, dict) else {}
 
 
+def writable_threads_for(user) -> QuerySet:
+    """The threads the user may write: any in an account where they have a write
+    role, and those they created in an account they still belong to."""
+    return Thread.objects.filter(
+        Q(account_id__in=writable_account_ids_for(user))
+        | Q(created_by_id=user.pk, account_id__in=account_ids_for(user))
+    )
+
+
 def id_batches(queryset: QuerySet, size: int):
     """The queryset's ids in batches, by keyset pagination on the primary key: one
     batch in memory at a time, and rows removed meanwhile never shift the pages."""
@@ -216,3 +225,29 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return dict(zip(keys, (int(v or 0) for v in row)))
+
+
+# --- LangGraph's view of a thread's conversation -----------------------------------
+
+
+def state_and_new_messages(thread_id) -> tuple[dict, list]:
+    """The thread's current state as LangGraph's `values` — the latest root
+    checkpoint's channel values, its `messages` channel followed by the messages
+    stored since that checkpoint (its metadata's `message_seq`) — and those stored
+    messages. Two queries."""
+    from .message_format import from_stored
+    from .models import Message
+
+    latest = latest_checkpoint(thread_id=thread_id)
+    values = dict(channel_values(latest))
+    seen = (latest.metadata or {}).get("message_seq", 0) if latest is not None else 0
+    new = list(Message.objects.filter(thread_id=thread_id, seq__gt=seen if isinstance(seen, int) else 0)
+               .order_by("seq"))
+    if new or "messages" in values:
+        values["messages"] = list(values.get("messages") or []) + [from_stored(m) for m in new]
+    return values, new
+
+
+def thread_values(thread_id) -> dict:
+    """The thread's current state as LangGraph's `values` (see `state_and_new_messages`)."""
+    return state_and_new_messages(thread_id)[0]

@@ -11,7 +11,7 @@ from config.errors import Invalid, NotFound
 from projects import selectors as tenancy
 
 from .. import selectors, services
-from ..models import Checkpoint, CheckpointWrite, Run
+from ..models import Checkpoint, CheckpointWrite, MultitaskStrategy, Run
 from ..serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
@@ -114,34 +114,60 @@ class CheckpointsView(ThreadScopedView):
         return Response(CheckpointSerializer(_with_writes(Checkpoint.objects.filter(pk=cp.pk)).get()).data, status=201)
 
 
-class RunsView(ThreadScopedView):
+class RunCreation(ThreadScopedView):
+    """Creating a run from LangGraph's body: shared by the background, stream and wait
+    endpoints, thread-bound or stateless."""
+
+    default_multitask_strategy = MultitaskStrategy.ENQUEUE
+
+    def create_run(self, thread, data=None, *, temporary: bool = False, modes: tuple = ()) -> Run:
+        body = RunCreateSerializer(data=self.request.data if data is None else data)
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        kwargs = body.run_kwargs()
+        if temporary:
+            kwargs["temporary"] = True
+            kwargs.setdefault("on_completion", "delete")
+        if modes:
+            kwargs["stream_mode"] = list(dict.fromkeys([*(kwargs.get("stream_mode") or ["values"]), *modes]))
+        agent, runtime = self.assistant(thread, v)
+        return services.create_run(
+            thread=thread, agent=agent, input=v.get("input"), metadata=v.get("metadata") or {}, model=v["model"],
+            runtime=runtime, multitask_strategy=v.get("multitask_strategy") or self.default_multitask_strategy,
+            kwargs=kwargs, bind_agent=bool(v.get("assistant_id")),
+        )
+
+    def assistant(self, thread, v) -> tuple:
+        """The agent (`agent_id`, or `assistant_id`: see `resolve_assistant`) and the
+        runtime (`runtime`, or the graph an `assistant_id` names) of a new run."""
+        runtime = v.get("runtime") or None
+        if v.get("agent_id"):
+            agents = Agent.objects.filter(account_id=thread.account_id)
+            return tenancy.get_visible(agents, self.request.user, v["agent_id"], name="agent_id"), runtime
+        if v.get("assistant_id"):
+            agent, graph = resolve_assistant(self.request.user, v["assistant_id"], account_id=thread.account_id)
+            return agent, runtime or graph
+        return None, runtime
+
+
+class RunsView(RunCreation):
     serializer_class = RunSerializer
 
-    @extend_schema(parameters=[RunListQuerySerializer])
+    @extend_schema(parameters=[RunListQuerySerializer], responses=RunSerializer(many=True))
     def get(self, request, thread_id):
+        """The thread's runs, newest first, as a list (LangGraph's `runs.list`)."""
         thread = self.thread()
         q = self.query(RunListQuerySerializer)
         qs = Run.objects.filter(thread=thread).order_by("-seq")
         if q.get("status"):
             qs = qs.filter(status=q["status"])
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(RunSerializer(page, many=True).data)
+        return Response(RunSerializer(qs[q["offset"]: q["offset"] + q["limit"]], many=True).data)
 
     @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
     def post(self, request, thread_id):
-        thread = self.thread(write=True)
-        data = RunCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        agent, runtime = None, v.get("runtime") or None
-        if v.get("agent_id"):
-            agent = tenancy.get_visible(Agent.objects.filter(account_id=thread.account_id), request.user,
-                                        v["agent_id"], name="agent_id")
-        elif v.get("assistant_id"):
-            agent, graph = resolve_assistant(request.user, v["assistant_id"], account_id=thread.account_id)
-            runtime = runtime or graph
-        run = services.create_run(thread=thread, agent=agent, input=v.get("input"), metadata=v["metadata"],
-                                  model=v["model"], runtime=runtime, bind_agent=bool(v.get("assistant_id")))
+        """A background run; `multitask_strategy` (default `enqueue`) decides what
+        happens when the thread has an active run."""
+        run = self.create_run(self.thread(write=True))
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=201)
 

@@ -36,15 +36,14 @@ def post_message(*, thread: Thread, role: str, content: list, run=None, agent=No
 
 
 def append_messages(
-    *, thread: Thread, role: str, contents: list[list], run=None, agent=None, ids: list | None = None
+    *, thread: Thread, role: str, contents: list[list], run=None, agent=None, ids: list | None = None,
 ) -> list[Message]:
     """Append messages to a thread whose row the caller holds locked (no checks).
-    `ids`: the messages' ids, when the caller chose them (a runtime's answer)."""
+    `ids`: the messages' ids when they were announced before (streamed tokens)."""
     first = thread.last_message_seq + 1
-    ids = list(ids or [])
     messages = [
         Message(
-            **({"id": ids[i]} if i < len(ids) and ids[i] else {}),
+            **({"id": ids[i]} if ids and i < len(ids) else {}),
             thread=thread, seq=first + i, role=role, content=content, run=run, agent=agent,
             token_count=estimate_tokens(" ".join(b.get("text", "") for b in content if isinstance(b, dict))),
         )

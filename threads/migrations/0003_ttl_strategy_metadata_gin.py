@@ -19,7 +19,7 @@ def drop_gin(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("threads", "0001_initial"),
+        ("threads", "0002_run_multitask_kwargs"),
     ]
 
     operations = [
