@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "sandboxes",
     "agents",
     "threads",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,8 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-pending-runs": {"task": "threads.tasks.requeue_pending_runs", "schedule": 60.0},
     # beat: approvals
     "expire-approvals": {"task": "threads.tasks.expire_approvals", "schedule": 60.0},
+    # beat: background jobs lost by the broker or by a worker that died
+    "requeue-stalled-jobs": {"task": "jobs.tasks.requeue_stalled_jobs", "schedule": 60.0},
 }
 
 # --- Auth, API ------------------------------------------------------------
@@ -242,6 +245,14 @@ MODEL_REGISTRY = {
 DEFAULT_CONTEXT_WINDOW = env_int("DEFAULT_CONTEXT_WINDOW", 128_000)
 # Minutes a pending approval waits before it times out (0: never).
 APPROVAL_TIMEOUT_MINUTES = env_int("APPROVAL_TIMEOUT_MINUTES", 60)
+
+# --- Background jobs --------------------------------------------------------------
+# A destructive admin operation over more than `threshold` threads runs as a job
+# (Celery, in batches of `batch_size` threads per transaction) with a progress page.
+BACKGROUND_JOBS = {
+    "threshold": env_int("BACKGROUND_JOB_THRESHOLD", 1000),
+    "batch_size": env_int("BACKGROUND_JOB_BATCH_SIZE", 1000),
+}
 
 # --- Product limits -------------------------------------------------------
 DEFAULT_THREAD_LIMIT = env_int("DEFAULT_THREAD_LIMIT", 10_000)
