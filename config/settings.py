@@ -105,6 +105,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL",
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DB_JIT", False):
+    # Short OLTP queries only: PostgreSQL's JIT compiler would spend tens of
+    # milliseconds compiling a query that runs in one (a plan whose estimated cost
+    # crosses jit_above_cost, e.g. the thread detail's sub-thread counts).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------
@@ -209,6 +214,10 @@ DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
 DEFAULT_ASSISTANT_MODEL = os.environ.get("DEFAULT_ASSISTANT_MODEL", "echo-1")
 # A run still pending after this many seconds is sent to the worker again (beat).
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
+# A run's `webhook`: seconds per POST, retries of a failed one, first backoff (doubling).
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_MAX_RETRIES = env_int("WEBHOOK_MAX_RETRIES", 5)
+WEBHOOK_RETRY_BACKOFF = env_int("WEBHOOK_RETRY_BACKOFF", 2)
 # How many recent messages a runtime is given.
 RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
 # Seconds between the echo runtime's streamed tokens.

@@ -117,9 +117,10 @@ def copy_thread(*, thread: Thread, created_by=None) -> Thread:
     )
     new_pk = {o.pk: n.pk for o, n in zip(old, new)}
     CheckpointWrite.objects.bulk_create(
-        (CheckpointWrite(checkpoint_id=new_pk[w.checkpoint_id], task_id=w.task_id, idx=w.idx, channel=w.channel,
-                         type=w.type, value=w.value, task_path=w.task_path)
-         for w in CheckpointWrite.objects.filter(checkpoint__thread=source).iterator(chunk_size=2000)),
+        [CheckpointWrite(checkpoint_id=new_pk[w.checkpoint_id], thread_id=copy.pk, run_id=None, task_id=w.task_id,
+                         idx=w.idx, channel=w.channel, type=w.type, value=w.value, task_path=w.task_path)
+         for w in CheckpointWrite.objects.filter(thread_id=source.pk).iterator(chunk_size=2000)
+         if w.checkpoint_id in new_pk],
         batch_size=1000,
     )
     Thread.objects.filter(pk=copy.pk).update(last_message_seq=source.last_message_seq)

@@ -19,7 +19,7 @@ def drop_gin(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("threads", "0002_run_multitask_kwargs"),
+        ("threads", "0005_run_start_after"),
     ]
 
     operations = [
