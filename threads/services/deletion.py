@@ -11,10 +11,12 @@ the same transaction:
    once and never left empty;
 2. the ids of everything going (roots and every level of sub-threads) are collected
    with one recursive query, before the cascade removes them;
-3. projects left without a thread are deleted, and their sandboxes marked
+3. what goes is counted (one aggregate query) for the deletion receipt;
+4. projects left without a thread are deleted, and their sandboxes marked
    `pending_deletion` (the sandbox outbox);
-4. after commit: embedding removal, sandbox deletion at the provider (both tasks,
-   retried) and the account caches.
+5. the receipt is written; it carries the outside cleanup (embedding removal,
+   sandbox deletion at the provider: one task after commit, reconciled until done),
+   and the account caches are updated after commit.
 
 The steps are the functions below, used by two paths: `delete_threads` does them
 set-based for any number of threads (a batch of 1000 costs the same handful of
@@ -24,6 +26,7 @@ way (`thread.delete()`, a queryset in the shell, Django's admin), one thread at 
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.db import connection, router, transaction
 from django.db.models import Exists, OuterRef
@@ -32,10 +35,12 @@ from config.errors import NotFound
 from projects import caches
 from projects.models import Project
 from projects.selectors import parse_uuid
+from receipts import services as receipts
+from receipts.models import DeletionKind
+from receipts.selectors import thread_contents
 from sandboxes.services import request_sandbox_deletion
 
 from ..models import Thread
-from ..vectorstore import schedule_embedding_removal
 
 
 def delete_thread(*, thread: Thread) -> None:
@@ -64,9 +69,10 @@ def delete_threads(*, thread_ids: Iterable) -> int:
     roots = root_ids & {t.id for t in removed}
     if not roots:
         return 0
+    contents = count_contents(removed)
     Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
-    deleted_projects = delete_empty_projects(project_ids={t.project_id for t in removed})
-    schedule_cleanup(removed=removed, deleted_project_ids=deleted_projects)
+    emptied = delete_empty_projects(project_ids={t.project_id for t in removed})
+    schedule_cleanup(removed=removed, roots=roots, contents=contents, emptied=emptied)
     return len(roots)
 
 
@@ -106,23 +112,47 @@ def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
     return list(Thread.objects.raw(sql, params))
 
 
-def delete_empty_projects(*, project_ids: Iterable) -> list:
+def count_contents(removed: list[Thread]) -> dict:
+    """What goes with these threads, per account, for the receipt: one query."""
+    return thread_contents(Thread.objects.filter(id__in=[t.id for t in removed]))
+
+
+class Emptied(NamedTuple):
+    project_ids: list
+    sandboxes: dict  # {sandbox id: account id}, now pending deletion
+
+
+def delete_empty_projects(*, project_ids: Iterable) -> Emptied:
     """Of these locked projects, delete those left without threads (marking their
-    sandboxes `pending_deletion`); returns their ids. One query (an EXISTS per
-    project, which stops at the first thread), 4 when some are empty."""
+    sandboxes `pending_deletion`). One query (an EXISTS per project, which stops at
+    the first thread), 4 when some are empty."""
     has_threads = Exists(Thread.objects.filter(project_id=OuterRef("pk")))
     empty = list(
         Project.objects.filter(~has_threads, id__in=list(project_ids)).order_by("id").values_list("id", flat=True)
     )
+    sandboxes = {}
     if empty:
-        request_sandbox_deletion(project_ids=empty)
+        sandboxes = request_sandbox_deletion(project_ids=empty)
         Project.objects.filter(id__in=empty)._raw_delete(router.db_for_write(Project))
-    return empty
+    return Emptied(empty, sandboxes)
 
 
-def schedule_cleanup(*, removed: list[Thread], deleted_project_ids: Iterable = ()) -> None:
-    """After commit: remove the embeddings of the removed threads (and of deleted
-    projects), and update the owning accounts' caches. No query."""
-    deleted_project_ids = list(deleted_project_ids)
-    schedule_embedding_removal(thread_ids=[t.id for t in removed], project_ids=deleted_project_ids)
+def schedule_cleanup(*, removed: list[Thread], roots: Iterable, contents: dict, emptied: Emptied) -> None:
+    """Record the deletion (its receipt carries the outside cleanup: embeddings of
+    the removed threads and deleted projects, their sandboxes) and update the owning
+    accounts' caches after commit. One INSERT (two with sandboxes)."""
+    account_of_thread = {t.id: t.account_id for t in removed}
+    account_of_project = {t.project_id: t.account_id for t in removed}
+    tallies = dict(contents)
+    for thread in removed:
+        tallies.setdefault(thread.account_id, receipts.Tally()).embedding_thread_ids.append(thread.id)
+    for root in roots:
+        tallies[account_of_thread[root]].root_ids.append(root)
+    for project_id in emptied.project_ids:
+        tally = tallies[account_of_project[project_id]]
+        tally.projects += 1
+        tally.embedding_project_ids.append(project_id)
+    for sandbox_id, account_id in emptied.sandboxes.items():
+        tallies.setdefault(account_id, receipts.Tally()).sandbox_ids.append(sandbox_id)
+    receipts.record(DeletionKind.THREAD_DELETE, tallies)
     caches.on_commit_threads_removed(Counter(t.account_id for t in removed))

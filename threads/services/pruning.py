@@ -16,10 +16,12 @@ costs a bounded number of queries per batch, whatever its size.
 from collections.abc import Iterable
 
 from django.db import router, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from config.errors import Invalid
 from projects.selectors import parse_uuid, writable_account_ids_for
+from receipts import services as receipts
+from receipts.models import DeletionKind
 
 from ..models import Checkpoint, Thread
 from ..selectors import has_superseded_checkpoint, superseded_checkpoints, without_active_run
@@ -51,10 +53,12 @@ def prune_threads(*, user=None, thread_ids: list, strategy: str = "delete") -> i
 
 
 def prune_batch(*, thread_ids: Iterable, strategy: str) -> int:
-    """One batch in one transaction (each strategy's service is atomic)."""
+    """One batch in one transaction (each strategy's service is atomic), with its
+    receipt of kind `prune_delete` or `prune_keep_latest`."""
     validate_strategy(strategy)
     if strategy == "delete":
-        return delete_threads(thread_ids=thread_ids)
+        with receipts.labelled(DeletionKind.PRUNE_DELETE):
+            return delete_threads(thread_ids=thread_ids)
     return keep_latest_checkpoints(thread_ids=thread_ids)
 
 
@@ -66,15 +70,16 @@ def validate_strategy(strategy) -> None:
 
 @transaction.atomic
 def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
-    """Keep only the newest checkpoint per (thread, namespace). Four statements
+    """Keep only the newest checkpoint per (thread, namespace). Six statements
     whatever the batch:
 
     1. lock the threads (`FOR NO KEY UPDATE`, as every write on a thread does first),
        so no run can start and no checkpoint be written on them until commit;
     2. then, in a fresh statement that sees every run committed before the locks,
        find the threads without an active run that have something to prune;
-    3. delete their superseded checkpoints (the writes go by the cascade);
-    4. make the checkpoints left roots.
+    3. count, then delete their superseded checkpoints (the writes go by the
+       cascade);
+    4. make the checkpoints left roots; the receipt is one more INSERT.
     """
     ids = {parse_uuid(t, name="thread_ids") for t in thread_ids}
     locked = list(
@@ -84,10 +89,17 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     if not locked:
         return 0
     prunable = without_active_run(Thread.objects.filter(has_superseded_checkpoint(), pk__in=locked))
-    pruned = list(prunable.values_list("pk", flat=True))
+    account_of = dict(prunable.values_list("pk", "account_id"))
+    pruned = list(account_of)
     if not pruned:
         return 0
-    superseded_checkpoints(thread_ids=pruned)._raw_delete(router.db_for_write(Checkpoint))
+    superseded = superseded_checkpoints(thread_ids=pruned)
+    counts = superseded.order_by().values("thread__account_id").annotate(n=Count("pk"))
+    tallies = {row["thread__account_id"]: receipts.Tally(checkpoints=row["n"]) for row in counts}
+    for thread_id, account_id in account_of.items():
+        tallies.setdefault(account_id, receipts.Tally()).root_ids.append(thread_id)
+    superseded._raw_delete(router.db_for_write(Checkpoint))
     left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
     left.update(parent_checkpoint_id=None)
+    receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
     return len(pruned)

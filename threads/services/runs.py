@@ -18,6 +18,8 @@ from django.db.models import Case, CharField, F, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
+from receipts import services as receipts
+from receipts.models import DeletionKind
 
 from ..models import (
     ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, Run, RunStatus, Thread, ThreadStatus,
@@ -225,7 +227,7 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
     interrupt_runs(runs=Run.objects.filter(pk=run.pk))
     set_thread_status(locked, ThreadStatus.IDLE)
     if action == "rollback":
-        remove_run(run)
+        remove_run(run, account_id=locked.account_id)
         return None
     run.refresh_from_db()
     return run
@@ -255,14 +257,17 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
             raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
         interrupt_runs(runs=Run.objects.filter(pk=run.pk))
         set_thread_status(locked, ThreadStatus.IDLE)
-    remove_run(run)
+    remove_run(run, account_id=locked.account_id)
 
 
-def remove_run(run: Run) -> None:
+def remove_run(run: Run, *, account_id) -> None:
     """Delete a run (the caller holds its thread's lock). The database cascade removes
-    its checkpoints, their writes and its approvals, and detaches its messages."""
+    its checkpoints, their writes and its approvals, and detaches its messages.
+    The receipt counts the run and its checkpoints (one query, one INSERT)."""
     relink_past_run_checkpoints(run)
+    checkpoints = Checkpoint.objects.filter(run_id=run.pk).count()
     Run.objects.filter(pk=run.pk).delete()
+    receipts.record(DeletionKind.RUN_DELETE, {account_id: receipts.Tally(root_ids=[run.pk], runs=1, checkpoints=checkpoints)})
 
 
 def relink_past_run_checkpoints(run: Run) -> None:
