@@ -210,14 +210,18 @@ def clean_up(*, receipt_ids: Iterable) -> dict:
         )
         if problems:
             errors[receipt.pk] = "; ".join(problems)
-    states = refresh_cleanup_state(receipt_ids=[r.pk for r in receipts], errors=errors)
+    handled = [r.pk for r in receipts]
+    refresh_cleanup_state(receipt_ids=handled, errors=errors)  # (a sandbox confirmation may have done it)
+    states = {"complete": 0, "pending": 0}
+    for state in DeletionReceipt.objects.filter(pk__in=handled).values_list("cleanup_state", flat=True):
+        states[state] += 1
     if errors:
         logger.warning("Deletion cleanup incomplete for receipts %s: %s", list(errors), list(errors.values())[:3])
         raise CleanupIncomplete("; ".join(errors.values())[:2000])
     return states
 
 
-def refresh_cleanup_state(*, receipt_ids: Iterable, errors: dict | None = None) -> dict:
+def refresh_cleanup_state(*, receipt_ids: Iterable, errors: dict | None = None) -> None:
     """`complete` for the receipts whose embeddings are removed and whose sandboxes
     the provider confirmed deleted; the others stay `pending` with the error."""
     from sandboxes.models import Sandbox, SandboxState
@@ -235,7 +239,6 @@ def refresh_cleanup_state(*, receipt_ids: Iterable, errors: dict | None = None) 
         if sandbox_id in undeleted:
             waiting[receipt_id].append((sandbox_id, undeleted[sandbox_id]))
     now = timezone.now()
-    complete = pending = 0
     for receipt in receipts:
         embeddings_left = receipt.embeddings_removed_at is None and (
             receipt.embedding_thread_ids or receipt.embedding_project_ids
@@ -244,14 +247,11 @@ def refresh_cleanup_state(*, receipt_ids: Iterable, errors: dict | None = None) 
             DeletionReceipt.objects.filter(pk=receipt.pk, cleanup_state=CleanupState.PENDING).update(
                 cleanup_state=CleanupState.COMPLETE, completed_at=now, cleanup_error=""
             )
-            complete += 1
             continue
         error = errors.get(receipt.pk) or "; ".join(
             f"sandbox {sid}: {err or 'waiting for the provider'}" for sid, err in waiting[receipt.pk]
         ) or "embeddings not removed yet"
         DeletionReceipt.objects.filter(pk=receipt.pk).update(cleanup_error=error[:2000])
-        pending += 1
-    return {"complete": complete, "pending": pending}
 
 
 def on_sandboxes_deleted(*, sandbox_ids: Iterable) -> None:
@@ -287,13 +287,18 @@ def reconcile_deletions(*, min_age_seconds: float | None = None, limit: int = 50
     return totals
 
 
-def purge_receipts(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
-    """Delete receipts older than the retention (`DELETION_RECEIPT_RETENTION_DAYS`),
-    in batches; a receipt whose cleanup is still pending is kept. Returns how many."""
+def purgeable_receipts(*, older_than_days: int | None = None):
+    """Receipts past the retention whose cleanup is complete."""
     if older_than_days is None:
         older_than_days = settings.DELETION_RECEIPT_RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=older_than_days)
-    old = DeletionReceipt.objects.filter(created_at__lt=cutoff, cleanup_state=CleanupState.COMPLETE)
+    return DeletionReceipt.objects.filter(created_at__lt=cutoff, cleanup_state=CleanupState.COMPLETE)
+
+
+def purge_receipts(*, older_than_days: int | None = None, batch_size: int = 5000, progress=None) -> int:
+    """Delete receipts older than the retention (`DELETION_RECEIPT_RETENTION_DAYS`),
+    in batches; a receipt whose cleanup is still pending is kept. Returns how many."""
+    old = purgeable_receipts(older_than_days=older_than_days)
     purged = 0
     while True:
         with transaction.atomic():
@@ -302,3 +307,5 @@ def purge_receipts(*, older_than_days: int | None = None, batch_size: int = 5000
                 return purged
             DeletionReceipt.objects.filter(pk__in=ids)._raw_delete(router.db_for_write(DeletionReceipt))
         purged += len(ids)
+        if progress is not None:
+            progress(purged)
