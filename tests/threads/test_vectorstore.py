@@ -9,6 +9,7 @@ from django.db import transaction
 from projects import services as project_services
 from projects.models import Role
 from receipts.models import DeletionReceipt
+from receipts.services import reconcile_deletions
 from tests.conftest import client_for
 from threads.models import Embedding, Message
 from threads.services import create_thread
@@ -122,8 +123,12 @@ def test_a_failing_vector_store_never_blocks_the_delete(
     assert "Deletion cleanup incomplete" in caplog.text and "vector store unavailable" in caplog.text
     receipt = DeletionReceipt.objects.get()
     assert receipt.root_ids == [str(drop.pk)]
+    assert (receipt.cleanup_state, receipt.cleanup_attempts) == ("pending", 1)
+    assert "vector store unavailable" in receipt.cleanup_error
+    assert reconcile_deletions(min_age_seconds=0) == {"complete": 1, "pending": 0}  # the retry
+    receipt.refresh_from_db()
     assert (receipt.cleanup_state, receipt.cleanup_attempts, receipt.embeddings) == ("complete", 2, 2)
-    assert not Embedding.objects.filter(thread_id__in=[drop.pk, sub.pk]).exists()  # removed on the retry
+    assert not Embedding.objects.filter(thread_id__in=[drop.pk, sub.pk]).exists()  # removed by the reconciler
     assert Embedding.objects.filter(thread_id=keep.pk).count() == 1
 
 
