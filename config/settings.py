@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "AgentToolEnum": "threads.tools.AVAILABLE_TOOLS", "ThreadStatusEnum": "threads.models.ThreadStatus",
+        "DeletionKindEnum": "receipts.models.DeletionKind", "DeletionSourceEnum": "receipts.models.DeletionSource",
+        "CleanupStateEnum": "receipts.models.CleanupState",
     },
 }
 

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import COUNT_FIELDS, CleanupState, DeletionKind, DeletionReceipt, DeletionSource
@@ -25,8 +26,10 @@ class DeletionReceiptSerializer(serializers.ModelSerializer):
             "counts", "cleanup_state", "cleanup_error", "cleanup_attempts", "last_attempt_at",
             "embeddings_removed_at", "completed_at",
         ]
+        read_only_fields = fields
 
-    def get_counts(self, receipt) -> DeletionCountsSerializer:
+    @extend_schema_field(DeletionCountsSerializer)
+    def get_counts(self, receipt) -> dict:
         return {name: getattr(receipt, name) for name in COUNT_FIELDS}
 
 
