@@ -1,5 +1,5 @@
-"""Every request records its deletions as done by its user, from `api` (or `admin`
-under the admin site)."""
+"""Every request records its deletions as done by its user, from `api` — or `admin`
+under the admin site, `webhook` for an agent trigger's webhook call."""
 
 from django.urls import reverse
 
@@ -9,11 +9,14 @@ from .context import acting
 class DeletionOriginMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self._admin_prefix = None
+        self._prefixes = None
+
+    def source_of(self, path: str) -> str:
+        if self._prefixes is None:
+            webhook = reverse("webhook", kwargs={"trigger_id": "x", "secret": "y"}).rsplit("/", 2)[0] + "/"
+            self._prefixes = ((reverse("admin:index"), "admin"), (webhook, "webhook"))
+        return next((source for prefix, source in self._prefixes if path.startswith(prefix)), "api")
 
     def __call__(self, request):
-        if self._admin_prefix is None:
-            self._admin_prefix = reverse("admin:index")
-        source = "admin" if request.path.startswith(self._admin_prefix) else "api"
-        with acting(source=source, request=request):  # the user is read when a receipt is written
+        with acting(source=self.source_of(request.path), request=request):  # the user is read when a receipt is written
             return self.get_response(request)

@@ -297,3 +297,12 @@ def test_project_and_account_deletes_cost_the_same_queries_whatever_they_hold(
         assert (project_receipt.threads, project_receipt.messages, project_receipt.checkpoints) == (n, 2 * n, 2 * n)
         assert (account_receipt.threads, account_receipt.messages, account_receipt.projects) == (n, n, 1)
     assert counts[0] == counts[2] and counts[1] == counts[3], counts
+
+
+def test_the_source_follows_the_surface():
+    from receipts.middleware import DeletionOriginMiddleware
+
+    middleware = DeletionOriginMiddleware(lambda request: None)
+    assert middleware.source_of("/admin/threads/thread/") == "admin"
+    assert middleware.source_of("/api/webhooks/1/abc") == "webhook"
+    assert middleware.source_of("/api/threads/1") == "api"
