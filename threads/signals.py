@@ -20,14 +20,14 @@ from receipts.models import DeletionKind
 from receipts.selectors import thread_contents
 from sandboxes.services import request_sandbox_deletion
 
-from .models import Thread
+from .models import Checkpoint, CheckpointWrite, Thread
 from .services import deletion
 
 
 @receiver(pre_delete, sender=Thread, dispatch_uid="threads.thread_pre_delete")
 def collect_thread_subtree(sender, instance, origin=None, **kwargs):
-    """Before the cascade: lock the project, note every thread that will go and
-    count what goes with them.
+    """Before the cascade: lock the project, note every thread that will go (with
+    what each holds, for the receipt).
 
     Threads already claimed by another root of the same delete (a queryset holding a
     thread and its sub-thread) are not counted twice.
@@ -39,7 +39,6 @@ def collect_thread_subtree(sender, instance, origin=None, **kwargs):
         if origin is not None:
             origin._threads_claimed = claimed
     instance._threads_removed = [t for t in removed if t.id not in claimed]
-    instance._contents = deletion.count_contents(instance._threads_removed) if instance._threads_removed else {}
     claimed.update(t.id for t in removed)
 
 
@@ -50,8 +49,15 @@ def clean_up_after_thread(sender, instance, **kwargs):
     removed = getattr(instance, "_threads_removed", [instance])
     emptied = deletion.delete_empty_projects(project_ids=[instance.project_id])
     roots = [instance.pk] if any(t.id == instance.pk for t in removed) else []
-    deletion.schedule_cleanup(removed=removed, roots=roots, contents=getattr(instance, "_contents", {}),
-                              emptied=emptied)
+    deletion.schedule_cleanup(removed=removed, roots=roots, emptied=emptied)
+
+
+@receiver(pre_delete, sender=Checkpoint, dispatch_uid="threads.checkpoint_pre_delete")
+def delete_checkpoint_writes(sender, instance, **kwargs):
+    """A checkpoint deleted through the ORM (`checkpoint.delete()`, Django's admin)
+    takes its pending writes: they have no database foreign key to it (see
+    `CheckpointWrite`). The services delete checkpoints set-based, without signals."""
+    CheckpointWrite.objects.filter(checkpoint_id=instance.pk)._raw_delete(CheckpointWrite.objects.db)
 
 
 @receiver(pre_delete, sender=Project, dispatch_uid="threads.project_pre_delete")

@@ -10,13 +10,15 @@ the same transaction:
    project are serialised: the project of a deleted last thread is deleted exactly
    once and never left empty;
 2. the ids of everything going (roots and every level of sub-threads) are collected
-   with one recursive query, before the cascade removes them;
-3. what goes is counted (one aggregate query) for the deletion receipt;
-4. projects left without a thread are deleted, and their sandboxes marked
+   with one recursive query, before the cascade removes them, with the number of
+   messages, runs and checkpoints of each (for the deletion receipt) — on PostgreSQL
+   in the same statement as the delete and the check for projects left empty;
+3. projects left without a thread are deleted, and their sandboxes marked
    `pending_deletion` (the sandbox outbox);
-5. the receipt is written; it carries the outside cleanup (embedding removal,
-   sandbox deletion at the provider: one task after commit, reconciled until done),
-   and the account caches are updated after commit.
+4. the deletion receipt is written (one INSERT, two with sandboxes); it carries the
+   outside cleanup — embedding removal and sandbox deletion at the provider, one task
+   after commit, reconciled until done — and the account caches are updated after
+   commit.
 
 The steps are the functions below, used by two paths: `delete_threads` does them
 set-based for any number of threads (a batch of 1000 costs the same handful of
@@ -37,10 +39,9 @@ from projects.models import Project
 from projects.selectors import parse_uuid
 from receipts import services as receipts
 from receipts.models import DeletionKind
-from receipts.selectors import thread_contents
 from sandboxes.services import request_sandbox_deletion
 
-from ..models import Thread
+from ..models import Checkpoint, Message, Run, Thread
 
 
 def delete_thread(*, thread: Thread) -> None:
@@ -55,25 +56,73 @@ def delete_threads(*, thread_ids: Iterable) -> int:
 
     Returns how many of the given threads were deleted (unknown ids, ids deleted
     meanwhile and duplicates are not counted; a given sub-thread of a given thread
-    counts). At most 8 queries, whatever the number of threads and their contents.
+    counts). Whatever the number of threads and their contents: on PostgreSQL two
+    statements (lock the projects; collect and count the subtrees, delete and find
+    the emptied projects in one), four on SQLite; three more when projects are left
+    empty; then the receipt (one INSERT, two with sandboxes).
     """
     root_ids = {parse_uuid(t, name="thread_ids") for t in thread_ids}
     if not root_ids:
         return 0
-    project_ids = set(
-        Thread.objects.filter(id__in=root_ids).order_by().values_list("project_id", flat=True).distinct()
-    )
-    if not project_ids:
+    locked = lock_projects_of(root_ids=root_ids)
+    if not locked:
         return 0
-    removed = lock_and_collect(root_ids=root_ids, project_ids=project_ids)
+    removed, emptied = delete_subtrees(root_ids=root_ids, project_ids=locked)
     roots = root_ids & {t.id for t in removed}
     if not roots:
         return 0
-    contents = count_contents(removed)
-    Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
-    emptied = delete_empty_projects(project_ids={t.project_id for t in removed})
-    schedule_cleanup(removed=removed, roots=roots, contents=contents, emptied=emptied)
+    sandboxes = delete_projects(project_ids=emptied) if emptied else {}
+    schedule_cleanup(removed=removed, roots=roots, emptied=Emptied(emptied, sandboxes))
     return len(roots)
+
+
+def lock_projects_of(*, root_ids: Iterable) -> list:
+    """Lock the projects of these threads (`SELECT ... FOR UPDATE` in id order, as
+    `create_thread` locks its project) in one statement; returns their ids."""
+    of_roots = Thread.objects.filter(id__in=list(root_ids)).order_by().values("project_id")
+    return list(Project.objects.select_for_update().filter(id__in=of_roots).order_by("id").values_list("id", flat=True))
+
+
+def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[Thread], list]:
+    """Delete the roots that are in these (locked) projects; returns every thread
+    removed (roots and sub-threads, any depth, as (id, account_id, project_id) with
+    their counts, see `collect_subtrees`) and the projects left without a thread.
+
+    On PostgreSQL one statement: a recursive CTE collects the subtrees, a
+    data-modifying CTE deletes the roots (the database cascade takes the rest), and
+    the select reads the threads as they were before the delete (one snapshot per
+    statement). Elsewhere: collect, delete, then the emptied projects.
+    """
+    if connection.vendor != "postgresql":
+        removed = collect_subtrees(root_ids=root_ids, project_ids=project_ids, counted=True)
+        roots = set(root_ids) & {t.id for t in removed}
+        if roots:
+            Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
+        return removed, empty_projects(project_ids={t.project_id for t in removed}) if roots else []
+    anchor, params = (
+        Thread.objects.filter(id__in=list(root_ids), project_id__in=list(project_ids))
+        .order_by().values("id").query.sql_with_params()
+    )
+    table = connection.ops.quote_name(Thread._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE roots(id) AS ({anchor}),
+        subtree(id) AS (
+            SELECT id FROM roots
+            UNION SELECT child.id FROM {table} child JOIN subtree ON child.parent_thread_id = subtree.id
+        ),
+        gone AS (DELETE FROM {table} WHERE id IN (SELECT id FROM roots)),
+        touched(project_id) AS (SELECT DISTINCT project_id FROM {table} WHERE id IN (SELECT id FROM subtree)),
+        emptied(project_id) AS (
+            SELECT project_id FROM touched WHERE NOT EXISTS (
+                SELECT 1 FROM {table} other WHERE other.project_id = touched.project_id
+                AND NOT EXISTS (SELECT 1 FROM subtree WHERE subtree.id = other.id))
+        )
+        SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied,
+        {counts_of(table)}
+        FROM {table} WHERE id IN (SELECT id FROM subtree)
+    """
+    removed = list(Thread.objects.raw(sql, params))
+    return removed, sorted({t.project_id for t in removed if t.emptied})
 
 
 # --- The steps, shared with threads.signals ----------------------------------------
@@ -91,11 +140,24 @@ def lock_and_collect(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
     )
     if not locked:
         return []
-    return collect_subtrees(root_ids=root_ids, project_ids=locked)
+    return collect_subtrees(root_ids=root_ids, project_ids=locked, counted=True)
 
 
-def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> list[Thread]:
-    """One recursive query (SQLite and PostgreSQL) for the roots and all their descendants."""
+def counts_of(table: str) -> str:
+    """Select-list columns: the messages, runs and checkpoints of each row of `table`
+    (correlated counts, each an index lookup; read in the statement's snapshot, so
+    before a delete in the same statement)."""
+    q = connection.ops.quote_name
+    return ", ".join(
+        f"(SELECT COUNT(*) FROM {q(model._meta.db_table)} WHERE thread_id = {table}.id) AS n_{name}"
+        for name, model in (("messages", Message), ("runs", Run), ("checkpoints", Checkpoint))
+    )
+
+
+def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable, counted: bool = False) -> list[Thread]:
+    """One recursive query (SQLite and PostgreSQL) for the roots and all their
+    descendants; `counted`: with what each holds (`n_messages`, `n_runs`,
+    `n_checkpoints`), for the deletion receipt."""
     anchor, params = (
         Thread.objects.filter(id__in=list(root_ids), project_id__in=list(project_ids))
         .order_by()
@@ -107,14 +169,10 @@ def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
     sql = (
         f"WITH RECURSIVE subtree(id) AS ({anchor} "
         f"UNION SELECT child.id FROM {table} child JOIN subtree ON child.{parent} = subtree.id) "
-        f"SELECT id, account_id, project_id FROM {table} WHERE id IN (SELECT id FROM subtree)"
+        f"SELECT id, account_id, project_id{', ' + counts_of(table) if counted else ''} "
+        f"FROM {table} WHERE id IN (SELECT id FROM subtree)"
     )
     return list(Thread.objects.raw(sql, params))
-
-
-def count_contents(removed: list[Thread]) -> dict:
-    """What goes with these threads, per account, for the receipt: one query."""
-    return thread_contents(Thread.objects.filter(id__in=[t.id for t in removed]))
 
 
 class Emptied(NamedTuple):
@@ -124,28 +182,48 @@ class Emptied(NamedTuple):
 
 def delete_empty_projects(*, project_ids: Iterable) -> Emptied:
     """Of these locked projects, delete those left without threads (marking their
-    sandboxes `pending_deletion`). One query (an EXISTS per project, which stops at
-    the first thread), 4 when some are empty."""
+    sandboxes `pending_deletion`). One query, 4 when some are empty."""
+    empty = empty_projects(project_ids=project_ids)
+    return Emptied(empty, delete_projects(project_ids=empty) if empty else {})
+
+
+def empty_projects(*, project_ids: Iterable) -> list:
+    """Which of these projects have no thread: one query (an EXISTS per project,
+    stopping at its first thread)."""
     has_threads = Exists(Thread.objects.filter(project_id=OuterRef("pk")))
-    empty = list(
+    return list(
         Project.objects.filter(~has_threads, id__in=list(project_ids)).order_by("id").values_list("id", flat=True)
     )
-    sandboxes = {}
-    if empty:
-        sandboxes = request_sandbox_deletion(project_ids=empty)
-        Project.objects.filter(id__in=empty)._raw_delete(router.db_for_write(Project))
-    return Emptied(empty, sandboxes)
 
 
-def schedule_cleanup(*, removed: list[Thread], roots: Iterable, contents: dict, emptied: Emptied) -> None:
-    """Record the deletion (its receipt carries the outside cleanup: embeddings of
-    the removed threads and deleted projects, their sandboxes) and update the owning
+def delete_projects(*, project_ids: list) -> dict:
+    """Delete these (locked, empty) projects; their sandboxes join the outbox.
+    Returns {sandbox id: account id} of those sandboxes."""
+    sandboxes = request_sandbox_deletion(project_ids=project_ids)
+    Project.objects.filter(id__in=project_ids)._raw_delete(router.db_for_write(Project))
+    return sandboxes
+
+
+def tallies_of(removed: list[Thread]) -> dict:
+    """{account id: Tally} of these removed threads, from their counts. No query."""
+    tallies = {}
+    for thread in removed:
+        tally = tallies.setdefault(thread.account_id, receipts.Tally())
+        tally.threads += 1
+        tally.messages += getattr(thread, "n_messages", 0) or 0
+        tally.runs += getattr(thread, "n_runs", 0) or 0
+        tally.checkpoints += getattr(thread, "n_checkpoints", 0) or 0
+        tally.embedding_thread_ids.append(thread.id)
+    return tallies
+
+
+def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied) -> None:
+    """Record the deletion — its receipt carries the outside cleanup (the embeddings of
+    the removed threads and deleted projects, their sandboxes) — and update the owning
     accounts' caches after commit. One INSERT (two with sandboxes)."""
     account_of_thread = {t.id: t.account_id for t in removed}
     account_of_project = {t.project_id: t.account_id for t in removed}
-    tallies = dict(contents)
-    for thread in removed:
-        tallies.setdefault(thread.account_id, receipts.Tally()).embedding_thread_ids.append(thread.id)
+    tallies = tallies_of(removed)
     for root in roots:
         tallies[account_of_thread[root]].root_ids.append(root)
     for project_id in emptied.project_ids:
