@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
 from projects.models import Account, Project
+from receipts import services as receipts
+from receipts.models import DeletionKind
 from threads.models import Thread, ThreadStatus
 from threads.tools import validate_tools
 
@@ -203,16 +205,19 @@ def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
 
     locked = _lock_agent(agent.pk)
     ensure_deletable(locked)
-    if delete_threads:
-        owned = Thread.objects.filter(Q(agent=locked) | Q(account_id=locked.account_id,
-                                                          metadata__assistant_id=str(locked.pk)))
-        delete_thread_set(thread_ids=owned.values_list("pk", flat=True))
-    delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
-    force_close_threads(
-        thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED).values_list("pk", flat=True)
-    )
-    versions = list(locked.versions.values_list("number", flat=True))
-    Agent.objects.filter(pk=locked.pk).delete()
+    with receipts.operation(DeletionKind.AGENT_DELETE, root_ids=[locked.pk]):
+        if delete_threads:
+            owned = Thread.objects.filter(Q(agent=locked) | Q(account_id=locked.account_id,
+                                                              metadata__assistant_id=str(locked.pk)))
+            delete_thread_set(thread_ids=owned.values_list("pk", flat=True))
+        delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
+        force_close_threads(
+            thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED)
+            .values_list("pk", flat=True)
+        )
+        versions = list(locked.versions.values_list("number", flat=True))
+        Agent.objects.filter(pk=locked.pk).delete()
+        receipts.record(DeletionKind.AGENT_DELETE, {locked.account_id: receipts.Tally(agents=1)})
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=versions)
 
 
