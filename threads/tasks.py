@@ -1,5 +1,7 @@
 """Thin Celery tasks for threads: each calls a service function."""
 
+import logging
+
 from celery import shared_task
 
 from . import vectorstore
