@@ -4,6 +4,8 @@ from rest_framework import serializers
 
 from .models import Thread, ThreadStatus
 
+MAX_INT32 = 2**31 - 1
+
 
 class ThreadSerializer(serializers.ModelSerializer):
     thread_id = serializers.UUIDField(source="id", read_only=True)
@@ -32,7 +34,7 @@ class ThreadCreateSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, default=dict)
     instructions = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    ttl = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    ttl = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT32)
 
 
 class ThreadUpdateSerializer(serializers.Serializer):
@@ -40,7 +42,7 @@ class ThreadUpdateSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False)
     instructions = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    ttl = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    ttl = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT32)
 
 
 class ThreadFilterSerializer(serializers.Serializer):
@@ -84,7 +86,7 @@ class MessageListQuerySerializer(serializers.Serializer):
 
 class CheckpointWriteSerializer(serializers.Serializer):
     task_id = serializers.CharField(max_length=255)
-    idx = serializers.IntegerField()
+    idx = serializers.IntegerField(min_value=-MAX_INT32 - 1, max_value=MAX_INT32)
     channel = serializers.CharField(max_length=255)
     type = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     value = serializers.JSONField(required=False, allow_null=True)
@@ -101,6 +103,10 @@ class CheckpointSerializer(serializers.ModelSerializer):
         fields = ["thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "checkpoint", "metadata",
                   "run_id", "writes", "created_at"]
         read_only_fields = fields
+
+
+class CheckpointListQuerySerializer(serializers.Serializer):
+    checkpoint_ns = serializers.CharField(max_length=255, required=False, allow_blank=True)
 
 
 class CheckpointCreateSerializer(serializers.Serializer):

@@ -1,18 +1,21 @@
 """Messages, checkpoints and runs of a thread (snake_case, LangGraph's shapes)."""
 
 from django.db.models import Max, Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from agents.models import Agent
 from config.errors import Invalid, NotFound
+from config.schema import errors
 from projects import selectors as tenancy
 
 from .. import selectors, services
 from ..models import Checkpoint, CheckpointWrite, Run
 from ..serializers import (
     CheckpointCreateSerializer,
+    CheckpointListQuerySerializer,
     CheckpointSerializer,
     MessageCreateSerializer,
     MessageListQuerySerializer,
@@ -57,7 +60,9 @@ class ThreadScopedView(GenericAPIView):
 class MessagesView(ThreadScopedView):
     serializer_class = MessageSerializer
 
-    @extend_schema(parameters=[MessageListQuerySerializer], responses=MessageSerializer(many=True))
+    @extend_schema(parameters=[MessageListQuerySerializer], responses=inline_serializer("MessagePage", {
+        "results": MessageSerializer(many=True), "has_more": serializers.BooleanField(),
+        "next_after_seq": serializers.IntegerField(allow_null=True)}))
     def get(self, request, thread_id):
         thread = self.thread()
         q = self.query(MessageListQuerySerializer)
@@ -72,7 +77,7 @@ class MessagesView(ThreadScopedView):
             "next_after_seq": rows[-1].seq if has_more else None,
         })
 
-    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer})
+    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer, **errors(409)})
     def post(self, request, thread_id):
         thread = self.thread(write=True)
         data = MessageCreateSerializer(data=request.data)
@@ -89,16 +94,19 @@ def _with_writes(qs):
 
 class CheckpointsView(ThreadScopedView):
     serializer_class = CheckpointSerializer
+    queryset = Checkpoint.objects.none()  # for the schema: the model of the view
 
+    @extend_schema(parameters=[CheckpointListQuerySerializer], responses=CheckpointSerializer(many=True))
     def get(self, request, thread_id):
         thread = self.thread()
         qs = Checkpoint.objects.filter(thread=thread).order_by("-id")
-        if "checkpoint_ns" in request.query_params:
-            qs = qs.filter(checkpoint_ns=request.query_params["checkpoint_ns"])
+        q = self.query(CheckpointListQuerySerializer)
+        if "checkpoint_ns" in q:
+            qs = qs.filter(checkpoint_ns=q["checkpoint_ns"])
         page = self.paginate_queryset(_with_writes(qs))
         return self.get_paginated_response(CheckpointSerializer(page, many=True).data)
 
-    @extend_schema(request=CheckpointCreateSerializer, responses={201: CheckpointSerializer})
+    @extend_schema(request=CheckpointCreateSerializer, responses={201: CheckpointSerializer, **errors(409)})
     def post(self, request, thread_id):
         thread = self.thread(write=True)
         data = CheckpointCreateSerializer(data=request.data)
@@ -116,6 +124,8 @@ class CheckpointsView(ThreadScopedView):
 class StateView(ThreadScopedView):
     serializer_class = CheckpointSerializer
 
+    @extend_schema(responses=inline_serializer("ThreadCheckpointState", {
+        "thread_id": serializers.UUIDField(), "values": CheckpointSerializer(many=True)}))
     def get(self, request, thread_id):
         """The latest checkpoint of each namespace."""
         thread = self.thread()
@@ -126,8 +136,9 @@ class StateView(ThreadScopedView):
 
 class RunsView(ThreadScopedView):
     serializer_class = RunSerializer
+    queryset = Run.objects.none()  # for the schema: the model of the view
 
-    @extend_schema(parameters=[RunListQuerySerializer])
+    @extend_schema(parameters=[RunListQuerySerializer], responses=RunSerializer(many=True))
     def get(self, request, thread_id):
         thread = self.thread()
         q = self.query(RunListQuerySerializer)
@@ -137,7 +148,7 @@ class RunsView(ThreadScopedView):
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(RunSerializer(page, many=True).data)
 
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(409)})
     def post(self, request, thread_id):
         thread = self.thread(write=True)
         data = RunCreateSerializer(data=request.data)
@@ -154,7 +165,8 @@ class RunsView(ThreadScopedView):
 
 
 class RunsCancelView(ThreadScopedView):
-    @extend_schema(request=RunsCancelSerializer)
+    @extend_schema(request=RunsCancelSerializer, responses=inline_serializer("RunsCancelled", {
+        "thread_id": serializers.UUIDField(), "cancelled_count": serializers.IntegerField()}))
     def post(self, request, thread_id):
         thread = self.thread(write=True)
         data = RunsCancelSerializer(data=request.data)
@@ -173,7 +185,9 @@ class RunDetailView(ThreadScopedView):
             raise NotFound("Run not found.")
         return Response(RunSerializer(run).data)
 
-    @extend_schema(parameters=[RunDeleteQuerySerializer])
+    @extend_schema(parameters=[RunDeleteQuerySerializer], responses={200: inline_serializer("RunDeleted", {
+        "thread_id": serializers.UUIDField(), "run_id": serializers.UUIDField(), "deleted": serializers.BooleanField()}),
+        **errors(409)})
     def delete(self, request, thread_id, run_id):
         run_uuid = self.run_id()
         thread = self.thread(write=True)
@@ -183,7 +197,11 @@ class RunDetailView(ThreadScopedView):
 
 
 class RunCancelView(ThreadScopedView):
-    @extend_schema(parameters=[RunCancelQuerySerializer], responses=RunSerializer)
+    @extend_schema(parameters=[RunCancelQuerySerializer], request=None, responses={
+        200: PolymorphicProxySerializer("RunCancelResult", serializers=[RunSerializer, inline_serializer("RunRolledBack", {
+            "thread_id": serializers.UUIDField(), "run_id": serializers.UUIDField(),
+            "status": serializers.ChoiceField(choices=["rolled_back"]), "deleted": serializers.BooleanField()})],
+            resource_type_field_name=None), **errors(409)})
     def post(self, request, thread_id, run_id):
         run_uuid = self.run_id()
         thread = self.thread(write=True)

@@ -5,6 +5,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from agents.models import Agent
+from config.schema import errors
 from projects import selectors as tenancy
 from projects.models import Project
 
@@ -28,7 +29,7 @@ class ThreadViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(ThreadSerializer(page, many=True).data)
 
-    @extend_schema(request=ThreadCreateSerializer, responses={201: ThreadSerializer})
+    @extend_schema(request=ThreadCreateSerializer, responses={201: ThreadSerializer, **errors(402)})
     def create(self, request):
         data = ThreadCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
