@@ -3,28 +3,43 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || com
 UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
+# Where `make run` serves (the README's walk-through uses the defaults).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+MANAGE := .venv/bin/python manage.py
 
-.PHONY: install run test worker beat
+.PHONY: install setup run test worker beat
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --python $(PYTHON)
 
+# A development .env (debug on, a generated secret key) when there is none. Variables
+# set in the environment win over it; .env.example lists every variable.
+.env:
+	@printf '# Development settings written by make run; see .env.example for every variable.\nDEBUG=1\nSECRET_KEY=%s\n' \
+	  "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+	@echo "Wrote a development .env (DEBUG=1, a generated SECRET_KEY)."
+
+# Everything `make run` does before serving: install, .env, migrate, the demo login.
+setup: install .env
+	$(MANAGE) migrate --noinput
+	$(MANAGE) seed_demo --staff --if-missing
+
 # Installs everything, migrates the embedded SQLite database, creates a demo login,
-# and serves on http://127.0.0.1:8000.
-run: install
-	DEBUG=1 $(UV) run --frozen --no-sync python manage.py migrate --noinput
-	DEBUG=1 $(UV) run --frozen --no-sync python manage.py seed_demo --staff --if-missing
-	@echo "Admin: http://127.0.0.1:8000/admin/  API docs: http://127.0.0.1:8000/api/docs/  (user demo / demo-password)"
-	DEBUG=1 $(UV) run --frozen --no-sync python manage.py runserver 127.0.0.1:8000
+# and serves on http://127.0.0.1:8000 (HOST, PORT change it).
+run: setup
+	@echo "Admin: http://$(HOST):$(PORT)/admin/  API docs: http://$(HOST):$(PORT)/api/docs/  (user demo / demo-password)"
+	$(MANAGE) runserver $(HOST):$(PORT)
 
 # The whole suite. Uses DATABASE_URL / REDIS_URL when set (PostgreSQL, Redis, a real
-# Celery worker), the embedded defaults otherwise. Extra pytest arguments: ARGS="...".
+# Celery worker), the embedded defaults otherwise; never reads .env. Extra pytest
+# arguments: ARGS="...".
 test: install
-	$(UV) run --frozen --no-sync pytest $(ARGS)
+	.venv/bin/pytest $(ARGS)
 
 worker:
-	$(UV) run --frozen --no-sync celery -A config worker --loglevel=INFO
+	.venv/bin/celery -A config worker --loglevel=INFO
 
 beat:
-	$(UV) run --frozen --no-sync celery -A config beat --loglevel=INFO
+	.venv/bin/celery -A config beat --loglevel=INFO

@@ -1,8 +1,10 @@
-"""Settings, read from the environment.
+"""Settings, read from the environment and from a `.env` file.
 
-With no variables set the service runs on embedded defaults: a SQLite file under
-the project, Django's local-memory cache, Celery tasks executed in-process and
-sandboxes as local directories. See `.env.example` for every variable.
+`.env` at the project's root (or the file named by `ENV_FILE`; empty: none) is read
+first; variables already in the environment win over it. With no variables set the
+service runs on embedded defaults: a SQLite file under the project, Django's
+local-memory cache, Celery tasks executed in-process and sandboxes as local
+directories. See `.env.example` for every variable.
 """
 
 import os
@@ -11,8 +13,13 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -1,9 +1,12 @@
 """Settings for the test suite: the same as production, read from the same
-environment, with a test secret, fast password hashing, a temporary sandbox root
+environment (but not `.env`), with a test secret, fast password hashing, a temporary sandbox root
 and Celery tasks in-process unless a test starts a real worker."""
 
 import os
 import tempfile
+
+# The suite reads only the real environment, never a developer's `.env`.
+os.environ.setdefault("ENV_FILE", "")
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("SANDBOX_ROOT", tempfile.mkdtemp(prefix="tk-sandboxes-"))
