@@ -13,7 +13,7 @@ from config.errors import NotFound
 from config.schema import errors
 from projects import selectors as tenancy
 from projects.models import Project
-from threads.models import Thread
+from threads.models import Run, Thread
 from threads.serializers import RunSerializer
 
 from . import services
@@ -171,5 +171,7 @@ class WebhookView(APIView):
         trigger_id = tenancy.parse_uuid(trigger_id, name="trigger_id")
         payload = request.data if isinstance(request.data, dict) else {}
         run = services.fire_webhook(trigger_id=trigger_id, secret=secret, input=payload or None)
-        run.refresh_from_db()
-        return Response(RunSerializer(run).data, status=202)
+        fresh = Run.objects.filter(pk=run.pk).first()  # the thread may be deleted meanwhile
+        if fresh is None:
+            raise NotFound("Thread not found: it was deleted.")
+        return Response(RunSerializer(fresh).data, status=202)

@@ -160,7 +160,11 @@ class RunsView(ThreadScopedView):
                                         v["agent_id"], name="agent_id")
         run = services.create_run(thread=thread, agent=agent, input=v.get("input"), metadata=v["metadata"],
                                   model=v["model"], runtime=v.get("runtime") or None)
-        run.refresh_from_db()
+        # Read back after commit (the run may already have executed in-process); a
+        # delete of the thread that won the race meanwhile took the run with it.
+        run = Run.objects.filter(pk=run.pk).first()
+        if run is None:
+            raise NotFound("Thread not found: it was deleted.")
         return Response(RunSerializer(run).data, status=201)
 
 
