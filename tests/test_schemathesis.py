@@ -26,7 +26,8 @@ from projects import services as project_services
 from threads import services as thread_services
 from threads.models import Run
 
-pytestmark = pytest.mark.schemathesis
+# On PostgreSQL (CI): the embedded SQLite serialises every write of the live server.
+pytestmark = [pytest.mark.schemathesis, pytest.mark.postgres]
 
 SEED = 20261123
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "5"))
