@@ -156,6 +156,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
     },
     "requeue-pending-runs": {"task": "threads.tasks.requeue_pending_runs", "schedule": 60.0},
+    "reindex-pending-messages": {"task": "threads.tasks.reindex_pending_messages", "schedule": 60.0},
     # beat: approvals
     "expire-approvals": {"task": "threads.tasks.expire_approvals", "schedule": 60.0},
 }
@@ -272,6 +273,9 @@ SANDBOX_RECONCILE_MIN_AGE = env_int("SANDBOX_RECONCILE_MIN_AGE", 120)
 # --- Vector store, account caches -------------------------------------------
 VECTOR_STORE_BACKEND = os.environ.get("VECTOR_STORE_BACKEND", "threads.vectorstore.DatabaseVectorStore")
 ACCOUNT_CACHE_TIMEOUT = env_int("ACCOUNT_CACHE_TIMEOUT", 3600)
+# A message still waiting to be embedded this many seconds after it was written is
+# indexed by the beat task `reindex_pending_messages` (its task was lost or failed).
+EMBEDDING_REINDEX_MIN_AGE = env_int("EMBEDDING_REINDEX_MIN_AGE", 60)
 
 # --- I18N, static ---------------------------------------------------------
 LANGUAGE_CODE = "en-us"

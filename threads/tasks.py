@@ -15,6 +15,12 @@ def index_messages(*, message_ids: list[str]) -> int:
     return vectorstore.index_messages(message_ids=message_ids)
 
 
+@shared_task
+def reindex_pending_messages() -> int:
+    """Periodic (beat): index the messages whose indexing task was lost or failed."""
+    return vectorstore.reindex_pending_messages()
+
+
 @shared_task(bind=True, autoretry_for=(Exception,), max_retries=8, retry_backoff=2, retry_backoff_max=600, retry_jitter=False)
 def remove_embeddings(self, *, thread_ids: list[str] = (), project_ids: list[str] = ()) -> int:
     """Never blocks a delete: a failure is logged as a warning and retried with backoff."""
