@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets served from the package (offline)
     "config.apps.ConfigAppConfig",
     "projects",
     "sandboxes",
@@ -213,6 +214,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PARSER_WHITELIST": ["config.parsers.JSONParser"],
+    # /api/docs/ and /api/redoc/ load their assets from our static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "AgentToolEnum": "threads.tools.AVAILABLE_TOOLS", "ThreadStatusEnum": "threads.models.ThreadStatus",
     },
