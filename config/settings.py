@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "sandboxes",
     "agents",
     "threads",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +109,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL",
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DB_JIT", False):
+    # Short OLTP queries only: PostgreSQL's JIT compiler would spend tens of
+    # milliseconds compiling a query that runs in one (a plan whose estimated cost
+    # crosses jit_above_cost, e.g. the thread detail's sub-thread counts).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------
@@ -160,6 +166,8 @@ CELERY_BEAT_SCHEDULE = {
     "reindex-pending-messages": {"task": "threads.tasks.reindex_pending_messages", "schedule": 60.0},
     # beat: approvals
     "expire-approvals": {"task": "threads.tasks.expire_approvals", "schedule": 60.0},
+    # beat: background jobs lost by the broker or by a worker that died
+    "requeue-stalled-jobs": {"task": "jobs.tasks.requeue_stalled_jobs", "schedule": 60.0},
 }
 
 # --- Auth, API ------------------------------------------------------------
@@ -230,6 +238,16 @@ DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
 # How many recent messages a runtime is given.
 RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
+# Seconds between the echo runtime's streamed tokens.
+ECHO_TOKEN_DELAY = float(os.environ.get("ECHO_TOKEN_DELAY", "0.02"))
+
+# --- Run streams (the event bus: Redis with REDIS_URL, else in-process) ------------
+# How long a run's events stay after its last one (resuming with Last-Event-ID, joining).
+RUN_STREAM_RETENTION_SECONDS = env_int("RUN_STREAM_RETENTION_SECONDS", 3600)
+RUN_STREAM_MAX_EVENTS = env_int("RUN_STREAM_MAX_EVENTS", 10_000)
+# A stream with nothing to send says so (an SSE comment) this often, and then checks
+# that its run still exists (a worker lost mid-run never publishes its `end`).
+RUN_STREAM_HEARTBEAT_SECONDS = float(os.environ.get("RUN_STREAM_HEARTBEAT_SECONDS", "5"))
 
 # --- Thread time-to-live ---------------------------------------------------------
 # A thread expires `ttl` minutes after its last activity (its own `ttl`, else
@@ -254,6 +272,14 @@ MODEL_REGISTRY = {
 DEFAULT_CONTEXT_WINDOW = env_int("DEFAULT_CONTEXT_WINDOW", 128_000)
 # Minutes a pending approval waits before it times out (0: never).
 APPROVAL_TIMEOUT_MINUTES = env_int("APPROVAL_TIMEOUT_MINUTES", 60)
+
+# --- Background jobs --------------------------------------------------------------
+# A destructive admin operation over more than `threshold` threads runs as a job
+# (Celery, in batches of `batch_size` threads per transaction) with a progress page.
+BACKGROUND_JOBS = {
+    "threshold": env_int("BACKGROUND_JOB_THRESHOLD", 1000),
+    "batch_size": env_int("BACKGROUND_JOB_BATCH_SIZE", 1000),
+}
 
 # --- Product limits -------------------------------------------------------
 # Input limits of the API (413 / 422 beyond them; see config/parsers.py).

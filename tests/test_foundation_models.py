@@ -22,7 +22,7 @@ def fill(thread, agent=None, n=3):
         Message.objects.create(thread=thread, seq=i + 1, role="user", content=[{"type": "text", "text": "hi"}],
                                run=runs[i], agent=agent)
         cp = Checkpoint.objects.create(thread=thread, checkpoint_id=f"c{i}", run=runs[i])
-        CheckpointWrite.objects.create(checkpoint=cp, task_id="t", idx=0, channel="x")
+        CheckpointWrite.for_checkpoint(cp, task_id="t", idx=0, channel="x").save()
     Approval.objects.create(thread=thread, run=runs[0])
     return runs
 
@@ -35,14 +35,15 @@ def test_unique_message_seq_per_thread(project):
     Message.objects.create(thread=make_thread(project), seq=1, role="user")  # other thread: fine
 
 
-def test_unique_run_seq_and_one_active_run(project):
+def test_unique_run_seq_and_one_running_run(project):
     thread = make_thread(project)
-    Run.objects.create(thread=thread, seq=1, status="pending")
+    Run.objects.create(thread=thread, seq=1, status="running")
     with pytest.raises(IntegrityError), transaction.atomic():
         Run.objects.create(thread=thread, seq=1, status="success")
     with pytest.raises(IntegrityError), transaction.atomic():
         Run.objects.create(thread=thread, seq=2, status="running")
-    Run.objects.create(thread=thread, seq=2, status="success")
+    Run.objects.create(thread=thread, seq=2, status="pending")  # queued behind the running one
+    Run.objects.create(thread=thread, seq=3, status="success")
 
 
 def test_one_default_agent_per_account(account, other_account):

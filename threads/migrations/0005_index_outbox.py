@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads', '0001_initial'),
+        ('threads', '0004_writes_without_checkpoint_cascade_index_cleanup'),
     ]
 
     operations = [
