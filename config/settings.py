@@ -228,6 +228,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "AgentToolEnum": "threads.tools.AVAILABLE_TOOLS", "ThreadStatusEnum": "threads.models.ThreadStatus",
+        "RunStatusEnum": "threads.models.RunStatus", "RunsCancelStatusEnum": ["pending", "running", "all"],
     },
 }
 

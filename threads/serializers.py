@@ -1,5 +1,6 @@
 """Thread shapes as LangGraph's SDK names them (`thread_id`, snake_case)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Thread, ThreadStatus
@@ -147,6 +148,14 @@ class RunSerializer(serializers.ModelSerializer):
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
 
 
+def _stream_modes_schema():
+    from .streams.events import STREAM_MODES
+
+    mode = {"type": "string", "enum": list(STREAM_MODES)}
+    return {"oneOf": [mode, {"type": "array", "items": mode}]}
+
+
+@extend_schema_field(_stream_modes_schema())
 class StreamModeField(serializers.Field):
     """A stream mode or a list of them (LangGraph's `stream_mode`)."""
 
@@ -174,6 +183,10 @@ class StreamModeField(serializers.Field):
         return value
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "string", "enum": ["*"]},
+    {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 200}},
+]})
 class NodeListField(serializers.Field):
     """`interrupt_before`/`interrupt_after`: `"*"` or a list of node names."""
 
