@@ -186,6 +186,7 @@ class RunCreation(ThreadScopedView):
 class RunsView(RunCreation):
     serializer_class = RunSerializer
     queryset = Run.objects.none()  # for the schema: the model of the view
+    pagination_class = None  # a plain list (LangGraph's runs.list): limit/offset are its own parameters
 
     @extend_schema(parameters=[RunListQuerySerializer], responses=RunSerializer(many=True))
     def get(self, request, thread_id):
