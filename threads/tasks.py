@@ -1,13 +1,10 @@
 """Thin Celery tasks for threads: each calls a service function."""
 
-import logging
-
 from celery import shared_task
 
 from . import vectorstore
 
 # --- vector store (issue 3) ---------------------------------------------------
-_vector_logger = logging.getLogger("threads.vectorstore")
 
 
 @shared_task(autoretry_for=(Exception,), max_retries=8, retry_backoff=2, retry_backoff_max=600, retry_jitter=False)
@@ -21,19 +18,6 @@ def reindex_pending_messages() -> int:
     return vectorstore.reindex_pending_messages()
 
 
-@shared_task(bind=True, autoretry_for=(Exception,), max_retries=8, retry_backoff=2, retry_backoff_max=600, retry_jitter=False)
-def remove_embeddings(self, *, thread_ids: list[str] = (), project_ids: list[str] = ()) -> int:
-    """Never blocks a delete: a failure is logged as a warning and retried with backoff."""
-    try:
-        return vectorstore.remove_embeddings(thread_ids=thread_ids, project_ids=project_ids)
-    except Exception as exc:
-        _vector_logger.warning(
-            "Removing embeddings failed (attempt %d; threads %s; projects %s): %s",
-            self.request.retries + 1, thread_ids[:5], project_ids[:5], exc,
-        )
-        raise
-
-
 # --- runs (issue 4) -------------------------------------------------------------
 
 
@@ -44,6 +28,28 @@ def execute_run(run_id: str) -> str | None:
 
     run = execute(run_id=run_id)
     return run.status if run is not None else None
+
+
+@shared_task(bind=True)
+def deliver_run_webhook(self, url: str, run: dict) -> int | None:
+    """POST an ended run (its document) to its webhook; a failure is retried with
+    exponential backoff (WEBHOOK_RETRY_BACKOFF, doubling, at most 10 minutes apart)."""
+    from django.conf import settings
+
+    from .services.webhooks import WebhookFailed, deliver_webhook
+
+    try:
+        return deliver_webhook(url=url, run=run)
+    except WebhookFailed as exc:
+        attempt, retries = self.request.retries, settings.WEBHOOK_MAX_RETRIES
+        log = logging.getLogger("threads.webhooks")
+        if attempt >= retries:
+            log.error("Webhook of run %s given up after %d attempts: %s", run.get("run_id"), attempt + 1, exc)
+            return None
+        log.warning("Webhook of run %s failed (attempt %d of %d): %s", run.get("run_id"), attempt + 1, retries + 1,
+                    exc)
+        countdown = min(settings.WEBHOOK_RETRY_BACKOFF * 2**attempt, 600)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=retries)
 
 
 # --- thread TTL (issue: prune) ------------------------------------------------------

@@ -203,11 +203,11 @@ class RunsView(RunCreation):
         """A background run; `multitask_strategy` (default `enqueue`) decides what
         happens when the thread has an active run."""
         run = self.create_run(self.thread(write=True))
-        # Read back after commit (the run may already have executed in-process); a
-        # delete of the thread that won the race meanwhile took the run with it.
+        # Its state now (it may have run already); a delete of the thread (or a
+        # rollback of the run) that won a race meanwhile took it: a clean 404.
         run = Run.objects.filter(pk=run.pk).first()
         if run is None:
-            raise NotFound("Thread not found: it was deleted.")
+            raise NotFound("Run not found: it was deleted meanwhile.")
         return Response(RunSerializer(run).data, status=201)
 
 

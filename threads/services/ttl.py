@@ -26,6 +26,7 @@ from django.db.models import Case, DateTimeField, Value, When
 from django.utils import timezone
 
 from projects.models import Project
+from receipts.context import acting
 
 from ..models import Thread
 from ..selectors import without_active_run
@@ -41,7 +42,7 @@ def sweep_expired_threads(*, now=None, limit: int | None = None, strategy: str |
     limit = limit or conf["sweep_limit"]
     strategy = strategy or conf["strategy"]
     validate_strategy(strategy)
-    with transaction.atomic():
+    with acting(source="ttl", user=None), transaction.atomic():
         claimed = claim_expired_threads(now=now, limit=limit, lock_projects=strategy == "delete")
         if not claimed:
             return 0

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads', '0004_writes_without_checkpoint_cascade_index_cleanup'),
+        ('threads', '0005_run_start_after'),
     ]
 
     operations = [
