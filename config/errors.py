@@ -125,6 +125,8 @@ def exception_handler(exc, context):
 
 @csrf_exempt
 def json_404(request, exception=None):
+    """Any unknown route, whatever the method: a JSON 404 (never Django's CSRF page
+    for a POST, PATCH or DELETE to a mistyped path)."""
     return JsonResponse({"detail": "Not found."}, status=404)
 
 

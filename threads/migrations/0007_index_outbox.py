@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads', '0005_run_start_after'),
+        ('threads', '0006_ttl_strategy_metadata_gin'),
     ]
 
     operations = [
