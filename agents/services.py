@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
+from config.observability import record_destructive
 from projects.models import Account, Project
 from threads.models import Thread, ThreadStatus
 from threads.tools import validate_tools
@@ -163,6 +164,7 @@ def delete_agent(*, agent: Agent) -> None:
     versions = list(locked.versions.values_list("number", flat=True))
     Agent.objects.filter(pk=locked.pk).delete()
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=versions)
+    record_destructive("delete_agent", {"agents": 1, "agent_versions": len(versions)})
 
 
 def export_agent(agent: Agent) -> dict:

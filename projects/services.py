@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from config.errors import Invalid
+from config.observability import record_destructive
 
 from .models import Account, Membership, Project, Role
 
@@ -59,3 +60,4 @@ def delete_project(*, project: Project) -> None:
     embedding cleanup of its threads.
     """
     project.delete()
+    record_destructive("delete_project", {"projects": 1})

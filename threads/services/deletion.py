@@ -29,6 +29,7 @@ from django.db import connection, router, transaction
 from django.db.models import Exists, OuterRef
 
 from config.errors import NotFound
+from config.observability import record_destructive
 from projects import caches
 from projects.models import Project
 from projects.selectors import parse_uuid
@@ -67,6 +68,7 @@ def delete_threads(*, thread_ids: Iterable) -> int:
     Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
     deleted_projects = delete_empty_projects(project_ids={t.project_id for t in removed})
     schedule_cleanup(removed=removed, deleted_project_ids=deleted_projects)
+    record_destructive("delete_threads", {"threads": len(removed), "projects": len(deleted_projects)})
     return len(roots)
 
 

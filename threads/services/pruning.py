@@ -19,6 +19,7 @@ from django.db import router, transaction
 from django.db.models import Q
 
 from config.errors import Invalid
+from config.observability import record_destructive, timed_prune_batch
 from projects.selectors import parse_uuid, writable_account_ids_for
 
 from ..models import Checkpoint, Thread
@@ -53,9 +54,10 @@ def prune_threads(*, user=None, thread_ids: list, strategy: str = "delete") -> i
 def prune_batch(*, thread_ids: Iterable, strategy: str) -> int:
     """One batch in one transaction (each strategy's service is atomic)."""
     validate_strategy(strategy)
-    if strategy == "delete":
-        return delete_threads(thread_ids=thread_ids)
-    return keep_latest_checkpoints(thread_ids=thread_ids)
+    with timed_prune_batch(strategy):
+        if strategy == "delete":
+            return delete_threads(thread_ids=thread_ids)
+        return keep_latest_checkpoints(thread_ids=thread_ids)
 
 
 def validate_strategy(strategy) -> None:
@@ -87,7 +89,8 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     pruned = list(prunable.values_list("pk", flat=True))
     if not pruned:
         return 0
-    superseded_checkpoints(thread_ids=pruned)._raw_delete(router.db_for_write(Checkpoint))
+    removed = superseded_checkpoints(thread_ids=pruned)._raw_delete(router.db_for_write(Checkpoint))
     left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
     left.update(parent_checkpoint_id=None)
+    record_destructive("keep_latest_checkpoints", {"checkpoints": removed})
     return len(pruned)

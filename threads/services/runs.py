@@ -18,6 +18,7 @@ from django.db.models import Case, CharField, F, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
+from config.observability import record_destructive
 
 from ..models import (
     ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, Run, RunStatus, Thread, ThreadStatus,
@@ -263,6 +264,7 @@ def remove_run(run: Run) -> None:
     its checkpoints, their writes and its approvals, and detaches its messages."""
     relink_past_run_checkpoints(run)
     Run.objects.filter(pk=run.pk).delete()
+    record_destructive("delete_run", {"runs": 1})
 
 
 def relink_past_run_checkpoints(run: Run) -> None:

@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Case, DateTimeField, Value, When
 from django.utils import timezone
 
+from config.observability import destructive_operation
 from projects.models import Project
 
 from ..models import Thread
@@ -41,7 +42,7 @@ def sweep_expired_threads(*, now=None, limit: int | None = None, strategy: str |
     limit = limit or conf["sweep_limit"]
     strategy = strategy or conf["strategy"]
     validate_strategy(strategy)
-    with transaction.atomic():
+    with destructive_operation("ttl_sweep", strategy=strategy), transaction.atomic():
         claimed = claim_expired_threads(now=now, limit=limit, lock_projects=strategy == "delete")
         if not claimed:
             return 0
