@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,11 +216,14 @@ def test_readyz_under_uvicorn_names_stopped_redis_and_postgresql():
     assert "Traceback" not in output
 
 
-@pytest.mark.skipif(not os.environ.get("DATABASE_URL"), reason="needs the PostgreSQL of the suite (DATABASE_URL)")
-def test_readyz_under_uvicorn_with_postgresql_up_and_redis_stopped():
+@pytest.mark.postgres
+def test_readyz_under_uvicorn_with_postgresql_up_and_redis_stopped(django_db_setup, django_db_blocker):
     redis_port = closed_port()
-    # The suite's own database: the one DATABASE_URL names (the server only reads it).
-    process, base = serve({"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "CELERY_BROKER_URL": ""})
+    with django_db_blocker.unblock():
+        db = connection.settings_dict  # the suite's test database (the server only runs SELECT 1)
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    process, base = serve({"DATABASE_URL": url, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                           "CELERY_BROKER_URL": ""})
     try:
         status, _, body = get(f"{base}/readyz")
         body = json.loads(body)
