@@ -246,6 +246,16 @@ DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
 # How many recent messages a runtime is given.
 RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
+# Seconds between the echo runtime's streamed tokens.
+ECHO_TOKEN_DELAY = float(os.environ.get("ECHO_TOKEN_DELAY", "0.02"))
+
+# --- Run streams (the event bus: Redis with REDIS_URL, else in-process) ------------
+# How long a run's events stay after its last one (resuming with Last-Event-ID, joining).
+RUN_STREAM_RETENTION_SECONDS = env_int("RUN_STREAM_RETENTION_SECONDS", 3600)
+RUN_STREAM_MAX_EVENTS = env_int("RUN_STREAM_MAX_EVENTS", 10_000)
+# A stream with nothing to send says so (an SSE comment) this often, and then checks
+# that its run still exists (a worker lost mid-run never publishes its `end`).
+RUN_STREAM_HEARTBEAT_SECONDS = float(os.environ.get("RUN_STREAM_HEARTBEAT_SECONDS", "5"))
 
 # --- Thread time-to-live ---------------------------------------------------------
 # A thread expires `ttl` minutes after its last activity (its own `ttl`, else

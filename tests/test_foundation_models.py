@@ -35,14 +35,15 @@ def test_unique_message_seq_per_thread(project):
     Message.objects.create(thread=make_thread(project), seq=1, role="user")  # other thread: fine
 
 
-def test_unique_run_seq_and_one_active_run(project):
+def test_unique_run_seq_and_one_running_run(project):
     thread = make_thread(project)
-    Run.objects.create(thread=thread, seq=1, status="pending")
+    Run.objects.create(thread=thread, seq=1, status="running")
     with pytest.raises(IntegrityError), transaction.atomic():
         Run.objects.create(thread=thread, seq=1, status="success")
     with pytest.raises(IntegrityError), transaction.atomic():
         Run.objects.create(thread=thread, seq=2, status="running")
-    Run.objects.create(thread=thread, seq=2, status="success")
+    Run.objects.create(thread=thread, seq=2, status="pending")  # queued behind the running one
+    Run.objects.create(thread=thread, seq=3, status="success")
 
 
 def test_one_default_agent_per_account(account, other_account):

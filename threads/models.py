@@ -120,6 +120,15 @@ class RunStatus(models.TextChoices):
 ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
 
 
+class MultitaskStrategy(models.TextChoices):
+    """What a new run does when its thread already has an active run (LangGraph's names)."""
+
+    REJECT = "reject"  # 409
+    INTERRUPT = "interrupt"  # the active runs are interrupted, the new one starts
+    ROLLBACK = "rollback"  # the active runs are deleted with their checkpoints, the new one starts
+    ENQUEUE = "enqueue"  # the new run waits as `pending` and starts when the active ones end, in order
+
+
 class Run(models.Model):
     """A run of an agent on a thread; seen from the agent-thread API, a turn."""
 
@@ -134,6 +143,11 @@ class Run(models.Model):
     model = models.CharField(max_length=200, blank=True, default="")
     input = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    multitask_strategy = models.CharField(
+        max_length=16, choices=MultitaskStrategy.choices, default=MultitaskStrategy.REJECT
+    )
+    # The run's LangGraph options as posted (config, context, stream_mode, webhook, ...).
+    kwargs = models.JSONField(default=dict, blank=True)
     message = models.TextField(null=True, blank=True)
     start_message_seq = models.PositiveIntegerField(null=True, blank=True)
     end_message_seq = models.PositiveIntegerField(null=True, blank=True)
@@ -150,10 +164,9 @@ class Run(models.Model):
         ordering = ["thread", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["thread", "seq"], name="unique_run_seq_per_thread"),
+            # At most one executing run per thread; queued runs wait as `pending`.
             models.UniqueConstraint(
-                fields=["thread"],
-                condition=models.Q(status__in=["pending", "running"]),
-                name="one_active_run_per_thread",
+                fields=["thread"], condition=models.Q(status="running"), name="one_running_run_per_thread",
             ),
         ]
         indexes = [models.Index(fields=["thread", "status"], name="run_thread_status")]

@@ -6,6 +6,9 @@ so a real runtime (an LLM client, a LangGraph graph) plugs in without touching t
 services. The built-in `echo` runtime answers the last user message.
 """
 
+import re
+import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -33,9 +36,13 @@ class RuntimeResult:
     output_tokens: int = 0
     checkpoint: dict | None = None
     approval: dict | None = None  # {"tool_name": ..., "payload": {...}}
+    message_ids: list[str] = field(default_factory=list)  # ids announced while streaming, per message
 
 
 class Runtime:
+    """`execute` may stream while it works through `run.events` (a
+    `threads.streams.events.RunEvents`: `token`, `custom`, `cancelled`)."""
+
     name = "base"
 
     def execute(self, *, run, history: list) -> RuntimeResult:
@@ -68,7 +75,7 @@ class EchoRuntime(Runtime):
 
     def execute(self, *, run, history: list) -> RuntimeResult:
         last = next((m for m in reversed(history) if m.role == "user"), None)
-        text = last.text if last is not None else ""
+        text = input_message_text(run.input) or (last.text if last is not None else "")
         if run.input and isinstance(run.input, dict) and not text:
             text = str(run.input.get("message") or run.input.get("text") or "")
         if text.startswith("fail:"):
@@ -78,14 +85,48 @@ class EchoRuntime(Runtime):
             return RuntimeResult(status="awaiting", approval={"tool_name": tool, "payload": {"request": text}},
                                  input_tokens=estimate_tokens(text))
         answer = f"Echo: {text}" if text else "Echo: (nothing to answer)"
+        message_id = stream_tokens(run, answer)
         return RuntimeResult(
             status="success",
             messages=[[{"type": "text", "text": answer}]],
+            message_ids=[message_id] if message_id else [],
             result=answer,
             input_tokens=sum(estimate_tokens(m.text) for m in history),
             output_tokens=estimate_tokens(answer),
             checkpoint={"v": 1, "channel_values": {"last_answer": answer}},
         )
+
+
+def input_message_text(input) -> str:
+    """The text of the last message of a LangGraph input (`{"messages": [...]}`)."""
+    messages = input.get("messages") if isinstance(input, dict) else None
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return ""
+    content = messages[-1].get("content")
+    if isinstance(content, list):
+        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return content if isinstance(content, str) else ""
+
+
+TOKEN = re.compile(r"\s*\S+")
+
+
+def stream_tokens(run, text: str) -> str | None:
+    """Stream `text` token by token (words with their leading space) on the run's
+    events, `ECHO_TOKEN_DELAY` seconds apart; stops early if the run was cancelled.
+    Returns the streamed message's id (None without a stream)."""
+    events = getattr(run, "events", None)
+    if events is None:
+        return None
+    message_id = str(uuid.uuid4())
+    delay = settings.ECHO_TOKEN_DELAY
+    for i, token in enumerate(TOKEN.findall(text)):
+        if i and delay:
+            time.sleep(delay)
+            if events.cancelled():
+                break
+        events.token(message_id, token)
+    return message_id
 
 
 @cache

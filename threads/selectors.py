@@ -3,13 +3,22 @@
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
-from projects.selectors import visible_to
+from projects.selectors import account_ids_for, visible_to, writable_account_ids_for
 
 from .models import ACTIVE_RUN_STATUSES, Checkpoint, Run, Thread
 
 
 def threads_for(user) -> QuerySet:
     return visible_to(Thread.objects.all(), user)
+
+
+def writable_threads_for(user) -> QuerySet:
+    """The threads the user may write: any in an account where they have a write
+    role, and those they created in an account they still belong to."""
+    return Thread.objects.filter(
+        Q(account_id__in=writable_account_ids_for(user))
+        | Q(created_by_id=user.pk, account_id__in=account_ids_for(user))
+    )
 
 
 def id_batches(queryset: QuerySet, size: int):
@@ -108,3 +117,28 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return dict(zip(keys, (int(v or 0) for v in row)))
+
+
+# --- LangGraph's view of a thread's conversation -----------------------------------
+
+LANGGRAPH_MESSAGE_TYPES = {"user": "human", "assistant": "ai", "tool": "tool", "system": "system"}
+
+
+def langgraph_message(message) -> dict:
+    """A stored message as a LangGraph message dict (`type`, `content`, `id`)."""
+    return {
+        "type": LANGGRAPH_MESSAGE_TYPES.get(message.role, message.role),
+        "content": message.text,
+        "id": str(message.pk),
+        "name": None,
+        "additional_kwargs": {},
+        "response_metadata": {},
+    }
+
+
+def thread_values(thread_id) -> dict:
+    """The thread's state as LangGraph's `values`: its messages, oldest first."""
+    from .models import Message
+
+    rows = Message.objects.filter(thread_id=thread_id).order_by("seq")
+    return {"messages": [langgraph_message(m) for m in rows]}

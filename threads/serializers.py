@@ -51,7 +51,7 @@ class ThreadFilterSerializer(serializers.Serializer):
 
 # --- messages, checkpoints, runs -------------------------------------------------
 
-from .models import Checkpoint, Message, MessageRole, Run, RunStatus  # noqa: E402
+from .models import Checkpoint, Message, MessageRole, MultitaskStrategy, Run, RunStatus  # noqa: E402
 
 
 class ContentBlockSerializer(serializers.Serializer):
@@ -114,31 +114,124 @@ class CheckpointCreateSerializer(serializers.Serializer):
 
 
 class RunSerializer(serializers.ModelSerializer):
+    """LangGraph's run object (`run_id, thread_id, assistant_id, created_at,
+    updated_at, status, metadata, multitask_strategy, kwargs`), and ours besides."""
+
     run_id = serializers.UUIDField(source="id", read_only=True)
     thread_id = serializers.UUIDField(read_only=True)
+    assistant_id = serializers.SerializerMethodField()
     agent_id = serializers.UUIDField(read_only=True, allow_null=True)
     token_usage = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
-        fields = ["run_id", "thread_id", "agent_id", "seq", "status", "runtime", "model", "input", "metadata",
-                  "message", "start_message_seq", "end_message_seq", "token_usage", "result", "error",
-                  "started_at", "completed_at", "created_at", "updated_at"]
+        fields = ["run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata",
+                  "multitask_strategy", "kwargs", "agent_id", "seq", "runtime", "model", "input", "message",
+                  "start_message_seq", "end_message_seq", "token_usage", "result", "error", "started_at",
+                  "completed_at"]
         read_only_fields = fields
+
+    def get_assistant_id(self, run) -> str:
+        """The agent the run is bound to, else the assistant (graph) named at creation, else its runtime."""
+        if run.agent_id:
+            return str(run.agent_id)
+        return str((run.kwargs or {}).get("assistant_id") or run.runtime)
 
     def get_token_usage(self, run) -> dict:
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
 
 
+class StreamModeField(serializers.Field):
+    """A stream mode or a list of them (LangGraph's `stream_mode`)."""
+
+    default_error_messages = {"invalid": "A stream mode or a list of stream modes, among: {modes}."}
+
+    def __init__(self, **kwargs):
+        from .streams.events import STREAM_MODES
+
+        self.modes = STREAM_MODES
+        super().__init__(**kwargs)
+
+    def get_value(self, dictionary):
+        if hasattr(dictionary, "getlist"):  # query string: ?stream_mode=a&stream_mode=b
+            return [v for v in dictionary.getlist(self.field_name) if v] or serializers.empty
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        values = [data] if isinstance(data, str) else data
+        if not isinstance(values, list) or not values or len(values) > len(self.modes) or any(
+                not isinstance(v, str) or v not in self.modes for v in values):
+            self.fail("invalid", modes=", ".join(self.modes))
+        return list(dict.fromkeys(values))
+
+    def to_representation(self, value):
+        return value
+
+
+class NodeListField(serializers.Field):
+    """`interrupt_before`/`interrupt_after`: `"*"` or a list of node names."""
+
+    default_error_messages = {"invalid": "'*' or a list of node names."}
+
+    def to_internal_value(self, data):
+        if data == "*":
+            return data
+        if not isinstance(data, list) or len(data) > 100 or any(not isinstance(v, str) or len(v) > 200 for v in data):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class RunCreateSerializer(serializers.Serializer):
+    """The body of LangGraph's run creation (`POST /threads/{id}/runs`, `/runs/stream`,
+    `/runs/wait`, and the stateless `/runs...`). Everything but `input`, `metadata`
+    and the multitask strategy is kept in the run's `kwargs`."""
+
+    assistant_id = serializers.CharField(required=False, allow_null=True, max_length=200)
     agent_id = serializers.UUIDField(required=False, allow_null=True)
     input = serializers.JSONField(required=False, allow_null=True)
-    metadata = serializers.DictField(required=False, default=dict)
+    command = serializers.DictField(required=False, allow_null=True)
+    config = serializers.DictField(required=False, allow_null=True)
+    context = serializers.DictField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+    stream_mode = StreamModeField(required=False, allow_null=True)
+    stream_subgraphs = serializers.BooleanField(required=False, allow_null=True)
+    stream_resumable = serializers.BooleanField(required=False, allow_null=True)
+    interrupt_before = NodeListField(required=False, allow_null=True)
+    interrupt_after = NodeListField(required=False, allow_null=True)
+    feedback_keys = serializers.ListField(child=serializers.CharField(max_length=200), required=False,
+                                          allow_null=True, max_length=100)
+    webhook = serializers.URLField(required=False, allow_null=True, max_length=2000)
+    checkpoint = serializers.DictField(required=False, allow_null=True)
+    checkpoint_id = serializers.CharField(required=False, allow_null=True, max_length=255)
+    checkpoint_during = serializers.BooleanField(required=False, allow_null=True)
+    durability = serializers.ChoiceField(choices=["sync", "async", "exit"], required=False, allow_null=True)
+    multitask_strategy = serializers.ChoiceField(choices=MultitaskStrategy.choices, required=False, allow_null=True)
+    if_not_exists = serializers.ChoiceField(choices=["create", "reject"], required=False, allow_null=True)
+    on_disconnect = serializers.ChoiceField(choices=["cancel", "continue"], required=False, allow_null=True)
+    on_completion = serializers.ChoiceField(choices=["delete", "keep"], required=False, allow_null=True)
+    after_seconds = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=31_536_000)
+    strict_resume = serializers.BooleanField(required=False, allow_null=True)
+    langsmith_tracer = serializers.DictField(required=False, allow_null=True)
     runtime = serializers.CharField(required=False, allow_blank=True, max_length=64)
     model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
+    # Kept as the run's `kwargs` when given (None means "not given", as the SDK sends).
+    KWARGS = ("assistant_id", "command", "config", "context", "stream_mode", "stream_subgraphs", "stream_resumable",
+              "interrupt_before", "interrupt_after", "feedback_keys", "webhook", "checkpoint", "checkpoint_id",
+              "checkpoint_during", "durability", "if_not_exists", "on_disconnect", "on_completion",
+              "after_seconds", "strict_resume")
+
+    def run_kwargs(self) -> dict:
+        v = self.validated_data
+        return {key: v[key] for key in self.KWARGS if v.get(key) is not None}
+
 
 class RunListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
 
 
@@ -146,13 +239,36 @@ class RunsCancelSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["pending", "running", "all"], default="all")
 
 
+class GlobalRunsCancelSerializer(serializers.Serializer):
+    """`POST /runs/cancel`: `thread_id` + `run_ids`, or `status` (all your threads)."""
+
+    thread_id = serializers.UUIDField(required=False, allow_null=True)
+    run_ids = serializers.ListField(child=serializers.UUIDField(), required=False, allow_null=True, max_length=1000)
+    status = serializers.ChoiceField(choices=["pending", "running", "all"], required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if attrs.get("status"):
+            if attrs.get("run_ids"):
+                raise serializers.ValidationError({"status": ["Give either status or thread_id and run_ids."]})
+        elif not attrs.get("thread_id") or not attrs.get("run_ids"):
+            raise serializers.ValidationError({"run_ids": ["Give thread_id and run_ids, or status."]})
+        return attrs
+
+
 class RunCancelQuerySerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["interrupt", "rollback"], default="interrupt")
-    # LangGraph's SDK sends `wait`; a cancel here is done when the response comes, so
-    # it is accepted (and validated) but changes nothing.
+    # LangGraph's SDK sends `wait`: with it, the response comes once the run stopped.
     wait = serializers.BooleanField(required=False, default=False)
 
 
+class JoinStreamQuerySerializer(serializers.Serializer):
+    stream_mode = StreamModeField(required=False)
+    cancel_on_disconnect = serializers.BooleanField(required=False, default=False)
+
+
+class ThreadStreamQuerySerializer(serializers.Serializer):
+    stream_mode = serializers.MultipleChoiceField(choices=["run_modes", "lifecycle", "state_update"],
+                                                  required=False)
 class RunDeleteQuerySerializer(serializers.Serializer):
     force = serializers.BooleanField(required=False, default=False)
 

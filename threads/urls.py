@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from config.routers import Router
 
-from .api import agent_threads, runs
+from .api import agent_threads, runs, streaming
 from .api.prune import PruneView
 from .api.search import ThreadSearchView
 from .api.threads import ThreadViewSet
@@ -17,8 +17,15 @@ urlpatterns = [
     re_path(r"^threads/(?P<thread_id>[^/]+)/state/?$", runs.StateView.as_view(), name="thread-state"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/?$", runs.RunsView.as_view(), name="thread-runs"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/cancel/?$", runs.RunsCancelView.as_view(), name="thread-runs-cancel"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/stream/?$", streaming.RunStreamView.as_view(), name="thread-runs-stream"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/wait/?$", streaming.RunWaitView.as_view(), name="thread-runs-wait"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/stream/?$", streaming.ThreadStreamView.as_view(), name="thread-stream"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/?$", runs.RunDetailView.as_view(), name="run-detail"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/cancel/?$", runs.RunCancelView.as_view(), name="run-cancel"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/join/?$", streaming.RunJoinView.as_view(), name="run-join"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/(?P<run_id>[^/]+)/stream/?$", streaming.RunJoinStreamView.as_view(),
+            name="run-join-stream"),
+    re_path(r"^runs/cancel/?$", streaming.GlobalRunsCancelView.as_view(), name="runs-cancel"),
     re_path(r"^agents/(?P<agent_id>[^/]+)/threads/?$", agent_threads.AgentThreadsView.as_view(), name="agent-threads"),
     re_path(r"^agents/(?P<agent_id>[^/]+)/threads/(?P<thread_id>[^/]+)/?$", agent_threads.AgentThreadDetailView.as_view(),
             name="agent-thread"),

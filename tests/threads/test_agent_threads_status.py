@@ -82,7 +82,8 @@ def test_cancel_interrupts_the_turn_and_cancels_its_approvals(api, agent, thread
 def test_messages_and_runs_by_status(api, thread_in, status, message_code, run_code):
     thread = thread_in(status)
     assert api.post(f"/api/threads/{thread.pk}/messages", MESSAGE, format="json").status_code == message_code
-    assert api.post(f"/api/threads/{thread.pk}/runs", {}, format="json").status_code == run_code
+    reject = {"multitask_strategy": "reject"}
+    assert api.post(f"/api/threads/{thread.pk}/runs", reject, format="json").status_code == run_code
     thread.refresh_from_db()
     assert thread.status == ("running" if status == "idle" else status)
 

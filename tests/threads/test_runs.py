@@ -130,16 +130,17 @@ def test_run_completes_in_a_real_worker(celery_worker_process, project, owner):
 # --- creating and listing ------------------------------------------------------------
 
 
-def test_one_active_run_per_thread_and_thread_status_follows(api, thread):
+def test_reject_strategy_and_thread_status_follows(api, thread):
     r = api.post(url(thread, "runs"), {}, format="json")  # not executed: no commit in this test
     assert r.status_code == 201 and r.json()["status"] == "pending"
     thread.refresh_from_db()
     assert thread.status == "running"
-    r2 = api.post(url(thread, "runs"), {}, format="json")
+    r2 = api.post(url(thread, "runs"), {"multitask_strategy": "reject"}, format="json")
     assert r2.status_code == 409 and r2.json()["detail"]
-    assert api.get(url(thread, "runs"), {"status": "pending"}).json()["count"] == 1
-    assert api.get(url(thread, "runs"), {"status": "success"}).json()["count"] == 0
+    assert len(api.get(url(thread, "runs"), {"status": "pending"}).json()) == 1
+    assert api.get(url(thread, "runs"), {"status": "success"}).json() == []
     assert api.get(url(thread, "runs"), {"status": "nope"}).status_code == 422
+    assert api.get(url(thread, "runs"), {"limit": 0}).status_code == 422
 
 
 def test_a_closed_thread_takes_no_run(api, thread):
@@ -168,9 +169,9 @@ def test_run_access(anon, thread, account, member_of):
 @pytest.mark.parametrize("size", [1, 60])
 def test_listing_runs_costs_the_same_queries_whatever_the_page_size(api, thread, django_assert_num_queries, size):
     Run.objects.bulk_create(Run(thread=thread, seq=i + 1, status="success") for i in range(size))
-    # the authenticated user, the thread, the count, the page
-    with django_assert_num_queries(4):
-        results = api.get(url(thread, "runs"), {"limit": 500}).json()["results"]
+    # the authenticated user, the thread, the page
+    with django_assert_num_queries(3):
+        results = api.get(url(thread, "runs"), {"limit": 500}).json()
     assert [r["seq"] for r in results] == list(range(size, 0, -1))
 
 

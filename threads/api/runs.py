@@ -1,5 +1,8 @@
 """Messages, checkpoints and runs of a thread (snake_case, LangGraph's shapes)."""
 
+import uuid
+
+from django.conf import settings
 from django.db.models import Max, Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import GenericAPIView
@@ -10,7 +13,7 @@ from config.errors import Invalid, NotFound
 from projects import selectors as tenancy
 
 from .. import selectors, services
-from ..models import Checkpoint, CheckpointWrite, Run
+from ..models import Checkpoint, CheckpointWrite, MultitaskStrategy, Run
 from ..serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
@@ -124,31 +127,70 @@ class StateView(ThreadScopedView):
         return Response({"thread_id": str(thread.pk), "values": CheckpointSerializer(rows, many=True).data})
 
 
-class RunsView(ThreadScopedView):
+class RunCreation(ThreadScopedView):
+    """Creating a run from LangGraph's body: shared by the background, stream and wait
+    endpoints, thread-bound or stateless."""
+
+    default_multitask_strategy = MultitaskStrategy.ENQUEUE
+
+    def create_run(self, thread, data=None, *, temporary: bool = False, modes: tuple = ()) -> Run:
+        body = RunCreateSerializer(data=self.request.data if data is None else data)
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        kwargs = body.run_kwargs()
+        if temporary:
+            kwargs["temporary"] = True
+            kwargs.setdefault("on_completion", "delete")
+        if modes:
+            kwargs["stream_mode"] = list(dict.fromkeys([*(kwargs.get("stream_mode") or ["values"]), *modes]))
+        agent, runtime = self.assistant(thread, v)
+        return services.create_run(
+            thread=thread, agent=agent, input=v.get("input"), metadata=v.get("metadata") or {}, model=v["model"],
+            runtime=runtime, multitask_strategy=v.get("multitask_strategy") or self.default_multitask_strategy,
+            kwargs=kwargs,
+        )
+
+    def assistant(self, thread, v) -> tuple:
+        """The agent (`agent_id`, or an `assistant_id` that is an agent's id) and the
+        runtime (`runtime`, or an `assistant_id` naming one) of a new run. Another
+        assistant name (a graph name) runs on the default runtime."""
+        agents = Agent.objects.filter(account_id=thread.account_id)
+        runtime = v.get("runtime") or None
+        if v.get("agent_id"):
+            return tenancy.get_visible(agents, self.request.user, v["agent_id"], name="agent_id"), runtime
+        assistant_id = v.get("assistant_id")
+        if assistant_id:
+            try:
+                agent_pk = uuid.UUID(assistant_id)
+            except ValueError:
+                if runtime is None and assistant_id in settings.THREAD_RUNTIMES:
+                    runtime = assistant_id
+                return None, runtime
+            agent = agents.filter(pk=agent_pk).first()
+            if agent is None:
+                raise NotFound("Assistant not found.")
+            return agent, runtime
+        return None, runtime
+
+
+class RunsView(RunCreation):
     serializer_class = RunSerializer
 
-    @extend_schema(parameters=[RunListQuerySerializer])
+    @extend_schema(parameters=[RunListQuerySerializer], responses=RunSerializer(many=True))
     def get(self, request, thread_id):
+        """The thread's runs, newest first, as a list (LangGraph's `runs.list`)."""
         thread = self.thread()
         q = self.query(RunListQuerySerializer)
         qs = Run.objects.filter(thread=thread).order_by("-seq")
         if q.get("status"):
             qs = qs.filter(status=q["status"])
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(RunSerializer(page, many=True).data)
+        return Response(RunSerializer(qs[q["offset"]: q["offset"] + q["limit"]], many=True).data)
 
     @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
     def post(self, request, thread_id):
-        thread = self.thread(write=True)
-        data = RunCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        agent = None
-        if v.get("agent_id"):
-            agent = tenancy.get_visible(Agent.objects.filter(account_id=thread.account_id), request.user,
-                                        v["agent_id"], name="agent_id")
-        run = services.create_run(thread=thread, agent=agent, input=v.get("input"), metadata=v["metadata"],
-                                  model=v["model"], runtime=v.get("runtime") or None)
+        """A background run; `multitask_strategy` (default `enqueue`) decides what
+        happens when the thread has an active run."""
+        run = self.create_run(self.thread(write=True))
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=201)
 

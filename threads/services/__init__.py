@@ -5,7 +5,7 @@ from .threads import create_thread, update_thread  # noqa: F401
 from .deletion import delete_thread, delete_threads  # noqa: F401
 from .messages import post_message  # noqa: F401
 from .checkpoints import put_checkpoint  # noqa: F401
-from .runs import cancel_run, cancel_runs, create_run, delete_run, execute_run, requeue_pending_runs  # noqa: F401
+from .runs import cancel_many, cancel_run, cancel_runs, create_run, delete_run, execute_run, requeue_pending_runs  # noqa: F401
 from .lifecycle import (  # noqa: F401
     cancel_thread, close_thread, expire_approvals, force_close_threads, open_thread, resolve_approval, start_turn,
 )

@@ -1,8 +1,9 @@
 """The run lifecycle: create, execute through a runtime, cancel, delete.
 
-Status rules: at most one active (`pending`/`running`) run per thread (the database
-enforces it with a partial unique constraint; the thread's row lock makes it a clean
-409). The thread's status follows its runs: `running` while a run is active,
+Status rules: at most one executing (`running`) run per thread (the database
+enforces it with a partial unique constraint); more runs may wait as `pending`
+behind it (`enqueue`) and start in order when it ends. The thread's row lock
+serialises creators, cancels and deletes: a conflict is a clean 409. The thread's status follows its runs: `running` while a run is active,
 `awaiting` while the active run waits on an approval, `idle` after; a `closed` thread
 takes no new run and keeps its status. Lock order everywhere: thread, then run.
 """
@@ -21,9 +22,13 @@ from config.errors import Conflict, Invalid, NotFound
 from config.observability import record_destructive
 
 from ..models import (
-    ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, Run, RunStatus, Thread, ThreadStatus,
+    ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, MultitaskStrategy, Run, RunStatus, Thread,
+    ThreadStatus,
 )
 from ..runtime import RuntimeResult, get_runtime
+from ..selectors import langgraph_message, thread_values
+from ..streams.bus import get_bus
+from ..streams.events import RunEvents
 from .checkpoints import latest_checkpoint_id, store_checkpoint
 from .messages import append_messages
 from .threads import activity, ensure_open, lock_thread
@@ -43,15 +48,34 @@ def create_run(
     model: str = "",
     message: str | None = None,
     runtime: str | None = None,
+    multitask_strategy: str = MultitaskStrategy.REJECT,
+    kwargs: dict | None = None,
 ) -> Run:
-    """Create a `pending` run and execute it after commit (a worker, or in-process)."""
+    """Create a `pending` run and execute it after commit (a worker, or in-process).
+
+    When the thread already has an active run, `multitask_strategy` decides (see
+    `MultitaskStrategy`): 409, interrupt it, roll it back, or queue behind it.
+    `kwargs`: the run's LangGraph options as posted (config, context, stream_mode,
+    webhook, after_seconds, ...), kept on the run.
+    """
     runtime = runtime or settings.DEFAULT_RUNTIME
     if runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
+    if multitask_strategy not in MultitaskStrategy.values:
+        raise Invalid(f"Unknown multitask_strategy '{multitask_strategy}'.",
+                      errors={"multitask_strategy": [f"One of {', '.join(MultitaskStrategy.values)}."]})
     locked = lock_thread(thread.pk)
     ensure_open(locked)
-    if Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES).exists():
-        raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
+    active = Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES)
+    busy = active.exists()
+    if busy and multitask_strategy != MultitaskStrategy.ENQUEUE:
+        if multitask_strategy == MultitaskStrategy.REJECT:
+            raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
+        doomed = list(active.values_list("pk", flat=True))
+        interrupt_runs(runs=Run.objects.filter(pk__in=doomed))
+        if multitask_strategy == MultitaskStrategy.ROLLBACK:
+            for run in Run.objects.filter(pk__in=doomed):
+                remove_run(run)
     agent = agent if agent is not None else locked.agent
     if not model and not locked.model and agent is not None:
         from agents.caches import agent_config  # the agent's current version, through its cache
@@ -64,12 +88,25 @@ def create_run(
                 thread=locked, agent=agent, seq=seq, status=RunStatus.PENDING, runtime=runtime,
                 model=model or locked.model, input=input, metadata=metadata or {}, message=message,
                 start_message_seq=locked.last_message_seq + 1 if message is None else locked.last_message_seq,
+                multitask_strategy=multitask_strategy, kwargs=kwargs or {},
             )
-    except IntegrityError:
-        raise Conflict("The thread already has an active run; cancel it or wait for it to finish.")
-    Thread.objects.filter(pk=locked.pk).update(last_run_seq=seq, status=ThreadStatus.RUNNING, **activity(locked))
+    except IntegrityError:  # a run numbered behind the thread's counter (data written by hand)
+        raise Conflict("The thread's run numbering is out of step; the run was not created.")
+    # Queued behind an active run, the thread keeps its status (running or awaiting).
+    status = {} if busy and multitask_strategy == MultitaskStrategy.ENQUEUE else {"status": ThreadStatus.RUNNING}
+    Thread.objects.filter(pk=locked.pk).update(last_run_seq=seq, **status, **activity(locked))
+    transaction.on_commit(partial(publish, RunEvents.of(run).metadata), robust=True)
     schedule_execution(run)
     return run
+
+
+def publish(send, *args, **kwargs) -> None:
+    """Send events on the bus; a bus outage never fails the run (readers fall back
+    on the run's status in the database)."""
+    try:
+        send(*args, **kwargs)
+    except Exception as exc:
+        logger.warning("Publishing run events failed: %s", exc)
 
 
 def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
@@ -109,32 +146,57 @@ def resume_run(*, run_id, approval_id) -> Run | None:
 
 
 def execute_run(*, run_id) -> Run | None:
-    """Run a pending run through its runtime and record the outcome.
+    """Start the next queued run of `run_id`'s thread (normally `run_id` itself) and
+    run it through its runtime; nothing if a run of the thread is executing.
 
-    The runtime is called outside any transaction (it may take long); its result is
-    recorded only if the run is still `running` then (a cancel meanwhile wins).
+    Runs of a thread execute one at a time, in order: a queued run starts when the
+    one before ends (`advance_queue`); the database's partial unique index on
+    `running` guarantees it. The runtime is called outside any transaction (it may
+    take long); its result is recorded only if the run is still `running` then (a
+    cancel meanwhile wins).
     """
     with transaction.atomic():
         # Lock order thread, then run, as everywhere else (a cancel or an agent
         # deletion interrupting this run holds the thread first).
-        Thread.objects.select_for_update(of=("self",), no_key=True).filter(runs__pk=run_id).first()
-        run = Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
-        if run is None or run.status != RunStatus.PENDING:
-            return run
+        thread = Thread.objects.select_for_update(of=("self",), no_key=True).filter(runs__pk=run_id).first()
+        if thread is None or Run.objects.filter(thread=thread, status=RunStatus.RUNNING).exists():
+            return Run.objects.filter(pk=run_id).first()
+        run = next_queued_run(thread)
+        if run is None:
+            return Run.objects.filter(pk=run_id).first()
         run.status = RunStatus.RUNNING
         run.started_at = timezone.now()
         run.save(update_fields=["status", "started_at", "updated_at"])
     return continue_run(run=run)
 
 
+def next_queued_run(thread: Thread) -> Run | None:
+    """The thread's first pending run (locked): the one to start next."""
+    return Run.objects.select_for_update(no_key=True).filter(thread=thread, status=RunStatus.PENDING).order_by("seq").first()
+
+
+def advance_queue(thread: Thread) -> None:
+    """After a run of a (locked) thread ended: start the next queued run, or the
+    thread goes idle."""
+    waiting = Run.objects.filter(thread=thread, status=RunStatus.PENDING).order_by("seq").first()
+    if waiting is None:
+        if not Run.objects.filter(thread=thread, status=RunStatus.RUNNING).exists():
+            set_thread_status(thread, ThreadStatus.IDLE)
+        return
+    set_thread_status(thread, ThreadStatus.RUNNING)
+    schedule_execution(waiting)
+
+
 def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
     """Call the runtime for a running run (or resume it after `approval` was decided)
-    and record what it produced."""
+    and record what it produced. The runtime streams through `run.events`."""
+    run.events = RunEvents.of(run)
     try:
         runtime = get_runtime(run.runtime)
         if approval is not None:
             result = runtime.resume(run=run, approval=approval, approved=approval.status == ApprovalStatus.APPROVED)
         else:
+            publish(run.events.started, thread_values(run.thread_id))
             history = list(Message.objects.filter(thread_id=run.thread_id).order_by("-seq")[: settings.RUNTIME_HISTORY])
             result = runtime.execute(run=run, history=history[::-1])
     except Exception as exc:  # a runtime failure ends the run, never the worker
@@ -152,8 +214,10 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
     if run.status != RunStatus.RUNNING:
         return run  # interrupted or rolled back meanwhile: the output is dropped
     now = timezone.now()
+    added = []
     if result.messages:
-        append_messages(thread=thread, role="assistant", contents=result.messages, run=run, agent=run.agent)
+        added = append_messages(thread=thread, role="assistant", contents=result.messages, run=run, agent=run.agent,
+                                ids=result.message_ids or None)
     if result.checkpoint is not None:
         store_checkpoint(
             thread=thread, checkpoint_ns="", checkpoint_id=str(uuid.uuid4()),
@@ -176,8 +240,29 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
     run.completed_at = now
     run.end_message_seq = thread.last_message_seq
     run.save()
-    set_thread_status(thread, ThreadStatus.IDLE)
+    advance_queue(thread)
+    transaction.on_commit(partial(finish_run_stream, run, added), robust=True)
     return run
+
+
+def finish_run_stream(run: Run, added: list[Message]) -> None:
+    """After a run ended: its stream's last events (final values, `end`), then, for a
+    stateless run, its temporary thread goes, through the deletion service."""
+    events = RunEvents.of(run)
+    publish(events.finished, values=thread_values(run.thread_id), new_messages=[langgraph_message(m) for m in added],
+            error=run.error if run.status == RunStatus.ERROR else None, status=run.status)
+    delete_temporary_threads([run])
+
+
+def delete_temporary_threads(runs) -> None:
+    """A stateless run's thread (`kwargs.temporary`, `on_completion: delete`, the
+    default) is deleted once the run ended, like any thread: everything under it goes."""
+    from .deletion import delete_threads
+
+    ids = [run.thread_id for run in runs
+           if run.kwargs.get("temporary") and run.kwargs.get("on_completion", "delete") == "delete"]
+    if ids:
+        delete_threads(thread_ids=ids)
 
 
 def approval_expiry(now):
@@ -196,12 +281,27 @@ def set_thread_status(thread: Thread, status: str) -> None:
 def interrupt_runs(*, runs: QuerySet) -> int:
     """Set-based: interrupt the active runs among `runs` and cancel their pending
     approvals. Checkpoints are kept. The callers hold the threads' locks and set
-    the threads' status."""
+    the threads' status. After commit, the runs' executors are told to stop, their
+    streams end, and stateless runs' threads are deleted."""
     active = runs.filter(status__in=ACTIVE_RUN_STATUSES)
-    Approval.objects.filter(run__in=active.values("pk"), status=ApprovalStatus.PENDING).update(
+    stopped = list(Run.objects.filter(pk__in=active.values("pk")).only("pk", "thread_id", "kwargs"))
+    if not stopped:
+        return 0
+    Approval.objects.filter(run__in=[r.pk for r in stopped], status=ApprovalStatus.PENDING).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now()
     )
-    return active.update(status=RunStatus.INTERRUPTED, completed_at=timezone.now(), updated_at=timezone.now())
+    count = Run.objects.filter(pk__in=[r.pk for r in stopped], status__in=ACTIVE_RUN_STATUSES).update(
+        status=RunStatus.INTERRUPTED, completed_at=timezone.now(), updated_at=timezone.now())
+    transaction.on_commit(partial(end_interrupted_streams, stopped), robust=True)
+    return count
+
+
+def end_interrupted_streams(runs: list[Run]) -> None:
+    bus = get_bus()
+    for run in runs:
+        publish(bus.cancel, run.pk)
+        publish(RunEvents.of(run).end, RunStatus.INTERRUPTED)
+    delete_temporary_threads(runs)
 
 
 def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:
@@ -224,9 +324,10 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
     if run.status not in ACTIVE_RUN_STATUSES:
         raise Conflict(f"The run is not active (status '{run.status}').")
     interrupt_runs(runs=Run.objects.filter(pk=run.pk))
-    set_thread_status(locked, ThreadStatus.IDLE)
     if action == "rollback":
         remove_run(run)
+    advance_queue(locked)
+    if action == "rollback":
         return None
     run.refresh_from_db()
     return run
@@ -240,8 +341,38 @@ def cancel_runs(*, thread: Thread, status: str = "all") -> int:
         raise Invalid(f"Unknown status '{status}'.", errors={"status": ["pending, running or all."]})
     locked = lock_thread(thread.pk)
     count = interrupt_runs(runs=Run.objects.filter(thread=locked, status__in=choices[status]))
-    if count and not Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES).exists():
-        set_thread_status(locked, ThreadStatus.IDLE)
+    if count:
+        advance_queue(locked)
+    return count
+
+
+@transaction.atomic
+def cancel_many(*, threads: QuerySet, run_ids=None, status: str = "all", action: str = "interrupt") -> int:
+    """LangGraph's global cancel: the active runs among `run_ids` (or all with
+    `status`: pending, running or all) on `threads`, set-based; `rollback` deletes
+    them as `delete_run` does. The threads are locked in id order (no deadlock with
+    another cancel); their queues advance. Returns how many runs were cancelled."""
+    if action not in CANCEL_ACTIONS:
+        raise Invalid(f"Unknown action '{action}'.", errors={"action": ["interrupt or rollback."]})
+    statuses = {"pending": [RunStatus.PENDING], "running": [RunStatus.RUNNING], "all": list(ACTIVE_RUN_STATUSES)}
+    if status not in statuses:
+        raise Invalid(f"Unknown status '{status}'.", errors={"status": ["pending, running or all."]})
+    runs = Run.objects.filter(status__in=statuses[status])
+    if run_ids is not None:
+        runs = runs.filter(pk__in=list(run_ids))
+    locked = list(
+        Thread.objects.select_for_update(of=("self",), no_key=True)
+        .filter(pk__in=runs.filter(thread__in=threads).values("thread_id")).order_by("pk")
+    )
+    if not locked:
+        return 0
+    targets = list(runs.filter(thread__in=[t.pk for t in locked]).values_list("pk", flat=True))
+    count = interrupt_runs(runs=Run.objects.filter(pk__in=targets))
+    if action == "rollback":
+        for run in Run.objects.filter(pk__in=targets):
+            remove_run(run)
+    for thread in locked:
+        advance_queue(thread)
     return count
 
 
@@ -255,7 +386,9 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
         if not force:
             raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
         interrupt_runs(runs=Run.objects.filter(pk=run.pk))
-        set_thread_status(locked, ThreadStatus.IDLE)
+        remove_run(run)
+        advance_queue(locked)
+        return
     remove_run(run)
 
 

@@ -1,0 +1,133 @@
+"""LangGraph's run endpoints driven by the real `langgraph-sdk` against a live server:
+stream modes, wait, join, join_stream with a reconnect, list/get/delete, cancel."""
+
+import pytest
+from langgraph_sdk import get_sync_client
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from threads import services
+from threads.models import Checkpoint, Message, Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def client(live_server, owner):
+    token = RefreshToken.for_user(owner).access_token
+    return get_sync_client(url=f"{live_server.url}/api", api_key=None,
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@pytest.fixture
+def thread(project, owner):
+    return services.create_thread(project=project, created_by=owner)
+
+
+def ask(text):
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def test_stream_values_mode_sends_metadata_values_and_end_in_order(client, thread):
+    parts = list(client.runs.stream(str(thread.pk), "echo", input=ask("hello world"), stream_mode="values"))
+    events = [p.event for p in parts]
+    assert events[0] == "metadata" and events[-1] == "end"
+    assert set(events[1:-1]) == {"values"} and len(events) == 4
+    run_id = parts[0].data["run_id"]
+    assert Run.objects.get(pk=run_id).status == "success"
+    final = parts[-2].data["messages"]
+    assert final[-1]["type"] == "ai" and final[-1]["content"] == "Echo: hello world"
+    assert parts[-1].data == {"run_id": run_id, "status": "success"}
+
+
+def test_stream_messages_tuple_mode_streams_the_answer_token_by_token(client, thread):
+    parts = list(client.runs.stream(str(thread.pk), "echo", input=ask("one two three"),
+                                    stream_mode=["messages-tuple", "updates"]))
+    events = [p.event for p in parts]
+    assert events[0] == "metadata" and events[-1] == "end"
+    chunks = [p.data for p in parts if p.event == "messages"]
+    assert [c[0]["content"] for c in chunks] == ["Echo:", " one", " two", " three"]
+    assert all(c[1]["run_id"] == parts[0].data["run_id"] for c in chunks)
+    update = next(p.data for p in parts if p.event == "updates")
+    (message,) = update["agent"]["messages"]
+    assert message["content"] == "Echo: one two three"
+    assert message["id"] == chunks[0][0]["id"]  # the streamed chunks are this message
+    assert events.index("updates") > max(i for i, e in enumerate(events) if e == "messages")
+    stored = Message.objects.get(thread=thread, role="assistant")
+    assert str(stored.pk) == message["id"]
+
+
+def test_wait_returns_the_final_values(client, thread):
+    values = client.runs.wait(str(thread.pk), "echo", input=ask("ping"))
+    assert values["messages"][-1] == {**values["messages"][-1], "type": "ai", "content": "Echo: ping"}
+
+
+def test_a_failing_run_streams_error_then_end(client, thread):
+    parts = list(client.runs.stream(str(thread.pk), "echo", input=ask("fail: boom"), stream_mode="updates"))
+    assert [p.event for p in parts] == ["metadata", "error", "end"]
+    assert "boom" in parts[1].data["message"]
+    assert parts[-1].data["status"] == "error"
+
+
+def test_background_run_list_get_join_and_delete(client, thread):
+    run = client.runs.create(str(thread.pk), "echo", input=ask("bg"), metadata={"k": "v"})
+    assert {"run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata",
+            "multitask_strategy", "kwargs"} <= set(run)
+    assert run["metadata"] == {"k": "v"} and run["multitask_strategy"] == "enqueue"
+    assert run["assistant_id"] == "echo" and run["kwargs"]["stream_mode"] == ["values"]
+    values = client.runs.join(str(thread.pk), run["run_id"])
+    assert values["messages"][-1]["content"] == "Echo: bg"
+    runs = client.runs.list(str(thread.pk))
+    assert isinstance(runs, list) and [r["run_id"] for r in runs] == [run["run_id"]]
+    assert client.runs.list(str(thread.pk), status="pending") == []
+    assert client.runs.get(str(thread.pk), run["run_id"])["status"] == "success"
+    client.runs.delete(str(thread.pk), run["run_id"])
+    assert client.runs.list(str(thread.pk)) == []
+
+
+def test_join_stream_resumes_after_last_event_id_without_loss_or_repeats(client, thread):
+    parts = list(client.runs.stream(str(thread.pk), "echo", input=ask("a b c d e"),
+                                    stream_mode=["messages-tuple", "values"], stream_resumable=True))
+    run_id = parts[0].data["run_id"]
+    assert all(p.id for p in parts)
+    # A client that saw the first three events reconnects with the last id it got.
+    rest = list(client.runs.join_stream(str(thread.pk), run_id, last_event_id=parts[2].id))
+    assert [(p.id, p.event) for p in parts[:3] + rest] == [(p.id, p.event) for p in parts]
+    # Joining a resumable run's stream without an id replays it whole.
+    again = list(client.runs.join_stream(str(thread.pk), run_id))
+    assert [p.id for p in again] == [p.id for p in parts]
+    # And a subset of the modes.
+    only_values = list(client.runs.join_stream(str(thread.pk), run_id, stream_mode="values"))
+    assert [p.event for p in only_values] == ["metadata", "values", "values", "end"]
+
+
+def test_join_stream_of_a_finished_run_ends_at_once(client, thread):
+    run = client.runs.create(str(thread.pk), "echo", input=ask("done"))
+    client.runs.join(str(thread.pk), run["run_id"])
+    parts = list(client.runs.join_stream(str(thread.pk), run["run_id"]))
+    assert [p.event for p in parts] == ["end"] and parts[0].data["status"] == "success"
+
+
+def test_cancel_interrupt_and_rollback(client, thread, project, owner):
+    # Pending runs (an approval holds the thread): the second one queues behind the first.
+    first = client.runs.create(str(thread.pk), "echo", input=ask("approve: tool.x"))
+    queued = client.runs.create(str(thread.pk), "echo", input=ask("later"))
+    assert client.runs.get(str(thread.pk), queued["run_id"])["status"] == "pending"
+    client.runs.cancel(str(thread.pk), first["run_id"], action="interrupt")
+    assert client.runs.get(str(thread.pk), first["run_id"])["status"] == "interrupted"
+    # The queued run started once the first one was interrupted.
+    assert client.runs.get(str(thread.pk), queued["run_id"])["status"] == "success"
+    held = client.runs.create(str(thread.pk), "echo", input=ask("approve: tool.y"))
+    client.runs.cancel(str(thread.pk), held["run_id"], action="rollback", wait=True)
+    assert not Run.objects.filter(pk=held["run_id"]).exists()
+    assert not Checkpoint.objects.filter(run_id=held["run_id"]).exists()
+
+
+def test_global_cancel_by_ids_and_by_status(client, thread, project, owner):
+    other = services.create_thread(project=project, created_by=owner)
+    a = client.runs.create(str(thread.pk), "echo", input=ask("approve: a"))
+    b = client.runs.create(str(other.pk), "echo", input=ask("approve: b"))
+    client.runs.cancel_many(thread_id=str(thread.pk), run_ids=[a["run_id"]])
+    assert Run.objects.get(pk=a["run_id"]).status == "interrupted"
+    assert Run.objects.get(pk=b["run_id"]).status == "running"
+    client.runs.cancel_many(status="running", action="rollback")
+    assert not Run.objects.filter(pk=b["run_id"]).exists()

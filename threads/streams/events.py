@@ -1,0 +1,124 @@
+"""What a run publishes on the bus, in LangGraph's event shapes.
+
+A run's stream starts with `metadata` and ends with `end` (after `error` if it
+failed); in between, the events of the stream modes the run was created with:
+
+- `values`: the thread's state (`{"messages": [...]}`) when the run starts and ends;
+- `updates`: `{node: update}` for what the runtime added;
+- `messages-tuple` (SSE event `messages`): `[chunk, metadata]` per token;
+- `messages`: `messages/metadata`, then `messages/partial` (the message so far) per
+  token, `messages/complete` at the end;
+- `events`: `on_chain_start`, `on_chat_model_stream` per token, `on_chain_end`;
+- `debug`: `task` and `task_result`; `custom`: whatever the runtime sends.
+
+Every event goes to the run's log and to its thread's log (the thread stream).
+"""
+
+from django.utils import timezone
+
+from .bus import get_bus, run_log, thread_log
+
+STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "events", "custom", "debug", "tasks", "checkpoints")
+DEFAULT_STREAM_MODES = ["values"]
+CONTROL_EVENTS = ("metadata", "error", "end")
+NODE = "agent"
+
+
+def normalize_modes(stream_mode) -> list[str]:
+    if not stream_mode:
+        return list(DEFAULT_STREAM_MODES)
+    modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+    return list(dict.fromkeys(modes))
+
+
+def mode_of(event: str) -> str | None:
+    """The stream mode an SSE event belongs to (None: always sent)."""
+    if event in CONTROL_EVENTS:
+        return None
+    if event == "messages":
+        return "messages-tuple"
+    return event.split("/", 1)[0].split("|", 1)[0]
+
+
+def wanted(event: str, modes) -> bool:
+    mode = mode_of(event)
+    return mode is None or mode in modes
+
+
+class RunEvents:
+    """The publisher of one run's events (in the executing process)."""
+
+    def __init__(self, *, run_id, thread_id, kwargs: dict | None = None):
+        self.run_id = str(run_id)
+        self.thread_id = str(thread_id)
+        self.modes = set(normalize_modes((kwargs or {}).get("stream_mode")))
+        self.bus = get_bus()
+        self._partial: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, run) -> "RunEvents":
+        return cls(run_id=run.pk, thread_id=run.thread_id, kwargs=run.kwargs)
+
+    def emit(self, event: str, data) -> None:
+        if wanted(event, self.modes):
+            self.bus.publish([run_log(self.run_id), thread_log(self.thread_id)], event, data)
+
+    def cancelled(self) -> bool:
+        """True once the run was cancelled: a runtime stops producing then."""
+        return self.bus.is_cancelled(self.run_id)
+
+    # --- the run's frame -----------------------------------------------------------
+
+    def metadata(self) -> None:
+        self.emit("metadata", {"run_id": self.run_id, "thread_id": self.thread_id})
+
+    def started(self, values: dict) -> None:
+        self.emit("values", values)
+        self.emit("events", self._event("on_chain_start", {"input": values}))
+        self.emit("debug", {"type": "task", "timestamp": timezone.now().isoformat(), "step": 1,
+                            "payload": {"id": self.run_id, "name": NODE, "input": values, "triggers": ["start"]}})
+
+    def finished(self, *, values: dict, new_messages: list[dict], error: str | None = None,
+                 status: str = "success") -> None:
+        for message in new_messages:
+            if message.get("type") == "ai":
+                self.emit("messages/complete", [message])
+        if new_messages:
+            update = {NODE: {"messages": new_messages}}
+            self.emit("updates", update)
+            self.emit("debug", {"type": "task_result", "timestamp": timezone.now().isoformat(), "step": 1,
+                                "payload": {"id": self.run_id, "name": NODE, "error": error,
+                                            "result": [["messages", new_messages]]}})
+        self.emit("values", values)
+        self.emit("events", self._event("on_chain_end", {"output": values}))
+        if error is not None:
+            self.error(error)
+        self.end(status)
+
+    def error(self, message: str) -> None:
+        self.emit("error", {"error": "RunError", "message": message})
+
+    def end(self, status: str) -> None:
+        self.emit("end", {"run_id": self.run_id, "status": status})
+
+    # --- what a runtime produces while it works ---------------------------------------
+
+    def token(self, message_id: str, text: str) -> None:
+        """One token of the assistant message `message_id`."""
+        chunk = {"type": "AIMessageChunk", "content": text, "id": message_id, "tool_calls": [],
+                 "additional_kwargs": {}, "response_metadata": {}}
+        meta = {"run_id": self.run_id, "thread_id": self.thread_id, "langgraph_node": NODE,
+                "langgraph_step": 1}
+        self.emit("messages", [chunk, meta])
+        if "messages" in self.modes:
+            if message_id not in self._partial:
+                self.emit("messages/metadata", {message_id: {"metadata": meta}})
+            self._partial[message_id] = self._partial.get(message_id, "") + text
+            self.emit("messages/partial", [{**chunk, "type": "ai", "content": self._partial[message_id]}])
+        self.emit("events", self._event("on_chat_model_stream", {"chunk": chunk}))
+
+    def custom(self, data) -> None:
+        self.emit("custom", data)
+
+    def _event(self, name: str, data: dict) -> dict:
+        return {"event": name, "name": NODE, "run_id": self.run_id, "data": data, "tags": [], "metadata": {}}

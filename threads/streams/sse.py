@@ -1,0 +1,196 @@
+"""Serving a log of the bus over HTTP: Server-Sent Events (streams, joins), or one
+JSON body at the end (`wait`, `join`).
+
+A `Follower` holds where a reader is in a log and what it wants; the generators
+below drive it, blocking on the bus (`read` in a WSGI worker thread, `aread` on an
+ASGI server's event loop, so a slow client costs no thread there). When nothing
+arrives for `RUN_STREAM_HEARTBEAT_SECONDS`, a stream sends an SSE comment (which also
+reveals a client that went away) and asks the database, once, whether its run still
+exists and is active: a run whose executor was lost ends its stream this way.
+"""
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from ..models import ACTIVE_RUN_STATUSES, Run
+from .bus import Event, dumps, get_bus
+from .events import wanted
+
+logger = logging.getLogger(__name__)
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def frame(event: Event) -> bytes:
+    return f"id: {event.id}\nevent: {event.event}\ndata: {dumps(event.data)}\n\n".encode()
+
+
+def run_status(run_id) -> str | None:
+    return Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+
+
+class Follower:
+    """A reader of one log.
+
+    after: the last event id already seen (None: from the log's start);
+    modes: the stream modes to pass on (None: everything); run_id: the run whose
+    `end` closes the stream (None: a thread's log, followed until the client leaves).
+    """
+
+    def __init__(self, *, log: str, after: str | None, modes=None, run_id=None, events: set | None = None):
+        self.log = log
+        self.after = after
+        self.modes = set(modes) if modes else None
+        self.events = events
+        self.run_id = run_id
+        self.done = False
+        self.values = None
+        self.error = None
+        self.status = None
+        self.bus = get_bus()
+
+    def passes(self, event: Event) -> bool:
+        if self.events is not None:
+            return event.event in self.events
+        return self.modes is None or wanted(event.event, self.modes)
+
+    def take(self, events: list[Event]) -> list[Event]:
+        out = []
+        for event in events:
+            self.after = event.id
+            if event.event == "values":
+                self.values = event.data
+            elif event.event == "error":
+                self.error = event.data
+            if self.passes(event):
+                out.append(event)
+            if event.event == "end" and self.run_id is not None:
+                self.status = (event.data or {}).get("status")
+                self.done = True
+                break
+        return out
+
+    def check(self) -> list[Event]:
+        """The run's status in the database (at the start and when idle): a run that
+        ended or went without a trace of its `end` in the log gets one now."""
+        if self.run_id is None:
+            return []
+        status = run_status(self.run_id)
+        if status in ACTIVE_RUN_STATUSES:
+            return []
+        last = self.bus.last_id(self.log)
+        if last is not None and last != self.after:
+            return []  # the log has more to give (its end among it)
+        self.done = True
+        self.status = status or "deleted"
+        end = Event(id=self.after or "0-0", event="end", data={"run_id": str(self.run_id), "status": self.status})
+        return [end] if self.passes(end) else []
+
+
+def on_close(callback: Callable[[], None] | None) -> None:
+    """Run a disconnect callback (a cancel) in its own thread with its own connection."""
+    if callback is None:
+        return
+
+    def call():
+        try:
+            callback()
+        except Exception as exc:
+            logger.info("On-disconnect action failed: %s", exc)
+        finally:
+            close_old_connections()
+
+    threading.Thread(target=call, daemon=True).start()
+
+
+def sse(follower: Follower, *, disconnected: Callable | None = None):
+    """SSE frames for a WSGI server (blocking reads)."""
+    heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
+    try:
+        for event in follower.check():
+            yield frame(event)
+        while not follower.done:
+            events = follower.bus.read(follower.log, follower.after, heartbeat)
+            if not events:
+                yield HEARTBEAT
+                events = follower.check()
+                for event in events:
+                    yield frame(event)
+                continue
+            for event in follower.take(events):
+                yield frame(event)
+    finally:
+        if not follower.done:
+            on_close(disconnected)
+
+
+async def asse(follower: Follower, *, disconnected: Callable | None = None):
+    """SSE frames for an ASGI server (the event loop waits, no thread is held)."""
+    heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
+    check = sync_to_async(follower.check, thread_sensitive=False)
+    try:
+        for event in await check():
+            yield frame(event)
+        while not follower.done:
+            events = await follower.bus.aread(follower.log, follower.after, heartbeat)
+            if not events:
+                yield HEARTBEAT
+                for event in await check():
+                    yield frame(event)
+                continue
+            for event in follower.take(events):
+                yield frame(event)
+    finally:
+        if not follower.done:
+            on_close(disconnected)
+
+
+def final_body(follower: Follower, fallback: Callable[[], dict]) -> bytes:
+    if follower.error is not None and follower.status == "error":
+        return json.dumps({"__error__": follower.error}).encode()
+    values = follower.values if follower.values is not None else fallback()
+    return dumps(values).encode()
+
+
+def body_at_end(follower: Follower, fallback: Callable[[], dict], *, disconnected: Callable | None = None):
+    """A JSON body sent when the run ends (`wait`, `join`): whitespace, which JSON
+    allows before a value, keeps the connection alive (and reveals a client that
+    left) meanwhile. The body is the run's last `values` (else `fallback()`)."""
+    heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
+    try:
+        follower.check()
+        while not follower.done:
+            events = follower.bus.read(follower.log, follower.after, heartbeat)
+            if events:
+                follower.take(events)
+            else:
+                yield b"\n"
+                follower.check()
+        yield final_body(follower, fallback)
+    finally:
+        if not follower.done:
+            on_close(disconnected)
+
+
+async def abody_at_end(follower: Follower, fallback: Callable[[], dict], *, disconnected: Callable | None = None):
+    heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
+    check = sync_to_async(follower.check, thread_sensitive=False)
+    try:
+        await check()
+        while not follower.done:
+            events = await follower.bus.aread(follower.log, follower.after, heartbeat)
+            if events:
+                follower.take(events)
+            else:
+                yield b"\n"
+                await check()
+        yield await sync_to_async(final_body, thread_sensitive=False)(follower, fallback)
+    finally:
+        if not follower.done:
+            on_close(disconnected)
+
