@@ -48,3 +48,14 @@ beat:
 # against PostgreSQL and Redis from the environment or .env; PORT (default 8000).
 stack: install
 	bin/stack
+
+# The benchmarks (bench/*.py; not tests): the services against the fastest raw SQL on
+# identical data, as min/median/max of per-round ratios. PostgreSQL only, in a
+# database of their own (created if missing; they remove what they seed). Moderate
+# sizes by default; bigger ones by hand, e.g.
+#   .venv/bin/python bench/delete_bench.py --sizes 1000000 --run-totals "" --rounds 3
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/threadkeeper_bench
+bench: install
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(UV) run --frozen --no-sync python bench/delete_bench.py --sizes 1000,10000,100000 --run-totals 3000,30000 --rounds 5
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(UV) run --frozen --no-sync python bench/detail_bench.py --turns 50,500,5000 --rounds 5
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(UV) run --frozen --no-sync python bench/prune_bench.py --threads 1000,10000 --rounds 3

@@ -53,7 +53,7 @@ class AgentVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["agent", "number"], name="unique_agent_version_number")]
 
     def __str__(self):
-        return f"{self.agent_id} v{self.number}"
+        return f"{self.agent.name} v{self.number}"
 
 
 class TriggerKind(models.TextChoices):

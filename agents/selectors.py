@@ -4,7 +4,7 @@ from django.db.models import JSONField, OuterRef, QuerySet, Subquery
 
 from projects.selectors import visible_to
 
-from .models import Agent, AgentVersion
+from .models import Agent, AgentTrigger, AgentVersion
 
 
 def agents_for(user) -> QuerySet:
@@ -16,3 +16,43 @@ def agents_for(user) -> QuerySet:
         tools=Subquery(current.values("tools")[:1], output_field=JSONField()),
         mcps=Subquery(current.values("mcps")[:1], output_field=JSONField()),
     )
+
+
+def deletion_refusal(agent: Agent) -> str | None:
+    """Why the deletion service refuses this agent (default or system), or None."""
+    from config.errors import ServiceError
+
+    from .services import ensure_deletable
+
+    try:
+        ensure_deletable(agent)
+    except ServiceError as exc:
+        return exc.detail
+    return None
+
+
+def agent_deletion_impact(*, agents: QuerySet) -> dict:
+    """What deleting these agents does, in aggregate: the protected ones are refused
+    (with their reasons); the others go with their versions and triggers, their open
+    threads are closed, and their threads, runs and messages stay (history)."""
+    from threads.models import Message, Run, Thread, ThreadStatus
+
+    refused = {}
+    deletable = []
+    for agent in agents.select_related(None).order_by("name").only("pk", "name", "is_default", "metadata").iterator():
+        reason = deletion_refusal(agent)
+        if reason:
+            refused[agent] = reason
+        else:
+            deletable.append(agent.pk)
+    threads = Thread.objects.filter(agent_id__in=deletable)
+    return {
+        "agents": len(deletable),
+        "refused": refused,
+        "versions": AgentVersion.objects.filter(agent_id__in=deletable).count(),
+        "triggers": AgentTrigger.objects.filter(agent_id__in=deletable).count(),
+        "threads_closed": threads.exclude(status=ThreadStatus.CLOSED).count(),
+        "threads_kept": threads.count(),
+        "runs_kept": Run.objects.filter(agent_id__in=deletable).count(),
+        "messages_kept": Message.objects.filter(agent_id__in=deletable).count(),
+    }

@@ -1,8 +1,32 @@
-from django.contrib import admin
+"""Shared admin behaviour: read-mostly pages, and the confirmation pages through
+which every destructive action goes (numbers from aggregate queries, the first
+objects by name, then a service, or a background job above the threshold)."""
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.text import capfirst
+
+NAMED = 10  # objects named on a confirmation page, then "and N more"
+
+
+def number(value) -> str:
+    """Thousands separators; a dash for a count nobody can tell."""
+    return "—" if value is None else f"{value:,}"
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{number(count)} {singular if count == 1 else (plural_form or singular + 's')}"
 
 
 class ReadMostlyAdmin(admin.ModelAdmin):
-    """Browse and search; destructive work goes through the services (actions)."""
+    """Browse and search; destructive work goes through the services (actions).
+    A page with nothing editable shows no Save buttons."""
 
     list_per_page = 50
     show_full_result_count = False
@@ -11,6 +35,11 @@ class ReadMostlyAdmin(admin.ModelAdmin):
         if obj is None:
             return super().get_readonly_fields(request, obj)
         return [f.name for f in self.model._meta.concrete_fields]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if change:  # every field (and inline) is read-only: nothing to save
+            context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 class ViewOnlyAdmin(ReadMostlyAdmin):
@@ -25,3 +54,143 @@ class ViewOnlyAdmin(ReadMostlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ConfirmationMixin:
+    """The confirmation page of a destructive action, styled like Django's own."""
+
+    def named_objects(self, queryset, order_by: str) -> list:
+        """The first objects by name, linked to their pages (one query)."""
+        named = []
+        for obj in queryset.order_by(order_by, "pk")[:NAMED]:
+            try:
+                url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[quote(obj.pk)])
+            except NoReverseMatch:
+                url = None
+            named.append((str(obj), url))
+        return named
+
+    def confirm(self, request, *, title, intro, rows, confirm_label, action=None, cancel_url=None, obj=None,
+                named=(), named_total=0, named_label="", refused=(), note="", allowed=True):
+        """Render the page; posting it back (with `post=yes`) runs the action.
+        `rows` are (key, label, number); `refused` (name, reason) pairs."""
+        named = list(named)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": title, "intro": intro,
+            "rows": [(key, label, value, number(value)) for key, label, value in rows],
+            "confirm_label": confirm_label, "action": action, "object": obj,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across") == "1",
+            "cancel_url": cancel_url or request.get_full_path(),
+            "named": named, "named_label": named_label, "more": max(named_total - len(named), 0),
+            "more_text": number(max(named_total - len(named), 0)), "refused": list(refused), "note": note,
+            "allowed": allowed,
+        }
+        return TemplateResponse(request, "admin/confirm_bulk_action.html", context)
+
+    def start_job(self, request, *, kind: str, targets, total: int, description: str):
+        """Submit a background job and send the user to its page."""
+        from jobs.services import submit_job
+
+        job = submit_job(kind=kind, targets=targets, total=total, description=description,
+                         created_by=request.user, source="admin")
+        self.message_user(request, f"{description}: started in the background. This page follows its progress.",
+                          messages.INFO)
+        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
+
+
+class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
+    """Deleting through the model's deletion service, from the change page's Delete
+    button and from the "Delete selected" action, both after one confirmation page.
+
+    Replaces Django's delete view and action: those ask Django's collector for every
+    related row (and the delete permission of each child model), though every child
+    here is removed by the database's own `ON DELETE CASCADE`. Above the job
+    threshold (in threads), the deletion runs as a background job.
+    """
+
+    name_field = "name"
+    job_kind = ""
+
+    def deletion_impact(self, queryset) -> dict:
+        raise NotImplementedError
+
+    def deletion_rows(self, impact: dict) -> list:
+        raise NotImplementedError
+
+    def delete_one(self, obj) -> None:
+        raise NotImplementedError
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location)
+        actions.pop("delete_selected", None)  # replaced by delete_with_service
+        return actions
+
+    @admin.action(description="Delete selected %(verbose_name_plural)s", permissions=["delete"])
+    def delete_with_service(self, request, queryset):
+        return self.run_deletion(request, queryset, action="delete_with_service")
+
+    def delete_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_delete_permission(request, obj):
+            raise PermissionDenied
+        response = self.run_deletion(request, self.model.objects.filter(pk=obj.pk), obj=obj)
+        return response or HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+
+    def delete_model(self, request, obj):
+        self.delete_one(obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_one(obj)
+
+    def run_deletion(self, request, queryset, *, action=None, obj=None):
+        from jobs.services import job_threshold
+
+        opts = self.opts
+        impact = self.deletion_impact(queryset)
+        threads = impact.get("threads") or 0
+        if request.method != "POST" or request.POST.get("post") != "yes":
+            count = impact[opts.model_name + "s"]
+            noun = opts.verbose_name if count == 1 else opts.verbose_name_plural
+            return self.confirm(
+                request, action=action, obj=obj,
+                title=f"Delete {opts.verbose_name} “{obj}”?" if obj else f"Delete {number(count)} {noun}?",
+                intro=self.deletion_intro, rows=self.deletion_rows(impact),
+                confirm_label="Yes, delete it" if obj else "Yes, delete them",
+                cancel_url=reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
+                if obj else None,
+                named=self.named_objects(queryset, self.name_field), named_total=count,
+                named_label=f"{capfirst(opts.verbose_name_plural)} deleted",
+                note=(f"More than {number(job_threshold())} threads: the deletion runs in the background, "
+                      f"in batches, and you can follow it and cancel it on its page.") if threads > job_threshold()
+                else "",
+            )
+        if threads > job_threshold():
+            count = impact[opts.model_name + "s"]
+            return self.start_job(
+                request, kind=self.job_kind, targets=queryset, total=threads,
+                description=f"Delete {plural(count, opts.verbose_name, opts.verbose_name_plural)} "
+                            f"({plural(threads, 'thread')})",
+            )
+        deleted, gone = 0, 0
+        for target in queryset.order_by("pk"):
+            try:
+                self.delete_one(target)
+                deleted += 1
+            except self.not_found_errors:
+                gone += 1
+        self.message_user(request, f"{plural(deleted, opts.verbose_name, opts.verbose_name_plural)} deleted "
+                                   f"({plural(threads, 'thread')}).", messages.SUCCESS)
+        if gone:
+            self.message_user(request, f"{plural(gone, opts.verbose_name, opts.verbose_name_plural)} "
+                                       f"skipped: already deleted.", messages.WARNING)
+        return None
+
+    @property
+    def not_found_errors(self):
+        from config.errors import NotFound
+
+        return NotFound

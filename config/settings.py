@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "sandboxes",
     "agents",
     "threads",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +143,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL",
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DB_JIT", False):
+    # Short OLTP queries only: PostgreSQL's JIT compiler would spend tens of
+    # milliseconds compiling a query that runs in one (a plan whose estimated cost
+    # crosses jit_above_cost, e.g. the thread detail's sub-thread counts).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------
@@ -193,6 +199,8 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-pending-runs": {"task": "threads.tasks.requeue_pending_runs", "schedule": 60.0},
     # beat: approvals
     "expire-approvals": {"task": "threads.tasks.expire_approvals", "schedule": 60.0},
+    # beat: background jobs lost by the broker or by a worker that died
+    "requeue-stalled-jobs": {"task": "jobs.tasks.requeue_stalled_jobs", "schedule": 60.0},
 }
 
 # --- Auth, API ------------------------------------------------------------
@@ -280,6 +288,14 @@ MODEL_REGISTRY = {
 DEFAULT_CONTEXT_WINDOW = env_int("DEFAULT_CONTEXT_WINDOW", 128_000)
 # Minutes a pending approval waits before it times out (0: never).
 APPROVAL_TIMEOUT_MINUTES = env_int("APPROVAL_TIMEOUT_MINUTES", 60)
+
+# --- Background jobs --------------------------------------------------------------
+# A destructive admin operation over more than `threshold` threads runs as a job
+# (Celery, in batches of `batch_size` threads per transaction) with a progress page.
+BACKGROUND_JOBS = {
+    "threshold": env_int("BACKGROUND_JOB_THRESHOLD", 1000),
+    "batch_size": env_int("BACKGROUND_JOB_BATCH_SIZE", 1000),
+}
 
 # --- Product limits -------------------------------------------------------
 DEFAULT_THREAD_LIMIT = env_int("DEFAULT_THREAD_LIMIT", 10_000)

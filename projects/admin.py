@@ -1,11 +1,17 @@
-"""Accounts, members and projects for support work."""
+"""Accounts, members and projects for support work. Deleting a project or an
+account goes through its service (`delete_project`, `delete_account`) after a
+confirmation page; above the job threshold, as a background job."""
 
 from django.contrib import admin
 
-from config.admin_base import ReadMostlyAdmin
+from config.admin_base import ReadMostlyAdmin, ServiceDeletionAdmin
+from jobs.models import JobKind
 
 from . import services
 from .models import Account, Membership, Project
+from .selectors import account_deletion_impact, project_deletion_impact
+
+EMBEDDINGS = "Embeddings removed from the vector store"
 
 
 class MembershipInline(admin.TabularInline):
@@ -15,15 +21,36 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
-    """Editable for support (limits, members). Deleting an account removes its
-    projects and threads by the database cascade; the deletion signals retire its
-    sandboxes and embeddings."""
+class AccountAdmin(ServiceDeletionAdmin):
+    """Editable for support (limits, members)."""
 
     list_display = ["name", "id", "thread_limit", "agent_limit", "created_at"]
     search_fields = ["name", "=id", "memberships__user__username"]
     search_help_text = "An account's name or id, or a member's username."
     inlines = [MembershipInline]
+    actions = ["delete_with_service"]
+    job_kind = JobKind.DELETE_ACCOUNTS
+    deletion_intro = ("These accounts will be deleted with everything they own: projects, threads and everything "
+                      "under them, agents, memberships. Sandboxes are deleted at their provider and embeddings "
+                      "removed after the deletion. This cannot be undone.")
+
+    def deletion_impact(self, queryset):
+        return account_deletion_impact(accounts=queryset)
+
+    def deletion_rows(self, impact):
+        return [
+            ("accounts", "Accounts", impact["accounts"]), ("projects", "Projects", impact["projects"]),
+            ("threads", "Threads (with their sub-threads)", impact["threads"]),
+            ("messages", "Messages", impact["messages"]), ("runs", "Runs", impact["runs"]),
+            ("checkpoints", "Checkpoints", impact["checkpoints"]),
+            ("agents", "Agents (with their versions and triggers)", impact["agents"]),
+            ("members", "Memberships", impact["members"]),
+            ("sandboxes", "Sandboxes deleted at their provider", impact["sandboxes"]),
+            ("embeddings", EMBEDDINGS, impact["embeddings"]),
+        ]
+
+    def delete_one(self, obj):
+        services.delete_account(account=obj)
 
 
 @admin.register(Membership)
@@ -35,15 +62,29 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Project)
-class ProjectAdmin(ReadMostlyAdmin):
+class ProjectAdmin(ServiceDeletionAdmin, ReadMostlyAdmin):
     list_display = ["name", "id", "account", "created_at"]
     list_filter = [("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "=id", "account__name"]
     list_select_related = ["account"]
+    actions = ["delete_with_service"]
+    job_kind = JobKind.DELETE_PROJECTS
+    deletion_intro = ("These projects will be deleted with their threads and everything under them. Their "
+                      "sandboxes are deleted at their provider and embeddings removed after the deletion. "
+                      "This cannot be undone.")
 
-    def delete_model(self, request, obj):
+    def deletion_impact(self, queryset):
+        return project_deletion_impact(projects=queryset)
+
+    def deletion_rows(self, impact):
+        return [
+            ("projects", "Projects", impact["projects"]),
+            ("threads", "Threads (with their sub-threads)", impact["threads"]),
+            ("messages", "Messages", impact["messages"]), ("runs", "Runs", impact["runs"]),
+            ("checkpoints", "Checkpoints", impact["checkpoints"]),
+            ("sandboxes", "Sandboxes deleted at their provider", impact["sandboxes"]),
+            ("embeddings", EMBEDDINGS, impact["embeddings"]),
+        ]
+
+    def delete_one(self, obj):
         services.delete_project(project=obj)
-
-    def delete_queryset(self, request, queryset):
-        for project in queryset:
-            services.delete_project(project=project)

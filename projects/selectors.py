@@ -79,3 +79,52 @@ def ensure_account_writable(user, account_id) -> Account:
 
 def projects_for(user) -> QuerySet:
     return visible_to(Project.objects.all(), user)
+
+
+# --- What deleting projects or accounts would remove (the admin's confirmation) ---
+
+
+def _threads_impact(threads: QuerySet) -> dict:
+    from threads.selectors import deletion_impact
+
+    impact = deletion_impact(thread_ids_queryset=threads)
+    return {key: impact[key] for key in ("threads", "messages", "runs", "checkpoints")}
+
+
+def project_deletion_impact(*, projects: QuerySet) -> dict:
+    """Aggregate counts, no row listed: the projects, their threads (with
+    sub-threads), messages, runs, checkpoints, live sandboxes and embeddings (None
+    when the vector store cannot count)."""
+    from sandboxes.models import Sandbox
+    from sandboxes.services import LIVE_STATES
+    from threads.models import Thread
+    from threads.vectorstore import get_vector_store
+
+    ids = projects.order_by().values("pk")
+    return {
+        "projects": projects.count(),
+        **_threads_impact(Thread.objects.filter(project_id__in=ids)),
+        "sandboxes": Sandbox.objects.filter(project_id__in=ids, state__in=LIVE_STATES).count(),
+        "embeddings": get_vector_store().count(project_ids=ids),
+    }
+
+
+def account_deletion_impact(*, accounts: QuerySet) -> dict:
+    """As `project_deletion_impact`, for accounts: plus their projects, agents (with
+    versions and triggers) and memberships."""
+    from agents.models import Agent
+    from sandboxes.models import Sandbox
+    from sandboxes.services import LIVE_STATES
+    from threads.models import Thread
+    from threads.vectorstore import get_vector_store
+
+    ids = accounts.order_by().values("pk")
+    return {
+        "accounts": accounts.count(),
+        "projects": Project.objects.filter(account_id__in=ids).count(),
+        **_threads_impact(Thread.objects.filter(account_id__in=ids)),
+        "agents": Agent.objects.filter(account_id__in=ids).count(),
+        "members": Membership.objects.filter(account_id__in=ids).count(),
+        "sandboxes": Sandbox.objects.filter(project__account_id__in=ids, state__in=LIVE_STATES).count(),
+        "embeddings": get_vector_store().count(account_ids=ids),
+    }

@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from config.errors import Invalid
+from config.errors import Invalid, NotFound
 from config.observability import record_destructive
 
 from .models import Account, Membership, Project, Role
@@ -61,3 +61,23 @@ def delete_project(*, project: Project) -> None:
     """
     project.delete()
     record_destructive("delete_project", {"projects": 1})
+
+
+@transaction.atomic
+def delete_account(*, account: Account) -> None:
+    """Delete an account with everything it owns, in one transaction.
+
+    The account's row lock (which thread and agent creations take too) keeps new
+    work out; one `DELETE` of the account lets the database remove its projects,
+    threads and everything under them, agents, memberships (`ON DELETE CASCADE`).
+    The account's `pre_delete`/`post_delete` handlers put its sandboxes in the
+    deletion outbox in this transaction and remove its embeddings after commit.
+    Django's collector loads no child row: every relation to an account is
+    database-level. Accounts with many threads are deleted by a background job that
+    first deletes the threads in batches (`jobs`), then calls this.
+    """
+    locked = Account.objects.select_for_update().filter(pk=account.pk).first()
+    if locked is None:
+        raise NotFound("Account not found.")
+    locked.delete()
+    record_destructive("delete_account", {"accounts": 1})

@@ -4,7 +4,7 @@ that keeps failing (the outbox retries and the reconciler run on their own too).
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 
-from config.admin_base import ReadMostlyAdmin
+from config.admin_base import ReadMostlyAdmin, plural
 
 from . import services
 from .models import Sandbox
@@ -35,6 +35,9 @@ class SandboxAdmin(ReadMostlyAdmin):
     def retry_deletion(self, request, queryset):
         ids = services.retry_sandbox_deletion(sandbox_ids=queryset.values_list("pk", flat=True))
         skipped = queryset.count() - len(ids)
-        self.message_user(request, f"Deletion at the provider retried for {len(ids)} sandbox(es).", messages.SUCCESS)
+        if ids:
+            self.message_user(request, f"Deletion at the provider retried for {plural(len(ids), 'sandbox', 'sandboxes')}.",
+                              messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} sandbox(es) skipped: not pending deletion.", messages.WARNING)
+            self.message_user(request, f"{plural(skipped, 'sandbox', 'sandboxes')} skipped: not pending deletion "
+                                       f"(only a sandbox pending deletion can be retried).", messages.WARNING)

@@ -22,7 +22,7 @@ def fill(thread, agent=None, n=3):
         Message.objects.create(thread=thread, seq=i + 1, role="user", content=[{"type": "text", "text": "hi"}],
                                run=runs[i], agent=agent)
         cp = Checkpoint.objects.create(thread=thread, checkpoint_id=f"c{i}", run=runs[i])
-        CheckpointWrite.objects.create(checkpoint=cp, task_id="t", idx=0, channel="x")
+        CheckpointWrite.for_checkpoint(cp, task_id="t", idx=0, channel="x").save()
     Approval.objects.create(thread=thread, run=runs[0])
     return runs
 

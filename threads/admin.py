@@ -11,18 +11,21 @@ transaction per batch.
 from datetime import timedelta
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 from django.http import HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 
-from config.admin_base import ReadMostlyAdmin, ViewOnlyAdmin
+from config.admin_base import ConfirmationMixin, ReadMostlyAdmin, ViewOnlyAdmin, number, plural
 from config.errors import Invalid, ServiceError
+from jobs.models import JobKind
+from jobs.services import job_threshold
 from projects.selectors import parse_uuid
 
 from . import services
@@ -31,6 +34,26 @@ from .selectors import deletion_impact, id_batches
 from .services.pruning import without_active_run
 
 BATCH = 1000
+MESSAGES_PER_PAGE = 50
+RUNS_SHOWN = 50
+
+
+def preview(message: Message, length: int = 120) -> str:
+    return Truncator(" ".join(message.text.split())).chars(length) or "(no text)"
+
+
+class NoneLabelledFilter(admin.RelatedOnlyFieldListFilter):
+    """A related filter whose "no value" choice reads in words, not "-"."""
+
+    none_label = "None"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.empty_value_display = self.none_label
+
+
+class NoAgentFilter(NoneLabelledFilter):
+    none_label = "No agent"
 
 
 def count_of(model):
@@ -97,18 +120,25 @@ def close_rows(queryset) -> list:
     ]
 
 
+def background_note(count: int) -> str:
+    if count <= job_threshold():
+        return ""
+    return (f"More than {number(job_threshold())} threads: this runs in the background, in batches of "
+            f"{number(BATCH)}; you can follow it and cancel it on its page.")
+
+
 @admin.register(Thread)
-class ThreadAdmin(ReadMostlyAdmin):
+class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
     list_display = ["id", "title", "project", "account", "agent", "status", "message_count", "run_count",
                     "last_activity_at"]
-    list_filter = ["status", ("account", admin.RelatedOnlyFieldListFilter),
-                   ("project", admin.RelatedOnlyFieldListFilter), ("agent", admin.RelatedOnlyFieldListFilter),
-                   AgeFilter]
+    list_filter = ["status", ("account", NoneLabelledFilter), ("project", NoneLabelledFilter),
+                   ("agent", NoAgentFilter), AgeFilter]
     search_fields = ["title"]  # enables the search box; get_search_results does the work
     search_help_text = "A thread id, or words of its title or metadata."
     list_select_related = ["project", "account", "agent"]
     actions = ["delete_threads", "prune_keep_latest", "close_threads"]
     raw_id_fields = ["parent_thread", "agent", "project", "account", "schedule"]
+    change_form_template = "admin/threads/thread/change_form.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(message_count=count_of(Message), run_count=count_of(Run))
@@ -123,11 +153,11 @@ class ThreadAdmin(ReadMostlyAdmin):
 
     @admin.display(description="messages", ordering="message_count")
     def message_count(self, obj):
-        return obj.message_count or 0
+        return number(obj.message_count or 0)
 
     @admin.display(description="runs", ordering="run_count")
     def run_count(self, obj):
-        return obj.run_count or 0
+        return number(obj.run_count or 0)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -141,36 +171,55 @@ class ThreadAdmin(ReadMostlyAdmin):
             Q(title__icontains=term) | Q(metadata_text__icontains=term)
         ), False
 
-    # --- confirmation and results ----------------------------------------------------
+    # --- the thread's page: its messages (a page at a time) and its latest runs ------
 
-    def confirm(self, request, *, title, intro, rows, confirm_label, action=None, cancel_url=None):
-        """The confirmation page; posting it back (with `post=yes`) runs the action."""
-        context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "title": title, "intro": intro,
-            "rows": rows, "confirm_label": confirm_label, "action": action,
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across") == "1",
-            "cancel_url": cancel_url or request.get_full_path(),
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        thread_id = unquote(object_id)
+        try:
+            thread_id = parse_uuid(thread_id)
+        except Invalid:
+            return super().change_view(request, object_id, form_url, extra_context)
+        messages_page = Paginator(
+            Message.objects.filter(thread_id=thread_id).order_by("seq").only("id", "seq", "role", "content",
+                                                                            "created_at", "run_id"),
+            MESSAGES_PER_PAGE,
+        ).get_page(request.GET.get("messages_page"))
+        runs = list(Run.objects.filter(thread_id=thread_id).order_by("-seq")[:RUNS_SHOWN])
+        extra = {
+            "thread_messages": [(m, preview(m)) for m in messages_page], "messages_page": messages_page,
+            "messages_list_url": reverse("admin:threads_message_changelist") + f"?thread__id__exact={thread_id}",
+            "thread_runs": runs, "runs_shown": RUNS_SHOWN,
+            "runs_list_url": reverse("admin:threads_run_changelist") + f"?thread__id__exact={thread_id}",
         }
-        return TemplateResponse(request, "admin/confirm_bulk_action.html", context)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    # --- results ---------------------------------------------------------------------
 
     def report(self, request, done: int, verb: str, skipped: dict):
         """How many were done, then one warning per reason for those skipped."""
-        self.message_user(request, f"{done} thread(s) {verb}.", messages.SUCCESS)
+        self.message_user(request, f"{plural(done, 'thread')} {verb}.", messages.SUCCESS)
         for reason, count in skipped.items():
-            self.message_user(request, f"{count} thread(s) skipped: {reason}", messages.WARNING)
+            self.message_user(request, f"{plural(count, 'thread')} skipped: {reason}", messages.WARNING)
+
+    def first_threads(self, queryset):
+        return self.named_objects(queryset, "title")
 
     # --- actions ---------------------------------------------------------------------
 
     @admin.action(description="Delete selected threads", permissions=["delete"])
     def delete_threads(self, request, queryset):
+        selected = queryset.count()
         if request.POST.get("post") != "yes":
             return self.confirm(
-                request, action="delete_threads", title="Delete threads?",
+                request, action="delete_threads", title=f"Delete {plural(selected, 'thread')}?",
                 intro="These threads will be deleted with everything under them. This cannot be undone.",
                 rows=deletion_rows(deletion_impact(thread_ids_queryset=queryset)), confirm_label="Yes, delete them",
+                named=self.first_threads(queryset), named_total=selected, named_label="Threads deleted",
+                note=background_note(selected),
             )
-        selected = queryset.count()
+        if selected > job_threshold():
+            return self.start_job(request, kind=JobKind.DELETE_THREADS, targets=queryset, total=selected,
+                                  description=f"Delete {plural(selected, 'thread')}")
         deleted = sum(services.delete_threads(thread_ids=ids) for ids in id_batches(queryset, BATCH))
         gone = selected - deleted
         self.report(request, deleted, "deleted", {"already deleted, or removed with a parent": gone} if gone else {})
@@ -178,14 +227,19 @@ class ThreadAdmin(ReadMostlyAdmin):
 
     @admin.action(description="Prune old checkpoints (keep latest)", permissions=["delete"])
     def prune_keep_latest(self, request, queryset):
+        selected = queryset.count()
         if request.POST.get("post") != "yes":
             return self.confirm(
-                request, action="prune_keep_latest", title="Prune old checkpoints?",
+                request, action="prune_keep_latest", title=f"Prune old checkpoints of {plural(selected, 'thread')}?",
                 intro="Each thread keeps only its newest checkpoint per namespace (with its pending writes); "
                       "its messages and runs stay.",
                 rows=prune_rows(queryset), confirm_label="Yes, prune them",
+                named=self.first_threads(queryset), named_total=selected, named_label="Threads pruned",
+                note=background_note(selected),
             )
-        selected = queryset.count()
+        if selected > job_threshold():
+            return self.start_job(request, kind=JobKind.PRUNE_KEEP_LATEST, targets=queryset, total=selected,
+                                  description=f"Prune old checkpoints of {plural(selected, 'thread')}")
         pruned = sum(services.keep_latest_checkpoints(thread_ids=ids) for ids in id_batches(queryset, BATCH))
         skipped = selected - pruned
         self.report(request, pruned, "pruned",
@@ -195,10 +249,12 @@ class ThreadAdmin(ReadMostlyAdmin):
     @admin.action(description="Close selected threads", permissions=["delete"])
     def close_threads(self, request, queryset):
         if request.POST.get("post") != "yes":
+            rows = close_rows(queryset)
             return self.confirm(
-                request, action="close_threads", title="Close threads?",
+                request, action="close_threads", title=f"Close {plural(rows[0][2], 'thread')}?",
                 intro="Idle threads close, with their idle sub-threads; a closed thread takes no new turn.",
-                rows=close_rows(queryset), confirm_label="Yes, close them",
+                rows=rows, confirm_label="Yes, close them",
+                named=self.first_threads(queryset), named_total=rows[0][2], named_label="Threads selected",
             )
         closed, skipped = 0, {}
         for ids in id_batches(queryset, BATCH):
@@ -216,7 +272,7 @@ class ThreadAdmin(ReadMostlyAdmin):
     def delete_view(self, request, object_id, extra_context=None):
         """Same path as the action — numbers from aggregates, then the service —
         instead of Django's page listing every related row."""
-        thread = self.get_object(request, object_id)
+        thread = self.get_object(request, unquote(object_id))
         if thread is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
         if not self.has_delete_permission(request, thread):
@@ -224,39 +280,83 @@ class ThreadAdmin(ReadMostlyAdmin):
         if request.method == "POST" and request.POST.get("post") == "yes":
             try:
                 services.delete_thread(thread=thread)
-                self.message_user(request, f"Thread {thread.pk} deleted.", messages.SUCCESS)
+                self.message_user(request, f"Thread “{thread}” deleted.", messages.SUCCESS)
             except ServiceError as exc:
                 self.message_user(request, exc.detail, messages.WARNING)
             return HttpResponseRedirect(reverse("admin:threads_thread_changelist"))
         return self.confirm(
-            request, title=f"Delete thread {thread.pk}?",
+            request, obj=thread, title=f"Delete thread “{thread}”?",
             intro="This thread will be deleted with everything under it. This cannot be undone.",
             rows=deletion_rows(deletion_impact(thread_ids_queryset=Thread.objects.filter(pk=thread.pk))),
-            confirm_label="Yes, delete it", cancel_url=reverse("admin:threads_thread_change", args=[thread.pk]),
+            confirm_label="Yes, delete it", cancel_url=reverse("admin:threads_thread_change", args=[quote(thread.pk)]),
         )
 
 
+class ThreadScopedAdmin(ViewOnlyAdmin):
+    """Rows under a thread: filterable by it (`?thread__id__exact=`) and searchable by its id."""
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        try:
+            return queryset.filter(Q(pk=parse_uuid(term)) | Q(thread_id=parse_uuid(term))), False
+        except Invalid:
+            return super().get_search_results(request, queryset, search_term)
+
+
 @admin.register(Run)
-class RunAdmin(ViewOnlyAdmin):
-    list_display = ["id", "thread", "seq", "status", "created_at"]
-    list_filter = ["status"]
+class RunAdmin(ThreadScopedAdmin):
+    list_display = ["__str__", "thread", "seq", "status", "model", "created_at", "completed_at"]
+    list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["model"]
+    search_help_text = "A run or thread id, or a model name."
+    list_select_related = ["thread"]
     raw_id_fields = ["thread", "agent"]
 
 
 @admin.register(Message)
-class MessageAdmin(ViewOnlyAdmin):
-    list_display = ["id", "thread", "seq", "role", "created_at"]
+class MessageAdmin(ThreadScopedAdmin):
+    list_display = ["__str__", "thread", "seq", "role", "content_preview", "created_at"]
+    list_filter = ["role", ("created_at", admin.DateFieldListFilter), ("agent", NoAgentFilter)]
+    search_fields = ["seq"]  # enables the search box; get_search_results does the work
+    search_help_text = "A message or thread id, or words of the content."
+    list_select_related = ["thread"]
     raw_id_fields = ["thread", "run", "agent"]
+
+    @admin.display(description="content")
+    def content_preview(self, obj):
+        return preview(obj)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            uid = parse_uuid(term)
+            return queryset.filter(Q(pk=uid) | Q(thread_id=uid)), False
+        except Invalid:
+            pass
+        return queryset.annotate(content_text=Cast("content", TextField())).filter(content_text__icontains=term), False
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(ViewOnlyAdmin):
-    list_display = ["id", "thread", "checkpoint_ns", "checkpoint_id", "created_at"]
+class CheckpointAdmin(ThreadScopedAdmin):
+    list_display = ["__str__", "thread", "checkpoint_ns", "checkpoint_id", "created_at"]
+    search_fields = ["checkpoint_id"]
+    search_help_text = "A thread id, or a checkpoint id."
+    list_select_related = ["thread"]
     raw_id_fields = ["thread", "run"]
+
+    def get_search_results(self, request, queryset, search_term):
+        try:
+            return queryset.filter(thread_id=parse_uuid(search_term.strip())), False
+        except Invalid:
+            return super(ThreadScopedAdmin, self).get_search_results(request, queryset, search_term)
 
 
 @admin.register(Approval)
-class ApprovalAdmin(ViewOnlyAdmin):
+class ApprovalAdmin(ThreadScopedAdmin):
     list_display = ["id", "thread", "status", "tool_name", "created_at"]
     list_filter = ["status"]
+    search_fields = ["tool_name"]
+    list_select_related = ["thread"]
     raw_id_fields = ["thread", "run"]

@@ -19,10 +19,16 @@ class ThreadStatus(models.TextChoices):
 
 class Thread(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    account = models.ForeignKey("projects.Account", on_delete=models.DB_CASCADE, related_name="threads")
-    project = models.ForeignKey("projects.Project", on_delete=models.DB_CASCADE, related_name="threads")
+    # No single-column index on account, project, agent: the composite indexes below
+    # lead with them and serve every lookup (and the cascades) by those keys.
+    account = models.ForeignKey(
+        "projects.Account", on_delete=models.DB_CASCADE, related_name="threads", db_index=False
+    )
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.DB_CASCADE, related_name="threads", db_index=False
+    )
     agent = models.ForeignKey(
-        "agents.Agent", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="threads"
+        "agents.Agent", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="threads", db_index=False
     )
     parent_thread = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="sub_threads"
@@ -53,6 +59,11 @@ class Thread(models.Model):
     # Per-thread counters, advanced under the thread's row lock (see services).
     last_message_seq = models.PositiveIntegerField(default=0)
     last_run_seq = models.PositiveIntegerField(default=0)
+    # Token totals kept up to date by the services (messages, compaction), so the
+    # thread detail never sums a thread's history: the estimated tokens of all its
+    # messages, and of those folded into the compaction summary (seq <= through).
+    message_tokens = models.PositiveBigIntegerField(default=0)
+    compacted_tokens = models.PositiveBigIntegerField(default=0)
     # Time-to-live: minutes of inactivity after which the TTL sweeper prunes it.
     ttl_minutes = models.PositiveIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -84,7 +95,8 @@ class MessageRole(models.TextChoices):
 
 class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="messages")
+    # Indexed by the (thread, seq) unique constraint.
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="messages", db_index=False)
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.JSONField(default=list)
@@ -98,7 +110,6 @@ class Message(models.Model):
     class Meta:
         ordering = ["thread", "seq"]
         constraints = [models.UniqueConstraint(fields=["thread", "seq"], name="unique_message_seq_per_thread")]
-        indexes = [models.Index(fields=["run"], name="message_run")]
 
     def __str__(self):
         return f"{self.thread_id}#{self.seq}"
@@ -133,7 +144,8 @@ class Run(models.Model):
     """A run of an agent on a thread; seen from the agent-thread API, a turn."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="runs")
+    # Indexed by the (thread, seq) unique constraint.
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="runs", db_index=False)
     agent = models.ForeignKey(
         "agents.Agent", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="runs"
     )
@@ -179,7 +191,8 @@ class Checkpoint(models.Model):
     """Laid out like LangGraph's checkpoints table; `id` orders them in time."""
 
     id = models.BigAutoField(primary_key=True)
-    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="checkpoints")
+    # Indexed by the composite indexes below, which lead with it.
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="checkpoints", db_index=False)
     checkpoint_ns = models.CharField(max_length=255, blank=True, default="")
     checkpoint_id = models.CharField(max_length=255)
     parent_checkpoint_id = models.CharField(max_length=255, null=True, blank=True)
@@ -197,7 +210,9 @@ class Checkpoint(models.Model):
         ]
         indexes = [
             models.Index(fields=["thread", "checkpoint_ns", "-id"], name="checkpoint_latest"),
-            models.Index(fields=["run"], name="checkpoint_run"),
+            # The children of a checkpoint: re-linking them when a run goes costs
+            # what the run holds, not what the thread holds.
+            models.Index(fields=["thread", "parent_checkpoint_id"], name="checkpoint_parent"),
         ]
 
     def __str__(self):
@@ -205,16 +220,39 @@ class Checkpoint(models.Model):
 
 
 class CheckpointWrite(models.Model):
-    """A pending write of a checkpoint, keyed like LangGraph's by (task_id, idx)."""
+    """A pending write of a checkpoint, keyed like LangGraph's by (task_id, idx).
+
+    It carries its thread and its checkpoint's run, and the database cascades come
+    from them, as in LangGraph's Postgres checkpointer (which keys every table by
+    thread): deleting a thread or a run removes their writes in one set-based
+    cascade, and even a raw `DELETE` of a thread or a run leaves no orphan. The link
+    to the checkpoint has no database constraint on purpose: a cascade from the
+    checkpoint would fire once per deleted checkpoint (a trigger call per row, most of
+    the cost of pruning). Whoever deletes checkpoints without their thread or run
+    deletes their writes in the same statement or transaction:
+    `threads.services.checkpoints.delete_checkpoints` (keep_latest) and, for the ORM
+    (`checkpoint.delete()`, Django's admin), a `pre_delete` signal.
+    """
 
     id = models.BigAutoField(primary_key=True)
-    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.DB_CASCADE, related_name="writes")
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="+")
+    # The checkpoint's run (null when it has none), so that deleting the run takes them.
+    run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="+")
+    # Indexed by the (checkpoint, task_id, idx) unique constraint.
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="writes"
+    )
     task_id = models.CharField(max_length=255)
     idx = models.IntegerField()
     channel = models.CharField(max_length=255)
     type = models.CharField(max_length=64, blank=True, default="")
     value = models.JSONField(null=True, blank=True)
     task_path = models.CharField(max_length=255, blank=True, default="")
+
+    @classmethod
+    def for_checkpoint(cls, checkpoint: Checkpoint, **fields) -> "CheckpointWrite":
+        """A write of `checkpoint`, keyed by its thread and run as the cascades need."""
+        return cls(checkpoint=checkpoint, thread_id=checkpoint.thread_id, run_id=checkpoint.run_id, **fields)
 
     class Meta:
         ordering = ["checkpoint", "task_id", "idx"]
@@ -233,7 +271,8 @@ class ApprovalStatus(models.TextChoices):
 
 class Approval(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="approvals")
+    # Indexed by approval_thread_status, which leads with it.
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="approvals", db_index=False)
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.DB_CASCADE, related_name="approvals")
     tool_name = models.CharField(max_length=200, blank=True, default="")
     payload = models.JSONField(default=dict, blank=True)

@@ -372,4 +372,6 @@ class AgentThreadDetailSerializer(AgentThreadSummarySerializer):
     messageCursor = serializers.IntegerField(allow_null=True)
     hasMoreMessages = serializers.BooleanField()
     turns = AgentThreadTurnSerializer(many=True)
+    turnCursor = serializers.IntegerField(allow_null=True)
+    hasMoreTurns = serializers.BooleanField()
     subThreads = SubThreadSerializer(many=True)

@@ -19,7 +19,7 @@ from projects import caches
 from projects.models import Account, Project
 from sandboxes.services import request_sandbox_deletion
 
-from .models import Thread
+from .models import Checkpoint, CheckpointWrite, Thread
 from .services import deletion
 from .vectorstore import schedule_embedding_removal
 
@@ -47,6 +47,14 @@ def clean_up_after_thread(sender, instance, **kwargs):
     removed = getattr(instance, "_threads_removed", [instance])
     deleted_projects = deletion.delete_empty_projects(project_ids=[instance.project_id])
     deletion.schedule_cleanup(removed=removed, deleted_project_ids=deleted_projects)
+
+
+@receiver(pre_delete, sender=Checkpoint, dispatch_uid="threads.checkpoint_pre_delete")
+def delete_checkpoint_writes(sender, instance, **kwargs):
+    """A checkpoint deleted through the ORM (`checkpoint.delete()`, Django's admin)
+    takes its pending writes: they have no database foreign key to it (see
+    `CheckpointWrite`). The services delete checkpoints set-based, without signals."""
+    CheckpointWrite.objects.filter(checkpoint_id=instance.pk)._raw_delete(CheckpointWrite.objects.db)
 
 
 @receiver(pre_delete, sender=Project, dispatch_uid="threads.project_pre_delete")

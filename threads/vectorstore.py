@@ -87,6 +87,11 @@ class VectorStore:
         """The best chunk per thread, best threads first, within these accounts."""
         raise NotImplementedError
 
+    def count(self, *, account_ids=None, project_ids=None) -> int | None:
+        """How many chunks these accounts or projects (ids, or a subquery of ids)
+        hold, for the admin's confirmation pages; None when the store cannot tell."""
+        return None
+
 
 class DatabaseVectorStore(VectorStore):
     """Vectors in the `Embedding` table; brute-force cosine search in Python."""
@@ -112,6 +117,14 @@ class DatabaseVectorStore(VectorStore):
         if project_ids:
             removed += Embedding.objects.filter(project_id__in=list(project_ids)).delete()[0]
         return removed
+
+    def count(self, *, account_ids=None, project_ids=None):
+        rows = Embedding.objects.all()
+        if account_ids is not None:
+            rows = rows.filter(account_id__in=account_ids)
+        if project_ids is not None:
+            rows = rows.filter(project_id__in=project_ids)
+        return rows.count()
 
     def query(self, vector, *, account_ids, project_id, limit):
         rows = Embedding.objects.filter(account_id__in=account_ids)

@@ -48,7 +48,7 @@ def texts(response):
 
 def impact(response) -> dict:
     """The confirmation page's numbers, by row key."""
-    return {key: int(value) for key, value in re.findall(r'data-what="(\w+)">(\d+)<', response.content.decode())}
+    return {key: int(value) for key, value in re.findall(r'data-what="(\w+)" data-value="(\d+)"', response.content.decode())}
 
 
 def staff_with(client, *codenames):
@@ -87,12 +87,12 @@ def test_delete_action_confirms_with_numbers_then_deletes(staff, project, django
     sub = Thread.objects.create(account=project.account, project=project, parent_thread=threads[0], title="sub")
     Message.objects.create(thread=sub, seq=1, role="user", content=[])
     r = action(staff, "delete_threads", threads)
-    assert r.status_code == 200 and b"Delete threads?" in r.content
+    assert r.status_code == 200 and b"Delete 3 threads?" in r.content
     assert impact(r) == {"threads": 4, "messages": 13, "runs": 1, "checkpoints": 6, "projects": 1, "sandboxes": 1}
     assert Thread.objects.count() == 4  # nothing changed yet
     with django_capture_on_commit_callbacks(execute=True):
         r = action(staff, "delete_threads", threads, confirm=True)
-    assert texts(r) == ["3 thread(s) deleted."]
+    assert texts(r) == ["3 threads deleted."]
     assert not Thread.objects.exists() and not Message.objects.exists()
     assert not Project.objects.filter(pk=project.pk).exists()
     assert Sandbox.objects.get().state == "deleted"
@@ -105,7 +105,7 @@ def test_prune_action_keeps_latest_and_reports_skipped(staff, project):
     assert impact(r) == {"threads": 2, "skipped": 1, "checkpoints": 3, "kept": 1, "deleted": 2}
     assert Checkpoint.objects.count() == 6  # nothing changed yet
     r = action(staff, "prune_keep_latest", [idle, busy], confirm=True)
-    assert texts(r) == ["1 thread(s) pruned.", "1 thread(s) skipped: an active run, or no older checkpoint to prune"]
+    assert texts(r) == ["1 thread pruned.", "1 thread skipped: an active run, or no older checkpoint to prune"]
     assert Checkpoint.objects.filter(thread=idle).count() == 1 and Checkpoint.objects.filter(thread=busy).count() == 3
 
 
@@ -118,9 +118,9 @@ def test_close_action_closes_idle_and_skips_running(staff, project):
     assert Thread.objects.get(pk=idle.pk).status == "idle"  # nothing changed yet
     r = action(staff, "close_threads", [idle, running, closed], confirm=True)
     msgs = texts(r)
-    assert msgs[0] == "1 thread(s) closed."
-    assert sorted(msgs[1:]) == ["1 thread(s) skipped: The thread is already closed.",
-                                "1 thread(s) skipped: The thread is running: cancel it first, then close it."]
+    assert msgs[0] == "1 thread closed."
+    assert sorted(msgs[1:]) == ["1 thread skipped: The thread is already closed.",
+                                "1 thread skipped: The thread is running: cancel it first, then close it."]
     assert Thread.objects.get(pk=idle.pk).status == "closed" and Thread.objects.get(pk=running.pk).status == "running"
 
 
@@ -136,7 +136,7 @@ def test_delete_all_matching_a_filter(staff, project, other_account, django_capt
     assert impact(r)["threads"] == 3 and b'name="select_across" value="1"' in r.content
     with django_capture_on_commit_callbacks(execute=True):
         r = staff.post(f"{THREADS}?q=old-import", {**data, "post": "yes"}, follow=True)
-    assert texts(r) == ["3 thread(s) deleted."]
+    assert texts(r) == ["3 threads deleted."]
     assert list(Thread.objects.values_list("pk", flat=True)) == [survivor.pk]
 
 
@@ -148,7 +148,7 @@ def test_change_page_delete_goes_through_the_service(staff, project, django_capt
     assert impact(r) == {"threads": 1, "messages": 3, "runs": 0, "checkpoints": 0, "projects": 0, "sandboxes": 0}
     with django_capture_on_commit_callbacks(execute=True):
         r = staff.post(url, {"post": "yes"}, follow=True)
-    assert f"Thread {thread.pk} deleted." in texts(r)
+    assert f"Thread “{thread}” deleted." in texts(r)
     assert list(Thread.objects.values_list("pk", flat=True)) == [keep.pk]
 
 
@@ -185,12 +185,15 @@ def test_protected_agents_have_no_delete(staff, account):
     assert page.status_code == 200 and b"deletelink" not in page.content
     assert b"deletelink" in staff.get(f"/admin/agents/agent/{plain.pk}/change/").content
     assert staff.get(f"/admin/agents/agent/{system.pk}/delete/").status_code == 403
-    r = staff.post("/admin/agents/agent/", {"action": "delete_agents",
-                                            "_selected_action": [str(default.pk), str(system.pk), str(plain.pk)]},
-                   follow=True)
+    selection = {"action": "delete_agents", "_selected_action": [str(default.pk), str(system.pk), str(plain.pk)]}
+    page = staff.post("/admin/agents/agent/", selection)  # the confirmation first, refusals named
+    assert b"Delete 1 agent?" in page.content and impact(page)["refused"] == 2
+    assert b"Default: Cannot delete default agent" in page.content and b"Suna: Cannot delete a system" in page.content
+    assert agent_services.Agent.objects.count() == 3
+    r = staff.post("/admin/agents/agent/", {**selection, "post": "yes"}, follow=True)
     msgs = texts(r)
     assert any("Cannot delete default agent" in m for m in msgs) and any("system agent" in m for m in msgs)
-    assert any("1 agent(s) deleted" in m for m in msgs)
+    assert any("1 agent deleted" in m for m in msgs)
     assert set(a.name for a in agent_services.Agent.objects.all()) == {"Default", "Suna"}
 
 
@@ -214,7 +217,11 @@ def test_sandbox_list_and_retry_deletion(staff, project, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         r = staff.post("/admin/sandboxes/sandbox/", {"action": "retry_deletion",
                                                      "_selected_action": [str(pending.pk), str(ready.pk)]}, follow=True)
-    assert any("retried for 1" in m for m in texts(r)) and any("not pending" in m for m in texts(r))
+    assert texts(r) == ["Deletion at the provider retried for 1 sandbox.",
+                        "1 sandbox skipped: not pending deletion (only a sandbox pending deletion can be retried)."]
+    r = staff.post("/admin/sandboxes/sandbox/", {"action": "retry_deletion", "_selected_action": [str(ready.pk)]},
+                   follow=True)
+    assert [m.level_tag for m in get_messages(r.wsgi_request)] == ["warning"]  # no green success for none
     pending.refresh_from_db()
     assert pending.state == "deleted"
 
@@ -227,3 +234,35 @@ def test_support_pages(staff, account, project):
     assert page.status_code == 200 and b"owner" in page.content  # members inline
     assert staff.get("/admin/projects/membership/", {"role__exact": "owner"}).status_code == 200
     assert staff.get("/admin/projects/project/", {"q": "Main"}).status_code == 200
+
+
+def test_thread_page_lists_messages_a_page_at_a_time_and_runs(staff, project):
+    thread = make_threads(project, 1, messages=0)[0]
+    Message.objects.bulk_create(
+        Message(thread=thread, seq=i + 1, role="user", content=[{"type": "text", "text": f"hello number {i + 1}"}])
+        for i in range(120)
+    )
+    Run.objects.create(thread=thread, seq=1, status="success", model="echo-1")
+    page = staff.get(f"{THREADS}{thread.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Messages (120)" in html and "Page 1 of 3" in html
+    assert "hello number 1<" in html and "hello number 50<" in html and "hello number 51<" not in html
+    assert "echo-1" in html and 'name="_save"' not in html  # read-only: no Save buttons
+    html = staff.get(f"{THREADS}{thread.pk}/change/", {"messages_page": 3}).content.decode()
+    assert "hello number 101<" in html and "hello number 120<" in html and "Page 3 of 3" in html
+
+
+def test_message_list_is_searchable_and_filterable(staff, project):
+    a, b = make_threads(project, 2, messages=0)
+    agent = agent_services.create_agent(account=project.account, name="Helper", model="m")
+    Message.objects.create(thread=a, seq=1, role="user", content=[{"type": "text", "text": "zebra crossing"}],
+                           agent=agent)
+    Message.objects.create(thread=b, seq=1, role="assistant", content=[{"type": "text", "text": "giraffe"}])
+    url = "/admin/threads/message/"
+    assert b"zebra crossing" in staff.get(url, {"q": "zebra"}).content
+    assert b"giraffe" not in staff.get(url, {"q": "zebra"}).content
+    assert b"giraffe" in staff.get(url, {"q": str(b.pk)}).content  # by thread id
+    assert b"zebra" not in staff.get(url, {"thread__id__exact": str(b.pk)}).content
+    assert b"zebra" not in staff.get(url, {"role__exact": "assistant"}).content
+    assert b"No agent" in staff.get(url).content  # the "no agent" filter reads in words, not "-"
+    assert b"zebra" not in staff.get(url, {"agent__isnull": "True"}).content

@@ -66,10 +66,10 @@ def test_staff_deletes_threads_and_sees_protected_agents(live_server):
             page.check(f"input[name=_selected_action][value='{t.pk}']")
         page.select_option("select[name=action]", "delete_threads")
         page.click("button[name=index]")
-        page.wait_for_selector("text=Delete threads?")
+        page.wait_for_selector("text=Delete 2 threads?")
         impact = {what: page.inner_text(f"#impact td[data-what={what}]") for what in ("threads", "messages")}
         page.click("input[type=submit][value='Yes, delete them']")
-        page.wait_for_selector("text=2 thread(s) deleted.")
+        page.wait_for_selector("text=2 threads deleted.")
         page.screenshot(path=str(ARTIFACTS / "admin-threads-deleted.png"), full_page=True)
         listed = page.locator("input[name=_selected_action]").evaluate_all("boxes => boxes.map(b => b.value)")
 

@@ -13,6 +13,7 @@ from projects.models import Role
 from tests.conftest import client_for
 from threads import services
 from threads.detail import build_detail, with_agent_prompt
+from threads.services.messages import compact_thread
 from threads.models import Approval, Message, Run, Thread
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ DETAIL_SCHEMA = {
     "externalToolNamespaces": (LIST,), "compactionSummary": (STR, NULL), "compactionThroughSeq": (INT, NULL),
     "composedSystemPrompt": (STR, NULL), "compiledContext": (DICT, NULL), "contextWindow": (DICT,),
     "messages": (LIST,), "messageCursor": (INT, NULL), "hasMoreMessages": (BOOL,), "turns": (LIST,),
-    "subThreads": (LIST,),
+    "turnCursor": (INT, NULL), "hasMoreTurns": (BOOL,), "subThreads": (LIST,),
 }
 CONTEXT_WINDOW = {"compacted": (BOOL,), "compactionThroughSeq": (INT, NULL), "contextWindowTokens": (INT,),
                   "llmEstimatedTokens": (INT,), "model": (STR, NULL), "rawEstimatedTokens": (INT,)}
@@ -100,7 +101,7 @@ def test_detail_shape_with_everything(api, agent, project, django_capture_on_com
     thread = Thread.objects.get(pk=body["id"])
     child = services.create_thread(project=project, agent=agent, parent_thread=thread, tool_use_id="tu_1")
     Message.objects.create(thread=child, seq=1, role="user", content=[{"type": "text", "text": "x"}])
-    Thread.objects.filter(pk=thread.pk).update(compaction_summary="summary words", compaction_through_seq=1)
+    compact_thread(thread=thread, through_seq=1, summary="summary words")
     body = api.get(base(agent, thread.pk), {"debug": "true"}).json()
     check_detail(body)
     assert body["status"] == "idle" and body["lastTurnStatus"] == "completed"
@@ -283,17 +284,18 @@ def test_detail_query_count_is_constant(api, agent, project, django_assert_num_q
     big = Thread.objects.get(pk=create(api, agent, project)["id"])
     Message.objects.bulk_create(Message(thread=big, seq=i + 1, role="user", content=[{"type": "text", "text": "m"}],
                                         token_count=1) for i in range(10_000))
+    Thread.objects.filter(pk=big.pk).update(message_tokens=10_000)  # what append_messages keeps up to date
     Run.objects.bulk_create(Run(thread=big, seq=i + 1, status="success") for i in range(500))
     children = [Thread(account=big.account, project=project, agent=agent, parent_thread=big, depth=1) for _ in range(50)]
     Thread.objects.bulk_create(children)
     Message.objects.bulk_create(Message(thread=c, seq=1, role="user", content=[]) for c in children)
     with django_assert_num_queries(tiny_count):
-        body = build_detail(with_agent_prompt(Thread.objects.all()).get(pk=big.pk), limit=500)
-    assert tiny_count <= 6
+        body = build_detail(with_agent_prompt(Thread.objects.all()).get(pk=big.pk), limit=500, turns_limit=500)
+    assert tiny_count <= 5  # the thread (annotated), messages, turns, sub-threads
     with CaptureQueriesContext(connection) as tiny_request:  # the whole request: auth, agent, thread, detail
         assert api.get(base(agent, small.pk), {"limit": 500}).status_code == 200
     with django_assert_num_queries(len(tiny_request.captured_queries)):
-        assert api.get(base(agent, big.pk), {"limit": 500}).json()["messageCursor"] == 9501
+        assert api.get(base(agent, big.pk), {"limit": 500, "turnsLimit": 500}).json()["messageCursor"] == 9501
     assert len(body["messages"]) == 500 and body["hasMoreMessages"]
     assert len(body["turns"]) == 500 and len(body["subThreads"]) == 50
     assert body["contextWindow"]["rawEstimatedTokens"] == 10_000
@@ -349,3 +351,35 @@ def test_close_and_turn_at_once_exactly_one_wins(agent, project):
         thread.refresh_from_db()
         active = Run.objects.filter(thread=thread, status__in=["pending", "running"]).exists()
         assert not (thread.status == "closed" and active)
+
+
+def test_turns_are_paged_newest_first_with_a_cursor(api, agent, project):
+    thread = Thread.objects.get(pk=create(api, agent, project)["id"])
+    Run.objects.bulk_create(Run(thread=thread, seq=i + 1, status="success", message=f"m{i + 1}") for i in range(7))
+    Run.objects.create(thread=thread, seq=8, status="error", message="m8")
+    body = api.get(base(agent, thread.pk), {"turnsLimit": 3}).json()
+    assert [t["seq"] for t in body["turns"]] == [6, 7, 8] and body["hasMoreTurns"] and body["turnCursor"] == 6
+    assert body["message"] == "m8" and body["lastTurnStatus"] == "failed" and body["activeTurnModel"] is None
+    body = api.get(base(agent, thread.pk), {"turnsLimit": 3, "beforeTurnSeq": 6}).json()
+    assert [t["seq"] for t in body["turns"]] == [3, 4, 5] and body["turnCursor"] == 3 and body["hasMoreTurns"]
+    assert body["message"] == "m8"  # the thread's facts do not depend on the page
+    body = api.get(base(agent, thread.pk), {"turnsLimit": 3, "beforeTurnSeq": 3}).json()
+    assert [t["seq"] for t in body["turns"]] == [1, 2] and not body["hasMoreTurns"]
+    body = api.get(base(agent, thread.pk), {"turnsLimit": 0}).json()
+    assert body["turns"] == [] and body["hasMoreTurns"] is True
+    assert api.get(base(agent, thread.pk), {"turnsLimit": 501}).status_code == 422
+    assert api.get(base(agent, thread.pk), {"beforeTurnSeq": 0}).status_code == 422
+
+
+def test_the_detail_reads_the_same_queries_and_no_more_turns_at_5000_than_at_50(api, agent, project):
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for n in (50, 5000):
+        thread = Thread.objects.get(pk=create(api, agent, project)["id"])
+        Run.objects.bulk_create((Run(thread=thread, seq=i + 1, status="success") for i in range(n)), batch_size=1000)
+        with CaptureQueriesContext(connection) as queries:
+            body = api.get(base(agent, thread.pk)).json()
+        counts.append(len(queries))
+        assert len(body["turns"]) == 50 and body["turns"][-1]["seq"] == n and body["hasMoreTurns"] == (n > 50)
+    assert counts[0] == counts[1]

@@ -76,7 +76,7 @@ def test_listing_checkpoints_costs_the_same_queries_whatever_the_page_size(
 ):
     cps = Checkpoint.objects.bulk_create(Checkpoint(thread=thread, checkpoint_id=f"c{i}") for i in range(size))
     CheckpointWrite.objects.bulk_create(
-        CheckpointWrite(checkpoint=cp, task_id="t", idx=i, channel="c") for cp in cps for i in range(2)
+        CheckpointWrite.for_checkpoint(cp, task_id="t", idx=i, channel="c") for cp in cps for i in range(2)
     )
     # the authenticated user, the thread, the count, the page, its writes
     with django_assert_num_queries(5):

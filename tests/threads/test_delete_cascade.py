@@ -45,7 +45,7 @@ def fill(thread, *, messages=1, runs=0, checkpoints=0, writes_per_checkpoint=0, 
     )
     CheckpointWrite.objects.bulk_create(
         [
-            CheckpointWrite(checkpoint=cp, task_id="t", idx=k, channel="messages", value={"k": k})
+            CheckpointWrite.for_checkpoint(cp, task_id="t", idx=k, channel="messages", value={"k": k})
             for cp in cps
             for k in range(writes_per_checkpoint)
         ],

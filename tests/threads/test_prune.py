@@ -211,8 +211,8 @@ def test_keep_latest_leaves_the_newest_checkpoint_per_namespace_as_a_root_with_i
         for i in range(4):
             cp = Checkpoint.objects.create(thread=thread, checkpoint_ns=ns, checkpoint_id=f"{ns}-{i}",
                                            parent_checkpoint_id=parent)
-            CheckpointWrite.objects.create(checkpoint=cp, task_id="t", idx=0, channel="c", value={"i": i})
-            CheckpointWrite.objects.create(checkpoint=cp, task_id="t", idx=1, channel="d", value={"i": i})
+            CheckpointWrite.for_checkpoint(cp, task_id="t", idx=0, channel="c", value={"i": i}).save()
+            CheckpointWrite.for_checkpoint(cp, task_id="t", idx=1, channel="d", value={"i": i}).save()
             parent, newest[ns] = cp.checkpoint_id, cp.pk
 
     assert prune(api, [thread.pk], "keep_latest").json() == {"pruned_count": 1}

@@ -183,7 +183,7 @@ def fail_on_second_batch(exception):
 
     def wrapper(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
-        if sql.startswith('DELETE FROM "threads_thread"'):
+        if 'DELETE FROM "threads_thread"' in sql:
             seen["deletes"] += 1
             if seen["deletes"] == 2:
                 raise exception

@@ -11,7 +11,7 @@ from projects import selectors as tenancy
 from projects.models import Project
 
 from .. import services
-from ..detail import MAX_MESSAGES, build_detail, summary, with_agent_prompt
+from ..detail import DEFAULT_TURNS, MAX_MESSAGES, MAX_TURNS, build_detail, summary, with_agent_prompt
 from ..models import Thread, ThreadStatus
 from ..serializers import AgentThreadDetailSerializer, AgentThreadListSerializer
 
@@ -28,6 +28,8 @@ class DetailQuerySerializer(serializers.Serializer):
     afterSeq = serializers.IntegerField(required=False, min_value=0)
     beforeSeq = serializers.IntegerField(required=False, min_value=1)
     limit = serializers.IntegerField(required=False, min_value=0, max_value=MAX_MESSAGES, default=100)
+    beforeTurnSeq = serializers.IntegerField(required=False, min_value=1)
+    turnsLimit = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TURNS, default=DEFAULT_TURNS)
     debug = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs):
@@ -116,7 +118,8 @@ class AgentThreadDetailView(AgentThreadView):
         q.is_valid(raise_exception=True)
         v = q.validated_data
         return Response(build_detail(thread, after_seq=v.get("afterSeq"), before_seq=v.get("beforeSeq"),
-                                     limit=v["limit"], debug=v["debug"]))
+                                     limit=v["limit"], before_turn_seq=v.get("beforeTurnSeq"),
+                                     turns_limit=v["turnsLimit"], debug=v["debug"]))
 
 
 class TurnsView(AgentThreadView):

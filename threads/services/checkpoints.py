@@ -1,6 +1,8 @@
 """Writing checkpoints, laid out like LangGraph's checkpoint tables."""
 
-from django.db import transaction
+from django.db import connection, router, transaction
+from django.db.models import QuerySet
+from django.db.models.sql import DeleteQuery
 
 from config.errors import Conflict, Invalid
 
@@ -50,8 +52,8 @@ def store_checkpoint(*, thread, checkpoint_ns, checkpoint_id, parent_checkpoint_
         parent_checkpoint_id=parent_checkpoint_id, checkpoint=checkpoint, metadata=metadata, run=run,
     )
     CheckpointWrite.objects.bulk_create(
-        CheckpointWrite(
-            checkpoint=cp, task_id=w["task_id"], idx=w["idx"], channel=w["channel"],
+        CheckpointWrite.for_checkpoint(
+            cp, task_id=w["task_id"], idx=w["idx"], channel=w["channel"],
             type=w.get("type", ""), value=w.get("value"), task_path=w.get("task_path", ""),
         )
         for w in writes
@@ -64,3 +66,36 @@ def latest_checkpoint_id(*, thread, checkpoint_ns: str = "") -> str | None:
         Checkpoint.objects.filter(thread=thread, checkpoint_ns=checkpoint_ns)
         .order_by("-id").values_list("checkpoint_id", flat=True).first()
     )
+
+
+def delete_checkpoints(checkpoints: QuerySet, *, thread_ids=None) -> int:
+    """Delete these checkpoints and their pending writes, set-based: no row is loaded,
+    no per-row trigger fires (writes have no foreign key to their checkpoint). On
+    PostgreSQL one statement (the writes go in a data-modifying CTE), two elsewhere.
+    `thread_ids`, when the caller knows them, lets the writes be found by their
+    thread's index.
+
+    For checkpoints deleted while their thread (or run) stays; a deleted thread or run
+    takes its checkpoints and writes by the database cascade. Returns how many
+    checkpoints were deleted.
+    """
+    ids = checkpoints.order_by().values("pk")
+    writes = CheckpointWrite.objects.filter(checkpoint_id__in=ids)
+    if thread_ids is not None:
+        writes = writes.filter(thread_id__in=thread_ids)
+    db = router.db_for_write(Checkpoint)
+    if connection.vendor != "postgresql":
+        writes._raw_delete(db)
+        return checkpoints.order_by()._raw_delete(db)
+    writes_sql, writes_params = delete_sql(writes)
+    checkpoints_sql, checkpoints_params = delete_sql(checkpoints.order_by())
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH gone_writes AS ({writes_sql}) {checkpoints_sql}", (*writes_params, *checkpoints_params))
+        return cursor.rowcount
+
+
+def delete_sql(queryset: QuerySet) -> tuple[str, tuple]:
+    """The SQL of a set-based `DELETE` of this queryset (what `_raw_delete` runs)."""
+    query = queryset.query.clone()
+    query.__class__ = DeleteQuery
+    return query.get_compiler(router.db_for_write(queryset.model)).as_sql()

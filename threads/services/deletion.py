@@ -10,7 +10,8 @@ the same transaction:
    project are serialised: the project of a deleted last thread is deleted exactly
    once and never left empty;
 2. the ids of everything going (roots and every level of sub-threads) are collected
-   with one recursive query, before the cascade removes them;
+   with one recursive query, before the cascade removes them — on PostgreSQL in the
+   same statement as the delete and the check for projects left empty;
 3. projects left without a thread are deleted, and their sandboxes marked
    `pending_deletion` (the sandbox outbox);
 4. after commit: embedding removal, sandbox deletion at the provider (both tasks,
@@ -51,25 +52,73 @@ def delete_threads(*, thread_ids: Iterable) -> int:
 
     Returns how many of the given threads were deleted (unknown ids, ids deleted
     meanwhile and duplicates are not counted; a given sub-thread of a given thread
-    counts). At most 8 queries, whatever the number of threads and their contents.
+    counts). Whatever the number of threads and their contents: on PostgreSQL two
+    statements (lock the projects; collect the subtrees, delete and find the emptied
+    projects in one), four on SQLite; three more when projects are left empty.
     """
     root_ids = {parse_uuid(t, name="thread_ids") for t in thread_ids}
     if not root_ids:
         return 0
-    project_ids = set(
-        Thread.objects.filter(id__in=root_ids).order_by().values_list("project_id", flat=True).distinct()
-    )
-    if not project_ids:
+    locked = lock_projects_of(root_ids=root_ids)
+    if not locked:
         return 0
-    removed = lock_and_collect(root_ids=root_ids, project_ids=project_ids)
+    removed, emptied = delete_subtrees(root_ids=root_ids, project_ids=locked)
     roots = root_ids & {t.id for t in removed}
     if not roots:
         return 0
-    Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
-    deleted_projects = delete_empty_projects(project_ids={t.project_id for t in removed})
-    schedule_cleanup(removed=removed, deleted_project_ids=deleted_projects)
-    record_destructive("delete_threads", {"threads": len(removed), "projects": len(deleted_projects)})
+    if emptied:
+        delete_projects(project_ids=emptied)
+    schedule_cleanup(removed=removed, deleted_project_ids=emptied)
+    record_destructive("delete_threads", {"threads": len(removed), "projects": len(emptied)})
     return len(roots)
+
+
+def lock_projects_of(*, root_ids: Iterable) -> list:
+    """Lock the projects of these threads (`SELECT ... FOR UPDATE` in id order, as
+    `create_thread` locks its project) in one statement; returns their ids."""
+    of_roots = Thread.objects.filter(id__in=list(root_ids)).order_by().values("project_id")
+    return list(Project.objects.select_for_update().filter(id__in=of_roots).order_by("id").values_list("id", flat=True))
+
+
+def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[Thread], list]:
+    """Delete the roots that are in these (locked) projects; returns every thread
+    removed (roots and sub-threads, any depth, as (id, account_id, project_id)) and
+    the projects left without a thread.
+
+    On PostgreSQL one statement: a recursive CTE collects the subtrees, a
+    data-modifying CTE deletes the roots (the database cascade takes the rest), and
+    the select reads the threads as they were before the delete (one snapshot per
+    statement). Elsewhere: collect, delete, then the emptied projects.
+    """
+    if connection.vendor != "postgresql":
+        removed = collect_subtrees(root_ids=root_ids, project_ids=project_ids)
+        roots = set(root_ids) & {t.id for t in removed}
+        if roots:
+            Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
+        return removed, empty_projects(project_ids={t.project_id for t in removed}) if roots else []
+    anchor, params = (
+        Thread.objects.filter(id__in=list(root_ids), project_id__in=list(project_ids))
+        .order_by().values("id").query.sql_with_params()
+    )
+    table = connection.ops.quote_name(Thread._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE roots(id) AS ({anchor}),
+        subtree(id) AS (
+            SELECT id FROM roots
+            UNION SELECT child.id FROM {table} child JOIN subtree ON child.parent_thread_id = subtree.id
+        ),
+        gone AS (DELETE FROM {table} WHERE id IN (SELECT id FROM roots)),
+        touched(project_id) AS (SELECT DISTINCT project_id FROM {table} WHERE id IN (SELECT id FROM subtree)),
+        emptied(project_id) AS (
+            SELECT project_id FROM touched WHERE NOT EXISTS (
+                SELECT 1 FROM {table} other WHERE other.project_id = touched.project_id
+                AND NOT EXISTS (SELECT 1 FROM subtree WHERE subtree.id = other.id))
+        )
+        SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied
+        FROM {table} WHERE id IN (SELECT id FROM subtree)
+    """
+    removed = list(Thread.objects.raw(sql, params))
+    return removed, sorted({t.project_id for t in removed if t.emptied})
 
 
 # --- The steps, shared with threads.signals ----------------------------------------
@@ -110,16 +159,26 @@ def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
 
 def delete_empty_projects(*, project_ids: Iterable) -> list:
     """Of these locked projects, delete those left without threads (marking their
-    sandboxes `pending_deletion`); returns their ids. One query (an EXISTS per
-    project, which stops at the first thread), 4 when some are empty."""
+    sandboxes `pending_deletion`); returns their ids. One query, 4 when some are empty."""
+    empty = empty_projects(project_ids=project_ids)
+    if empty:
+        delete_projects(project_ids=empty)
+    return empty
+
+
+def empty_projects(*, project_ids: Iterable) -> list:
+    """Which of these projects have no thread: one query (an EXISTS per project,
+    stopping at its first thread)."""
     has_threads = Exists(Thread.objects.filter(project_id=OuterRef("pk")))
-    empty = list(
+    return list(
         Project.objects.filter(~has_threads, id__in=list(project_ids)).order_by("id").values_list("id", flat=True)
     )
-    if empty:
-        request_sandbox_deletion(project_ids=empty)
-        Project.objects.filter(id__in=empty)._raw_delete(router.db_for_write(Project))
-    return empty
+
+
+def delete_projects(*, project_ids: list) -> None:
+    """Delete these (locked, empty) projects; their sandboxes join the outbox."""
+    request_sandbox_deletion(project_ids=project_ids)
+    Project.objects.filter(id__in=project_ids)._raw_delete(router.db_for_write(Project))
 
 
 def schedule_cleanup(*, removed: list[Thread], deleted_project_ids: Iterable = ()) -> None:

@@ -1,6 +1,7 @@
 """Appending messages to a thread."""
 
 from django.db import transaction
+from django.db.models import F, Sum
 
 from config.errors import Invalid
 
@@ -51,6 +52,27 @@ def append_messages(
     ]
     Message.objects.bulk_create(messages)
     thread.last_message_seq = first + len(messages) - 1
-    Thread.objects.filter(pk=thread.pk).update(last_message_seq=thread.last_message_seq, **activity(thread))
+    # The token total moves with the messages (in the same UPDATE), so nobody re-sums it.
+    added = sum(m.token_count for m in messages)
+    Thread.objects.filter(pk=thread.pk).update(
+        last_message_seq=thread.last_message_seq, message_tokens=F("message_tokens") + added, **activity(thread)
+    )
+    thread.message_tokens += added
     schedule_message_indexing(message_ids=[m.pk for m in messages])
     return messages
+
+
+@transaction.atomic
+def compact_thread(*, thread: Thread, through_seq: int, summary: str) -> Thread:
+    """Record that messages up to `through_seq` are folded into `summary`. Their
+    token total is summed once here (an index range on (thread, seq)), so the thread
+    detail reads the live estimate from the thread row."""
+    locked = lock_thread(thread.pk)
+    if not isinstance(through_seq, int) or not 0 <= through_seq <= locked.last_message_seq:
+        raise Invalid("through_seq must be a message seq of this thread.", errors={"through_seq": ["Out of range."]})
+    compacted = Message.objects.filter(thread=locked, seq__lte=through_seq).aggregate(n=Sum("token_count"))["n"] or 0
+    Thread.objects.filter(pk=locked.pk).update(
+        compaction_summary=summary, compaction_through_seq=through_seq, compacted_tokens=compacted
+    )
+    locked.compaction_summary, locked.compaction_through_seq, locked.compacted_tokens = summary, through_seq, compacted
+    return locked

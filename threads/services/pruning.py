@@ -5,7 +5,7 @@
 - `keep_latest` keeps each thread and, per (thread, checkpoint_ns), only the newest
   checkpoint (the highest id: `Checkpoint.id` grows with time) with its pending
   writes; that checkpoint becomes a root (parent cleared) and every older checkpoint
-  goes, its writes with it by the database cascade. Threads with an active run, or
+  goes with its writes, set-based. Threads with an active run, or
   with nothing older to prune, are skipped and not counted.
 
 The API (`prune_threads`), the `prune_threads` command and the TTL sweeper
@@ -15,7 +15,7 @@ costs a bounded number of queries per batch, whatever its size.
 
 from collections.abc import Iterable
 
-from django.db import router, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from config.errors import Invalid
@@ -24,6 +24,7 @@ from projects.selectors import parse_uuid, writable_account_ids_for
 
 from ..models import Checkpoint, Thread
 from ..selectors import has_superseded_checkpoint, superseded_checkpoints, without_active_run
+from .checkpoints import delete_checkpoints
 from .deletion import delete_threads
 
 STRATEGIES = ("delete", "keep_latest")
@@ -75,21 +76,26 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
        so no run can start and no checkpoint be written on them until commit;
     2. then, in a fresh statement that sees every run committed before the locks,
        find the threads without an active run that have something to prune;
-    3. delete their superseded checkpoints (the writes go by the cascade);
+    3. delete their superseded checkpoints with their writes (one statement on
+       PostgreSQL, see `delete_checkpoints`);
     4. make the checkpoints left roots.
+
+    On SQLite, which has no row locks (its transactions take the database's write
+    lock at BEGIN), step 1 is skipped and step 3 is two statements: four again.
     """
-    ids = {parse_uuid(t, name="thread_ids") for t in thread_ids}
-    locked = list(
-        Thread.objects.select_for_update(no_key=True, of=("self",)).filter(pk__in=ids)
-        .order_by("pk").values_list("pk", flat=True)
-    )
+    locked = {parse_uuid(t, name="thread_ids") for t in thread_ids}
+    if connection.features.has_select_for_update:
+        locked = list(
+            Thread.objects.select_for_update(no_key=True, of=("self",)).filter(pk__in=locked)
+            .order_by("pk").values_list("pk", flat=True)
+        )
     if not locked:
         return 0
     prunable = without_active_run(Thread.objects.filter(has_superseded_checkpoint(), pk__in=locked))
     pruned = list(prunable.values_list("pk", flat=True))
     if not pruned:
         return 0
-    removed = superseded_checkpoints(thread_ids=pruned)._raw_delete(router.db_for_write(Checkpoint))
+    removed = delete_checkpoints(superseded_checkpoints(thread_ids=pruned), thread_ids=pruned)
     left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
     left.update(parent_checkpoint_id=None)
     record_destructive("keep_latest_checkpoints", {"checkpoints": removed})

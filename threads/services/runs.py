@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, CharField, F, QuerySet, Value, When
 from django.utils import timezone
 
@@ -394,10 +394,46 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
 
 def remove_run(run: Run) -> None:
     """Delete a run (the caller holds its thread's lock). The database cascade removes
-    its checkpoints, their writes and its approvals, and detaches its messages."""
+    its checkpoints, their writes and its approvals, and detaches its messages. On
+    PostgreSQL the re-linking and the delete are one statement."""
+    if connection.vendor == "postgresql":
+        relink_and_delete_run(run)
+        return
     relink_past_run_checkpoints(run)
     Run.objects.filter(pk=run.pk).delete()
     record_destructive("delete_run", {"runs": 1})
+
+
+def relink_and_delete_run(run: Run) -> None:
+    """`relink_past_run_checkpoints` and the delete in one statement: a recursive CTE
+    walks each surviving child of the run's checkpoints up past them (index probes on
+    `checkpoint_parent` and `run_id`, so the cost follows the run, not the thread), a
+    data-modifying CTE re-links it, and the run is deleted."""
+    q = connection.ops.quote_name
+    checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE own AS (
+            SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM {checkpoints} WHERE run_id = %(run)s
+        ),
+        walk(id, ns, ancestor) AS (
+            SELECT o.id, o.checkpoint_ns, o.parent_checkpoint_id FROM {checkpoints} o
+            WHERE o.thread_id = %(thread)s AND o.parent_checkpoint_id IN (SELECT checkpoint_id FROM own)
+              AND o.run_id IS DISTINCT FROM %(run)s
+              AND EXISTS (SELECT 1 FROM own WHERE own.checkpoint_ns = o.checkpoint_ns
+                          AND own.checkpoint_id = o.parent_checkpoint_id)
+            UNION
+            SELECT walk.id, walk.ns, own.parent_checkpoint_id FROM walk
+            JOIN own ON own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor
+        ),
+        relinked AS (
+            UPDATE {checkpoints} c SET parent_checkpoint_id = walk.ancestor FROM walk
+            WHERE c.id = walk.id AND NOT EXISTS (
+                SELECT 1 FROM own WHERE own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor)
+        )
+        DELETE FROM {runs} WHERE id = %(run)s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"run": run.pk, "thread": run.thread_id})
 
 
 def relink_past_run_checkpoints(run: Run) -> None:

@@ -90,6 +90,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=500, help="threads per transaction (1-5000)")
         parser.add_argument("--dry-run", action="store_true", help="print what would go and change nothing")
         parser.add_argument("--yes", "--no-input", action="store_true", dest="yes", help="do not ask for confirmation")
+        parser.add_argument("--background", action="store_true",
+                            help="submit a background job (run by the Celery worker, followed in the admin) "
+                                 "instead of pruning here")
 
     def handle(self, *args, **o):
         if not 1 <= o["batch_size"] <= 5000:
@@ -147,7 +150,26 @@ class Command(BaseCommand):
             return
         if not o["yes"]:
             self.confirm(f"Prune {total} threads with strategy '{o['strategy']}'? [y/N] ")
-        self.run_batches(selection, total, o)
+        if o["background"]:
+            self.submit(selection, total, o)
+        else:
+            self.run_batches(selection, total, o)
+
+    def submit(self, selection, total, o):
+        """The same job the admin starts above its threshold, through the same service."""
+        from django.urls import reverse
+
+        from jobs.models import JobKind
+        from jobs.services import submit_job
+
+        kind = JobKind.DELETE_THREADS if o["strategy"] == "delete" else JobKind.PRUNE_KEEP_LATEST
+        verb = "Delete" if o["strategy"] == "delete" else "Prune old checkpoints of"
+        job = submit_job(kind=kind, targets=selection, total=total, description=f"{verb} {total:,} threads",
+                         source="command", batch_size=o["batch_size"])
+        self.stdout.write(self.style.SUCCESS(
+            f"Job {job.pk} submitted: {total} threads in batches of {o['batch_size']}. Follow it (and cancel it) "
+            f"in the admin at {reverse('admin:jobs_job_change', args=[job.pk])}"
+        ))
 
     def confirm(self, question):
         if not sys.stdin.isatty():

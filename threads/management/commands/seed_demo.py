@@ -78,6 +78,7 @@ def seed(*, username, password, account_name, n_projects, n_agents, n_threads, n
                     account=account, project=projects[i % len(projects)], created_by=user,
                     agent=agents[i % len(agents)] if agents else None, title=f"Demo thread {i + 1}",
                     model="echo-1", last_message_seq=n_messages, last_run_seq=n_runs,
+                    message_tokens=6 * n_messages,
                 )
                 for i in range(start, min(start + step, n_threads))
             ]
@@ -112,7 +113,7 @@ def seed(*, username, password, account_name, n_projects, n_agents, n_threads, n
             # thread's latest checkpoint a pending write.
             latest = {cp.thread_id: cp for cp in checkpoints}
             _bulk(CheckpointWrite, [
-                CheckpointWrite(checkpoint=cp, task_id="task-1", idx=0, channel="messages", value={"n": 1})
+                CheckpointWrite.for_checkpoint(cp, task_id="task-1", idx=0, channel="messages", value={"n": 1})
                 for cp in latest.values()
             ])
         totals["messages"] += len(messages)

@@ -1,0 +1,167 @@
+"""Deleting projects, accounts and agents in the admin: from their pages and with the
+bulk actions, as a superuser and as staff holding only the model's delete permission;
+confirmation numbers from aggregates, the first objects named, then the service."""
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from agents import services as agent_services
+from agents.models import Agent, AgentVersion
+from projects.models import Account, Membership, Project
+from projects.services import create_account, create_project, ensure_user
+from sandboxes.models import Sandbox
+from tests.admin.test_admin import impact, make_threads, texts
+from threads.models import Checkpoint, Embedding, Message, Run, Thread
+
+pytestmark = pytest.mark.django_db
+PROJECTS, ACCOUNTS, AGENTS = "/admin/projects/project/", "/admin/projects/account/", "/admin/agents/agent/"
+
+
+@pytest.fixture
+def superuser(client):
+    user = ensure_user(username="root", password="pw-1234")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def deleter(client):
+    """Staff with only view and delete on projects, accounts and agents: no permission
+    at all on threads, messages, runs or checkpoints."""
+    user = ensure_user(username="deleter", password="pw-1234")
+    user.is_staff = True
+    user.save()
+    codenames = [f"{verb}_{model}" for verb in ("view", "delete") for model in ("project", "account", "agent")]
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def fill(project, threads=2):
+    """Threads with messages, a run, checkpoints, an embedding and a sandbox."""
+    made = make_threads(project, threads, messages=3, checkpoints=2)
+    Run.objects.create(thread=made[0], seq=1, status="success")
+    Embedding.objects.create(account_id=project.account_id, project_id=project.pk, thread_id=made[0].pk,
+                             text="x", vector=[1.0])
+    Sandbox.objects.create(project=project, account=project.account, provider="local", state="ready")
+    return made
+
+
+@pytest.mark.parametrize("as_user", ["superuser", "deleter"])
+def test_project_page_delete(request, as_user, project, django_capture_on_commit_callbacks):
+    client = request.getfixturevalue(as_user)
+    fill(project)
+    page = client.get(f"{PROJECTS}{project.pk}/change/")
+    assert page.status_code == 200 and b"deletelink" in page.content
+    confirm = client.get(f"{PROJECTS}{project.pk}/delete/")
+    assert confirm.status_code == 200, confirm.content[:500]
+    assert impact(confirm) == {"projects": 1, "threads": 2, "messages": 6, "runs": 1, "checkpoints": 4,
+                               "sandboxes": 1, "embeddings": 1}
+    assert b'<ol class="breadcrumbs">' in confirm.content and b"Main" in confirm.content
+    assert Project.objects.filter(pk=project.pk).exists()  # nothing changed yet
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(f"{PROJECTS}{project.pk}/delete/", {"post": "yes"}, follow=True)
+    assert texts(done) == ["1 project deleted (2 threads)."]
+    assert not Project.objects.exists() and not Thread.objects.exists() and not Message.objects.exists()
+    assert not Checkpoint.objects.exists() and not Embedding.objects.exists()
+    assert Sandbox.objects.get().state == "deleted"
+
+
+def test_project_bulk_delete_names_the_first_ten(deleter, account, django_capture_on_commit_callbacks):
+    projects = [create_project(account=account, name=f"P{i:02d}") for i in range(12)]
+    keep = create_project(account=account, name="Keep")
+    for p in projects[:3]:
+        make_threads(p, 2, messages=1)
+    selection = {"action": "delete_with_service", "_selected_action": [str(p.pk) for p in projects]}
+    page = deleter.post(PROJECTS, selection)
+    assert page.status_code == 200 and b"Delete 12 projects?" in page.content
+    assert impact(page)["projects"] == 12 and impact(page)["threads"] == 6 and impact(page)["messages"] == 6
+    html = page.content.decode()
+    assert all(f">P{i:02d}</a>" in html for i in range(10)) and ">P10</a>" not in html
+    assert "and 2 more" in html
+    with django_capture_on_commit_callbacks(execute=True):
+        done = deleter.post(PROJECTS, {**selection, "post": "yes"}, follow=True)
+    assert texts(done) == ["12 projects deleted (6 threads)."]
+    assert list(Project.objects.all()) == [keep] and not Thread.objects.exists()
+
+
+def test_account_page_and_bulk_delete(superuser, make_user, django_capture_on_commit_callbacks):
+    owner = make_user("acct-owner")
+    doomed = create_account(name="Doomed", owner=owner)
+    fill(create_project(account=doomed, name="D1"), threads=3)
+    agent_services.create_agent(account=doomed, name="Helper", model="m", is_default=True)
+    other = create_account(name="Other", owner=owner)
+    fill(create_project(account=other, name="O1"), threads=1)
+
+    confirm = superuser.get(f"{ACCOUNTS}{doomed.pk}/delete/")
+    assert confirm.status_code == 200
+    assert impact(confirm) == {"accounts": 1, "projects": 1, "threads": 3, "messages": 9, "runs": 1,
+                               "checkpoints": 6, "agents": 1, "members": 1, "sandboxes": 1, "embeddings": 1}
+    with django_capture_on_commit_callbacks(execute=True):
+        superuser.post(f"{ACCOUNTS}{doomed.pk}/delete/", {"post": "yes"})
+    assert list(Account.objects.all()) == [other]
+    assert not Agent.objects.exists() and not AgentVersion.objects.exists()  # even a default agent goes with it
+    assert Thread.objects.count() == 1 and Membership.objects.filter(account=doomed.pk).count() == 0
+    assert Sandbox.objects.filter(state="deleted").count() == 1
+
+    selection = {"action": "delete_with_service", "_selected_action": [str(other.pk)]}
+    page = superuser.post(ACCOUNTS, selection)
+    assert impact(page)["threads"] == 1 and b">Other</a>" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        done = superuser.post(ACCOUNTS, {**selection, "post": "yes"}, follow=True)
+    assert texts(done) == ["1 account deleted (1 thread)."]
+    assert not Account.objects.exists() and not Thread.objects.exists()
+
+
+def test_limited_staff_without_delete_permission_cannot(client, project):
+    user = ensure_user(username="viewer", password="pw-1234")
+    user.is_staff = True
+    user.save()
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_project", "view_account"]))
+    client.force_login(user)
+    assert b"delete_with_service" not in client.get(PROJECTS).content
+    assert b"deletelink" not in client.get(f"{PROJECTS}{project.pk}/change/").content
+    assert client.get(f"{PROJECTS}{project.pk}/delete/").status_code == 403
+    assert client.post(f"{ACCOUNTS}{project.account_id}/delete/", {"post": "yes"}).status_code == 403
+    client.post(PROJECTS, {"action": "delete_with_service", "_selected_action": [str(project.pk)], "post": "yes"})
+    assert Project.objects.filter(pk=project.pk).exists() and Account.objects.exists()
+
+
+@pytest.mark.parametrize("as_user", ["superuser", "deleter"])
+def test_agent_page_delete_keeps_history(request, as_user, account, project):
+    client = request.getfixturevalue(as_user)
+    agent = agent_services.create_agent(account=account, name="Plain", model="m")
+    agent_services.update_agent(agent=agent, system_prompt="v2")
+    thread = make_threads(project, 1, messages=2)[0]
+    Thread.objects.filter(pk=thread.pk).update(agent=agent)
+    confirm = client.get(f"{AGENTS}{agent.pk}/delete/")
+    assert confirm.status_code == 200
+    assert impact(confirm) == {"agents": 1, "refused": 0, "versions": 2, "triggers": 0, "threads_closed": 1,
+                               "threads_kept": 1, "runs_kept": 0, "messages_kept": 0}
+    done = client.post(f"{AGENTS}{agent.pk}/delete/", {"post": "yes"}, follow=True)
+    assert texts(done) == ["Agent “Plain” deleted; its threads, runs and messages stay."]
+    assert not Agent.objects.exists()
+    thread.refresh_from_db()
+    assert thread.status == "closed" and thread.agent_id is None and thread.messages.count() == 2
+
+
+def test_protected_agent_page_says_why(deleter, account):
+    default = agent_services.create_agent(account=account, name="Main agent", model="m", is_default=True)
+    page = deleter.get(f"{AGENTS}{default.pk}/change/")
+    assert b"Cannot delete default agent. Unset it as default first." in page.content
+    assert b"deletelink" not in page.content
+    refused = deleter.get(f"{AGENTS}{default.pk}/delete/")
+    assert refused.status_code == 403 and b"Cannot delete default agent" in refused.content
+    assert b"Yes, delete it" not in refused.content
+    assert deleter.post(f"{AGENTS}{default.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Agent.objects.filter(pk=default.pk).exists()
+
+
+def test_agent_versions_titled_by_name(superuser, account):
+    agent = agent_services.create_agent(account=account, name="Writer", model="m")
+    agent_services.update_agent(agent=agent, system_prompt="v2")
+    version = agent.versions.get(number=2)
+    assert str(version) == "Writer v2"
+    assert b"Writer v2" in superuser.get(f"/admin/agents/agentversion/{version.pk}/change/").content

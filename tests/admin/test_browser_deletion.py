@@ -1,0 +1,279 @@
+"""Deleting projects, accounts and agents, and following background jobs, in a real
+browser (headless Debian Chromium driven by Playwright), as a superuser and as staff
+holding only view and delete permissions on those models.
+
+As in test_browser.py, data is created before the browser starts and checked after
+it stops (Playwright's event loop and the ORM do not share a thread); the expected
+numbers are counted here, independently of the pages' own queries. Screenshots of
+every page go to test-artifacts/.
+"""
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from agents import services as agent_services
+from agents.models import Agent
+from jobs.models import Job, JobTarget
+from projects.models import Account, Project
+from projects.services import create_account, create_project, ensure_user
+from tests.admin.test_browser import ARTIFACTS, CHROMIUM, chromium_page  # noqa: F401 (skip rule)
+from tests.admin.test_browser import pytestmark as browser_marks
+from tests.threads.test_prune import make_threads
+from threads.models import Checkpoint, Message, Run, Thread
+
+pytestmark = browser_marks
+PASSWORD = "browser-pw-1234"
+LIMITED_PERMISSIONS = [f"{verb}_{model}" for verb in ("view", "delete")
+                       for model in ("project", "account", "agent", "thread")]
+
+
+def make_staff(kind: str):
+    user = ensure_user(username=f"{kind}-staff", password=PASSWORD)
+    user.is_staff = True
+    user.is_superuser = kind == "superuser"
+    user.save()
+    if kind != "superuser":
+        user.user_permissions.add(*Permission.objects.filter(codename__in=LIMITED_PERMISSIONS))
+    return user
+
+
+def log_in(page, live_server, user):
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+
+
+def numbers(page) -> dict:
+    """The confirmation table, by row key (the number as shown, with separators)."""
+    cells = page.locator("#impact td[data-what]")
+    return {cells.nth(i).get_attribute("data-what"): cells.nth(i).inner_text() for i in range(cells.count())}
+
+
+def shot(page, who, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"admin-{who}-{name}.png"), full_page=True)
+
+
+def messages_shown(page) -> list:
+    return page.locator("ul.messagelist li").all_inner_texts()
+
+
+def bulk(page, live_server, changelist, ids, action):
+    page.goto(f"{live_server.url}{changelist}")
+    for pk in ids:
+        page.check(f"input[name=_selected_action][value='{pk}']")
+    page.select_option("select[name=action]", action)
+    page.click("button[name=index]")
+    page.wait_for_selector("#impact")
+
+
+def counted(threads_filter) -> dict:
+    """The numbers a confirmation must show, counted straight from the tables."""
+    threads = Thread.objects.filter(**threads_filter)
+    return {"threads": f"{threads.count():,}",
+            "messages": f"{Message.objects.filter(thread__in=threads).count():,}",
+            "runs": f"{Run.objects.filter(thread__in=threads).count():,}",
+            "checkpoints": f"{Checkpoint.objects.filter(thread__in=threads).count():,}"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["superuser", "limited"])
+def test_delete_projects_accounts_agents(live_server, who):
+    user = make_staff(who)
+    owner = ensure_user(username=f"owner-{who}")
+    acme = create_account(name="Acme", owner=owner)
+    solo = create_project(account=acme, name="Solo project")
+    make_threads(solo, 3, messages=4, checkpoints=2)
+    bulk_projects = [create_project(account=acme, name=f"Bulk project {i}") for i in range(12)]
+    for p in bulk_projects[:2]:
+        make_threads(p, 2, messages=1_200)  # thousands of messages: separators shown
+    kept_project = create_project(account=acme, name="Kept project")
+    make_threads(kept_project, 1)
+    doomed_account = create_account(name="Doomed Co", owner=owner)
+    make_threads(create_project(account=doomed_account, name="Doomed project"), 2, messages=2)
+    bulk_accounts = [create_account(name=f"Bulk Co {i}", owner=owner) for i in range(2)]
+    for a in bulk_accounts:
+        make_threads(create_project(account=a, name="Work"), 1, messages=1)
+    plain = agent_services.create_agent(account=acme, name="Plain agent", model="m")
+    plain_thread = make_threads(kept_project, 1)[0]
+    Thread.objects.filter(pk=plain_thread.pk).update(agent=plain)
+    others = [agent_services.create_agent(account=acme, name=f"Bulk agent {i}", model="m") for i in range(2)]
+    default = agent_services.create_agent(account=acme, name="Default agent", model="m", is_default=True)
+    system = agent_services.create_agent(account=acme, name="System agent", model="m",
+                                         metadata={"is_system": True})
+    expected = {
+        "solo": {**counted({"project": solo}), "projects": "1"},
+        "bulk_projects": {**counted({"project__in": bulk_projects}), "projects": "12"},
+        "doomed_account": {**counted({"account": doomed_account}), "accounts": "1", "projects": "1"},
+        "bulk_accounts": {**counted({"account__in": bulk_accounts}), "accounts": "2"},
+    }
+    seen, said = {}, {}
+
+    with chromium_page() as page:
+        log_in(page, live_server, user)
+
+        # A project from its page.
+        page.goto(f"{live_server.url}/admin/projects/project/{solo.pk}/change/")
+        page.click("a.deletelink")
+        page.wait_for_selector("#impact")
+        seen["solo"] = numbers(page)
+        seen["solo_named"] = page.locator("h1").inner_text()
+        shot(page, who, "project-delete-confirm")
+        page.click("input[type=submit][value='Yes, delete it']")
+        page.wait_for_selector("ul.messagelist")
+        said["solo"] = messages_shown(page)
+        shot(page, who, "project-deleted")
+
+        # Projects with the bulk action: the first ten named, "and 2 more".
+        bulk(page, live_server, "/admin/projects/project/", [p.pk for p in bulk_projects], "delete_with_service")
+        seen["bulk_projects"] = numbers(page)
+        seen["bulk_projects_named"] = page.locator("#named-objects li").all_inner_texts()
+        shot(page, who, "projects-bulk-confirm")
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_selector("ul.messagelist")
+        said["bulk_projects"] = messages_shown(page)
+        shot(page, who, "projects-bulk-deleted")
+
+        # An account from its page, then two with the bulk action.
+        page.goto(f"{live_server.url}/admin/projects/account/{doomed_account.pk}/change/")
+        page.click("a.deletelink")
+        page.wait_for_selector("#impact")
+        seen["doomed_account"] = numbers(page)
+        shot(page, who, "account-delete-confirm")
+        page.click("input[type=submit][value='Yes, delete it']")
+        page.wait_for_selector("ul.messagelist")
+        said["doomed_account"] = messages_shown(page)
+        bulk(page, live_server, "/admin/projects/account/", [a.pk for a in bulk_accounts], "delete_with_service")
+        seen["bulk_accounts"] = numbers(page)
+        shot(page, who, "accounts-bulk-confirm")
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_selector("ul.messagelist")
+        said["bulk_accounts"] = messages_shown(page)
+        shot(page, who, "accounts-bulk-deleted")
+
+        # An agent from its page; its thread stays, closed.
+        page.goto(f"{live_server.url}/admin/agents/agent/{plain.pk}/change/")
+        page.click("a.deletelink")
+        page.wait_for_selector("#impact")
+        seen["plain"] = numbers(page)
+        shot(page, who, "agent-delete-confirm")
+        page.click("input[type=submit][value='Yes, delete it']")
+        page.wait_for_selector("ul.messagelist")
+        said["plain"] = messages_shown(page)
+
+        # Protected agents: no delete button, the reason on the page and on the delete URL.
+        page.goto(f"{live_server.url}/admin/agents/agent/{default.pk}/change/")
+        seen["default_delete_links"] = page.locator("a.deletelink").count()
+        seen["default_protection"] = page.locator(".field-protection").inner_text()
+        shot(page, who, "agent-protected")
+        page.goto(f"{live_server.url}/admin/agents/agent/{system.pk}/delete/")
+        seen["system_refusal"] = page.locator("#refused-objects").inner_text()
+        seen["system_confirm_buttons"] = page.locator("input[type=submit][value='Yes, delete it']").count()
+        shot(page, who, "agent-protected-delete-refused")
+
+        # Agents with the bulk action: the protected ones refused, with their reasons.
+        bulk(page, live_server, "/admin/agents/agent/", [a.pk for a in [*others, default, system]], "delete_agents")
+        seen["agents_bulk"] = numbers(page)
+        seen["agents_refused"] = page.locator("#refused-objects li").all_inner_texts()
+        shot(page, who, "agents-bulk-confirm")
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_selector("ul.messagelist")
+        said["agents_bulk"] = messages_shown(page)
+        shot(page, who, "agents-bulk-deleted")
+
+    for key in ("solo", "bulk_projects", "doomed_account", "bulk_accounts"):
+        assert {k: seen[key][k] for k in expected[key]} == expected[key], key
+    assert expected["bulk_projects"]["messages"] == "4,800"
+    assert seen["solo_named"] == "Delete project “Solo project”?"
+    assert seen["bulk_projects_named"][:2] == ["Bulk project 0", "Bulk project 1"]
+    assert len(seen["bulk_projects_named"]) == 11 and seen["bulk_projects_named"][-1] == "and 2 more"
+    assert said["solo"] == ["1 project deleted (3 threads)."]
+    assert said["bulk_projects"] == ["12 projects deleted (4 threads)."]
+    assert said["doomed_account"] == ["1 account deleted (2 threads)."]
+    assert said["bulk_accounts"] == ["2 accounts deleted (2 threads)."]
+    assert list(Project.objects.filter(account=acme)) == [kept_project]
+    assert set(Account.objects.values_list("name", flat=True)) == {"Acme"}
+    assert seen["plain"]["threads_closed"] == "1" and said["plain"][0].startswith("Agent “Plain agent” deleted")
+    plain_thread.refresh_from_db()
+    assert plain_thread.agent_id is None and plain_thread.status == "closed"
+    assert seen["default_delete_links"] == 0 and "Cannot delete default agent" in seen["default_protection"]
+    assert "Cannot delete a system agent" in seen["system_refusal"] and seen["system_confirm_buttons"] == 0
+    assert seen["agents_bulk"]["agents"] == "2" and seen["agents_bulk"]["refused"] == "2"
+    assert sorted(seen["agents_refused"]) == ["Default agent: Cannot delete default agent. Unset it as default first.",
+                                              "System agent: Cannot delete a system agent."]
+    assert any(m.startswith("2 agents deleted") for m in said["agents_bulk"])
+    assert set(Agent.objects.values_list("name", flat=True)) == {"Default agent", "System agent"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["superuser", "limited"])
+def test_bulk_delete_over_threshold_runs_as_a_job(live_server, settings, who):
+    """In-process tasks (the embedded defaults) or a worker: the job page ends at 100%."""
+    settings.BACKGROUND_JOBS = {"threshold": 5, "batch_size": 3}
+    user = make_staff(who)
+    project = create_project(account=create_account(name="Jobs Co", owner=user), name="Many")
+    doomed = make_threads(project, 10, messages=2)
+    keep = make_threads(project, 1)[0]
+    with chromium_page() as page:
+        log_in(page, live_server, user)
+        page.goto(f"{live_server.url}/admin/threads/thread/")
+        page.check("#action-toggle")
+        page.uncheck(f"input[name=_selected_action][value='{keep.pk}']")
+        page.select_option("select[name=action]", "delete_threads")
+        page.click("button[name=index]")
+        page.wait_for_selector("#background-note")
+        shot(page, who, "threads-job-confirm")
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
+        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
+        shown = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total", "percent")}
+        bar = page.get_attribute("#job-bar", "value")
+        shot(page, who, "job-done")
+    job = Job.objects.get()
+    assert shown == {"state": "Done", "done": "10", "total": "10", "percent": "100.0"} and float(bar) == 100
+    assert (job.state, job.done, job.batches, job.created_by_id) == ("done", 10, 4, user.pk)
+    assert list(Thread.objects.all()) == [keep] and not Message.objects.filter(thread__in=doomed).exists()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_job_page_follows_progress_live_and_cancels_between_batches(live_server, celery_worker_process, settings):
+    """A real worker deletes 3,000 threads in batches of 25: the page's numbers move
+    while it runs (no reload), Cancel stops it after a whole batch."""
+    settings.BACKGROUND_JOBS = {"threshold": 1000, "batch_size": 25}
+    user = make_staff("limited")
+    project = create_project(account=create_account(name="Live Co", owner=user), name="Big")
+    make_threads(project, 3000, messages=2, checkpoints=1)
+    with chromium_page() as page:
+        log_in(page, live_server, user)
+        page.goto(f"{live_server.url}/admin/threads/thread/")
+        page.check("#action-toggle")
+        page.click("span.question a")  # "Select all 3,000 threads"
+        page.select_option("select[name=action]", "delete_threads")
+        page.click("button[name=index]")
+        page.wait_for_selector("#background-note")
+        confirm = numbers(page)
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
+        first = page.inner_text("#job-done")
+        page.wait_for_function("() => parseInt(document.getElementById('job-done').textContent.replace(/,/g, '')) >= 100",
+                               timeout=60_000)
+        moving = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total", "rate", "eta")}
+        shot(page, "limited", "job-running")
+        page.click("#job-cancel input[type=submit]")
+        page.wait_for_selector("#job[data-state=cancelled]", timeout=60_000)
+        final = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total")}
+        shot(page, "limited", "job-cancelled")
+    job = Job.objects.get()
+    assert confirm["threads"] == "3,000" and moving["total"] == "3,000" and moving["state"] == "Running"
+    assert first != moving["done"] and moving["rate"] != "0" and moving["eta"] != "—"
+    assert job.state == "cancelled" and 0 < job.done < 3000 and job.done % 25 == 0
+    assert final == {"state": "Cancelled", "done": f"{job.done:,}", "total": "3,000"}
+    left = Thread.objects.count()
+    assert left == 3000 - job.done  # whole batches: every thread gone with all it held, or intact
+    assert Message.objects.count() == 2 * left and Checkpoint.objects.count() == left
+    assert not JobTarget.objects.exists()

@@ -1,0 +1,189 @@
+"""Background jobs: above the threshold the admin and `prune_threads --background`
+submit one job that deletes or prunes in batches through the same services, with
+its progress page; cancelled between batches it leaves nothing half done."""
+
+import io
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from jobs.models import Job, JobState, JobTarget
+from jobs.services import request_cancel, run_job, submit_job
+from projects.models import Project
+from projects.services import create_account, create_project, ensure_user
+from tests.admin.test_admin import texts
+from tests.conftest import wait_for
+from tests.threads.test_prune import make_threads
+from threads.models import Checkpoint, Message, Thread
+
+pytestmark = pytest.mark.django_db
+THREADS = "/admin/threads/thread/"
+
+
+@pytest.fixture
+def small_jobs(settings):
+    """A threshold of 5 threads and batches of 2, so that small data makes jobs."""
+    settings.BACKGROUND_JOBS = {"threshold": 5, "batch_size": 2}
+
+
+@pytest.fixture
+def staff(client):
+    user = ensure_user(username="staff", password="pw-1234")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+def test_bulk_delete_over_threshold_runs_as_a_job(small_jobs, staff, project, django_capture_on_commit_callbacks):
+    doomed = make_threads(project, 7, messages=2)
+    keep = make_threads(create_project(account=project.account, name="Other"), 1)[0]
+    selection = {"action": "delete_threads", "_selected_action": [str(t.pk) for t in doomed]}
+    page = staff.post(THREADS, selection)
+    assert b"runs in the background" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post(THREADS, {**selection, "post": "yes"})
+    job = Job.objects.get()
+    assert r.status_code == 302 and r["Location"] == f"/admin/jobs/job/{job.pk}/change/"
+    assert (job.kind, job.state, job.source, job.created_by_id) == ("delete_threads", "done", "admin", staff.user.pk)
+    assert (job.total, job.done, job.affected, job.batches) == (7, 7, 7, 4)
+    assert list(Thread.objects.all()) == [keep] and not Message.objects.filter(thread__in=doomed).exists()
+    assert not JobTarget.objects.exists()
+    page = staff.get(r["Location"])
+    assert page.status_code == 200 and b'<ol class="breadcrumbs">' in page.content
+    assert b'id="job-done">7<' in page.content and b"100.0" in page.content and b"Save" not in page.content
+    progress = json.loads(staff.get(f"/admin/jobs/job/{job.pk}/progress/").content)
+    assert progress["state"] == "done" and progress["percent"] == 100.0 and progress["done"] == 7
+
+
+def test_below_threshold_stays_in_the_request(small_jobs, staff, project):
+    threads = make_threads(project, 5)
+    r = staff.post(THREADS, {"action": "delete_threads", "_selected_action": [str(t.pk) for t in threads],
+                             "post": "yes"}, follow=True)
+    assert texts(r) == ["5 threads deleted."] and not Job.objects.exists() and not Thread.objects.exists()
+
+
+def test_prune_keep_latest_over_threshold(small_jobs, staff, project, django_capture_on_commit_callbacks):
+    threads = make_threads(project, 6, checkpoints=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(THREADS, {"action": "prune_keep_latest", "_selected_action": [str(t.pk) for t in threads],
+                             "post": "yes"})
+    job = Job.objects.get()
+    assert (job.kind, job.state, job.done, job.affected) == ("prune_keep_latest", "done", 6, 6)
+    assert Checkpoint.objects.count() == 6 and Thread.objects.count() == 6
+
+
+def test_project_and_account_deletion_over_threshold(small_jobs, staff, account, django_capture_on_commit_callbacks):
+    big = create_project(account=account, name="Big")
+    make_threads(big, 7, messages=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(f"/admin/projects/project/{big.pk}/delete/", {"post": "yes"})
+    job = Job.objects.get()
+    assert (job.kind, job.state, job.total, job.done) == ("delete_projects", "done", 7, 7)
+    assert not Project.objects.filter(pk=big.pk).exists() and not Thread.objects.exists()
+
+    other = create_account(name="Big Co", owner=ensure_user(username="o2"))
+    for name in ("A", "B"):
+        make_threads(create_project(account=other, name=name), 3)
+    empty = create_project(account=other, name="Empty")
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post("/admin/projects/account/", {"action": "delete_with_service",
+                                                "_selected_action": [str(other.pk)], "post": "yes"})
+    job = Job.objects.get(kind="delete_accounts")
+    assert (job.state, job.total, job.done, job.affected) == ("done", 6, 6, 6)
+    assert not Project.objects.filter(pk=empty.pk).exists() and not other.__class__.objects.filter(pk=other.pk).exists()
+
+
+def test_prune_command_background_submits_the_same_job(small_jobs, project, django_capture_on_commit_callbacks):
+    make_threads(project, 5, messages=1)
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("prune_threads", "--status", "idle", "--background", "--yes", "--batch-size", "2", stdout=out)
+    job = Job.objects.get()
+    assert f"Job {job.pk} submitted" in out.getvalue() and f"/admin/jobs/job/{job.pk}/change/" in out.getvalue()
+    assert (job.kind, job.source, job.created_by_id, job.batch_size) == ("delete_threads", "command", None, 2)
+    assert (job.state, job.done, job.batches) == ("done", 5, 3) and not Thread.objects.exists()
+
+
+def test_cancel_a_pending_job_does_nothing(project):
+    make_threads(project, 3)
+    job = submit_job(kind="delete_threads", targets=Thread.objects.all(), total=3, description="Delete 3 threads")
+    job = request_cancel(job=job)
+    assert job.state == "cancelled" and not JobTarget.objects.exists()
+    assert run_job(job_id=job.pk).state == "cancelled" and Thread.objects.count() == 3
+
+
+def test_job_page_permissions(client, project, django_capture_on_commit_callbacks):
+    """Staff who started a job may follow and cancel it with no permission on jobs;
+    other limited staff may not see it."""
+    starter, other = (ensure_user(username=n, password="pw-1234") for n in ("starter", "other"))
+    for user in (starter, other):
+        user.is_staff = True
+        user.save()
+        user.user_permissions.add(*Permission.objects.filter(codename__in=["view_thread", "delete_thread"]))
+    make_threads(project, 2)
+    job = submit_job(kind="delete_threads", targets=Thread.objects.all(), total=2, description="Delete 2 threads",
+                     created_by=starter)
+    client.force_login(other)
+    assert client.get(f"/admin/jobs/job/{job.pk}/change/").status_code == 403
+    assert client.post(f"/admin/jobs/job/{job.pk}/cancel/").status_code == 403
+    client.force_login(starter)
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert page.status_code == 200 and b"Cancel job" in page.content
+    client.post(f"/admin/jobs/job/{job.pk}/cancel/")
+    assert Job.objects.get().state == "cancelled" and Thread.objects.count() == 2
+
+
+def test_a_batch_costs_the_same_queries_whatever_its_size(project):
+    """One batch of 2 threads or of 500 (with messages and checkpoints): the same
+    statements (claim; per batch: lock the job, read targets, the deletion, drop the
+    targets, record progress; finish), no per-row work."""
+    counts = []
+    for n in (2, 500):
+        make_threads(project, n, messages=3, checkpoints=2)
+        job = submit_job(kind="delete_threads", targets=Thread.objects.all(), total=n, description="x",
+                         batch_size=1000)
+        with CaptureQueriesContext(connection) as queries:
+            run_job(job_id=job.pk)
+        counts.append(len(queries))
+        assert Job.objects.get(pk=job.pk).state == "done" and not Thread.objects.exists()
+        project = create_project(account=project.account, name=f"again {n}")
+    assert counts[0] == counts[1] <= 24, counts
+
+
+@pytest.mark.worker
+def test_cancel_stops_a_running_job_between_batches(celery_worker_process, settings, project):
+    """A real worker runs the job; a cancel while it runs stops it after a whole
+    batch: every thread is either gone with everything under it or intact."""
+    settings.BACKGROUND_JOBS = {"threshold": 5, "batch_size": 50}
+    threads = make_threads(project, 3000, messages=2, checkpoints=1)
+    job = submit_job(kind="delete_threads", targets=Thread.objects.all(), total=len(threads),
+                     description="Delete 3,000 threads", batch_size=50)
+    assert wait_for(lambda: Job.objects.get(pk=job.pk).done >= 100, timeout=60)
+    request_cancel(job=job)
+    job = wait_for(lambda: Job.objects.filter(pk=job.pk, state__in=["cancelled", "done"]).first(), timeout=60)
+    assert job.state == JobState.CANCELLED and 0 < job.done < 3000 and job.done % 50 == 0
+    left = Thread.objects.count()
+    assert left == 3000 - job.done == 3000 - job.affected
+    assert Message.objects.count() == 2 * left and Checkpoint.objects.count() == left
+    assert not JobTarget.objects.filter(job=job).exists()
+
+
+@pytest.mark.worker
+def test_admin_job_through_a_real_worker(celery_worker_process, settings, client, project):
+    settings.BACKGROUND_JOBS = {"threshold": 5, "batch_size": 10}
+    user = ensure_user(username="staff", password="pw-1234")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    threads = make_threads(project, 45, messages=1)
+    r = client.post(THREADS, {"action": "delete_threads", "_selected_action": [str(t.pk) for t in threads],
+                              "post": "yes"})
+    assert r.status_code == 302  # at once, before the work
+    job = wait_for(lambda: Job.objects.filter(state="done").first(), timeout=60)
+    assert (job.done, job.affected, job.batches) == (45, 45, 5) and not Thread.objects.exists()
