@@ -126,7 +126,8 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata",
-                  "multitask_strategy", "kwargs", "agent_id", "seq", "runtime", "model", "input", "message",
+                  "multitask_strategy", "kwargs", "start_after", "agent_id", "seq", "runtime", "model", "input",
+                  "message",
                   "start_message_seq", "end_message_seq", "token_usage", "result", "error", "started_at",
                   "completed_at"]
         read_only_fields = fields
