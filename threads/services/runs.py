@@ -442,21 +442,26 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
 def finish_run_stream(run: Run, added: list[Message]) -> None:
     """After a run ended: its stream's last events (final values, `end`), then, for a
     stateless run, its temporary thread goes, through the deletion service."""
-    events = RunEvents.of(run)
-    publish(events.finished, values=thread_values(run.thread_id), new_messages=[langgraph_message(m) for m in added],
+    values = thread_values(run.thread_id)
+    delete_temporary_threads([run])  # before the `end`: a client that saw it finds nothing left
+    publish(RunEvents.of(run).finished, values=values, new_messages=[langgraph_message(m) for m in added],
             error=run.error if run.status == RunStatus.ERROR else None, status=run.status)
-    delete_temporary_threads([run])
 
 
 def delete_temporary_threads(runs) -> None:
     """A stateless run's thread (`kwargs.temporary`, `on_completion: delete`, the
-    default) is deleted once the run ended, like any thread: everything under it goes."""
+    default) is deleted once the run ended, through the deletion service like any
+    thread: everything under it goes. A failure is logged; the thread is then an
+    ordinary thread left to its owner (and the TTL sweeper)."""
     from .deletion import delete_threads
 
     ids = [run.thread_id for run in runs
            if run.kwargs.get("temporary") and run.kwargs.get("on_completion", "delete") == "delete"]
     if ids:
-        delete_threads(thread_ids=ids)
+        try:
+            delete_threads(thread_ids=ids)
+        except Exception as exc:
+            logger.warning("Deleting the temporary threads %s failed: %s", ids, exc)
 
 
 def approval_expiry(now):
@@ -493,10 +498,10 @@ def interrupt_runs(*, runs: QuerySet) -> int:
 
 def end_interrupted_streams(runs: list[Run]) -> None:
     bus = get_bus()
+    delete_temporary_threads(runs)
     for run in runs:
         publish(bus.cancel, run.pk)
         publish(RunEvents.of(run).end, RunStatus.INTERRUPTED)
-    delete_temporary_threads(runs)
 
 
 def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:
