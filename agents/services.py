@@ -16,6 +16,8 @@ from django.utils import timezone
 from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
 from config.observability import record_destructive
 from projects.models import Account, Project
+from receipts import services as receipts
+from receipts.models import DeletionKind
 from threads.models import Thread, ThreadStatus
 from threads.tools import validate_tools
 
@@ -157,12 +159,15 @@ def delete_agent(*, agent: Agent) -> None:
 
     locked = _lock_agent(agent.pk)
     ensure_deletable(locked)
-    delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
-    force_close_threads(
-        thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED).values_list("pk", flat=True)
-    )
-    versions = list(locked.versions.values_list("number", flat=True))
-    Agent.objects.filter(pk=locked.pk).delete()
+    with receipts.operation(DeletionKind.AGENT_DELETE, root_ids=[locked.pk]):
+        delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
+        force_close_threads(
+            thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED)
+            .values_list("pk", flat=True)
+        )
+        versions = list(locked.versions.values_list("number", flat=True))
+        Agent.objects.filter(pk=locked.pk).delete()
+        receipts.record(DeletionKind.AGENT_DELETE, {locked.account_id: receipts.Tally(agents=1)})
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=versions)
     record_destructive("delete_agent", {"agents": 1, "agent_versions": len(versions)})
 

@@ -25,6 +25,8 @@ from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
 from config.observability import record_destructive
+from receipts import services as receipts
+from receipts.models import DeletionKind
 
 from ..models import (
     ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, MultitaskStrategy, Run, RunStatus, Thread,
@@ -166,8 +168,9 @@ def create_run(
         doomed = list(active.values_list("pk", flat=True))
         interrupt_runs(runs=Run.objects.filter(pk__in=doomed))
         if multitask_strategy == MultitaskStrategy.ROLLBACK:
-            for run in Run.objects.filter(pk__in=doomed):
-                remove_run(run)
+            with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt for the runs rolled back
+                for run in Run.objects.filter(pk__in=doomed):
+                    remove_run(run, account_id=locked.account_id)
     agent = agent if agent is not None else locked.agent
     if not model and not locked.model and agent is not None:
         from agents.caches import agent_config  # the agent's current version, through its cache
@@ -525,7 +528,7 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
         raise Conflict(f"The run is not active (status '{run.status}').")
     interrupt_runs(runs=Run.objects.filter(pk=run.pk))
     if action == "rollback":
-        remove_run(run)
+        remove_run(run, account_id=locked.account_id)
     advance_queue(locked)
     if action == "rollback":
         return None
@@ -569,8 +572,10 @@ def cancel_many(*, threads: QuerySet, run_ids=None, status: str = "all", action:
     targets = list(runs.filter(thread__in=[t.pk for t in locked]).values_list("pk", flat=True))
     count = interrupt_runs(runs=Run.objects.filter(pk__in=targets))
     if action == "rollback":
-        for run in Run.objects.filter(pk__in=targets):
-            remove_run(run)
+        account_of = {t.pk: t.account_id for t in locked}
+        with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt per account for the runs rolled back
+            for run in Run.objects.filter(pk__in=targets):
+                remove_run(run, account_id=account_of[run.thread_id])
     for thread in locked:
         advance_queue(thread)
     return count
@@ -586,29 +591,34 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
         if not force:
             raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
         interrupt_runs(runs=Run.objects.filter(pk=run.pk))
-        remove_run(run)
+        remove_run(run, account_id=locked.account_id)
         advance_queue(locked)
         return
-    remove_run(run)
+    remove_run(run, account_id=locked.account_id)
 
 
-def remove_run(run: Run) -> None:
+def remove_run(run: Run, *, account_id) -> None:
     """Delete a run (the caller holds its thread's lock). The database cascade removes
-    its checkpoints, their writes and its approvals, and detaches its messages. On
-    PostgreSQL the re-linking and the delete are one statement."""
+    its checkpoints, their writes and its approvals, and detaches its messages. The
+    receipt counts the run and its checkpoints. On PostgreSQL the re-linking, the count
+    and the delete are one statement; elsewhere three."""
     if connection.vendor == "postgresql":
-        relink_and_delete_run(run)
-        return
-    relink_past_run_checkpoints(run)
-    Run.objects.filter(pk=run.pk).delete()
-    record_destructive("delete_run", {"runs": 1})
+        checkpoints = relink_and_delete_run(run)
+    else:
+        relink_past_run_checkpoints(run)
+        checkpoints = Checkpoint.objects.filter(run_id=run.pk).count()
+        Run.objects.filter(pk=run.pk).delete()
+    receipts.record(DeletionKind.RUN_DELETE,
+                    {account_id: receipts.Tally(root_ids=[run.pk], runs=1, checkpoints=checkpoints)})
+    record_destructive("delete_run", {"runs": 1, "checkpoints": checkpoints})
 
 
-def relink_and_delete_run(run: Run) -> None:
+def relink_and_delete_run(run: Run) -> int:
     """`relink_past_run_checkpoints` and the delete in one statement: a recursive CTE
     walks each surviving child of the run's checkpoints up past them (index probes on
     `checkpoint_parent` and `run_id`, so the cost follows the run, not the thread), a
-    data-modifying CTE re-links it, and the run is deleted."""
+    data-modifying CTE re-links it, and the run is deleted. Returns how many
+    checkpoints went with it (counted in the statement's snapshot)."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
     sql = f"""
@@ -630,10 +640,12 @@ def relink_and_delete_run(run: Run) -> None:
             WHERE c.id = walk.id AND NOT EXISTS (
                 SELECT 1 FROM own WHERE own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor)
         )
-        DELETE FROM {runs} WHERE id = %(run)s
+        DELETE FROM {runs} WHERE id = %(run)s RETURNING (SELECT COUNT(*) FROM own)
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, {"run": run.pk, "thread": run.thread_id})
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def relink_past_run_checkpoints(run: Run) -> None:

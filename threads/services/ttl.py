@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from config.observability import destructive_operation
 from projects.models import Project
+from receipts.context import acting
 
 from ..models import Thread
 from ..selectors import without_active_run
@@ -42,7 +43,8 @@ def sweep_expired_threads(*, now=None, limit: int | None = None, strategy: str |
     limit = limit or conf["sweep_limit"]
     strategy = strategy or conf["strategy"]
     validate_strategy(strategy)
-    with destructive_operation("ttl_sweep", strategy=strategy), transaction.atomic():
+    with destructive_operation("ttl_sweep", strategy=strategy), acting(source="ttl", user=None), \
+            transaction.atomic():
         claimed = claim_expired_threads(now=now, limit=limit, lock_projects=strategy == "delete")
         if not claimed:
             return 0
