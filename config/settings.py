@@ -260,6 +260,9 @@ SPECTACULAR_SETTINGS = {
 # --- Runtimes: {name: dotted path of a threads.runtime.Runtime} ----------------
 THREAD_RUNTIMES = {"echo": "threads.runtime.EchoRuntime"}
 DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
+# The model of an assistant created through LangGraph's API that names none
+# (`config.configurable.model` or `context.model`).
+DEFAULT_ASSISTANT_MODEL = os.environ.get("DEFAULT_ASSISTANT_MODEL", "echo-1")
 # A run still pending after this many seconds is sent to the worker again (beat).
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
 # A run's `webhook`: seconds per POST, retries of a failed one, first backoff (doubling).

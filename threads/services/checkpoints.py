@@ -61,11 +61,18 @@ def store_checkpoint(*, thread, checkpoint_ns, checkpoint_id, parent_checkpoint_
     return cp
 
 
-def latest_checkpoint_id(*, thread, checkpoint_ns: str = "") -> str | None:
-    return (
+def parent_and_step(*, thread, checkpoint_ns: str = "") -> tuple[str | None, int]:
+    """For a new checkpoint on top of the thread's latest: the parent's id and the
+    new checkpoint's `step` (the parent's + 1, as LangGraph numbers supersteps; 0 for
+    a first checkpoint or a parent without one). One query."""
+    latest = (
         Checkpoint.objects.filter(thread=thread, checkpoint_ns=checkpoint_ns)
-        .order_by("-id").values_list("checkpoint_id", flat=True).first()
+        .order_by("-id").values_list("checkpoint_id", "metadata").first()
     )
+    if latest is None:
+        return None, 0
+    step = (latest[1] or {}).get("step")
+    return latest[0], step + 1 if isinstance(step, int) and not isinstance(step, bool) else 0
 
 
 def delete_checkpoints(checkpoints: QuerySet, *, thread_ids=None) -> dict:

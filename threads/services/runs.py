@@ -33,10 +33,11 @@ from ..models import (
     ThreadStatus,
 )
 from ..runtime import RuntimeResult, get_runtime
-from ..selectors import langgraph_message, thread_values
+from ..message_format import from_stored
+from ..selectors import thread_values
 from ..streams.bus import get_bus
 from ..streams.events import RunEvents
-from .checkpoints import latest_checkpoint_id, store_checkpoint
+from .checkpoints import parent_and_step, store_checkpoint
 from .messages import append_messages, validate_content
 from .threads import activity, ensure_open, lock_thread
 from .webhooks import schedule_webhooks
@@ -134,6 +135,7 @@ def create_run(
     runtime: str | None = None,
     multitask_strategy: str = MultitaskStrategy.REJECT,
     kwargs: dict | None = None,
+    bind_agent: bool = False,
 ) -> Run:
     """Create a `pending` run and execute it after commit (a worker, or in-process).
 
@@ -146,14 +148,18 @@ def create_run(
     conversation in order); `after_seconds` delays the start; `webhook` receives the
     run when it ends; `command: {resume}` creates no run: the thread's waiting run
     continues and is returned.
+
+    The runtime: `runtime`, else the agent's graph (its current version's
+    `graph_id`), else `DEFAULT_RUNTIME`. `bind_agent` (LangGraph's `assistant_id`):
+    a thread without an agent gets this run's agent.
     """
-    runtime = runtime or settings.DEFAULT_RUNTIME
-    if runtime not in settings.THREAD_RUNTIMES:
+    if runtime is not None and runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
     if multitask_strategy not in MultitaskStrategy.values:
         raise Invalid(f"Unknown multitask_strategy '{multitask_strategy}'.",
                       errors={"multitask_strategy": [f"One of {', '.join(MultitaskStrategy.values)}."]})
-    kwargs = validate_run_kwargs(kwargs or {}, runtime=runtime)
+    # (an agent's graph, resolved below, is a one-node graph like the default runtime)
+    kwargs = validate_run_kwargs(kwargs or {}, runtime=runtime or settings.DEFAULT_RUNTIME)
     if "command" in kwargs:
         return resume_with_command(thread=thread, command=kwargs["command"])
     input_messages(input)
@@ -171,11 +177,19 @@ def create_run(
             with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt for the runs rolled back
                 for run in Run.objects.filter(pk__in=doomed):
                     remove_run(run, account_id=locked.account_id)
+    if bind_agent and agent is not None and locked.agent_id is None:
+        Thread.objects.filter(pk=locked.pk).update(agent=agent)
+        locked.agent = agent
     agent = agent if agent is not None else locked.agent
-    if not model and not locked.model and agent is not None:
+    if agent is not None and (runtime is None or (not model and not locked.model)):
         from agents.caches import agent_config  # the agent's current version, through its cache
 
-        model = (agent_config(agent) or {}).get("model", "")
+        config = agent_config(agent) or {}
+        model = model or ("" if locked.model else config.get("model", ""))
+        runtime = runtime or config.get("graph_id") or None
+    runtime = runtime or settings.DEFAULT_RUNTIME
+    if runtime not in settings.THREAD_RUNTIMES:
+        raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
     seq = locked.last_run_seq + 1
     try:
         with transaction.atomic():
@@ -414,10 +428,15 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
         added = append_messages(thread=thread, role="assistant", contents=result.messages, run=run, agent=run.agent,
                                 ids=result.message_ids or None)
     if result.checkpoint is not None:
+        # `message_seq`: the stored messages this state includes (a runtime appends
+        # the ones after it); `step` as LangGraph counts supersteps.
+        parent_id, step = parent_and_step(thread=thread)
         store_checkpoint(
             thread=thread, checkpoint_ns="", checkpoint_id=str(uuid.uuid4()),
-            parent_checkpoint_id=latest_checkpoint_id(thread=thread), checkpoint=result.checkpoint,
-            metadata={"source": "loop", "run_id": str(run.pk)}, run=run, writes=[],
+            parent_checkpoint_id=parent_id, checkpoint=result.checkpoint,
+            metadata={**result.checkpoint_metadata, "source": "loop", "run_id": str(run.pk),
+                      "graph_id": run.runtime, "step": step, "message_seq": thread.last_message_seq},
+            run=run, writes=[],
         )
     run.input_tokens += result.input_tokens
     run.output_tokens += result.output_tokens
@@ -447,7 +466,7 @@ def finish_run_stream(run: Run, added: list[Message]) -> None:
     stateless run, its temporary thread goes, through the deletion service."""
     values = thread_values(run.thread_id)
     delete_temporary_threads([run])  # before the `end`: a client that saw it finds nothing left
-    publish(RunEvents.of(run).finished, values=values, new_messages=[langgraph_message(m) for m in added],
+    publish(RunEvents.of(run).finished, values=values, new_messages=[from_stored(m) for m in added],
             error=run.error if run.status == RunStatus.ERROR else None, status=run.status)
 
 
