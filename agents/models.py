@@ -81,7 +81,20 @@ class AgentTrigger(models.Model):
     next_fire_at = models.DateTimeField(null=True, blank=True)
     last_fired_at = models.DateTimeField(null=True, blank=True)
     fire_count = models.PositiveIntegerField(default=0)
+    # LangGraph crons (schedules created through `/runs/crons`): the options every run
+    # it starts gets (config, context, metadata, webhook, interrupt_before/after,
+    # multitask_strategy, ...), the cron's own metadata, when it stops, and what
+    # happens to the new thread of a thread-less cron after each run (`delete`/`keep`).
+    payload = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    on_run_completed = models.CharField(max_length=16, blank=True, default="")
+    # Soft reference to auth.User: see threads.models.Thread.created_by.
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["created_at"]

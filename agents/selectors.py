@@ -1,10 +1,11 @@
 """Reads on agents."""
 
 from django.db.models import JSONField, OuterRef, QuerySet, Subquery
+from django.db.models.fields.json import KeyTransform
 
 from projects.selectors import visible_to
 
-from .models import Agent, AgentTrigger, AgentVersion
+from .models import Agent, AgentTrigger, AgentVersion, TriggerKind
 
 
 def agents_for(user) -> QuerySet:
@@ -16,6 +17,28 @@ def agents_for(user) -> QuerySet:
         tools=Subquery(current.values("tools")[:1], output_field=JSONField()),
         mcps=Subquery(current.values("mcps")[:1], output_field=JSONField()),
     )
+
+
+CRON_SORT_FIELDS = {
+    "cron_id": "id", "assistant_id": "agent_id", "thread_id": "thread_id", "created_at": "created_at",
+    "updated_at": "updated_at", "next_run_date": "next_fire_at", "end_time": "end_time",
+}
+
+
+def crons_for(user, *, assistant_id=None, thread_id=None, enabled=None, metadata: dict | None = None) -> QuerySet:
+    """The user's crons (schedule triggers) matching LangGraph's search filters;
+    `metadata` matches each key exactly."""
+    qs = visible_to(AgentTrigger.objects.filter(kind=TriggerKind.SCHEDULE), user, account_field="agent__account")
+    if assistant_id is not None:
+        qs = qs.filter(agent_id=assistant_id)
+    if thread_id is not None:
+        qs = qs.filter(thread_id=thread_id)
+    if enabled is not None:
+        qs = qs.filter(is_active=enabled)
+    for i, (key, value) in enumerate((metadata or {}).items()):
+        # A key transform (not `metadata__<key>`): a key is data, never a lookup.
+        qs = qs.alias(**{f"_meta{i}": KeyTransform(key, "metadata")}).filter(**{f"_meta{i}": value})
+    return qs
 
 
 def deletion_refusal(agent: Agent) -> str | None:

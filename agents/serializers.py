@@ -110,3 +110,87 @@ class AgentImportSerializer(serializers.Serializer):
     account_id = serializers.UUIDField()
     project_id = serializers.UUIDField(required=False, allow_null=True)
     document = AgentDocumentSerializer()
+
+
+# --- LangGraph crons --------------------------------------------------------------
+
+class CronSerializer(serializers.Serializer):
+    """LangGraph's `Cron` shape of a schedule trigger."""
+
+    cron_id = serializers.UUIDField(source="id")
+    assistant_id = serializers.UUIDField(source="agent_id")
+    thread_id = serializers.UUIDField(allow_null=True)
+    on_run_completed = serializers.SerializerMethodField()
+    end_time = serializers.DateTimeField(allow_null=True)
+    schedule = serializers.CharField(source="cron")
+    timezone = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    payload = serializers.SerializerMethodField()
+    user_id = serializers.SerializerMethodField()
+    next_run_date = serializers.DateTimeField(source="next_fire_at", allow_null=True)
+    metadata = serializers.DictField()
+    enabled = serializers.BooleanField(source="is_active")
+
+    def get_on_run_completed(self, trigger) -> str | None:
+        return trigger.on_run_completed or None
+
+    def get_payload(self, trigger) -> dict:
+        """The body of the runs it starts."""
+        return {"assistant_id": str(trigger.agent_id), "input": trigger.input, **trigger.payload}
+
+    def get_user_id(self, trigger) -> str | None:
+        return str(trigger.created_by_id) if trigger.created_by_id is not None else None
+
+
+class CronOptionsSerializer(serializers.Serializer):
+    """What a cron's runs get, and when it stops (LangGraph's body fields)."""
+
+    input = serializers.JSONField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+    config = serializers.DictField(required=False, allow_null=True)
+    context = serializers.DictField(required=False, allow_null=True)
+    webhook = serializers.URLField(required=False, allow_null=True, max_length=2000)
+    interrupt_before = serializers.JSONField(required=False, allow_null=True, help_text="'*' or a list of node names")
+    interrupt_after = serializers.JSONField(required=False, allow_null=True, help_text="'*' or a list of node names")
+    end_time = serializers.DateTimeField(required=False, allow_null=True)
+    enabled = serializers.BooleanField(required=False, allow_null=True)
+    timezone = serializers.CharField(required=False, allow_null=True, max_length=64)
+    stream_mode = serializers.JSONField(required=False, allow_null=True)
+    stream_subgraphs = serializers.BooleanField(required=False, allow_null=True)
+    stream_resumable = serializers.BooleanField(required=False, allow_null=True)
+    durability = serializers.ChoiceField(choices=["sync", "async", "exit"], required=False, allow_null=True)
+    checkpoint_during = serializers.BooleanField(required=False, allow_null=True)
+
+
+class ThreadCronCreateSerializer(CronOptionsSerializer):
+    assistant_id = serializers.CharField(max_length=200)
+    schedule = serializers.CharField(max_length=120)
+    multitask_strategy = serializers.ChoiceField(choices=["reject", "interrupt", "rollback", "enqueue"],
+                                                 required=False, allow_null=True)
+
+
+class CronCreateSerializer(ThreadCronCreateSerializer):
+    on_run_completed = serializers.ChoiceField(choices=["delete", "keep"], required=False, allow_null=True)
+
+
+class CronUpdateSerializer(CronOptionsSerializer):
+    schedule = serializers.CharField(max_length=120, required=False)
+    on_run_completed = serializers.ChoiceField(choices=["delete", "keep"], required=False, allow_null=True)
+
+
+class CronCountSerializer(serializers.Serializer):
+    assistant_id = serializers.UUIDField(required=False, allow_null=True)
+    thread_id = serializers.UUIDField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+
+
+class CronSearchSerializer(CronCountSerializer):
+    enabled = serializers.BooleanField(required=False, allow_null=True)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
+    sort_by = serializers.ChoiceField(choices=["cron_id", "assistant_id", "thread_id", "created_at", "updated_at",
+                                               "next_run_date", "end_time"], required=False, allow_null=True)
+    sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False, allow_null=True)
+    select = serializers.ListField(child=serializers.ChoiceField(choices=list(CronSerializer().fields) + ["now"]),
+                                   required=False, allow_null=True, max_length=20)

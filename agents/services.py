@@ -243,10 +243,14 @@ def _first_fire_time(cron: str, tz_name: str) -> datetime:
 @transaction.atomic
 def create_trigger(
     *, agent: Agent, kind: str, cron: str = "", timezone_name: str = "UTC", input: dict | None = None,
-    thread: Thread | None = None, project: Project | None = None,
+    thread: Thread | None = None, project: Project | None = None, payload: dict | None = None,
+    metadata: dict | None = None, end_time: datetime | None = None, enabled: bool = True,
+    on_run_completed: str = "", created_by=None,
 ) -> tuple[AgentTrigger, str | None]:
     """Create a schedule or webhook trigger. Returns (trigger, webhook secret) — the
-    secret is shown once; only its hash is stored."""
+    secret is shown once; only its hash is stored. `payload` (the options of the runs
+    it starts), `metadata`, `end_time`, `enabled` and `on_run_completed` are what a
+    LangGraph cron adds (see `create_cron`)."""
     if kind not in TriggerKind.values:
         raise Invalid(f"Unknown trigger kind '{kind}'.", errors={"kind": ["schedule or webhook."]})
     if thread is None and project is None:
@@ -257,14 +261,21 @@ def create_trigger(
     next_fire_at, secret = None, None
     if kind == TriggerKind.SCHEDULE:
         next_fire_at = _first_fire_time(cron, timezone_name)
+        next_fire_at = next_fire_at if enabled and not _past_end(next_fire_at, end_time) else None
     else:
         secret = secrets.token_urlsafe(32)
     trigger = AgentTrigger.objects.create(
         agent=agent, kind=kind, cron=cron if kind == TriggerKind.SCHEDULE else "", timezone=timezone_name,
         input=input or {}, thread=thread, project=project or (thread.project if thread else None),
-        secret_hash=_hash_secret(secret) if secret else "", next_fire_at=next_fire_at,
+        secret_hash=_hash_secret(secret) if secret else "", next_fire_at=next_fire_at, payload=payload or {},
+        metadata=metadata or {}, end_time=end_time, is_active=enabled, on_run_completed=on_run_completed,
+        created_by=created_by,
     )
     return trigger, secret
+
+
+def _past_end(when: datetime | None, end_time: datetime | None) -> bool:
+    return when is not None and end_time is not None and when > end_time
 
 
 @transaction.atomic
@@ -279,7 +290,11 @@ def delete_triggers(*, triggers) -> int:
 
 def _start_triggered_run(trigger: AgentTrigger, *, input, schedule_seq: int | None = None):
     """A run on the trigger's thread, or on a new thread of its project. An `input`
-    with a `message` string posts it as the user message the run answers."""
+    with a `message` string posts it as the user message the run answers; LangGraph
+    `input.messages` are appended when the run starts. A cron's `payload` gives the
+    run its options (config, context, webhook, multitask_strategy — by default a busy
+    thread skips the due time) and its metadata; the new thread of a thread-less cron
+    with `on_run_completed: delete` is deleted after the run."""
     from threads.services.messages import post_message
     from threads.services.runs import create_run
     from threads.services.threads import create_thread
@@ -298,8 +313,12 @@ def _start_triggered_run(trigger: AgentTrigger, *, input, schedule_seq: int | No
     text = text if isinstance(text, str) and text else None
     if text:
         post_message(thread=thread, role="user", content=[{"type": "text", "text": text}], agent=None)
-    return create_run(thread=thread, agent=trigger.agent, input=input, message=text,
-                      metadata={"trigger_id": str(trigger.pk)})
+    kwargs = dict(trigger.payload or {})
+    if trigger.thread_id is None and trigger.on_run_completed:
+        kwargs.update(temporary=True, on_completion=trigger.on_run_completed)
+    return create_run(thread=thread, agent=trigger.agent, input=input, message=text, kwargs=kwargs,
+                      multitask_strategy=kwargs.get("multitask_strategy") or "reject",
+                      metadata={**(trigger.metadata or {}), "trigger_id": str(trigger.pk), "cron_id": str(trigger.pk)})
 
 
 @transaction.atomic
@@ -342,7 +361,13 @@ def fire_due_triggers(*, now: datetime | None = None) -> int:
 
 
 def _claim_due_time(trigger: AgentTrigger, *, now: datetime) -> bool:
+    """Claim the due time (see `fire_due_triggers`); a cron past its `end_time`
+    claims nothing and stops (its next time is cleared)."""
+    if _past_end(trigger.next_fire_at, trigger.end_time):
+        AgentTrigger.objects.filter(pk=trigger.pk, next_fire_at=trigger.next_fire_at).update(next_fire_at=None)
+        return False
     following = next_fire_time(trigger.cron, trigger.timezone, now)
+    following = None if _past_end(following, trigger.end_time) else following
     return bool(
         AgentTrigger.objects.filter(pk=trigger.pk, is_active=True, next_fire_at=trigger.next_fire_at).update(
             next_fire_at=following, last_fired_at=now, fire_count=F("fire_count") + 1
@@ -358,3 +383,104 @@ def _start_scheduled_run(trigger: AgentTrigger, *, now: datetime) -> bool:
     except ServiceError as exc:  # e.g. the thread is busy or closed: this due time is skipped
         logger.warning("Schedule trigger %s skipped at %s: %s", trigger.pk, now.isoformat(), exc.detail)
         return False
+
+
+# --- LangGraph crons: schedule triggers created through `/runs/crons` -----------------
+
+CRON_RUN_OPTIONS = (
+    "config", "context", "webhook", "interrupt_before", "interrupt_after", "multitask_strategy", "stream_mode",
+    "stream_subgraphs", "stream_resumable", "durability", "checkpoint_during",
+)
+ON_RUN_COMPLETED = ("delete", "keep")
+
+
+def _cron_payload(options: dict, *, agent: Agent) -> dict:
+    """The run options a cron stores, checked as a run's would be (422 otherwise)."""
+    from django.conf import settings
+
+    from threads.services.runs import validate_run_kwargs
+
+    payload = {k: v for k, v in options.items() if k in CRON_RUN_OPTIONS and v is not None}
+    runtime = (caches.agent_config(agent) or {}).get("graph_id") or settings.DEFAULT_RUNTIME
+    return validate_run_kwargs(payload, runtime=runtime)
+
+
+def _cron_input(input):
+    from threads.services.runs import input_messages
+
+    if input is not None and not isinstance(input, dict):
+        raise Invalid("input must be an object.", errors={"input": ["An object."]})
+    input_messages(input)
+    return input or {}
+
+
+@transaction.atomic
+def create_cron(
+    *, agent: Agent, schedule: str, thread: Thread | None = None, project: Project | None = None, input=None,
+    metadata: dict | None = None, options: dict | None = None, end_time: datetime | None = None,
+    enabled: bool = True, timezone_name: str | None = None, on_run_completed: str | None = None, created_by=None,
+) -> AgentTrigger:
+    """A LangGraph cron: a schedule trigger of `agent` that starts a run on `thread`
+    at each time of `schedule`, or, without a thread, on a new thread of `project`
+    each time (deleted after the run unless `on_run_completed` is `keep`). `options`:
+    the runs' options (`CRON_RUN_OPTIONS`). Without a thread or project: the
+    account's default project."""
+    if thread is None and (on_run_completed or "delete") not in ON_RUN_COMPLETED:
+        raise Invalid("on_run_completed must be 'delete' or 'keep'.", errors={"on_run_completed": ["delete or keep."]})
+    if thread is not None:
+        from threads.services.threads import ensure_open, lock_thread
+
+        ensure_open(lock_thread(thread.pk))
+    elif project is None:
+        from projects.services import default_project
+
+        project = default_project(account=_lock_account(agent.account_id))
+    trigger, _ = create_trigger(
+        agent=agent, kind=TriggerKind.SCHEDULE, cron=schedule, timezone_name=timezone_name or "UTC",
+        input=_cron_input(input), thread=thread, project=project, payload=_cron_payload(options or {}, agent=agent),
+        metadata=metadata, end_time=end_time, enabled=enabled, created_by=created_by,
+        on_run_completed="" if thread is not None else (on_run_completed or "delete"),
+    )
+    return trigger
+
+
+@transaction.atomic
+def update_cron(*, cron: AgentTrigger, **fields) -> AgentTrigger:
+    """Change a cron (only the given fields; `end_time=None` clears it). A new
+    schedule, timezone, end time or `enabled` recomputes the next run time from now."""
+    locked = AgentTrigger.objects.select_for_update().select_related("agent").filter(
+        pk=cron.pk, kind=TriggerKind.SCHEDULE).first()
+    if locked is None:
+        raise NotFound("Cron not found.")
+    if "schedule" in fields:
+        locked.cron = fields["schedule"]
+    if fields.get("timezone"):
+        locked.timezone = fields["timezone"]
+    if "end_time" in fields:
+        locked.end_time = fields["end_time"]
+    if "enabled" in fields:
+        locked.is_active = bool(fields["enabled"])
+    if "input" in fields:
+        locked.input = _cron_input(fields["input"])
+    if "metadata" in fields:
+        locked.metadata = fields["metadata"] or {}
+    if fields.get("on_run_completed") is not None:
+        if locked.thread_id is not None or fields["on_run_completed"] not in ON_RUN_COMPLETED:
+            raise Invalid("on_run_completed is 'delete' or 'keep', for a cron without a thread.",
+                          errors={"on_run_completed": ["delete or keep, thread-less crons only."]})
+        locked.on_run_completed = fields["on_run_completed"]
+    options = {k: fields[k] for k in CRON_RUN_OPTIONS if k in fields}
+    if options:
+        locked.payload = _cron_payload({**locked.payload, **options}, agent=locked.agent)
+    if {"schedule", "timezone", "end_time", "enabled"} & set(fields):
+        first = _first_fire_time(locked.cron, locked.timezone)
+        locked.next_fire_at = first if locked.is_active and not _past_end(first, locked.end_time) else None
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def delete_cron(*, cron: AgentTrigger) -> None:
+    """Stop the schedule and delete it, through the trigger service."""
+    if not delete_triggers(triggers=AgentTrigger.objects.filter(pk=cron.pk, kind=TriggerKind.SCHEDULE)):
+        raise NotFound("Cron not found.")

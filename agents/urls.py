@@ -2,11 +2,17 @@ from django.urls import re_path
 
 from config.routers import Router
 
+from . import crons_api
 from .api import AgentViewSet, TriggerDetailView, TriggerListView, WebhookView
 
 router = Router()
 router.register("agents", AgentViewSet, basename="agent")
 urlpatterns = [
+    # LangGraph crons (before the threads' `runs/<run_id>` routes, which would match `crons`)
+    re_path(r"^threads/(?P<thread_id>[^/]+)/runs/crons/?$", crons_api.ThreadCronsView.as_view(), name="thread-crons"),
+    re_path(r"^runs/crons/search/?$", crons_api.CronSearchView.as_view(), name="cron-search"),
+    re_path(r"^runs/crons/count/?$", crons_api.CronCountView.as_view(), name="cron-count"),
+    re_path(r"^runs/crons/(?P<cron_id>[^/]+)/?$", crons_api.CronDetailView.as_view(), name="cron-detail"),
     re_path(r"^agents/(?P<agent_id>[^/]+)/triggers/?$", TriggerListView.as_view(), name="agent-triggers"),
     re_path(r"^agents/(?P<agent_id>[^/]+)/triggers/(?P<trigger_id>[^/]+)/?$", TriggerDetailView.as_view(),
             name="agent-trigger"),

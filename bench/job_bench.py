@@ -48,7 +48,7 @@ from jobs.models import Job  # noqa: E402
 from jobs.services import submit_job  # noqa: E402
 from projects.models import Account  # noqa: E402
 from projects.services import create_account, create_project  # noqa: E402
-from threads.models import Thread  # noqa: E402
+from threads.models import Checkpoint, Message, Thread  # noqa: E402
 
 RAW_SQL = [
     "DELETE FROM threads_thread WHERE id = ANY(%(ids)s)",
@@ -67,32 +67,45 @@ def memory_kb(pid: int) -> dict:
     return fields
 
 
-SEED_SQL = [
-    # N threads spread over the account's 100 projects, then M messages and K
-    # checkpoints each: set-based, so that 100,000 threads seed in seconds.
-    """INSERT INTO threads_thread (id, account_id, project_id, title, status, depth, tool_use_id, model, tools,
-           external_tool_namespaces, metadata, last_message_seq, last_run_seq, last_activity_at, created_at,
-           updated_at)
-       SELECT gen_random_uuid(), %(account)s, (%(projects)s::uuid[])[1 + n %% 100], 'bench ' || n, 'idle', 0, '', '',
-              '[]', '[]', '{}', %(messages)s, 0, now(), now(), now()
-       FROM generate_series(1, %(threads)s) n""",
-    """INSERT INTO threads_message (id, thread_id, seq, role, content, token_count, created_at)
-       SELECT gen_random_uuid(), t.id, s, 'user', '[{"type": "text", "text": "hello"}]', 1, now()
-       FROM threads_thread t CROSS JOIN generate_series(1, %(messages)s) s WHERE t.account_id = %(account)s""",
-    """INSERT INTO threads_checkpoint (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata, created_at)
-       SELECT t.id, '', 'c' || s, '{}', '{}', now()
-       FROM threads_thread t CROSS JOIN generate_series(1, %(checkpoints)s) s WHERE t.account_id = %(account)s""",
-]
+def insert_select(model, exprs: dict, source: str, params: dict):
+    """`INSERT INTO <model> (every column) SELECT <exprs, else each field's default> FROM <source>`:
+    set-based seeding that stays right when the model gains a column."""
+    columns, values, args = [], [], dict(params)
+    for field in model._meta.concrete_fields:
+        if field.primary_key and field.get_internal_type() == "BigAutoField":
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        if field.name in exprs:
+            values.append(exprs[field.name])
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            values.append("now()")
+        else:
+            args[f"d_{field.column}"] = field.get_db_prep_save(field.get_default(), connection)
+            values.append(f"%(d_{field.column})s")
+    with connection.cursor() as cur:
+        cur.execute(f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(values)} {source}",
+                    args)
 
 
 def make_copy(name, args):
+    """N threads spread over the account's 100 projects, then M messages and K
+    checkpoints each: set-based, so that 100,000 threads seed in seconds."""
     user = User.objects.create(username=f"bench-{name}-{time.monotonic_ns()}")
     account = create_account(name=name, owner=user)
     projects = [create_project(account=account, name=f"p{i}").pk for i in range(100)]
-    with transaction.atomic(), connection.cursor() as cur:
-        for sql in SEED_SQL:
-            cur.execute(sql, {"account": account.pk, "projects": projects, "threads": args.threads,
-                              "messages": args.messages, "checkpoints": args.checkpoints})
+    params = {"account": account.pk, "projects": projects, "threads": args.threads, "messages": args.messages,
+              "checkpoints": args.checkpoints}
+    of_account = "FROM threads_thread t CROSS JOIN generate_series(1, %(n)s) s WHERE t.account_id = %(account)s"
+    with transaction.atomic():
+        insert_select(Thread, {"id": "gen_random_uuid()", "account": "%(account)s",
+                               "project": "(%(projects)s::uuid[])[1 + n %% 100]", "title": "'bench ' || n",
+                               "last_message_seq": "%(messages)s"},
+                      "FROM generate_series(1, %(threads)s) n", params)
+        insert_select(Message, {"id": "gen_random_uuid()", "thread": "t.id", "seq": "s", "role": "'user'",
+                                "content": """'[{"type": "text", "text": "hello"}]'"""},
+                      of_account, {**params, "n": args.messages})
+        insert_select(Checkpoint, {"thread": "t.id", "checkpoint_id": "'c' || s"},
+                      of_account, {**params, "n": args.checkpoints})
     return account
 
 

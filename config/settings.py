@@ -211,6 +211,10 @@ THREAD_RUNTIMES = {"echo": "threads.runtime.EchoRuntime"}
 DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
 # A run still pending after this many seconds is sent to the worker again (beat).
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
+# A run's `webhook`: seconds per POST, retries of a failed one, first backoff (doubling).
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_MAX_RETRIES = env_int("WEBHOOK_MAX_RETRIES", 5)
+WEBHOOK_RETRY_BACKOFF = env_int("WEBHOOK_RETRY_BACKOFF", 2)
 # How many recent messages a runtime is given.
 RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
 # Seconds between the echo runtime's streamed tokens.

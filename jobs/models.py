@@ -4,8 +4,8 @@ a Celery worker in batches through the same services as everything else.
 
 A job's scope is fixed when it is submitted: the ids of what was confirmed are
 copied into `JobTarget` rows in one `INSERT ... SELECT`. Each batch, in one
-transaction, runs the service and removes the targets it handled, so the targets
-left are exactly the work left: a job cancelled, or a worker that died, stops
+transaction, runs the service and moves the job's cursor past the targets it
+handled, so the targets after the cursor are exactly the work left: a job cancelled, or a worker that died, stops
 between two batches with nothing half done, and a job sent again resumes.
 """
 
@@ -51,6 +51,9 @@ class Job(models.Model):
     done = models.PositiveBigIntegerField(default=0)
     affected = models.PositiveBigIntegerField(default=0)
     batches = models.PositiveIntegerField(default=0)
+    # The last target handled (targets are taken in object_id order): the work left
+    # is every target after it.
+    cursor = models.UUIDField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

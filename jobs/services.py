@@ -4,7 +4,8 @@
 one statement) and sends the job to the worker after commit. `run_job` works through
 the targets a batch at a time; each batch is one transaction that locks the job row,
 runs the service (`delete_threads`, `keep_latest_checkpoints`, `delete_project`,
-`delete_account`), removes the targets it handled and records the progress, so the
+`delete_account`), moves the job's cursor past the targets it handled and records
+the progress, so the
 progress shown is always what is committed. A cancel request is honoured between two
 batches. There is no other way to do the work: the admin's small selections and the
 `prune_threads` command's foreground run call the same services directly.
@@ -105,7 +106,7 @@ def run_job(*, job_id) -> Job | None:
                 job.done += processed
                 job.affected += affected
                 job.batches += 1
-                job.save(update_fields=["done", "affected", "batches", "updated_at"])
+                job.save(update_fields=["done", "affected", "batches", "cursor", "updated_at"])
         except Exception as exc:  # the batch was rolled back whole
             logger.exception("Job %s failed in batch %d", job_id, Job.objects.get(pk=job_id).batches + 1)
             with transaction.atomic():
@@ -148,7 +149,11 @@ def requeue_stalled_jobs(*, pending_for: int = 60, silent_for: int = 600) -> int
 
 
 def next_targets(job: Job, size: int) -> list:
-    return list(JobTarget.objects.filter(job=job).order_by("object_id").values_list("object_id", flat=True)[:size])
+    """The next targets after the cursor (an index range scan on (job, object_id))."""
+    targets = JobTarget.objects.filter(job=job)
+    if job.cursor is not None:
+        targets = targets.filter(object_id__gt=job.cursor)
+    return list(targets.order_by("object_id").values_list("object_id", flat=True)[:size])
 
 
 def _thread_batch(service, job: Job):
@@ -156,7 +161,7 @@ def _thread_batch(service, job: Job):
     if not ids:
         return None
     affected = service(thread_ids=ids)
-    JobTarget.objects.filter(job=job, object_id__in=ids).delete()
+    job.cursor = ids[-1]
     return len(ids), affected
 
 
@@ -187,7 +192,7 @@ def _container_batch(job, *, field: str, delete_container):
     if ids_in_target:
         return len(ids_in_target), delete_threads(thread_ids=ids_in_target)
     delete_container(ids[0])
-    JobTarget.objects.filter(job=job, object_id=ids[0]).delete()
+    job.cursor = ids[0]
     return 0, 0
 
 

@@ -136,24 +136,13 @@ def celery_worker_process(transactional_db, settings):
         if getattr(settings, key, None) is not None:
             env[key] = str(getattr(settings, key))
     app.control.purge()
-    (ROOT / "var").mkdir(exist_ok=True)
-    log = open(ROOT / "var" / "test-worker.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "--loglevel=INFO", "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = start_worker(env)
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail("the Celery worker exited at start; see var/test-worker.log")
-            if app.control.ping(timeout=0.5):
-                break
-        else:
-            pytest.fail("the Celery worker did not answer a ping within 30 s")
+        wait_for_worker(proc)
+        proc.env = env  # for a test that restarts the worker: start_worker(proc.env)
         yield proc
     finally:
         app.conf.task_always_eager = previous
@@ -162,6 +151,31 @@ def celery_worker_process(transactional_db, settings):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def start_worker(env) -> subprocess.Popen:
+    """A Celery worker process (solo pool) with `env`; its output goes to var/test-worker.log."""
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / "test-worker.log", "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "--loglevel=INFO",
+         "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_worker(proc: subprocess.Popen, timeout: float = 90, workers: int = 1) -> None:
+    """Until the worker answers a ping (fails the test if it exits or stays silent);
+    `workers`: until that many workers answer."""
+    from config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("the Celery worker exited at start; see var/test-worker.log")
+        if len(app.control.ping(timeout=0.5) or []) >= workers:
+            return
+    pytest.fail(f"the Celery worker did not answer a ping within {timeout:.0f} s")
 
 
 def wait_for(predicate, timeout=20.0, interval=0.1):

@@ -161,6 +161,10 @@ class Run(models.Model):
     # The run's LangGraph options as posted (config, context, stream_mode, webhook, ...).
     kwargs = models.JSONField(default=dict, blank=True)
     message = models.TextField(null=True, blank=True)
+    # A delayed start (`after_seconds`): the run stays `pending` until then; the
+    # worker's countdown starts it on time and the periodic requeue picks up any that
+    # a lost worker or broker dropped.
+    start_after = models.DateTimeField(null=True, blank=True)
     start_message_seq = models.PositiveIntegerField(null=True, blank=True)
     end_message_seq = models.PositiveIntegerField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)

@@ -51,7 +51,10 @@ class ThreadFilterSerializer(serializers.Serializer):
 
 # --- messages, checkpoints, runs -------------------------------------------------
 
+from drf_spectacular.utils import extend_schema_field  # noqa: E402
+
 from .models import Checkpoint, Message, MessageRole, MultitaskStrategy, Run, RunStatus  # noqa: E402
+from .streams.events import STREAM_MODES  # noqa: E402
 
 
 class ContentBlockSerializer(serializers.Serializer):
@@ -126,7 +129,8 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata",
-                  "multitask_strategy", "kwargs", "agent_id", "seq", "runtime", "model", "input", "message",
+                  "multitask_strategy", "kwargs", "start_after", "agent_id", "seq", "runtime", "model", "input",
+                  "message",
                   "start_message_seq", "end_message_seq", "token_usage", "result", "error", "started_at",
                   "completed_at"]
         read_only_fields = fields
@@ -141,14 +145,14 @@ class RunSerializer(serializers.ModelSerializer):
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "enum": list(STREAM_MODES)},
+                               {"type": "array", "items": {"type": "string", "enum": list(STREAM_MODES)}}]})
 class StreamModeField(serializers.Field):
     """A stream mode or a list of them (LangGraph's `stream_mode`)."""
 
     default_error_messages = {"invalid": "A stream mode or a list of stream modes, among: {modes}."}
 
     def __init__(self, **kwargs):
-        from .streams.events import STREAM_MODES
-
         self.modes = STREAM_MODES
         super().__init__(**kwargs)
 
@@ -168,6 +172,8 @@ class StreamModeField(serializers.Field):
         return value
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "enum": ["*"]},
+                               {"type": "array", "items": {"type": "string"}, "maxItems": 100}]})
 class NodeListField(serializers.Field):
     """`interrupt_before`/`interrupt_after`: `"*"` or a list of node names."""
 

@@ -40,6 +40,28 @@ def execute_run(run_id: str) -> str | None:
     return run.status if run is not None else None
 
 
+@shared_task(bind=True)
+def deliver_run_webhook(self, url: str, run: dict) -> int | None:
+    """POST an ended run (its document) to its webhook; a failure is retried with
+    exponential backoff (WEBHOOK_RETRY_BACKOFF, doubling, at most 10 minutes apart)."""
+    from django.conf import settings
+
+    from .services.webhooks import WebhookFailed, deliver_webhook
+
+    try:
+        return deliver_webhook(url=url, run=run)
+    except WebhookFailed as exc:
+        attempt, retries = self.request.retries, settings.WEBHOOK_MAX_RETRIES
+        log = logging.getLogger("threads.webhooks")
+        if attempt >= retries:
+            log.error("Webhook of run %s given up after %d attempts: %s", run.get("run_id"), attempt + 1, exc)
+            return None
+        log.warning("Webhook of run %s failed (attempt %d of %d): %s", run.get("run_id"), attempt + 1, retries + 1,
+                    exc)
+        countdown = min(settings.WEBHOOK_RETRY_BACKOFF * 2**attempt, 600)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=retries)
+
+
 # --- thread TTL (issue: prune) ------------------------------------------------------
 
 

@@ -191,7 +191,8 @@ class RunsView(RunCreation):
         """A background run; `multitask_strategy` (default `enqueue`) decides what
         happens when the thread has an active run."""
         run = self.create_run(self.thread(write=True))
-        run.refresh_from_db()
+        # Its state now (it may have run already); a concurrent rollback may have deleted it.
+        run = Run.objects.filter(pk=run.pk).first() or run
         return Response(RunSerializer(run).data, status=201)
 
 

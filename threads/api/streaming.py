@@ -205,3 +205,4 @@ class GlobalRunsCancelView(APIView):
             count = services.cancel_many(threads=threads, status=v["status"], action=action)
         return Response({"cancelled_count": count})
 
+

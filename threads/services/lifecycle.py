@@ -25,6 +25,7 @@ from .deletion import collect_subtrees
 from .messages import append_messages
 from .runs import create_run, interrupt_runs, schedule_execution, set_thread_status
 from .threads import create_thread, lock_thread
+from .webhooks import schedule_webhooks
 
 BUSY = (ThreadStatus.RUNNING, ThreadStatus.AWAITING)
 
@@ -155,6 +156,8 @@ def expire_approvals(*, now=None) -> int:
         Run.objects.filter(pk__in=run_ids, status__in=ACTIVE_RUN_STATUSES).update(
             status=RunStatus.TIMEOUT, error="An approval timed out.", completed_at=now, updated_at=now
         )
+        schedule_webhooks(Run.objects.filter(pk__in=run_ids, status=RunStatus.TIMEOUT, completed_at=now,
+                                             kwargs__has_key="webhook").values_list("pk", flat=True))
         Thread.objects.filter(pk__in=thread_ids, status=ThreadStatus.AWAITING).exclude(
             runs__status__in=ACTIVE_RUN_STATUSES
         ).update(status=ThreadStatus.IDLE, updated_at=now)

@@ -9,13 +9,18 @@ takes no new run and keeps its status. Lock order everywhere: thread, then run.
 """
 
 import logging
+import threading
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
+from itertools import groupby
+from urllib.parse import urlsplit
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, F, QuerySet, Value, When
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
@@ -29,12 +34,89 @@ from ..selectors import langgraph_message, thread_values
 from ..streams.bus import get_bus
 from ..streams.events import RunEvents
 from .checkpoints import latest_checkpoint_id, store_checkpoint
-from .messages import append_messages
+from .messages import append_messages, validate_content
 from .threads import activity, ensure_open, lock_thread
+from .webhooks import schedule_webhooks
 
 logger = logging.getLogger(__name__)
 
 CANCEL_ACTIONS = ("interrupt", "rollback")
+# LangGraph message types and roles, as the thread's message roles.
+MESSAGE_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant",
+                 "system": "system", "tool": "tool"}
+MAX_AFTER_SECONDS = 366 * 24 * 3600
+
+
+def input_messages(input) -> list[tuple[str, list[dict]]]:
+    """The LangGraph messages of a run's `input` (`{"messages": [{"role"|"type",
+    "content"}]}`) as (role, content blocks); 422 for a malformed one. A string
+    content becomes one text block; a string message is a user message."""
+    if not isinstance(input, dict) or input.get("messages") is None:
+        return []
+    messages = input["messages"]
+    if not isinstance(messages, list):
+        messages = [messages]
+    parsed = []
+    for i, message in enumerate(messages):
+        if isinstance(message, str):
+            message = {"role": "user", "content": message}
+        if not isinstance(message, dict):
+            raise Invalid(f"input.messages[{i}] must be an object with a role and content.",
+                          errors={"input": [f"messages[{i}]: an object."]})
+        role = MESSAGE_ROLES.get(message.get("role") or message.get("type"))
+        if role is None:
+            raise Invalid(f"input.messages[{i}] has an unknown role; use {', '.join(MESSAGE_ROLES)}.",
+                          errors={"input": [f"messages[{i}]: unknown role or type."]})
+        content = message.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        elif isinstance(content, list):
+            content = [{"type": "text", "text": b} if isinstance(b, str) else b for b in content]
+        try:
+            parsed.append((role, validate_content(content)))
+        except Invalid:
+            raise Invalid(f"input.messages[{i}].content must be a string or a non-empty list of blocks.",
+                          errors={"input": [f"messages[{i}]: bad content."]})
+    return parsed
+
+
+def validate_run_kwargs(kwargs: dict, *, runtime: str) -> dict:
+    """LangGraph's run options (`config`, `context`, `interrupt_before/after`,
+    `webhook`, `command`, `after_seconds`, ...) checked where this service acts on
+    them (422 otherwise); the others are kept as given."""
+    for name in ("config", "context", "command"):
+        if kwargs.get(name) is not None and not isinstance(kwargs[name], dict):
+            raise Invalid(f"{name} must be an object.", errors={name: ["An object."]})
+    node = get_runtime(runtime).name  # a runtime is a one-node graph named after it
+    for name in ("interrupt_before", "interrupt_after"):
+        value = kwargs.get(name)
+        if value is None or value == "*":
+            continue
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise Invalid(f"{name} must be '*' or a list of node names.", errors={name: ["'*' or a list of names."]})
+        unknown = sorted(set(value) - {node})
+        if unknown:
+            raise Invalid(f"{name}: unknown node '{unknown[0]}' (the '{runtime}' graph has one node, '{node}').",
+                          errors={name: [f"Unknown node '{unknown[0]}'."]})
+    if kwargs.get("webhook") is not None:
+        validate_webhook_url(kwargs["webhook"])
+    command = kwargs.get("command")
+    if command is not None and set(command) - {"resume"}:
+        raise Invalid("command: only 'resume' is supported.", errors={"command": ["Only resume is supported."]})
+    after = kwargs.get("after_seconds")
+    if after is not None and (
+        isinstance(after, bool) or not isinstance(after, (int, float)) or not 0 <= after <= MAX_AFTER_SECONDS
+    ):
+        raise Invalid(f"after_seconds must be a number from 0 to {MAX_AFTER_SECONDS}.",
+                      errors={"after_seconds": ["Out of range."]})
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def validate_webhook_url(url) -> str:
+    parsed = urlsplit(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 2000:
+        raise Invalid("webhook must be an http(s) URL.", errors={"webhook": ["An http(s) URL."]})
+    return url
 
 
 @transaction.atomic
@@ -55,7 +137,12 @@ def create_run(
     When the thread already has an active run, `multitask_strategy` decides (see
     `MultitaskStrategy`): 409, interrupt it, roll it back, or queue behind it.
     `kwargs`: the run's LangGraph options as posted (config, context, stream_mode,
-    webhook, after_seconds, ...), kept on the run.
+    webhook, after_seconds, ...), kept on the run; those this service acts on are
+    checked (`validate_run_kwargs`). `input.messages` are validated now and appended
+    to the thread when the run starts (so queued and delayed runs keep the
+    conversation in order); `after_seconds` delays the start; `webhook` receives the
+    run when it ends; `command: {resume}` creates no run: the thread's waiting run
+    continues and is returned.
     """
     runtime = runtime or settings.DEFAULT_RUNTIME
     if runtime not in settings.THREAD_RUNTIMES:
@@ -63,6 +150,11 @@ def create_run(
     if multitask_strategy not in MultitaskStrategy.values:
         raise Invalid(f"Unknown multitask_strategy '{multitask_strategy}'.",
                       errors={"multitask_strategy": [f"One of {', '.join(MultitaskStrategy.values)}."]})
+    kwargs = validate_run_kwargs(kwargs or {}, runtime=runtime)
+    if "command" in kwargs:
+        return resume_with_command(thread=thread, command=kwargs["command"])
+    input_messages(input)
+    after_seconds = kwargs.get("after_seconds")
     locked = lock_thread(thread.pk)
     ensure_open(locked)
     active = Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES)
@@ -87,7 +179,8 @@ def create_run(
                 thread=locked, agent=agent, seq=seq, status=RunStatus.PENDING, runtime=runtime,
                 model=model or locked.model, input=input, metadata=metadata or {}, message=message,
                 start_message_seq=locked.last_message_seq + 1 if message is None else locked.last_message_seq,
-                multitask_strategy=multitask_strategy, kwargs=kwargs or {},
+                multitask_strategy=multitask_strategy, kwargs=kwargs,
+                start_after=timezone.now() + timedelta(seconds=after_seconds) if after_seconds else None,
             )
     except IntegrityError:  # a run numbered behind the thread's counter (data written by hand)
         raise Conflict("The thread's run numbering is out of step; the run was not created.")
@@ -117,19 +210,45 @@ def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
     from ..tasks import execute_run, resume_run
 
     if approval is None:
-        send = partial(execute_run.delay, str(run.pk))
+        delay = max(0.0, (run.start_after - timezone.now()).total_seconds()) if run.start_after else 0.0
+        if delay and current_app.conf.task_always_eager:
+            send = partial(run_in_process_later, execute_run, str(run.pk), delay=delay)
+        else:
+            send = partial(execute_run.apply_async, (str(run.pk),), countdown=delay or None)
     else:
         send = partial(resume_run.delay, str(run.pk), str(approval.pk))
     transaction.on_commit(send, robust=True)
 
 
+def run_in_process_later(task, *args, delay: float = 0.0) -> threading.Thread:
+    """Embedded mode (tasks in-process, no worker, no beat): run `task` in a daemon
+    thread after `delay` seconds, so a delayed start or a webhook delivery never holds
+    the request. Nothing of it survives a restart: that is what the worker is for."""
+    def call():
+        try:
+            task.apply(args=args)
+        finally:
+            connection.close()
+
+    timer = threading.Timer(delay, call)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def requeue_pending_runs(*, older_than_seconds: int | None = None) -> int:
     """Send again the runs still `pending` after a while (broker down, worker lost).
-    Executing a run is idempotent: only a `pending` run starts, under its row lock."""
+    Executing a run is idempotent: only a `pending` run starts, under its row lock.
+    A delayed run (`after_seconds`) counts from its start time, not its creation: one
+    whose countdown a lost worker took with it starts within a requeue period after
+    it was due, and none starts early."""
     from ..tasks import execute_run
 
     age = older_than_seconds if older_than_seconds is not None else settings.RUN_REQUEUE_AFTER_SECONDS
-    stale = Run.objects.filter(status=RunStatus.PENDING, created_at__lte=timezone.now() - timedelta(seconds=age))
+    now = timezone.now()
+    stale = Run.objects.filter(status=RunStatus.PENDING).filter(
+        Q(start_after__isnull=True, created_at__lte=now - timedelta(seconds=age)) | Q(start_after__lte=now)
+    )
     ids = [str(pk) for pk in stale.order_by("created_at").values_list("pk", flat=True)[:500]]
     for run_id in ids:
         execute_run.delay(run_id)
@@ -163,9 +282,16 @@ def execute_run(*, run_id) -> Run | None:
         run = next_queued_run(thread)
         if run is None:
             return Run.objects.filter(pk=run_id).first()
+        if run.start_after is not None and run.start_after > timezone.now():
+            return run  # not due (a requeue, a redelivery): its countdown or the requeue starts it
+        messages = input_messages(run.input)
+        if messages:
+            run.start_message_seq = thread.last_message_seq + 1
+            for role, group in groupby(messages, key=lambda m: m[0]):
+                append_messages(thread=thread, role=role, contents=[c for _, c in group], run=run, agent=None)
         run.status = RunStatus.RUNNING
         run.started_at = timezone.now()
-        run.save(update_fields=["status", "started_at", "updated_at"])
+        run.save(update_fields=["status", "started_at", "start_message_seq", "updated_at"])
     return continue_run(run=run)
 
 
@@ -188,20 +314,86 @@ def advance_queue(thread: Thread) -> None:
 
 def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
     """Call the runtime for a running run (or resume it after `approval` was decided)
-    and record what it produced. The runtime streams through `run.events`."""
+    and record what it produced. The runtime streams through `run.events`.
+    `interrupt_before` / `interrupt_after` pause the run on an approval before / after
+    the runtime's node (see `breakpoint_result`)."""
     run.events = RunEvents.of(run)
     try:
         runtime = get_runtime(run.runtime)
-        if approval is not None:
-            result = runtime.resume(run=run, approval=approval, approved=approval.status == ApprovalStatus.APPROVED)
-        else:
+        point = (approval.payload or {}).get("interrupt") if approval is not None else None
+        if approval is None:
             publish(run.events.started, thread_values(run.thread_id))
+        if approval is not None and point is None:
+            result = runtime.resume(run=run, approval=approval, approved=approval.status == ApprovalStatus.APPROVED)
+        elif point == "after":
+            result = RuntimeResult(status="success", result=approval.payload.get("result"))
+        elif point is None and stops_at(run, "interrupt_before", runtime.name):
+            result = breakpoint_result("before", runtime.name)
+        else:
             history = list(Message.objects.filter(thread_id=run.thread_id).order_by("-seq")[: settings.RUNTIME_HISTORY])
             result = runtime.execute(run=run, history=history[::-1])
+            if result.status == "success" and stops_at(run, "interrupt_after", runtime.name):
+                result = replace(result, status="awaiting",
+                                 approval=breakpoint_result("after", runtime.name, result=result.result).approval)
     except Exception as exc:  # a runtime failure ends the run, never the worker
         logger.warning("Run %s failed in runtime %s: %s", run.pk, run.runtime, exc)
         result = RuntimeResult(status="error", error=str(exc) or exc.__class__.__name__)
     return record_result(run_id=run.pk, result=result)
+
+
+def stops_at(run: Run, option: str, node: str) -> bool:
+    nodes = (run.kwargs or {}).get(option)
+    return nodes == "*" or (isinstance(nodes, list) and node in nodes)
+
+
+def breakpoint_result(point: str, node: str, *, result: str | None = None) -> RuntimeResult:
+    """A run paused at LangGraph's static breakpoint: an approval named
+    `interrupt_<point>:<node>` that `command: {resume}` (or any decision) continues."""
+    payload = {"interrupt": point, "node": node}
+    if result is not None:
+        payload["result"] = result
+    return RuntimeResult(status="awaiting", approval={"tool_name": f"interrupt_{point}:{node}", "payload": payload})
+
+
+RESUME_DECISIONS = {True: "approve", "approve": "approve", "approved": "approve", "yes": "approve",
+                    False: "deny", "deny": "deny", "denied": "deny", "reject": "deny", "no": "deny"}
+
+
+def resume_decision(value, *, breakpoint: bool) -> str:
+    """A `command.resume` value as an approval decision. A breakpoint continues
+    whatever the value; a tool approval takes true/false, approve/deny, or
+    `{"approved": bool}` / `{"decision": ...}` (422 otherwise)."""
+    if breakpoint:
+        return "approve"
+    if isinstance(value, dict):
+        value = value.get("approved", value.get("decision", value.get("action")))
+    decision = RESUME_DECISIONS.get(value.lower() if isinstance(value, str) else value) if isinstance(
+        value, (str, bool)) else None
+    if decision is None:
+        raise Invalid("command.resume must approve or deny: true/false, 'approve'/'deny' or {\"approved\": bool}.",
+                      errors={"command": ["resume: approve or deny."]})
+    return decision
+
+
+@transaction.atomic
+def resume_with_command(*, thread: Thread, command: dict) -> Run:
+    """LangGraph's `command: {resume}` on a thread whose run waits on an approval
+    (a breakpoint or a tool call): the approval is decided and that run continues;
+    the run is returned. 409 if nothing waits."""
+    from .lifecycle import resolve_approval
+
+    locked = lock_thread(thread.pk)
+    approval = Approval.objects.filter(
+        thread=locked, status=ApprovalStatus.PENDING, run__status=RunStatus.RUNNING
+    ).select_related("run").order_by("created_at").first()
+    if approval is None:
+        raise Conflict("Nothing to resume: no run of this thread waits on an interrupt or approval.")
+    decision = resume_decision(command.get("resume"), breakpoint=bool((approval.payload or {}).get("interrupt")))
+    resolve_approval(thread=locked, approval_id=approval.pk, decision=decision)
+    run = approval.run
+    run.kwargs = {**run.kwargs, "command": command}
+    run.save(update_fields=["kwargs", "updated_at"])
+    return run
 
 
 @transaction.atomic
@@ -240,6 +432,8 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
     run.end_message_seq = thread.last_message_seq
     run.save()
     advance_queue(thread)
+    if (run.kwargs or {}).get("webhook"):
+        schedule_webhooks([run.pk])  # read before a stateless run's thread goes
     transaction.on_commit(partial(finish_run_stream, run, added), robust=True)
     return run
 
@@ -247,21 +441,26 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
 def finish_run_stream(run: Run, added: list[Message]) -> None:
     """After a run ended: its stream's last events (final values, `end`), then, for a
     stateless run, its temporary thread goes, through the deletion service."""
-    events = RunEvents.of(run)
-    publish(events.finished, values=thread_values(run.thread_id), new_messages=[langgraph_message(m) for m in added],
+    values = thread_values(run.thread_id)
+    delete_temporary_threads([run])  # before the `end`: a client that saw it finds nothing left
+    publish(RunEvents.of(run).finished, values=values, new_messages=[langgraph_message(m) for m in added],
             error=run.error if run.status == RunStatus.ERROR else None, status=run.status)
-    delete_temporary_threads([run])
 
 
 def delete_temporary_threads(runs) -> None:
     """A stateless run's thread (`kwargs.temporary`, `on_completion: delete`, the
-    default) is deleted once the run ended, like any thread: everything under it goes."""
+    default) is deleted once the run ended, through the deletion service like any
+    thread: everything under it goes. A failure is logged; the thread is then an
+    ordinary thread left to its owner (and the TTL sweeper)."""
     from .deletion import delete_threads
 
     ids = [run.thread_id for run in runs
            if run.kwargs.get("temporary") and run.kwargs.get("on_completion", "delete") == "delete"]
     if ids:
-        delete_threads(thread_ids=ids)
+        try:
+            delete_threads(thread_ids=ids)
+        except Exception as exc:
+            logger.warning("Deleting the temporary threads %s failed: %s", ids, exc)
 
 
 def approval_expiry(now):
@@ -280,8 +479,8 @@ def set_thread_status(thread: Thread, status: str) -> None:
 def interrupt_runs(*, runs: QuerySet) -> int:
     """Set-based: interrupt the active runs among `runs` and cancel their pending
     approvals. Checkpoints are kept. The callers hold the threads' locks and set
-    the threads' status. After commit, the runs' executors are told to stop, their
-    streams end, and stateless runs' threads are deleted."""
+    the threads' status. After commit, the runs' webhooks are called, their executors
+    are told to stop, their streams end, and stateless runs' threads are deleted."""
     active = runs.filter(status__in=ACTIVE_RUN_STATUSES)
     stopped = list(Run.objects.filter(pk__in=active.values("pk")).only("pk", "thread_id", "kwargs"))
     if not stopped:
@@ -291,16 +490,17 @@ def interrupt_runs(*, runs: QuerySet) -> int:
     )
     count = Run.objects.filter(pk__in=[r.pk for r in stopped], status__in=ACTIVE_RUN_STATUSES).update(
         status=RunStatus.INTERRUPTED, completed_at=timezone.now(), updated_at=timezone.now())
+    schedule_webhooks([r.pk for r in stopped if (r.kwargs or {}).get("webhook")])
     transaction.on_commit(partial(end_interrupted_streams, stopped), robust=True)
     return count
 
 
 def end_interrupted_streams(runs: list[Run]) -> None:
     bus = get_bus()
+    delete_temporary_threads(runs)
     for run in runs:
         publish(bus.cancel, run.pk)
         publish(RunEvents.of(run).end, RunStatus.INTERRUPTED)
-    delete_temporary_threads(runs)
 
 
 def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:

@@ -12,6 +12,7 @@ exists and is active: a run whose executor was lost ends its stream this way.
 import json
 import logging
 import threading
+from functools import partial
 from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
@@ -92,6 +93,17 @@ class Follower:
         return [end] if self.passes(end) else []
 
 
+def closing(func, *args):
+    """Call `func` in an event loop's worker thread, which keeps no database connection."""
+    try:
+        return func(*args)
+    finally:
+        close_old_connections()
+
+
+in_thread = sync_to_async(closing, thread_sensitive=False)
+
+
 def on_close(callback: Callable[[], None] | None) -> None:
     """Run a disconnect callback (a cancel) in its own thread with its own connection."""
     if callback is None:
@@ -132,7 +144,7 @@ def sse(follower: Follower, *, disconnected: Callable | None = None):
 async def asse(follower: Follower, *, disconnected: Callable | None = None):
     """SSE frames for an ASGI server (the event loop waits, no thread is held)."""
     heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
-    check = sync_to_async(follower.check, thread_sensitive=False)
+    check = partial(in_thread, follower.check)
     try:
         for event in await check():
             yield frame(event)
@@ -179,7 +191,7 @@ def body_at_end(follower: Follower, fallback: Callable[[], dict], *, disconnecte
 
 async def abody_at_end(follower: Follower, fallback: Callable[[], dict], *, disconnected: Callable | None = None):
     heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
-    check = sync_to_async(follower.check, thread_sensitive=False)
+    check = partial(in_thread, follower.check)
     try:
         await check()
         while not follower.done:
@@ -189,7 +201,7 @@ async def abody_at_end(follower: Follower, fallback: Callable[[], dict], *, disc
             else:
                 yield b"\n"
                 await check()
-        yield await sync_to_async(final_body, thread_sensitive=False)(follower, fallback)
+        yield await in_thread(final_body, follower, fallback)
     finally:
         if not follower.done:
             on_close(disconnected)

@@ -1,0 +1,49 @@
+"""Streams across processes: the run executes in a real Celery worker, the live
+server streams its events through Redis (PostgreSQL + Redis only)."""
+
+import time
+
+import pytest
+
+from threads.models import Run
+
+from .test_langgraph_streaming import ask, client, thread  # noqa: F401
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_tokens_stream_live_from_the_worker(client, thread, celery_worker_process):  # noqa: F811
+    words = " ".join(f"w{i}" for i in range(10))
+    arrivals, parts = [], []
+    for part in client.runs.stream(str(thread.pk), "echo", input=ask(words), stream_mode=["messages-tuple", "values"]):
+        arrivals.append(time.monotonic())
+        parts.append(part)
+    events = [p.event for p in parts]
+    assert events[0] == "metadata" and events[1] == "values" and events[-2:] == ["values", "end"]
+    tokens = [(p.data[0]["content"], t) for p, t in zip(parts, arrivals) if p.event == "messages"]
+    assert "".join(text for text, _ in tokens) == f"Echo: {words}"
+    # Token by token as the worker produces them (0.02 s apart), not in one burst at the end.
+    assert tokens[-1][1] - tokens[0][1] >= 0.1
+    assert Run.objects.get(pk=parts[0].data["run_id"]).status == "success"
+
+
+def test_reconnecting_mid_run_loses_nothing_and_repeats_nothing(client, thread, celery_worker_process):  # noqa: F811
+    words = " ".join(f"x{i}" for i in range(20))
+    stream = client.runs.stream(str(thread.pk), "echo", input=ask(words), stream_mode="messages-tuple",
+                                stream_resumable=True)
+    seen = [next(stream) for _ in range(4)]
+    stream.close()  # the connection drops mid-run
+    run_id = seen[0].data["run_id"]
+    rest = list(client.runs.join_stream(str(thread.pk), run_id, last_event_id=seen[-1].id))
+    whole = list(client.runs.join_stream(str(thread.pk), run_id))  # resumable: the whole stream again
+    assert [(p.id, p.event, p.data) for p in seen + rest] == [(p.id, p.event, p.data) for p in whole]
+    assert whole[-1].event == "end"
+    text = "".join(p.data[0]["content"] for p in whole if p.event == "messages")
+    assert text == f"Echo: {words}"
+
+
+def test_wait_and_join_through_the_worker(client, thread, celery_worker_process):  # noqa: F811
+    assert client.runs.wait(str(thread.pk), "echo", input=ask("hi"))["messages"][-1]["content"] == "Echo: hi"
+    run = client.runs.create(str(thread.pk), "echo", input=ask("again"))
+    assert client.runs.join(str(thread.pk), run["run_id"])["messages"][-1]["content"] == "Echo: again"
+

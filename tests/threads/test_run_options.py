@@ -1,0 +1,269 @@
+"""LangGraph run options through the real `langgraph-sdk` against a live server:
+`input.messages` appended as messages, `config`/`context`/`metadata` stored on the
+run, `webhook` delivered (and retried), `after_seconds` a delayed start that survives
+a worker restart."""
+
+import json
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from langgraph_sdk import get_sync_client
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tests.conftest import start_worker, wait_for, wait_for_worker
+from threads import services
+from threads.models import Message, Run, RunStatus
+
+
+@pytest.fixture
+def lg(live_server, owner):
+    token = RefreshToken.for_user(owner).access_token
+    return get_sync_client(url=f"{live_server.url}/api", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def thread(project, owner):
+    return services.create_thread(project=project, created_by=owner)
+
+
+class Receiver:
+    """A local HTTP endpoint that records the JSON bodies POSTed to it and answers
+    with the given statuses in turn (the last one repeats)."""
+
+    def __init__(self, statuses=(200,)):
+        self.bodies, self.statuses = [], list(statuses)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
+                receiver.bodies.append((status, body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(statuses=(200,)):
+        made.append(Receiver(statuses))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def texts(thread):
+    return [(m.role, m.text) for m in Message.objects.filter(thread=thread).order_by("seq")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_input_messages_are_appended_and_options_stored(lg, thread):
+    run = lg.runs.create(
+        str(thread.pk), "echo",
+        input={"messages": [{"role": "user", "content": "first"}, {"type": "human", "content": [{"type": "text", "text": "second"}]}]},
+        config={"configurable": {"user_name": "ada"}, "tags": ["t"]}, context={"lang": "en"}, metadata={"source": "sdk"},
+    )
+    stored = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first())
+    assert stored is not None
+    assert texts(thread) == [("user", "first"), ("user", "second"), ("assistant", "Echo: second")]
+    assert set(Message.objects.filter(thread=thread).values_list("run_id", flat=True)) == {stored.pk}
+    assert stored.kwargs["config"] == {"configurable": {"user_name": "ada"}, "tags": ["t"]}
+    assert stored.kwargs["context"] == {"lang": "en"}
+    assert stored.metadata == {"source": "sdk"}
+    assert stored.start_message_seq == 1 and stored.end_message_seq == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("body, field", [
+    ({"input": {"messages": [{"role": "robot", "content": "x"}]}}, "input"),
+    ({"input": {"messages": [{"role": "user", "content": []}]}}, "input"),
+    ({"input": {"messages": [42]}}, "input"),
+    ({"webhook": "ftp://example.com/x"}, "webhook"),
+    ({"after_seconds": -1}, "after_seconds"),
+    ({"interrupt_before": ["no-such-node"]}, "interrupt_before"),
+    ({"command": {"goto": "x"}}, "command"),
+])
+def test_bad_options_are_422_and_create_nothing(lg, thread, body, field):
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.http.post(f"/threads/{thread.pk}/runs", json={"assistant_id": "echo", **body})
+    assert caught.value.response.status_code == 422
+    assert field in caught.value.response.json()["errors"]
+    assert not Run.objects.filter(thread=thread).exists() and not Message.objects.filter(thread=thread).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_receives_the_final_run(lg, thread, receiver):
+    hook = receiver()
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         webhook=hook.url, metadata={"k": "v"})
+    assert wait_for(lambda: hook.bodies)
+    status, body = hook.bodies[0]
+    assert body["run_id"] == run["run_id"] and body["thread_id"] == str(thread.pk)
+    assert body["status"] == "success" and body["metadata"] == {"k": "v"}
+    assert body["kwargs"]["webhook"] == hook.url and body["webhook_sent_at"]
+    time.sleep(0.3)
+    assert len(hook.bodies) == 1  # delivered once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_webhook_is_retried_and_never_fails_the_run(lg, thread, receiver, settings):
+    settings.WEBHOOK_RETRY_BACKOFF = 0
+    hook = receiver(statuses=(503, 500, 200))
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         webhook=hook.url)
+    assert wait_for(lambda: len(hook.bodies) >= 3)
+    assert [s for s, _ in hook.bodies] == [503, 500, 200]
+    assert Run.objects.get(pk=run["run_id"]).status == RunStatus.SUCCESS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unreachable_webhook_does_not_block_the_run(lg, thread, receiver, settings):
+    settings.WEBHOOK_RETRY_BACKOFF = 0
+    settings.WEBHOOK_MAX_RETRIES = 1
+    hook = receiver()
+    hook.close()  # nothing listens there any more
+    started = time.monotonic()
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         webhook=hook.url)
+    assert time.monotonic() - started < 5
+    assert wait_for(lambda: Run.objects.get(pk=run["run_id"]).status == RunStatus.SUCCESS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_seconds_delays_the_start(lg, thread):
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "later"}]},
+                         after_seconds=2)
+    stored = Run.objects.get(pk=run["run_id"])
+    assert stored.status == RunStatus.PENDING and stored.start_after is not None
+    assert not Message.objects.filter(thread=thread).exists()  # the input is applied when the run starts
+    assert services.requeue_pending_runs(older_than_seconds=0) == 0  # not due: nothing starts early
+    # Stay off the database while the in-process timer starts the run: the in-memory
+    # SQLite test database locks whole tables (a file database waits instead).
+    time.sleep(max(0.0, (stored.start_after - timezone.now()).total_seconds()) + 2)
+    done = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first(), timeout=15)
+    assert done is not None and done.started_at >= done.start_after
+    assert texts(thread) == [("user", "later"), ("assistant", "Echo: later")]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_after_seconds_survives_a_worker_restart(celery_worker_process, api, thread):
+    """The worker holding the countdown is killed (no warm shutdown: the countdown is
+    lost with it); the run is still pending once due, and the periodic requeue (what
+    beat sends every minute) on a new worker starts it. Nothing starts early: see
+    `test_after_seconds_delays_the_start`."""
+    from threads.tasks import requeue_pending_runs
+
+    response = api.post(f"/api/threads/{thread.pk}/runs",
+                        {"input": {"messages": [{"role": "user", "content": "wake"}]}, "after_seconds": 4},
+                        format="json")
+    assert response.status_code == 201, response.content
+    run_id = response.json()["run_id"]
+    due = Run.objects.get(pk=run_id).start_after
+    time.sleep(1)  # the worker has taken the countdown message
+    celery_worker_process.send_signal(signal.SIGKILL)
+    celery_worker_process.wait(timeout=10)
+    replacement = start_worker(celery_worker_process.env)
+    try:
+        wait_for_worker(replacement)
+        time.sleep(max(0.0, (due - timezone.now()).total_seconds()) + 1)
+        assert Run.objects.get(pk=run_id).status == RunStatus.PENDING  # due, but its countdown died
+        requeue_pending_runs.delay()
+        run = wait_for(lambda: Run.objects.filter(pk=run_id, status=RunStatus.SUCCESS).first(), timeout=30)
+        assert run is not None and run.started_at >= run.start_after
+        assert texts(thread) == [("user", "wake"), ("assistant", "Echo: wake")]
+    finally:
+        replacement.terminate()
+        replacement.wait(timeout=10)
+
+
+def run_of(run_id):
+    return Run.objects.get(pk=run_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interrupt_before_pauses_on_an_approval_and_command_resume_continues(lg, thread):
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         interrupt_before=["echo"])
+    assert wait_for(lambda: thread.approvals.filter(status="pending").exists())
+    approval = thread.approvals.get()
+    assert approval.tool_name == "interrupt_before:echo" and approval.run_id == run_of(run["run_id"]).pk
+    assert run_of(run["run_id"]).status == RunStatus.RUNNING
+    thread.refresh_from_db()
+    assert thread.status == "awaiting"
+    assert texts(thread) == [("user", "hi")]  # stopped before the node: no answer yet
+
+    resumed = lg.runs.create(str(thread.pk), "echo", command={"resume": "go on"})
+    assert resumed["run_id"] == run["run_id"]  # the waiting run continues; no new run
+    done = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first())
+    assert done is not None and done.kwargs["command"] == {"resume": "go on"}
+    assert texts(thread) == [("user", "hi"), ("assistant", "Echo: hi")]
+    assert Run.objects.filter(thread=thread).count() == 1
+    approval.refresh_from_db()
+    assert approval.status == "approved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interrupt_after_pauses_with_the_answer_and_resume_ends_the_run(lg, thread):
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         interrupt_after="*")
+    assert wait_for(lambda: thread.approvals.filter(status="pending", tool_name="interrupt_after:echo").exists())
+    assert texts(thread) == [("user", "hi"), ("assistant", "Echo: hi")]
+    assert run_of(run["run_id"]).status == RunStatus.RUNNING
+    lg.runs.create(str(thread.pk), "echo", command={"resume": None})
+    done = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first())
+    assert done is not None and done.result == "Echo: hi"
+    assert texts(thread) == [("user", "hi"), ("assistant", "Echo: hi")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_resume_decides_a_tool_approval(lg, thread):
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "approve:deploy"}]})
+    assert wait_for(lambda: thread.approvals.filter(status="pending", tool_name="deploy").exists())
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.runs.create(str(thread.pk), "echo", command={"resume": "perhaps"})
+    assert caught.value.response.status_code == 422
+    lg.runs.create(str(thread.pk), "echo", command={"resume": {"approved": False}})
+    done = wait_for(lambda: Run.objects.filter(pk=run["run_id"], status=RunStatus.SUCCESS).first())
+    assert done is not None and "denied" in done.result
+    assert thread.approvals.get().status == "denied"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_resume_with_nothing_waiting_is_409(lg, thread):
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.runs.create(str(thread.pk), "echo", command={"resume": True})
+    assert caught.value.response.status_code == 409
+    assert not Run.objects.filter(thread=thread).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_run_is_delivered_to_its_webhook(lg, thread, receiver):
+    hook = receiver()
+    run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                         interrupt_before="*", webhook=hook.url)
+    assert wait_for(lambda: thread.approvals.filter(status="pending").exists())
+    assert hook.bodies == []  # paused, not ended
+    lg.runs.cancel(str(thread.pk), run["run_id"], action="interrupt")
+    assert wait_for(lambda: hook.bodies)
+    assert hook.bodies[0][1]["status"] == "interrupted" and hook.bodies[0][1]["run_id"] == run["run_id"]
