@@ -58,6 +58,7 @@ def agent_config(agent) -> dict | None:
         value = {
             "agent_id": str(agent.pk), "version": version.number, "system_prompt": version.system_prompt,
             "model": version.model, "tools": version.tools, "mcps": version.mcps,
+            "graph_id": version.graph_id, "config": version.config, "context": version.context,
         }
         _set(key, value)
     return value

@@ -46,6 +46,11 @@ class AgentVersion(models.Model):
     model = models.CharField(max_length=200)
     tools = models.JSONField(default=list, blank=True)
     mcps = models.JSONField(default=list, blank=True)
+    # LangGraph's view of the same agent (an assistant): the runtime it runs on
+    # (blank: the site's DEFAULT_RUNTIME), its config and static context.
+    graph_id = models.CharField(max_length=64, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

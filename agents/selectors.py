@@ -3,7 +3,8 @@
 from django.db.models import JSONField, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 
-from projects.selectors import visible_to
+from config.errors import Invalid, NotFound
+from projects.selectors import parse_uuid, visible_to
 
 from .models import Agent, AgentTrigger, AgentVersion, TriggerKind
 
@@ -16,9 +17,28 @@ def agents_for(user) -> QuerySet:
         model=Subquery(current.values("model")[:1]),
         tools=Subquery(current.values("tools")[:1], output_field=JSONField()),
         mcps=Subquery(current.values("mcps")[:1], output_field=JSONField()),
+        graph_id=Subquery(current.values("graph_id")[:1]),
+        config=Subquery(current.values("config")[:1], output_field=JSONField()),
+        context=Subquery(current.values("context")[:1], output_field=JSONField()),
     )
 
 
+def resolve_assistant(user, assistant_id: str, *, account_id) -> tuple[Agent | None, str | None]:
+    """What LangGraph's `assistant_id` names for a run in `account_id`: an agent (a
+    UUID: one the user can see in that account, else 404) or a graph, as LangGraph
+    lets a graph id stand for its default assistant — a runtime name such as `echo`
+    runs that runtime; another name (`agent` in LangGraph's examples) the default
+    runtime. Returns (agent, None) or (None, runtime or None)."""
+    from django.conf import settings
+
+    try:
+        pk = parse_uuid(assistant_id, name="assistant_id")
+    except Invalid:
+        return None, assistant_id if assistant_id in settings.THREAD_RUNTIMES else None
+    agent = visible_to(Agent.objects.filter(account_id=account_id), user).filter(pk=pk).first()
+    if agent is None:
+        raise NotFound("Assistant not found.")
+    return agent, None
 CRON_SORT_FIELDS = {
     "cron_id": "id", "assistant_id": "agent_id", "thread_id": "thread_id", "created_at": "created_at",
     "updated_at": "updated_at", "next_run_date": "next_fire_at", "end_time": "end_time",

@@ -112,6 +112,129 @@ class AgentImportSerializer(serializers.Serializer):
     document = AgentDocumentSerializer()
 
 
+# --- LangGraph's assistants: an assistant is an agent --------------------------------
+
+ASSISTANT_SORT_FIELDS = {"assistant_id": "id", "graph_id": "graph_id", "name": "name", "created_at": "created_at",
+                         "updated_at": "updated_at"}
+ASSISTANT_SELECT_FIELDS = ("assistant_id", "graph_id", "name", "description", "config", "context", "created_at",
+                           "updated_at", "metadata", "version")
+
+
+def graph_of(graph_id: str | None) -> str:
+    from django.conf import settings
+
+    return graph_id or settings.DEFAULT_RUNTIME
+
+
+class AssistantSerializer(serializers.Serializer):
+    """LangGraph's `Assistant` from an `agents_for` row (the current version's
+    `graph_id`, `config`, `context` annotated), plus `account_id` and `is_default`."""
+
+    assistant_id = serializers.UUIDField(source="id")
+    graph_id = serializers.SerializerMethodField()
+    config = serializers.DictField()
+    context = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    metadata = serializers.DictField()
+    version = serializers.IntegerField(source="current_version")
+    name = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    account_id = serializers.UUIDField()
+    is_default = serializers.BooleanField()
+
+    def get_graph_id(self, agent) -> str:
+        return graph_of(agent.graph_id)
+
+
+class AssistantVersionSerializer(serializers.Serializer):
+    """LangGraph's `AssistantVersion`: one version of an agent."""
+
+    assistant_id = serializers.UUIDField(source="agent_id")
+    graph_id = serializers.SerializerMethodField()
+    config = serializers.DictField()
+    context = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    metadata = serializers.SerializerMethodField()
+    version = serializers.IntegerField(source="number")
+    name = serializers.SerializerMethodField()
+    description = serializers.SerializerMethodField()
+
+    def get_graph_id(self, version) -> str:
+        return graph_of(version.graph_id)
+
+    def get_metadata(self, version) -> dict:
+        return version.agent.metadata
+
+    def get_name(self, version) -> str:
+        return version.agent.name
+
+    def get_description(self, version) -> str:
+        return version.agent.description
+
+
+class AssistantCreateSerializer(serializers.Serializer):
+    graph_id = serializers.CharField(max_length=64, allow_null=True, required=False)
+    config = serializers.DictField(required=False, allow_null=True)
+    context = serializers.DictField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+    assistant_id = serializers.UUIDField(required=False, allow_null=True)
+    if_exists = serializers.ChoiceField(choices=["raise", "do_nothing"], required=False, default="raise")
+    name = serializers.CharField(max_length=200, required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+    def validate_metadata(self, value):
+        return public_metadata(value)
+
+
+class AssistantUpdateSerializer(serializers.Serializer):
+    graph_id = serializers.CharField(max_length=64, required=False)
+    config = serializers.DictField(required=False)
+    context = serializers.DictField(required=False)
+    metadata = serializers.DictField(required=False)
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+class AssistantSearchSerializer(serializers.Serializer):
+    metadata = serializers.DictField(required=False, allow_null=True)
+    graph_id = serializers.CharField(max_length=64, required=False, allow_null=True)
+    name = serializers.CharField(max_length=200, required=False, allow_null=True)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
+    sort_by = serializers.ChoiceField(choices=list(ASSISTANT_SORT_FIELDS), required=False, default="created_at")
+    sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="desc")
+    select = serializers.ListField(child=serializers.ChoiceField(choices=ASSISTANT_SELECT_FIELDS), required=False,
+                                   allow_null=True)
+
+
+class AssistantCountSerializer(serializers.Serializer):
+    metadata = serializers.DictField(required=False, allow_null=True)
+    graph_id = serializers.CharField(max_length=64, required=False, allow_null=True)
+    name = serializers.CharField(max_length=200, required=False, allow_null=True)
+
+
+class AssistantVersionsQuerySerializer(serializers.Serializer):
+    metadata = serializers.DictField(required=False, allow_null=True)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
+
+
+class AssistantLatestSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+
+
+class AssistantDeleteQuerySerializer(serializers.Serializer):
+    delete_threads = serializers.BooleanField(required=False, default=False)
+
+
+class GraphSchemaSerializer(serializers.Serializer):
+    graph_id = serializers.CharField()
+    input_schema = serializers.DictField(allow_null=True)
+    output_schema = serializers.DictField(allow_null=True)
+    state_schema = serializers.DictField(allow_null=True)
+    config_schema = serializers.DictField(allow_null=True)
+    context_schema = serializers.DictField(allow_null=True)
 # --- LangGraph crons --------------------------------------------------------------
 
 class CronSerializer(serializers.Serializer):

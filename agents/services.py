@@ -9,12 +9,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
 from projects.models import Account, Project
+from receipts import services as receipts
+from receipts.models import DeletionKind
 from threads.models import Thread, ThreadStatus
 from threads.tools import validate_tools
 
@@ -23,7 +26,9 @@ from .models import Agent, AgentTrigger, AgentVersion, TriggerKind
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FIELDS = ("system_prompt", "model", "tools", "mcps")
+# A change of any of these makes a new version. `graph_id` (the runtime), `config` and
+# `context` are what LangGraph's assistants API shows of a version.
+CONFIG_FIELDS = ("system_prompt", "model", "tools", "mcps", "graph_id", "config", "context")
 INTERNAL_METADATA_KEYS = ("is_system", "is_suna_default")
 
 
@@ -34,6 +39,12 @@ def _validate_config(config: dict) -> dict:
         raise Invalid("mcps must be a list.", errors={"mcps": ["A list."]})
     if "model" in config and not (isinstance(config["model"], str) and config["model"].strip()):
         raise Invalid("model must be a non-empty string.", errors={"model": ["Required."]})
+    if config.get("graph_id") and config["graph_id"] not in settings.THREAD_RUNTIMES:
+        raise Invalid(f"Unknown graph '{config['graph_id']}': use one of {', '.join(settings.THREAD_RUNTIMES)}.",
+                      errors={"graph_id": ["Unknown graph (runtime)."]})
+    for key in ("config", "context"):
+        if key in config and not isinstance(config[key], dict):
+            raise Invalid(f"{key} must be an object.", errors={key: ["An object."]})
     return config
 
 
@@ -76,26 +87,42 @@ def public_metadata(metadata: dict | None) -> dict:
 def create_agent(
     *, account: Account, name: str, system_prompt: str = "", model: str, tools=None, mcps=None,
     description: str = "", is_default: bool = False, metadata: dict | None = None, created_by=None,
-    versions: list[dict] | None = None,
+    versions: list[dict] | None = None, graph_id: str = "", config: dict | None = None, context: dict | None = None,
+    agent_id=None, if_exists: str = "raise",
 ) -> Agent:
     """Create an agent with version 1 (or with `versions`, as an import does). 402 at
     the account's agent limit (served from the agent-count cache, checked under the
     account's row lock; the count key is dropped before the lock is released, so the
-    next creation counts this agent)."""
+    next creation counts this agent).
+
+    `agent_id`: the caller's id (LangGraph's `assistant_id`); if an agent has it,
+    `if_exists` says what happens: `raise` (409) or `do_nothing` (that agent is
+    returned, with `existed` set)."""
     account = _lock_account(account.pk)
+    if agent_id is not None:
+        existing = Agent.objects.filter(pk=agent_id).first()
+        if existing is not None:
+            if if_exists == "do_nothing":
+                existing.existed = True
+                return existing
+            raise Conflict(f"Assistant {agent_id} already exists.")
     if caches.agent_count(account.pk) >= account.effective_agent_limit:
         raise LimitReached("The account's agent limit is reached.")
-    versions = versions or [{"system_prompt": system_prompt, "model": model, "tools": tools or [], "mcps": mcps or []}]
+    versions = versions or [{"system_prompt": system_prompt, "model": model, "tools": tools or [], "mcps": mcps or [],
+                             "graph_id": graph_id, "config": config or {}, "context": context or {}}]
     versions = [_validate_config(dict(v)) for v in versions]
     agent = Agent.objects.create(
+        **({"id": agent_id} if agent_id is not None else {}),
         account=account, name=name, description=description, metadata=metadata or {},
         current_version=len(versions), created_by=created_by,
     )
     AgentVersion.objects.bulk_create(
         AgentVersion(agent=agent, number=i + 1, system_prompt=v.get("system_prompt", ""), model=v["model"],
-                     tools=v.get("tools", []), mcps=v.get("mcps", []))
+                     tools=v.get("tools", []), mcps=v.get("mcps", []), graph_id=v.get("graph_id", ""),
+                     config=v.get("config", {}), context=v.get("context", {}))
         for i, v in enumerate(versions)
     )
+    agent.existed = False
     if is_default:
         _unset_other_defaults(account.pk, agent.pk)
         Agent.objects.filter(pk=agent.pk).update(is_default=True)
@@ -126,6 +153,8 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
             setattr(locked, key, fields[key])
     if "metadata" in fields:
         locked.metadata = public_metadata(fields["metadata"]) | _internal_flags(locked.metadata)
+    if "metadata_merge" in fields:  # LangGraph's PATCH: the keys given replace theirs, the others stay
+        locked.metadata = (locked.metadata or {}) | public_metadata(fields["metadata_merge"])
     if fields.get("is_default") is True and not locked.is_default:
         _unset_other_defaults(locked.account_id, locked.pk)
         locked.is_default = True
@@ -133,6 +162,20 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
         locked.is_default = False
     locked.save()
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=[locked.current_version - 1])
+    return locked
+
+
+@transaction.atomic
+def set_current_version(*, agent: Agent, version: int) -> Agent:
+    """Make an existing version the current one (LangGraph's `set_latest`); no new
+    version is made. 404 for a version the agent does not have."""
+    locked = _lock_agent(agent.pk)
+    if not AgentVersion.objects.filter(agent=locked, number=version).exists():
+        raise NotFound(f"Version {version} not found.")
+    previous = locked.current_version
+    locked.current_version = version
+    locked.save(update_fields=["current_version", "updated_at"])
+    caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=[previous])
     return locked
 
 
@@ -144,24 +187,37 @@ def ensure_deletable(agent: Agent) -> None:
 
 
 @transaction.atomic
-def delete_agent(*, agent: Agent) -> None:
+def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
     """Delete an agent with its versions and triggers, keeping its history.
 
     Triggers go through the trigger service (schedules stopped, webhook secrets
     revoked); versions by the database cascade; the agent's threads that are not
     closed are cancelled and closed; runs, threads and messages stay with their agent
     reference set to null by the database. Caches are invalidated after commit.
+
+    `delete_threads` (LangGraph's `?delete_threads=true`): the agent's threads (bound
+    to it, or with `metadata.assistant_id` naming it) are deleted instead, with
+    everything under them, through the set-based `delete_threads` — a bounded number
+    of queries whatever their number.
     """
+    from threads.services.deletion import delete_threads as delete_thread_set
     from threads.services.lifecycle import force_close_threads
 
     locked = _lock_agent(agent.pk)
     ensure_deletable(locked)
-    delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
-    force_close_threads(
-        thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED).values_list("pk", flat=True)
-    )
-    versions = list(locked.versions.values_list("number", flat=True))
-    Agent.objects.filter(pk=locked.pk).delete()
+    with receipts.operation(DeletionKind.AGENT_DELETE, root_ids=[locked.pk]):
+        if delete_threads:
+            owned = Thread.objects.filter(Q(agent=locked) | Q(account_id=locked.account_id,
+                                                              metadata__assistant_id=str(locked.pk)))
+            delete_thread_set(thread_ids=owned.values_list("pk", flat=True))
+        delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
+        force_close_threads(
+            thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED)
+            .values_list("pk", flat=True)
+        )
+        versions = list(locked.versions.values_list("number", flat=True))
+        Agent.objects.filter(pk=locked.pk).delete()
+        receipts.record(DeletionKind.AGENT_DELETE, {locked.account_id: receipts.Tally(agents=1)})
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=versions)
 
 

@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from config.routers import Router
 
-from . import crons_api
+from . import assistants, crons_api
 from .api import AgentViewSet, TriggerDetailView, TriggerListView, WebhookView
 
 router = Router()
@@ -17,5 +17,19 @@ urlpatterns = [
     re_path(r"^agents/(?P<agent_id>[^/]+)/triggers/(?P<trigger_id>[^/]+)/?$", TriggerDetailView.as_view(),
             name="agent-trigger"),
     re_path(r"^webhooks/(?P<trigger_id>[^/]+)/(?P<secret>[^/]+)/?$", WebhookView.as_view(), name="webhook"),
+    re_path(r"^assistants/?$", assistants.AssistantsView.as_view(), name="assistants"),
+    re_path(r"^assistants/search/?$", assistants.AssistantSearchView.as_view(), name="assistant-search"),
+    re_path(r"^assistants/count/?$", assistants.AssistantCountView.as_view(), name="assistant-count"),
+    re_path(r"^assistants/(?P<assistant_id>[^/]+)/?$", assistants.AssistantDetailView.as_view(), name="assistant"),
+    re_path(r"^assistants/(?P<assistant_id>[^/]+)/versions/?$", assistants.AssistantVersionsView.as_view(),
+            name="assistant-versions"),
+    re_path(r"^assistants/(?P<assistant_id>[^/]+)/latest/?$", assistants.AssistantLatestView.as_view(),
+            name="assistant-latest"),
+    re_path(r"^assistants/(?P<assistant_id>[^/]+)/graph/?$", assistants.AssistantGraphView.as_view(),
+            name="assistant-graph"),
+    re_path(r"^assistants/(?P<assistant_id>[^/]+)/schemas/?$", assistants.AssistantSchemasView.as_view(),
+            name="assistant-schemas"),
+    re_path(r"^assistants/(?P<assistant_id>[^/]+)/subgraphs(?:/(?P<namespace>[^/]+))?/?$",
+            assistants.AssistantSubgraphsView.as_view(), name="assistant-subgraphs"),
     *router.urls,
 ]

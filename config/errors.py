@@ -10,6 +10,7 @@ import logging
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -107,7 +108,10 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt
 def json_404(request, exception=None):
+    """Any unknown route, whatever the method: a JSON 404 (never Django's CSRF page
+    for a POST, PATCH or DELETE to a mistyped path)."""
     return JsonResponse({"detail": "Not found."}, status=404)
 
 

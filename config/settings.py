@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "sandboxes",
     "agents",
     "threads",
+    "receipts",
     "jobs",
 ]
 
@@ -68,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "receipts.middleware.DeletionOriginMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -159,6 +161,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
     },
     "requeue-pending-runs": {"task": "threads.tasks.requeue_pending_runs", "schedule": 60.0},
+    # beat: deletion receipts (the outbox of a deletion's outside cleanup)
+    "reconcile-deletions": {
+        "task": "receipts.tasks.reconcile_deletions",
+        "schedule": env_int("DELETION_RECONCILE_INTERVAL", 300),  # seconds
+    },
+    "purge-deletion-receipts": {"task": "receipts.tasks.purge_receipts", "schedule": 24 * 3600.0},
     # beat: approvals
     "expire-approvals": {"task": "threads.tasks.expire_approvals", "schedule": 60.0},
     # beat: background jobs lost by the broker or by a worker that died
@@ -203,12 +211,17 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "AgentToolEnum": "threads.tools.AVAILABLE_TOOLS", "ThreadStatusEnum": "threads.models.ThreadStatus",
+        "DeletionKindEnum": "receipts.models.DeletionKind", "DeletionSourceEnum": "receipts.models.DeletionSource",
+        "CleanupStateEnum": "receipts.models.CleanupState",
     },
 }
 
 # --- Runtimes: {name: dotted path of a threads.runtime.Runtime} ----------------
 THREAD_RUNTIMES = {"echo": "threads.runtime.EchoRuntime"}
 DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
+# The model of an assistant created through LangGraph's API that names none
+# (`config.configurable.model` or `context.model`).
+DEFAULT_ASSISTANT_MODEL = os.environ.get("DEFAULT_ASSISTANT_MODEL", "echo-1")
 # A run still pending after this many seconds is sent to the worker again (beat).
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
 # A run's `webhook`: seconds per POST, retries of a failed one, first backoff (doubling).
@@ -276,6 +289,14 @@ SANDBOX_DELETE_MAX_RETRIES = env_int("SANDBOX_DELETE_MAX_RETRIES", 6)
 SANDBOX_RETRY_BACKOFF = env_int("SANDBOX_RETRY_BACKOFF", 2)
 SANDBOX_RETRY_BACKOFF_MAX = env_int("SANDBOX_RETRY_BACKOFF_MAX", 600)
 SANDBOX_RECONCILE_MIN_AGE = env_int("SANDBOX_RECONCILE_MIN_AGE", 120)
+
+# --- Deletion receipts ---------------------------------------------------------
+# Receipts older than this are purged (beat, daily; `manage.py purge_receipts`),
+# except those whose outside cleanup is still pending.
+DELETION_RECEIPT_RETENTION_DAYS = env_int("DELETION_RECEIPT_RETENTION_DAYS", 365)
+# The reconciler retries a pending cleanup whose last attempt (or creation) is this old.
+DELETION_RECONCILE_MIN_AGE = env_int("DELETION_RECONCILE_MIN_AGE", 120)
+DELETION_CLEANUP_MAX_RETRIES = env_int("DELETION_CLEANUP_MAX_RETRIES", SANDBOX_DELETE_MAX_RETRIES)
 
 # --- Vector store, account caches -------------------------------------------
 VECTOR_STORE_BACKEND = os.environ.get("VECTOR_STORE_BACKEND", "threads.vectorstore.DatabaseVectorStore")

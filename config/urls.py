@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("sandboxes.urls")),
     path("api/", include("agents.urls")),
     path("api/", include("threads.urls")),
+    path("api/", include("receipts.urls")),
     re_path(r"^api/.*$", json_404),
 ]
 

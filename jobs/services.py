@@ -21,6 +21,8 @@ from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from receipts.context import acting
+
 from .models import FINISHED_STATES, Job, JobKind, JobState, JobTarget
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,8 @@ def run_job(*, job_id) -> Job | None:
                     return job
                 if job.cancel_requested_at is not None:
                     return finish(job, JobState.CANCELLED)
-                progress = step(job)
+                with acting(source=job.source, user=job.created_by, operation_id=job.pk):  # the receipts
+                    progress = step(job)
                 if progress is None:
                     return finish(job, JobState.DONE)
                 processed, affected = progress

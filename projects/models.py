@@ -68,12 +68,20 @@ class Project(models.Model):
     account = models.ForeignKey(Account, on_delete=models.DB_CASCADE, related_name="projects")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    # The account's default project: where threads created without a project go
+    # (created on demand; deleted with its last thread like any project).
+    is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["account", "-created_at"], name="project_account_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"], condition=models.Q(is_default=True), name="one_default_project_per_account"
+            ),
+        ]
 
     def __str__(self):
         return self.name

@@ -77,6 +77,31 @@ def ensure_account_writable(user, account_id) -> Account:
     return Account.objects.get(pk=account_id)
 
 
+ACCOUNT_HEADER = "X-Account-Id"
+
+
+def account_for_new_object(user, account_id=None) -> Account:
+    """The account a thread created without a project (or an assistant) goes to.
+
+    The rule: the account named by the `X-Account-Id` header (`account_id`) when
+    given — 404 if the caller is not a member, 403 if read-only; otherwise the
+    caller's only account with write access. With none, a 403; with several, a 422
+    asking for the header.
+    """
+    if account_id:
+        return ensure_account_writable(user, account_id)
+    writable = list(Membership.objects.filter(user_id=user.pk, role__in=WRITE_ROLES)
+                    .values_list("account_id", flat=True)[:2])
+    if not writable:
+        raise Forbidden("You have no account with write access to create this in.")
+    if len(writable) > 1:
+        raise Invalid(
+            f"You can write to several accounts: name one with the {ACCOUNT_HEADER} header.",
+            errors={"account_id": [f"Ambiguous: send the {ACCOUNT_HEADER} header."]},
+        )
+    return Account.objects.get(pk=writable[0])
+
+
 def projects_for(user) -> QuerySet:
     return visible_to(Project.objects.all(), user)
 

@@ -42,6 +42,19 @@ def create_project(*, account: Account, name: str, description: str = "") -> Pro
     return Project.objects.create(account=account, name=name, description=description)
 
 
+DEFAULT_PROJECT_NAME = "Default"
+
+
+def default_project(*, account: Account) -> Project:
+    """The account's default project, created if it has none. The caller holds the
+    account's row lock (as thread creation does), so two creations never make two;
+    the partial unique index backs it."""
+    project = Project.objects.select_for_update().filter(account=account, is_default=True).first()
+    if project is None:
+        project = Project.objects.create(account=account, name=DEFAULT_PROJECT_NAME, is_default=True)
+    return project
+
+
 @transaction.atomic
 def update_project(*, project: Project, **fields) -> Project:
     for key in ("name", "description"):

@@ -17,6 +17,7 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound
@@ -28,6 +29,9 @@ from .providers import ProviderError, get_provider
 logger = logging.getLogger(__name__)
 
 LIVE_STATES = (SandboxState.CREATING, SandboxState.READY, SandboxState.ERROR)
+
+# Sent when the provider confirmed deletions: `sandbox_ids`.
+sandbox_deleted = Signal()
 
 
 # --- Provisioning ----------------------------------------------------------------
@@ -92,24 +96,24 @@ def create_sandbox_at_provider(*, sandbox_id) -> None:
 # --- Deletion: the outbox --------------------------------------------------------
 
 
-def request_sandbox_deletion(*, project_ids: Iterable = (), sandbox_ids: Iterable = ()) -> list:
+def request_sandbox_deletion(*, project_ids: Iterable = (), sandbox_ids: Iterable = ()) -> dict:
     """Mark the sandboxes of these projects (or these sandboxes) `pending_deletion`
-    in the caller's transaction; their deletion at the provider runs after commit.
-    Returns the ids marked. Two queries at most, whatever the number of projects."""
+    in the caller's transaction. Returns {sandbox id: account id} of those marked;
+    the caller's deletion receipt carries them to the provider after commit
+    (`receipts.services`). Two queries at most, whatever the number of projects."""
     project_ids, sandbox_ids = list(project_ids), list(sandbox_ids)
     if not project_ids and not sandbox_ids:
-        return []
-    ids = list(
+        return {}
+    marked = dict(
         Sandbox.objects.filter(Q(project_id__in=project_ids) | Q(id__in=sandbox_ids), state__in=LIVE_STATES)
-        .values_list("id", flat=True)
+        .values_list("id", "account_id")
     )
-    if ids:
+    if marked:
         now = timezone.now()
-        Sandbox.objects.filter(id__in=ids).update(
+        Sandbox.objects.filter(id__in=list(marked)).update(
             state=SandboxState.PENDING_DELETION, deletion_requested_at=now, updated_at=now
         )
-        _schedule_deletion(ids)
-    return ids
+    return marked
 
 
 def retry_sandbox_deletion(*, sandbox_ids: Iterable) -> list:
@@ -165,6 +169,7 @@ def delete_sandbox_at_provider(*, sandbox_id) -> bool:
         )
         raise failure
     logger.info("Deleted sandbox %s (%s:%s)", sandbox.pk, sandbox.provider, sandbox.external_id)
+    sandbox_deleted.send(sender=Sandbox, sandbox_ids=[sandbox.pk])
     return True
 
 

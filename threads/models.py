@@ -66,6 +66,9 @@ class Thread(models.Model):
     compacted_tokens = models.PositiveBigIntegerField(default=0)
     # Time-to-live: minutes of inactivity after which the TTL sweeper prunes it.
     ttl_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # What the TTL sweeper does when it expires: `delete` or `keep_latest`; blank
+    # means the site default (`THREAD_TTL["strategy"]`).
+    ttl_strategy = models.CharField(max_length=16, blank=True, default="")
     expires_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)

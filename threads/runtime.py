@@ -3,7 +3,10 @@ and returns what the run produced; the service (`threads.services.runs`) records
 
 Runtimes are looked up by name in `settings.THREAD_RUNTIMES` ({name: dotted path}),
 so a real runtime (an LLM client, a LangGraph graph) plugs in without touching the
-services. The built-in `echo` runtime answers the last user message.
+services. A runtime name is what LangGraph calls a graph id (an assistant's
+`graph_id`). The built-in `echo` runtime answers the last user message and keeps
+the conversation in a `messages` channel of its checkpoints, in LangGraph's
+message format, like any LangGraph chat graph.
 """
 
 import re
@@ -37,6 +40,7 @@ class RuntimeResult:
     checkpoint: dict | None = None
     approval: dict | None = None  # {"tool_name": ..., "payload": {...}}
     message_ids: list[str] = field(default_factory=list)  # ids announced while streaming, per message
+    checkpoint_metadata: dict = field(default_factory=dict)  # merged into the run's checkpoint's metadata
 
 
 class Runtime:
@@ -44,6 +48,18 @@ class Runtime:
     `threads.streams.events.RunEvents`: `token`, `custom`, `cancelled`)."""
 
     name = "base"
+    # What `GET /api/assistants/{id}/graph` and `/schemas` show (LangGraph's shapes).
+    input_schema: dict | None = None
+    state_schema: dict | None = None
+
+    def describe_graph(self) -> dict:
+        """The runtime as a one-node graph: __start__ -> <name> -> __end__."""
+        nodes = [{"id": "__start__", "type": "schema", "data": "__start__"},
+                 {"id": self.name, "type": "runnable", "data": {"id": ["threadkeeper", "runtime", self.name],
+                                                                   "name": self.name}},
+                 {"id": "__end__", "type": "schema", "data": "__end__"}]
+        edges = [{"source": "__start__", "target": self.name}, {"source": self.name, "target": "__end__"}]
+        return {"nodes": nodes, "edges": edges}
 
     def execute(self, *, run, history: list) -> RuntimeResult:
         """`history`: the thread's recent messages, oldest first."""
@@ -63,8 +79,23 @@ def estimate_tokens(text: str) -> int:
     return len(text.split())
 
 
+MESSAGES_SCHEMA = {
+    "type": "object",
+    "properties": {"messages": {"type": "array", "items": {
+        "type": "object", "required": ["type", "content"],
+        "properties": {"type": {"type": "string", "enum": ["human", "ai", "tool", "system"]},
+                       "content": {"anyOf": [{"type": "string"}, {"type": "array"}]},
+                       "id": {"type": "string"}}}}},
+}
+
+
 class EchoRuntime(Runtime):
     """Answers the last user message with its own text.
+
+    State: the `messages` channel of the thread's latest checkpoint, in LangGraph's
+    message format. A run appends to it the thread's messages stored since that
+    checkpoint (its metadata's `message_seq`) and the answer, and writes the result
+    as the run's checkpoint. The answer's id is the stored assistant message's id.
 
     Test hooks, so every path of the run lifecycle can be exercised without an LLM:
     a last message starting with `fail:` makes the run fail; one starting with
@@ -72,10 +103,24 @@ class EchoRuntime(Runtime):
     """
 
     name = "echo"
+    input_schema = MESSAGES_SCHEMA
+    state_schema = MESSAGES_SCHEMA
 
     def execute(self, *, run, history: list) -> RuntimeResult:
-        last = next((m for m in reversed(history) if m.role == "user"), None)
-        text = input_message_text(run.input) or (last.text if last is not None else "")
+        from .message_format import make_message, message_text, normalise
+        from .selectors import state_and_new_messages
+
+        values, stored = state_and_new_messages(run.thread_id)
+        channel = list(values.get("messages") or [])
+        if not any(m.role == "user" for m in stored):
+            # A LangGraph input's messages join the state, unless they were stored as messages.
+            for message in input_messages(run.input):
+                try:
+                    channel.append(normalise(message, new_id=lambda: str(uuid.uuid4())))
+                except ValueError:
+                    continue
+        last = next((m for m in reversed(channel) if isinstance(m, dict) and m.get("type") == "human"), None)
+        text = message_text(last) if last is not None else ""
         if run.input and isinstance(run.input, dict) and not text:
             text = str(run.input.get("message") or run.input.get("text") or "")
         if text.startswith("fail:"):
@@ -85,27 +130,24 @@ class EchoRuntime(Runtime):
             return RuntimeResult(status="awaiting", approval={"tool_name": tool, "payload": {"request": text}},
                                  input_tokens=estimate_tokens(text))
         answer = f"Echo: {text}" if text else "Echo: (nothing to answer)"
-        message_id = stream_tokens(run, answer)
+        answer_id = stream_tokens(run, answer) or str(uuid.uuid4())
+        ai = make_message(type="ai", content=answer, id=answer_id)
         return RuntimeResult(
             status="success",
             messages=[[{"type": "text", "text": answer}]],
-            message_ids=[message_id] if message_id else [],
+            message_ids=[answer_id],
             result=answer,
             input_tokens=sum(estimate_tokens(m.text) for m in history),
             output_tokens=estimate_tokens(answer),
-            checkpoint={"v": 1, "channel_values": {"last_answer": answer}},
+            checkpoint={"v": 1, "channel_values": {**values, "messages": channel + [ai]}},
+            checkpoint_metadata={"writes": {self.name: {"messages": [ai]}}},
         )
 
 
-def input_message_text(input) -> str:
-    """The text of the last message of a LangGraph input (`{"messages": [...]}`)."""
+def input_messages(input) -> list:
+    """The messages of a LangGraph input (`{"messages": [...]}`), or []."""
     messages = input.get("messages") if isinstance(input, dict) else None
-    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
-        return ""
-    content = messages[-1].get("content")
-    if isinstance(content, list):
-        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
-    return content if isinstance(content, str) else ""
+    return messages if isinstance(messages, list) else []
 
 
 TOKEN = re.compile(r"\s*\S+")

@@ -1,15 +1,123 @@
 """Reads on threads that return querysets."""
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, JSONField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTransform
 
 from projects.selectors import account_ids_for, visible_to, writable_account_ids_for
 
-from .models import ACTIVE_RUN_STATUSES, Checkpoint, Run, Thread
+from .models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Run, RunStatus, Thread, ThreadStatus
 
 
 def threads_for(user) -> QuerySet:
     return visible_to(Thread.objects.all(), user)
+
+
+# --- LangGraph's view of threads ------------------------------------------------------
+# A thread's LangGraph `status` comes from its lifecycle status and its last run:
+# running -> busy, awaiting -> interrupted, idle or closed -> error when the last run
+# failed (error, timeout), else idle. `values` are the latest root checkpoint's.
+
+LANGGRAPH_STATUSES = ("idle", "busy", "interrupted", "error")
+FAILED_RUN_STATUSES = (RunStatus.ERROR, RunStatus.TIMEOUT)
+
+
+def langgraph_status(status: str, last_run_status: str | None) -> str:
+    if status == ThreadStatus.RUNNING:
+        return "busy"
+    if status == ThreadStatus.AWAITING:
+        return "interrupted"
+    return "error" if last_run_status in FAILED_RUN_STATUSES else "idle"
+
+
+def langgraph_threads(queryset: QuerySet) -> QuerySet:
+    """Threads with what LangGraph's shape needs, in one query plus one for the
+    pending approvals (the interrupts) of the page: the latest root checkpoint and
+    its time, and the last run's status."""
+    latest = Checkpoint.objects.filter(thread_id=OuterRef("pk"), checkpoint_ns="").order_by("-id")
+    return queryset.annotate(
+        lg_checkpoint=Subquery(latest.values("checkpoint")[:1], output_field=JSONField()),
+        state_updated_at=Subquery(latest.values("created_at")[:1]),
+        last_run_status=Subquery(Run.objects.filter(thread_id=OuterRef("pk")).order_by("-seq").values("status")[:1]),
+    ).prefetch_related(
+        Prefetch("approvals", queryset=Approval.objects.filter(status=ApprovalStatus.PENDING).order_by("created_at"),
+                 to_attr="pending_approvals")
+    )
+
+
+def filter_langgraph_status(queryset: QuerySet, status: str) -> QuerySet:
+    """On a `langgraph_threads` queryset: the threads with this LangGraph status."""
+    failed = Q(last_run_status__in=FAILED_RUN_STATUSES)
+    settled = Q(status__in=[ThreadStatus.IDLE, ThreadStatus.CLOSED])
+    return queryset.filter({
+        "busy": Q(status=ThreadStatus.RUNNING),
+        "interrupted": Q(status=ThreadStatus.AWAITING),
+        "error": settled & failed,
+        "idle": settled & (Q(last_run_status__isnull=True) | ~failed),
+    }[status])
+
+
+def filter_json_containment(queryset: QuerySet, path: str, wanted: dict) -> QuerySet:
+    """The JSON at `path` (a field, or `field__key`) contains `wanted` (LangGraph's
+    metadata and values filters). PostgreSQL: one `@>` (on thread metadata the GIN
+    index serves it). SQLite has no containment: each top-level key of `wanted` must
+    equal its value there."""
+    if not wanted:
+        return queryset
+    if connection.vendor == "postgresql":
+        return queryset.filter(**{f"{path}__contains": wanted})
+    field, *keys = path.split("__")
+    base = field
+    for key in keys:
+        base = KeyTransform(key, base)
+    for i, (key, value) in enumerate(wanted.items()):
+        alias = f"_json_key_{i}"
+        queryset = queryset.alias(**{alias: KeyTransform(str(key), base)}).filter(**{alias: value})
+    return queryset
+
+
+THREAD_SORT_FIELDS = {"thread_id": "id", "status": "status", "created_at": "created_at",
+                      "updated_at": "updated_at", "state_updated_at": "state_updated_at"}
+
+
+def search_langgraph_threads(queryset: QuerySet, *, metadata: dict | None = None, values: dict | None = None,
+                             ids=None, status: str | None = None, sort_by: str = "created_at",
+                             sort_order: str = "desc") -> QuerySet:
+    """LangGraph's thread search over `queryset` (already limited to what the caller
+    may read): metadata and values containment, ids, LangGraph status, sorted."""
+    qs = langgraph_threads(queryset)
+    if ids:
+        qs = qs.filter(pk__in=ids)
+    qs = filter_json_containment(qs, "metadata", metadata)
+    qs = filter_json_containment(qs, "lg_checkpoint__channel_values", values)
+    if status:
+        qs = filter_langgraph_status(qs, status)
+    field = THREAD_SORT_FIELDS[sort_by]
+    return qs.order_by(f"-{field}" if sort_order == "desc" else field, "-id" if sort_order == "desc" else "id")
+
+
+def thread_history(*, thread, checkpoint_ns: str = "", before: str | None = None, metadata: dict | None = None,
+                   limit: int = 10) -> list:
+    """The thread's checkpoints in a namespace, newest first: LangGraph's history.
+    `before`: only those older than that checkpoint (404 semantics left to the
+    caller: an unknown one gives nothing)."""
+    qs = Checkpoint.objects.filter(thread=thread, checkpoint_ns=checkpoint_ns)
+    if before:
+        qs = qs.filter(id__lt=Subquery(qs.filter(checkpoint_id=before).values("id")[:1]))
+    qs = filter_json_containment(qs, "metadata", metadata)
+    return list(qs.order_by("-id")[:limit])
+
+
+def latest_checkpoint(*, thread_id, checkpoint_ns: str = "") -> Checkpoint | None:
+    """The thread's newest checkpoint in a namespace (its current state), or None."""
+    return Checkpoint.objects.filter(thread_id=thread_id, checkpoint_ns=checkpoint_ns).order_by("-id").first()
+
+
+def channel_values(checkpoint: Checkpoint | None) -> dict:
+    """A checkpoint's channel values (LangGraph's `values`); {} without one."""
+    values = (checkpoint.checkpoint or {}).get("channel_values") if checkpoint is not None else None
+    return values if isinstance(values, dict) else {}
 
 
 def writable_threads_for(user) -> QuerySet:
@@ -121,24 +229,25 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
 
 # --- LangGraph's view of a thread's conversation -----------------------------------
 
-LANGGRAPH_MESSAGE_TYPES = {"user": "human", "assistant": "ai", "tool": "tool", "system": "system"}
 
+def state_and_new_messages(thread_id) -> tuple[dict, list]:
+    """The thread's current state as LangGraph's `values` — the latest root
+    checkpoint's channel values, its `messages` channel followed by the messages
+    stored since that checkpoint (its metadata's `message_seq`) — and those stored
+    messages. Two queries."""
+    from .message_format import from_stored
+    from .models import Message
 
-def langgraph_message(message) -> dict:
-    """A stored message as a LangGraph message dict (`type`, `content`, `id`)."""
-    return {
-        "type": LANGGRAPH_MESSAGE_TYPES.get(message.role, message.role),
-        "content": message.text,
-        "id": str(message.pk),
-        "name": None,
-        "additional_kwargs": {},
-        "response_metadata": {},
-    }
+    latest = latest_checkpoint(thread_id=thread_id)
+    values = dict(channel_values(latest))
+    seen = (latest.metadata or {}).get("message_seq", 0) if latest is not None else 0
+    new = list(Message.objects.filter(thread_id=thread_id, seq__gt=seen if isinstance(seen, int) else 0)
+               .order_by("seq"))
+    if new or "messages" in values:
+        values["messages"] = list(values.get("messages") or []) + [from_stored(m) for m in new]
+    return values, new
 
 
 def thread_values(thread_id) -> dict:
-    """The thread's state as LangGraph's `values`: its messages, oldest first."""
-    from .models import Message
-
-    rows = Message.objects.filter(thread_id=thread_id).order_by("seq")
-    return {"messages": [langgraph_message(m) for m in rows]}
+    """The thread's current state as LangGraph's `values` (see `state_and_new_messages`)."""
+    return state_and_new_messages(thread_id)[0]

@@ -1,46 +1,145 @@
 """Thread shapes as LangGraph's SDK names them (`thread_id`, snake_case)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Thread, ThreadStatus
+from .selectors import LANGGRAPH_STATUSES, langgraph_status
+
+
+class InterruptSerializer(serializers.Serializer):
+    """LangGraph's interrupt: a pending approval (`id` is the approval's id)."""
+
+    value = serializers.JSONField()
+    id = serializers.CharField()
 
 
 class ThreadSerializer(serializers.ModelSerializer):
+    """A thread in LangGraph's shape (`thread_id, created_at, updated_at,
+    state_updated_at, metadata, status, values, interrupts, config, ttl`) plus this
+    service's own fields. `status` is LangGraph's (idle, busy, interrupted, error);
+    `lifecycle` the richer one (idle, running, awaiting, closed). Built from a
+    `selectors.langgraph_threads` queryset (no query per thread)."""
+
     thread_id = serializers.UUIDField(source="id", read_only=True)
+    status = serializers.SerializerMethodField()
+    lifecycle = serializers.ChoiceField(source="status", choices=ThreadStatus.choices, read_only=True)
+    values = serializers.SerializerMethodField()
+    interrupts = serializers.SerializerMethodField()
+    config = serializers.SerializerMethodField()
+    state_updated_at = serializers.SerializerMethodField()
     account_id = serializers.UUIDField(read_only=True)
     project_id = serializers.UUIDField(read_only=True)
     agent_id = serializers.UUIDField(read_only=True, allow_null=True)
     parent_thread_id = serializers.UUIDField(read_only=True, allow_null=True)
     created_by = serializers.IntegerField(source="created_by_id", read_only=True, allow_null=True)
-    ttl = serializers.IntegerField(source="ttl_minutes", read_only=True, allow_null=True)
+    ttl = serializers.IntegerField(source="ttl_minutes", read_only=True, allow_null=True,
+                                   help_text="Minutes of inactivity before the TTL sweeper prunes it.")
+    ttl_strategy = serializers.CharField(read_only=True, help_text="delete, keep_latest, or blank: the default.")
 
     class Meta:
         model = Thread
         fields = [
-            "thread_id", "account_id", "project_id", "agent_id", "parent_thread_id", "created_by",
-            "title", "status", "depth", "metadata", "instructions", "model", "tools", "result", "error",
-            "ttl", "expires_at", "last_activity_at", "completed_at", "created_at", "updated_at",
+            "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status", "values", "interrupts",
+            "config", "ttl", "ttl_strategy", "expires_at",
+            "lifecycle", "account_id", "project_id", "agent_id", "parent_thread_id", "created_by",
+            "title", "depth", "instructions", "model", "tools", "result", "error",
+            "last_activity_at", "completed_at",
         ]
         read_only_fields = fields
 
+    @extend_schema_field(serializers.ChoiceField(choices=LANGGRAPH_STATUSES))
+    def get_status(self, thread) -> str:
+        return langgraph_status(thread.status, getattr(thread, "last_run_status", None))
+
+    @extend_schema_field(serializers.DictField())
+    def get_values(self, thread) -> dict:
+        values = (getattr(thread, "lg_checkpoint", None) or {}).get("channel_values")
+        return values if isinstance(values, dict) else {}
+
+    @extend_schema_field(serializers.DictField(child=InterruptSerializer(many=True)))
+    def get_interrupts(self, thread) -> dict:
+        interrupts = {}
+        for approval in getattr(thread, "pending_approvals", []):
+            interrupts.setdefault(str(approval.run_id), []).append(interrupt_json(approval))
+        return interrupts
+
+    @extend_schema_field(serializers.DictField())
+    def get_config(self, thread) -> dict:
+        return {"configurable": {"thread_id": str(thread.pk)}}
+
+    @extend_schema_field(serializers.DateTimeField())
+    def get_state_updated_at(self, thread):
+        return serializers.DateTimeField().to_representation(getattr(thread, "state_updated_at", None) or thread.updated_at)
+
+
+def interrupt_json(approval) -> dict:
+    return {"value": {"tool_name": approval.tool_name, **(approval.payload or {})}, "id": str(approval.pk)}
+
+
+TTL_STRATEGIES = ("delete", "keep_latest")
+
+
+class TTLField(serializers.Field):
+    """LangGraph's `ttl`: minutes, or `{"ttl": minutes, "strategy": "delete"|"keep_latest"}`;
+    null removes it. Becomes `(minutes, strategy)`."""
+
+    default_error_messages = {"invalid": "ttl must be minutes (>= 1) or an object with ttl (minutes) and strategy."}
+
+    def to_internal_value(self, data):
+        strategy = ""
+        if isinstance(data, dict):
+            unknown = set(data) - {"ttl", "strategy"}
+            strategy = data.get("strategy") or ""
+            if unknown or strategy not in ("", *TTL_STRATEGIES):
+                self.fail("invalid")
+            data = data.get("ttl")
+        if isinstance(data, bool) or not isinstance(data, (int, float)) or data < 1 or data != int(data) \
+                or data > 10**9:
+            self.fail("invalid")
+        return int(data), strategy
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1},
+                                {"type": "object", "properties": {
+                                    "ttl": {"type": "integer", "minimum": 1},
+                                    "strategy": {"type": "string", "enum": list(TTL_STRATEGIES)}},
+                                 "required": ["ttl"]}], "nullable": True})
+class DocumentedTTLField(TTLField):
+    pass
+
 
 class ThreadCreateSerializer(serializers.Serializer):
-    project_id = serializers.UUIDField()
+    """LangGraph's body (`thread_id, metadata, if_exists, supersteps, ttl`) plus this
+    service's fields. Without `project_id` the thread goes to the account's default
+    project (the account: `X-Account-Id`, else the caller's only writable account)."""
+
+    thread_id = serializers.UUIDField(required=False, allow_null=True)
+    if_exists = serializers.ChoiceField(choices=["raise", "do_nothing"], required=False, default="raise")
+    project_id = serializers.UUIDField(required=False, allow_null=True)
     agent_id = serializers.UUIDField(required=False, allow_null=True)
     parent_thread_id = serializers.UUIDField(required=False, allow_null=True)
     title = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = serializers.DictField(required=False, default=dict, allow_null=True)
+    graph_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
     instructions = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    ttl = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    ttl = DocumentedTTLField(required=False, allow_null=True)
+    supersteps = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True, max_length=100)
 
 
 class ThreadUpdateSerializer(serializers.Serializer):
+    """`metadata` is merged into the thread's (LangGraph's PATCH): the keys given
+    replace theirs, the others stay."""
+
     title = serializers.CharField(required=False, allow_blank=True, max_length=300)
     metadata = serializers.DictField(required=False)
     instructions = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    ttl = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    ttl = DocumentedTTLField(required=False, allow_null=True)
 
 
 class ThreadFilterSerializer(serializers.Serializer):
@@ -195,7 +294,8 @@ class RunCreateSerializer(serializers.Serializer):
     `/runs/wait`, and the stateless `/runs...`). Everything but `input`, `metadata`
     and the multitask strategy is kept in the run's `kwargs`."""
 
-    assistant_id = serializers.CharField(required=False, allow_null=True, max_length=200)
+    assistant_id = serializers.CharField(required=False, allow_null=True, max_length=200,
+                                         help_text="An assistant (agent) id, or a graph (runtime) name.")
     agent_id = serializers.UUIDField(required=False, allow_null=True)
     input = serializers.JSONField(required=False, allow_null=True)
     command = serializers.DictField(required=False, allow_null=True)
@@ -381,3 +481,150 @@ class AgentThreadDetailSerializer(AgentThreadSummarySerializer):
     turnCursor = serializers.IntegerField(allow_null=True)
     hasMoreTurns = serializers.BooleanField()
     subThreads = SubThreadSerializer(many=True)
+
+
+# --- LangGraph: search, state, history ------------------------------------------------
+
+from .selectors import THREAD_SORT_FIELDS  # noqa: E402
+
+THREAD_SELECT_FIELDS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "context",
+                        "status", "values", "interrupts")
+
+
+class ThreadSearchSerializer(serializers.Serializer):
+    metadata = serializers.DictField(required=False, allow_null=True)
+    values = serializers.DictField(required=False, allow_null=True)
+    ids = serializers.ListField(child=serializers.UUIDField(), required=False, allow_null=True, max_length=1000)
+    status = serializers.ChoiceField(choices=LANGGRAPH_STATUSES, required=False, allow_null=True)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
+    sort_by = serializers.ChoiceField(choices=list(THREAD_SORT_FIELDS), required=False, default="created_at")
+    sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="desc")
+    select = serializers.ListField(child=serializers.ChoiceField(choices=THREAD_SELECT_FIELDS), required=False,
+                                   allow_null=True)
+    extract = serializers.DictField(child=serializers.CharField(max_length=200), required=False, allow_null=True)
+
+    def validate_extract(self, value):
+        if value and len(value) > 10:
+            raise serializers.ValidationError("At most 10 paths.")
+        return value
+
+
+class ThreadCountSerializer(serializers.Serializer):
+    metadata = serializers.DictField(required=False, allow_null=True)
+    values = serializers.DictField(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=LANGGRAPH_STATUSES, required=False, allow_null=True)
+
+
+class CheckpointRefSerializer(serializers.Serializer):
+    """LangGraph's checkpoint reference."""
+
+    thread_id = serializers.CharField(required=False, allow_null=True)
+    checkpoint_ns = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    checkpoint_id = serializers.CharField(required=False, allow_null=True, max_length=255)
+    checkpoint_map = serializers.DictField(required=False, allow_null=True)
+
+
+class ThreadTaskSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    error = serializers.CharField(allow_null=True)
+    interrupts = InterruptSerializer(many=True)
+    checkpoint = CheckpointRefSerializer(allow_null=True)
+    state = serializers.DictField(allow_null=True)
+    result = serializers.DictField(allow_null=True)
+
+
+class ThreadStateSerializer(serializers.Serializer):
+    """LangGraph's `ThreadState` (documentation of what `state_json` builds)."""
+
+    values = serializers.DictField()
+    next = serializers.ListField(child=serializers.CharField())
+    checkpoint = CheckpointRefSerializer()
+    metadata = serializers.DictField()
+    created_at = serializers.DateTimeField(allow_null=True)
+    parent_checkpoint = CheckpointRefSerializer(allow_null=True)
+    tasks = ThreadTaskSerializer(many=True)
+    interrupts = InterruptSerializer(many=True)
+
+
+class StateQuerySerializer(serializers.Serializer):
+    subgraphs = serializers.BooleanField(required=False, default=False)
+
+
+class StateAtCheckpointSerializer(serializers.Serializer):
+    checkpoint = CheckpointRefSerializer()
+    subgraphs = serializers.BooleanField(required=False, default=False)
+    select = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True)
+
+
+class StateUpdateSerializer(serializers.Serializer):
+    values = serializers.JSONField(allow_null=True)
+    as_node = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=200)
+    checkpoint = CheckpointRefSerializer(required=False, allow_null=True)
+    checkpoint_id = serializers.CharField(required=False, allow_null=True, max_length=255)
+
+
+class StateUpdateResponseSerializer(serializers.Serializer):
+    checkpoint = CheckpointRefSerializer()
+
+
+class HistorySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+    before = serializers.JSONField(required=False, allow_null=True, help_text="A checkpoint id or a checkpoint reference.")
+    metadata = serializers.DictField(required=False, allow_null=True)
+    checkpoint = CheckpointRefSerializer(required=False, allow_null=True)
+    select = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True)
+
+    def validate_before(self, value):
+        if isinstance(value, dict):
+            value = value.get("checkpoint_id")
+        if value is not None and not isinstance(value, str):
+            raise serializers.ValidationError("A checkpoint id or a checkpoint reference.")
+        return value or None
+
+
+def _iso(value):
+    return serializers.DateTimeField().to_representation(value) if value else None
+
+
+def state_json(*, thread, checkpoint, approvals=(), runtime: str | None = None) -> dict:
+    """A checkpoint (None: the empty state) as LangGraph's `ThreadState`. `approvals`:
+    the pending approvals, shown as the state's interrupts and as a task of the run
+    that waits (`next` names its runtime)."""
+    from .services.state import checkpoint_config
+
+    interrupts = [interrupt_json(a) for a in approvals]
+    tasks = [{"id": str(a.run_id), "name": runtime or "", "error": None, "interrupts": [interrupt_json(a)],
+              "checkpoint": None, "state": None, "result": None} for a in approvals]
+    parent = None
+    if checkpoint is not None and checkpoint.parent_checkpoint_id:
+        parent = {"thread_id": str(thread.pk), "checkpoint_ns": checkpoint.checkpoint_ns,
+                  "checkpoint_id": checkpoint.parent_checkpoint_id, "checkpoint_map": {}}
+    values = (checkpoint.checkpoint or {}).get("channel_values") if checkpoint is not None else None
+    return {
+        "values": values if isinstance(values, dict) else {},
+        "next": [runtime] if approvals and runtime else [],
+        "checkpoint": checkpoint_config(checkpoint, thread_id=thread.pk),
+        "metadata": (checkpoint.metadata or {}) if checkpoint is not None else {},
+        "created_at": _iso(checkpoint.created_at) if checkpoint is not None else None,
+        "parent_checkpoint": parent,
+        "tasks": tasks,
+        "interrupts": interrupts,
+    }
+
+
+def select_fields(body: dict, select) -> dict:
+    """LangGraph's `select`: only these top-level fields (`values.<key>`: one state key)."""
+    if not select:
+        return body
+    out = {}
+    for name in select:
+        if name.startswith("values.") and isinstance(body.get("values"), dict):
+            out.setdefault("values", {})
+            key = name.split(".", 1)[1]
+            if key in body["values"]:
+                out["values"][key] = body["values"][key]
+        elif name in body:
+            out[name] = body[name]
+    return out

@@ -9,24 +9,25 @@ The database cascade sends no signals either: sub-threads, messages, runs,
 checkpoints and the threads of a deleted project are handled here through their root.
 """
 
-from collections import Counter
-
-from django.db.models import Count
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
+from agents.models import Agent
 from projects import caches
 from projects.models import Account, Project
+from receipts import services as receipts
+from receipts.models import DeletionKind
+from receipts.selectors import thread_contents
 from sandboxes.services import request_sandbox_deletion
 
 from .models import Checkpoint, CheckpointWrite, Thread
 from .services import deletion
-from .vectorstore import schedule_embedding_removal
 
 
 @receiver(pre_delete, sender=Thread, dispatch_uid="threads.thread_pre_delete")
 def collect_thread_subtree(sender, instance, origin=None, **kwargs):
-    """Before the cascade: lock the project and note every thread that will go.
+    """Before the cascade: lock the project, note every thread that will go (with
+    what each holds, for the receipt).
 
     Threads already claimed by another root of the same delete (a queryset holding a
     thread and its sub-thread) are not counted twice.
@@ -43,10 +44,12 @@ def collect_thread_subtree(sender, instance, origin=None, **kwargs):
 
 @receiver(post_delete, sender=Thread, dispatch_uid="threads.thread_post_delete")
 def clean_up_after_thread(sender, instance, **kwargs):
-    """The last thread of its project takes the project with it; then the cleanup."""
+    """The last thread of its project takes the project with it; then the receipt
+    and the cleanup."""
     removed = getattr(instance, "_threads_removed", [instance])
-    deleted_projects = deletion.delete_empty_projects(project_ids=[instance.project_id])
-    deletion.schedule_cleanup(removed=removed, deleted_project_ids=deleted_projects)
+    emptied = deletion.delete_empty_projects(project_ids=[instance.project_id])
+    roots = [instance.pk] if any(t.id == instance.pk for t in removed) else []
+    deletion.schedule_cleanup(removed=removed, roots=roots, emptied=emptied)
 
 
 @receiver(pre_delete, sender=Checkpoint, dispatch_uid="threads.checkpoint_pre_delete")
@@ -60,16 +63,20 @@ def delete_checkpoint_writes(sender, instance, **kwargs):
 @receiver(pre_delete, sender=Project, dispatch_uid="threads.project_pre_delete")
 def retire_project_sandbox(sender, instance, **kwargs):
     """A project deleted directly: its sandbox joins the outbox in this transaction,
-    and its threads are counted before the cascade removes them."""
-    request_sandbox_deletion(project_ids=[instance.pk])
-    counts = Thread.objects.filter(project_id=instance.pk).values("account_id").annotate(n=Count("id")).order_by()
-    instance._threads_removed_per_account = Counter({row["account_id"]: row["n"] for row in counts})
+    and what it holds is counted before the cascade removes it."""
+    instance._sandboxes = request_sandbox_deletion(project_ids=[instance.pk])
+    instance._contents = thread_contents(Thread.objects.filter(project_id=instance.pk))
 
 
 @receiver(post_delete, sender=Project, dispatch_uid="threads.project_post_delete")
 def clean_up_after_project(sender, instance, **kwargs):
-    schedule_embedding_removal(project_ids=[instance.pk])
-    caches.on_commit_threads_removed(getattr(instance, "_threads_removed_per_account", {}))
+    contents = getattr(instance, "_contents", {})
+    tally = receipts.Tally(root_ids=[instance.pk], projects=1, embedding_project_ids=[instance.pk],
+                           sandbox_ids=list(getattr(instance, "_sandboxes", {})))
+    for part in contents.values():  # a project's threads are all its account's
+        tally.merge(part)
+    receipts.record(DeletionKind.PROJECT_DELETE, {instance.account_id: tally})
+    caches.on_commit_threads_removed({acc: part.threads for acc, part in contents.items()})
     caches.on_commit_invalidate_accounts([instance.account_id])  # project_count, even with no thread
 
 
@@ -82,15 +89,20 @@ def count_new_project(sender, instance, created, **kwargs):
 
 @receiver(pre_delete, sender=Account, dispatch_uid="threads.account_pre_delete")
 def retire_account_sandboxes(sender, instance, **kwargs):
-    """An account deleted (the database removes its projects and threads): its
-    sandboxes join the outbox in this transaction, its embeddings go after commit."""
+    """An account deleted (the database removes its projects, threads and agents):
+    its sandboxes join the outbox in this transaction, and what it holds is counted
+    for the receipt, which removes its embeddings after commit."""
     project_ids = list(Project.objects.filter(account_id=instance.pk).values_list("pk", flat=True))
+    tally = receipts.Tally(root_ids=[instance.pk], projects=len(project_ids), embedding_project_ids=project_ids)
     if project_ids:
-        request_sandbox_deletion(project_ids=project_ids)
-    instance._project_ids = project_ids
+        tally.sandbox_ids = list(request_sandbox_deletion(project_ids=project_ids))
+        for part in thread_contents(Thread.objects.filter(account_id=instance.pk)).values():
+            tally.merge(part)
+    tally.agents = Agent.objects.filter(account_id=instance.pk).count()
+    instance._tally = tally
 
 
 @receiver(post_delete, sender=Account, dispatch_uid="threads.account_post_delete")
 def clean_up_after_account(sender, instance, **kwargs):
-    if getattr(instance, "_project_ids", None):
-        schedule_embedding_removal(project_ids=instance._project_ids)
+    if hasattr(instance, "_tally"):
+        receipts.record(DeletionKind.ACCOUNT_DELETE, {instance.pk: instance._tally})

@@ -1,31 +1,15 @@
 """Thin Celery tasks for threads: each calls a service function."""
 
-import logging
-
 from celery import shared_task
 
 from . import vectorstore
 
 # --- vector store (issue 3) ---------------------------------------------------
-_vector_logger = logging.getLogger("threads.vectorstore")
 
 
 @shared_task(autoretry_for=(Exception,), max_retries=8, retry_backoff=2, retry_backoff_max=600, retry_jitter=False)
 def index_messages(*, message_ids: list[str]) -> int:
     return vectorstore.index_messages(message_ids=message_ids)
-
-
-@shared_task(bind=True, autoretry_for=(Exception,), max_retries=8, retry_backoff=2, retry_backoff_max=600, retry_jitter=False)
-def remove_embeddings(self, *, thread_ids: list[str] = (), project_ids: list[str] = ()) -> int:
-    """Never blocks a delete: a failure is logged as a warning and retried with backoff."""
-    try:
-        return vectorstore.remove_embeddings(thread_ids=thread_ids, project_ids=project_ids)
-    except Exception as exc:
-        _vector_logger.warning(
-            "Removing embeddings failed (attempt %d; threads %s; projects %s): %s",
-            self.request.retries + 1, thread_ids[:5], project_ids[:5], exc,
-        )
-        raise
 
 
 # --- runs (issue 4) -------------------------------------------------------------

@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from config.routers import Router
 
-from .api import agent_threads, runs, streaming
+from .api import agent_threads, langgraph, runs, streaming
 from .api.prune import PruneView
 from .api.search import ThreadSearchView
 from .api.threads import ThreadViewSet
@@ -14,7 +14,14 @@ urlpatterns = [
     re_path(r"^threads/prune/?$", PruneView.as_view(), name="thread-prune"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/messages/?$", runs.MessagesView.as_view(), name="thread-messages"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/checkpoints/?$", runs.CheckpointsView.as_view(), name="thread-checkpoints"),
-    re_path(r"^threads/(?P<thread_id>[^/]+)/state/?$", runs.StateView.as_view(), name="thread-state"),
+    re_path(r"^threads/count/?$", langgraph.ThreadCountView.as_view(), name="thread-count"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/copy/?$", langgraph.ThreadCopyView.as_view(), name="thread-copy"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/state/?$", langgraph.ThreadStateView.as_view(), name="thread-state"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/state/checkpoint/?$", langgraph.ThreadStateCheckpointView.as_view(),
+            name="thread-state-checkpoint"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/state/(?P<checkpoint_id>[^/]+)/?$", langgraph.ThreadStateAtView.as_view(),
+            name="thread-state-at"),
+    re_path(r"^threads/(?P<thread_id>[^/]+)/history/?$", langgraph.ThreadHistoryView.as_view(), name="thread-history"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/?$", runs.RunsView.as_view(), name="thread-runs"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/cancel/?$", runs.RunsCancelView.as_view(), name="thread-runs-cancel"),
     re_path(r"^threads/(?P<thread_id>[^/]+)/runs/stream/?$", streaming.RunStreamView.as_view(), name="thread-runs-stream"),

@@ -3,7 +3,8 @@
 The store is treated as a system outside the database even when its backend is a
 table here (`threads.models.Embedding`, no foreign keys): messages are indexed by a
 task after their transaction commits, and embeddings of deleted threads are removed
-by a task after the delete commits, retried on failure. Neither ever decides
+after the delete commits by the deletion receipt's cleanup task, retried on failure
+and reconciled (`receipts.services`). Neither ever decides
 whether the write that caused it succeeds.
 
 The backend is chosen by `settings.VECTOR_STORE_BACKEND` (a dotted class path); the
@@ -147,8 +148,9 @@ def get_vector_store() -> VectorStore:
 
 
 # `robust`: a broker that is down is logged by Django and never turns a committed
-# write into an error; embeddings of deleted threads are also never returned by a
-# search (it keeps only threads that exist).
+# write into an error. Embeddings of deleted threads are removed through the
+# deletion's receipt (an outbox), and never returned by a search meanwhile (it keeps
+# only threads that exist).
 
 
 def schedule_message_indexing(*, message_ids: list) -> None:
@@ -158,17 +160,6 @@ def schedule_message_indexing(*, message_ids: list) -> None:
     if message_ids:
         message_ids = [str(m) for m in message_ids]
         transaction.on_commit(partial(index_messages.delay, message_ids=message_ids), robust=True)
-
-
-def schedule_embedding_removal(*, thread_ids: Iterable = (), project_ids: Iterable = ()) -> None:
-    """Remove the embeddings of these threads (and projects) once the delete commits."""
-    from .tasks import remove_embeddings
-
-    thread_ids, project_ids = [str(t) for t in thread_ids], [str(p) for p in project_ids]
-    if thread_ids or project_ids:
-        transaction.on_commit(
-            partial(remove_embeddings.delay, thread_ids=thread_ids, project_ids=project_ids), robust=True
-        )
 
 
 # --- The operations the tasks run --------------------------------------------

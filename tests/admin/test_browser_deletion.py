@@ -9,6 +9,7 @@ every page go to test-artifacts/.
 """
 
 import re
+from collections import Counter
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -18,6 +19,7 @@ from agents.models import Agent
 from jobs.models import Job, JobTarget
 from projects.models import Account, Project
 from projects.services import create_account, create_project, ensure_user
+from receipts.models import DeletionReceipt
 from tests.admin.test_browser import ARTIFACTS, CHROMIUM, chromium_page  # noqa: F401 (skip rule)
 from tests.admin.test_browser import pytestmark as browser_marks
 from tests.threads.test_prune import make_threads
@@ -207,6 +209,13 @@ def test_delete_projects_accounts_agents(live_server, who):
                                               "System agent: Cannot delete a system agent."]
     assert any(m.startswith("2 agents deleted") for m in said["agents_bulk"])
     assert set(Agent.objects.values_list("name", flat=True)) == {"Default agent", "System agent"}
+    receipts = list(DeletionReceipt.objects.filter(actor=user.username))  # one per deletion, as this staff user
+    assert {r.source for r in receipts} == {"admin"}
+    assert Counter(r.kind for r in receipts) == {"project_delete": 13, "account_delete": 3, "agent_delete": 3}
+    solo_receipt = next(r for r in receipts if r.root_ids == [str(solo.pk)])
+    assert (solo_receipt.projects, solo_receipt.threads, solo_receipt.messages, solo_receipt.checkpoints) == (1, 3, 12, 6)
+    account_receipt = next(r for r in receipts if r.root_ids == [str(doomed_account.pk)])
+    assert (account_receipt.kind, account_receipt.threads, account_receipt.messages) == ("account_delete", 2, 4)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -237,6 +246,9 @@ def test_bulk_delete_over_threshold_runs_as_a_job(live_server, settings, who):
     assert shown == {"state": "Done", "done": "10", "total": "10", "percent": "100.0"} and float(bar) == 100
     assert (job.state, job.done, job.batches, job.created_by_id) == ("done", 10, 4, user.pk)
     assert list(Thread.objects.all()) == [keep] and not Message.objects.filter(thread__in=doomed).exists()
+    receipts = DeletionReceipt.objects.filter(operation_id=job.pk)
+    assert {(r.source, r.actor, r.kind) for r in receipts} == {("admin", user.username, "thread_delete")}
+    assert sum(r.threads for r in receipts) == 10 and {r.cleanup_state for r in receipts} == {"complete"}
 
 
 @pytest.mark.worker

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Job, JobState, JobTarget
+from receipts.models import DeletionReceipt
 from jobs.services import request_cancel, run_job, submit_job
 from projects.models import Project
 from projects.services import create_account, create_project, ensure_user
@@ -59,6 +60,10 @@ def test_bulk_delete_over_threshold_runs_as_a_job(small_jobs, staff, project, dj
     assert b'id="job-done">7<' in page.content and b"100.0" in page.content and b"Save" not in page.content
     progress = json.loads(staff.get(f"/admin/jobs/job/{job.pk}/progress/").content)
     assert progress["state"] == "done" and progress["percent"] == 100.0 and progress["done"] == 7
+    receipts = DeletionReceipt.objects.filter(operation_id=job.pk)  # one per batch, as the staff user, from the admin
+    assert receipts.count() == 4 and {(r.source, r.actor, r.kind) for r in receipts} == {("admin", "staff", "thread_delete")}
+    assert sum(r.threads for r in receipts) == 7 and sum(r.messages for r in receipts) == 14
+    assert {r.cleanup_state for r in receipts} == {"complete"}
 
 
 def test_below_threshold_stays_in_the_request(small_jobs, staff, project):
@@ -108,6 +113,8 @@ def test_prune_command_background_submits_the_same_job(small_jobs, project, djan
     assert f"Job {job.pk} submitted" in out.getvalue() and f"/admin/jobs/job/{job.pk}/change/" in out.getvalue()
     assert (job.kind, job.source, job.created_by_id, job.batch_size) == ("delete_threads", "command", None, 2)
     assert (job.state, job.done, job.batches) == ("done", 5, 3) and not Thread.objects.exists()
+    receipts = DeletionReceipt.objects.filter(operation_id=job.pk)
+    assert {(r.source, r.actor) for r in receipts} == {("command", "system")} and sum(r.threads for r in receipts) == 5
 
 
 def test_cancel_a_pending_job_does_nothing(project):

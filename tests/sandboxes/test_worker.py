@@ -5,6 +5,7 @@ answers at once, the worker retries the provider with backoff, the reconciler
 import pytest
 
 from projects.models import Project
+from receipts.models import DeletionReceipt
 from sandboxes.models import Sandbox, SandboxState
 from sandboxes.services import provision_sandbox
 from sandboxes.tasks import reconcile_sandboxes
@@ -48,9 +49,13 @@ def test_worker_retries_then_reconciles_a_sandbox_deletion(
     assert wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).attempts == 3, timeout=30)
     assert fake_provider.calls_to("DELETE") == 3
     assert "500" in Sandbox.objects.get(pk=sandbox.pk).last_error
+    receipt = DeletionReceipt.objects.get()  # the deletion's receipt waits for the provider
+    assert receipt.cleanup_state == "pending" and "500" in receipt.cleanup_error
+    assert receipt.embeddings_removed_at is not None
 
     fake_provider.fail_with = None
     reconcile_sandboxes.delay()
     assert wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == SandboxState.DELETED)
     assert not fake_provider.sandboxes
     assert not Sandbox.objects.filter(state=SandboxState.PENDING_DELETION).exists()
+    assert wait_for(lambda: DeletionReceipt.objects.get().cleanup_state == "complete")  # confirmed: complete

@@ -140,8 +140,8 @@ def test_the_migration_keys_existing_writes_and_fills_token_totals(project):
         executor.migrate(new)
         assert sorted((w.checkpoint_id, w.thread_id, w.run_id) for w in CheckpointWrite.objects.all()) == sorted(
             [(with_run.pk, thread.pk, run.pk), (without.pk, thread.pk, None)])
-        migrated = Thread.objects.get(pk=thread.pk)
-        assert (migrated.message_tokens, migrated.compacted_tokens) == (12, 5)
+        migrated = Thread.objects.values("message_tokens", "compacted_tokens").get(pk=thread.pk)  # later columns
+        assert (migrated["message_tokens"], migrated["compacted_tokens"]) == (12, 5)  # may not exist yet
     finally:
         call_command("migrate", verbosity=0)
 

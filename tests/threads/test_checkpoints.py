@@ -41,13 +41,17 @@ def test_parent_must_exist_in_the_thread_and_namespace(api, thread, project, own
     assert set(Checkpoint.objects.values_list("checkpoint_id", flat=True)) == {"a", "b"}
 
 
-def test_state_is_the_latest_checkpoint_of_each_namespace(api, thread):
+def test_state_is_the_latest_checkpoint_of_a_namespace(api, thread):
     put(api, thread, "a")
     writes = [{"task_id": "t", "idx": 1, "channel": "c"}, {"task_id": "t", "idx": 0, "channel": "d"}]
     put(api, thread, "b", "a", writes=writes)
     put(api, thread, "i1", ns="inner")
     state = api.get(checkpoints_url(thread, "state")).json()
-    assert {(c["checkpoint_ns"], c["checkpoint_id"]) for c in state["values"]} == {("", "b"), ("inner", "i1")}
+    assert state["checkpoint"]["checkpoint_id"] == "b" and state["parent_checkpoint"]["checkpoint_id"] == "a"
+    inner = api.post(checkpoints_url(thread, "state/checkpoint"), {"checkpoint": {"checkpoint_ns": "inner"}},
+                     format="json").json()
+    assert inner["checkpoint"] == {"thread_id": str(thread.pk), "checkpoint_ns": "inner", "checkpoint_id": "i1",
+                                   "checkpoint_map": {}}
     listed = api.get(checkpoints_url(thread), {"checkpoint_ns": ""}).json()["results"]
     assert [c["checkpoint_id"] for c in listed] == ["b", "a"]  # newest first
     assert [w["idx"] for w in listed[0]["writes"]] == [0, 1]

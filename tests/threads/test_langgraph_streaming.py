@@ -131,3 +131,13 @@ def test_global_cancel_by_ids_and_by_status(client, thread, project, owner):
     assert Run.objects.get(pk=b["run_id"]).status == "running"
     client.runs.cancel_many(status="running", action="rollback")
     assert not Run.objects.filter(pk=b["run_id"]).exists()
+
+
+def test_the_readme_streaming_example_runs_as_written(live_server, owner, thread, capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("Streaming with the unmodified `langgraph-sdk`")[1].split("```python\n")[1].split("```")[0]
+    code = code.replace("http://127.0.0.1:8000", live_server.url)
+    exec(code, {"ACCESS": str(RefreshToken.for_user(owner).access_token), "THREAD": str(thread.pk)})
+    assert capsys.readouterr().out == "Echo: hi there"

@@ -234,12 +234,12 @@ def test_rollback_deletes_the_run_and_its_checkpoints(api, thread, django_captur
                                  run=run, writes=[{"task_id": "t", "idx": 0, "channel": "c"}])
     message = services.post_message(thread=thread, role="assistant", content=[{"type": "text", "text": "partial"}],
                                     run=run)
-    assert api.get(url(thread, "state")).json()["values"][0]["checkpoint_id"] == "c2"
+    assert api.get(url(thread, "state")).json()["checkpoint"]["checkpoint_id"] == "c2"
     r = api.post(url(thread, "runs", run.pk, "cancel") + "?action=rollback")
     assert r.status_code == 200 and r.json()["deleted"] is True
     assert not Run.objects.filter(pk=run.pk).exists()
     assert not Checkpoint.objects.filter(pk=cp.pk).exists() and not CheckpointWrite.objects.exists()
-    assert api.get(url(thread, "state")).json()["values"][0]["checkpoint_id"] == before  # back to before the run
+    assert api.get(url(thread, "state")).json()["checkpoint"]["checkpoint_id"] == before  # back to before the run
     message.refresh_from_db()
     assert message.run_id is None  # messages stay, detached
     thread.refresh_from_db()

@@ -8,6 +8,8 @@ from django.db import transaction
 
 from projects import services as project_services
 from projects.models import Role
+from receipts.models import DeletionReceipt
+from receipts.services import reconcile_deletions
 from tests.conftest import client_for
 from threads.models import Embedding, Message
 from threads.services import create_thread
@@ -113,13 +115,20 @@ def test_a_failing_vector_store_never_blocks_the_delete(
     settings.VECTOR_STORE_BACKEND = f"{__name__}.FailingOnceStore"
     FailingOnceStore.failures = 0
 
-    with caplog.at_level(logging.WARNING, logger="threads.vectorstore"), django_capture_on_commit_callbacks(execute=True):
+    with caplog.at_level(logging.WARNING, logger="receipts.services"), django_capture_on_commit_callbacks(execute=True):
         response = api.delete(f"/api/threads/{drop.pk}")
 
     assert response.status_code == 200
     assert FailingOnceStore.failures == 1
-    assert "Removing embeddings failed" in caplog.text and "vector store unavailable" in caplog.text
-    assert not Embedding.objects.filter(thread_id__in=[drop.pk, sub.pk]).exists()  # removed on the retry
+    assert "Deletion cleanup incomplete" in caplog.text and "vector store unavailable" in caplog.text
+    receipt = DeletionReceipt.objects.get()
+    assert receipt.root_ids == [str(drop.pk)]
+    assert (receipt.cleanup_state, receipt.cleanup_attempts) == ("pending", 1)
+    assert "vector store unavailable" in receipt.cleanup_error
+    assert reconcile_deletions(min_age_seconds=0) == {"complete": 1, "pending": 0}  # the retry
+    receipt.refresh_from_db()
+    assert (receipt.cleanup_state, receipt.cleanup_attempts, receipt.embeddings) == ("complete", 2, 2)
+    assert not Embedding.objects.filter(thread_id__in=[drop.pk, sub.pk]).exists()  # removed by the reconciler
     assert Embedding.objects.filter(thread_id=keep.pk).count() == 1
 
 

@@ -1,14 +1,12 @@
 """Messages, checkpoints and runs of a thread (snake_case, LangGraph's shapes)."""
 
-import uuid
-
-from django.conf import settings
-from django.db.models import Max, Prefetch
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from agents.models import Agent
+from agents.selectors import resolve_assistant
 from config.errors import Invalid, NotFound
 from projects import selectors as tenancy
 
@@ -116,17 +114,6 @@ class CheckpointsView(ThreadScopedView):
         return Response(CheckpointSerializer(_with_writes(Checkpoint.objects.filter(pk=cp.pk)).get()).data, status=201)
 
 
-class StateView(ThreadScopedView):
-    serializer_class = CheckpointSerializer
-
-    def get(self, request, thread_id):
-        """The latest checkpoint of each namespace."""
-        thread = self.thread()
-        latest = Checkpoint.objects.filter(thread=thread).values("checkpoint_ns").annotate(latest=Max("id")).values("latest")
-        rows = _with_writes(Checkpoint.objects.filter(id__in=latest).order_by("checkpoint_ns"))
-        return Response({"thread_id": str(thread.pk), "values": CheckpointSerializer(rows, many=True).data})
-
-
 class RunCreation(ThreadScopedView):
     """Creating a run from LangGraph's body: shared by the background, stream and wait
     endpoints, thread-bound or stateless."""
@@ -147,29 +134,19 @@ class RunCreation(ThreadScopedView):
         return services.create_run(
             thread=thread, agent=agent, input=v.get("input"), metadata=v.get("metadata") or {}, model=v["model"],
             runtime=runtime, multitask_strategy=v.get("multitask_strategy") or self.default_multitask_strategy,
-            kwargs=kwargs,
+            kwargs=kwargs, bind_agent=bool(v.get("assistant_id")),
         )
 
     def assistant(self, thread, v) -> tuple:
-        """The agent (`agent_id`, or an `assistant_id` that is an agent's id) and the
-        runtime (`runtime`, or an `assistant_id` naming one) of a new run. Another
-        assistant name (a graph name) runs on the default runtime."""
-        agents = Agent.objects.filter(account_id=thread.account_id)
+        """The agent (`agent_id`, or `assistant_id`: see `resolve_assistant`) and the
+        runtime (`runtime`, or the graph an `assistant_id` names) of a new run."""
         runtime = v.get("runtime") or None
         if v.get("agent_id"):
+            agents = Agent.objects.filter(account_id=thread.account_id)
             return tenancy.get_visible(agents, self.request.user, v["agent_id"], name="agent_id"), runtime
-        assistant_id = v.get("assistant_id")
-        if assistant_id:
-            try:
-                agent_pk = uuid.UUID(assistant_id)
-            except ValueError:
-                if runtime is None and assistant_id in settings.THREAD_RUNTIMES:
-                    runtime = assistant_id
-                return None, runtime
-            agent = agents.filter(pk=agent_pk).first()
-            if agent is None:
-                raise NotFound("Assistant not found.")
-            return agent, runtime
+        if v.get("assistant_id"):
+            agent, graph = resolve_assistant(self.request.user, v["assistant_id"], account_id=thread.account_id)
+            return agent, runtime or graph
         return None, runtime
 
 

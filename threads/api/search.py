@@ -12,6 +12,7 @@ from projects.models import Project
 from .. import selectors
 from ..serializers import ThreadSerializer
 from ..vectorstore import search_threads
+from .langgraph import ThreadLangGraphSearchMixin
 
 
 class SearchQuerySerializer(serializers.Serializer):
@@ -20,8 +21,11 @@ class SearchQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=50, default=10)
 
 
-class ThreadSearchView(APIView):
+class ThreadSearchView(ThreadLangGraphSearchMixin, APIView):
+    """GET: semantic search (`q`); POST: LangGraph's thread search (filters)."""
+
     @extend_schema(
+        summary="Semantic search over threads",
         parameters=[SearchQuerySerializer],
         responses={
             200: inline_serializer(
@@ -47,7 +51,7 @@ class ThreadSearchView(APIView):
             query=v["q"], account_ids=list(tenancy.account_ids_for(request.user).values_list("account_id", flat=True)),
             project_id=project_id, limit=v["limit"],
         )
-        threads = selectors.threads_for(request.user).in_bulk([m.thread_id for m in matches])
+        threads = selectors.langgraph_threads(selectors.threads_for(request.user)).in_bulk([m.thread_id for m in matches])
         return Response(
             {
                 "results": [

@@ -11,3 +11,4 @@ from .lifecycle import (  # noqa: F401
 )
 from .pruning import keep_latest_checkpoints, prune_batch, prune_threads  # noqa: F401
 from .ttl import sweep_expired_threads  # noqa: F401
+from .state import apply_supersteps, copy_thread, update_state  # noqa: F401

@@ -1,7 +1,7 @@
 """Writing checkpoints, laid out like LangGraph's checkpoint tables."""
 
 from django.db import connection, router, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.sql import DeleteQuery
 
 from config.errors import Conflict, Invalid
@@ -61,19 +61,27 @@ def store_checkpoint(*, thread, checkpoint_ns, checkpoint_id, parent_checkpoint_
     return cp
 
 
-def latest_checkpoint_id(*, thread, checkpoint_ns: str = "") -> str | None:
-    return (
+def parent_and_step(*, thread, checkpoint_ns: str = "") -> tuple[str | None, int]:
+    """For a new checkpoint on top of the thread's latest: the parent's id and the
+    new checkpoint's `step` (the parent's + 1, as LangGraph numbers supersteps; 0 for
+    a first checkpoint or a parent without one). One query."""
+    latest = (
         Checkpoint.objects.filter(thread=thread, checkpoint_ns=checkpoint_ns)
-        .order_by("-id").values_list("checkpoint_id", flat=True).first()
+        .order_by("-id").values_list("checkpoint_id", "metadata").first()
     )
+    if latest is None:
+        return None, 0
+    step = (latest[1] or {}).get("step")
+    return latest[0], step + 1 if isinstance(step, int) and not isinstance(step, bool) else 0
 
 
-def delete_checkpoints(checkpoints: QuerySet, *, thread_ids=None) -> None:
+def delete_checkpoints(checkpoints: QuerySet, *, thread_ids=None) -> dict:
     """Delete these checkpoints and their pending writes, set-based: no row is loaded,
     no per-row trigger fires (writes have no foreign key to their checkpoint). On
-    PostgreSQL one statement (the writes go in a data-modifying CTE), two elsewhere.
+    PostgreSQL one statement (the writes go in a data-modifying CTE, and the deleted
+    checkpoints are counted per thread in the same statement), three elsewhere.
     `thread_ids`, when the caller knows them, lets the writes be found by their
-    thread's index.
+    thread's index. Returns {thread id: checkpoints deleted} (for the receipt).
 
     For checkpoints deleted while their thread (or run) stays; a deleted thread or run
     takes its checkpoints and writes by the database cascade.
@@ -84,13 +92,22 @@ def delete_checkpoints(checkpoints: QuerySet, *, thread_ids=None) -> None:
         writes = writes.filter(thread_id__in=thread_ids)
     db = router.db_for_write(Checkpoint)
     if connection.vendor != "postgresql":
+        counts = dict(checkpoints.order_by().values("thread_id").annotate(n=Count("pk")).values_list("thread_id", "n"))
         writes._raw_delete(db)
         checkpoints.order_by()._raw_delete(db)
-        return
+        return counts
     writes_sql, writes_params = delete_sql(writes)
     checkpoints_sql, checkpoints_params = delete_sql(checkpoints.order_by())
+    thread = connection.ops.quote_name(Checkpoint._meta.get_field("thread").column)
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH gone_writes AS ({writes_sql}) {checkpoints_sql}", (*writes_params, *checkpoints_params))
+        cursor.execute(
+            f"WITH gone_writes AS ({writes_sql}), gone AS ({checkpoints_sql} RETURNING {thread}) "
+            f"SELECT {thread}, COUNT(*) FROM gone GROUP BY {thread}",
+            (*writes_params, *checkpoints_params),
+        )
+        rows = cursor.fetchall()
+    field = Checkpoint._meta.get_field("thread").target_field
+    return {field.to_python(thread_id): n for thread_id, n in rows}
 
 
 def delete_sql(queryset: QuerySet) -> tuple[str, tuple]:

@@ -10,12 +10,15 @@ the same transaction:
    project are serialised: the project of a deleted last thread is deleted exactly
    once and never left empty;
 2. the ids of everything going (roots and every level of sub-threads) are collected
-   with one recursive query, before the cascade removes them — on PostgreSQL in the
-   same statement as the delete and the check for projects left empty;
+   with one recursive query, before the cascade removes them, with the number of
+   messages, runs and checkpoints of each (for the deletion receipt) — on PostgreSQL
+   in the same statement as the delete and the check for projects left empty;
 3. projects left without a thread are deleted, and their sandboxes marked
    `pending_deletion` (the sandbox outbox);
-4. after commit: embedding removal, sandbox deletion at the provider (both tasks,
-   retried) and the account caches.
+4. the deletion receipt is written (one INSERT, two with sandboxes); it carries the
+   outside cleanup — embedding removal and sandbox deletion at the provider, one task
+   after commit, reconciled until done — and the account caches are updated after
+   commit.
 
 The steps are the functions below, used by two paths: `delete_threads` does them
 set-based for any number of threads (a batch of 1000 costs the same handful of
@@ -25,6 +28,7 @@ way (`thread.delete()`, a queryset in the shell, Django's admin), one thread at 
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.db import connection, router, transaction
 from django.db.models import Exists, OuterRef
@@ -33,10 +37,11 @@ from config.errors import NotFound
 from projects import caches
 from projects.models import Project
 from projects.selectors import parse_uuid
+from receipts import services as receipts
+from receipts.models import DeletionKind
 from sandboxes.services import request_sandbox_deletion
 
-from ..models import Thread
-from ..vectorstore import schedule_embedding_removal
+from ..models import Checkpoint, Message, Run, Thread
 
 
 def delete_thread(*, thread: Thread) -> None:
@@ -52,8 +57,9 @@ def delete_threads(*, thread_ids: Iterable) -> int:
     Returns how many of the given threads were deleted (unknown ids, ids deleted
     meanwhile and duplicates are not counted; a given sub-thread of a given thread
     counts). Whatever the number of threads and their contents: on PostgreSQL two
-    statements (lock the projects; collect the subtrees, delete and find the emptied
-    projects in one), four on SQLite; three more when projects are left empty.
+    statements (lock the projects; collect and count the subtrees, delete and find
+    the emptied projects in one), four on SQLite; three more when projects are left
+    empty; then the receipt (one INSERT, two with sandboxes).
     """
     root_ids = {parse_uuid(t, name="thread_ids") for t in thread_ids}
     if not root_ids:
@@ -65,9 +71,8 @@ def delete_threads(*, thread_ids: Iterable) -> int:
     roots = root_ids & {t.id for t in removed}
     if not roots:
         return 0
-    if emptied:
-        delete_projects(project_ids=emptied)
-    schedule_cleanup(removed=removed, deleted_project_ids=emptied)
+    sandboxes = delete_projects(project_ids=emptied) if emptied else {}
+    schedule_cleanup(removed=removed, roots=roots, emptied=Emptied(emptied, sandboxes))
     return len(roots)
 
 
@@ -80,8 +85,8 @@ def lock_projects_of(*, root_ids: Iterable) -> list:
 
 def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[Thread], list]:
     """Delete the roots that are in these (locked) projects; returns every thread
-    removed (roots and sub-threads, any depth, as (id, account_id, project_id)) and
-    the projects left without a thread.
+    removed (roots and sub-threads, any depth, as (id, account_id, project_id) with
+    their counts, see `collect_subtrees`) and the projects left without a thread.
 
     On PostgreSQL one statement: a recursive CTE collects the subtrees, a
     data-modifying CTE deletes the roots (the database cascade takes the rest), and
@@ -89,7 +94,7 @@ def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[
     statement). Elsewhere: collect, delete, then the emptied projects.
     """
     if connection.vendor != "postgresql":
-        removed = collect_subtrees(root_ids=root_ids, project_ids=project_ids)
+        removed = collect_subtrees(root_ids=root_ids, project_ids=project_ids, counted=True)
         roots = set(root_ids) & {t.id for t in removed}
         if roots:
             Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
@@ -112,7 +117,8 @@ def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[
                 SELECT 1 FROM {table} other WHERE other.project_id = touched.project_id
                 AND NOT EXISTS (SELECT 1 FROM subtree WHERE subtree.id = other.id))
         )
-        SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied
+        SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied,
+        {counts_of(table)}
         FROM {table} WHERE id IN (SELECT id FROM subtree)
     """
     removed = list(Thread.objects.raw(sql, params))
@@ -134,11 +140,24 @@ def lock_and_collect(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
     )
     if not locked:
         return []
-    return collect_subtrees(root_ids=root_ids, project_ids=locked)
+    return collect_subtrees(root_ids=root_ids, project_ids=locked, counted=True)
 
 
-def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> list[Thread]:
-    """One recursive query (SQLite and PostgreSQL) for the roots and all their descendants."""
+def counts_of(table: str) -> str:
+    """Select-list columns: the messages, runs and checkpoints of each row of `table`
+    (correlated counts, each an index lookup; read in the statement's snapshot, so
+    before a delete in the same statement)."""
+    q = connection.ops.quote_name
+    return ", ".join(
+        f"(SELECT COUNT(*) FROM {q(model._meta.db_table)} WHERE thread_id = {table}.id) AS n_{name}"
+        for name, model in (("messages", Message), ("runs", Run), ("checkpoints", Checkpoint))
+    )
+
+
+def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable, counted: bool = False) -> list[Thread]:
+    """One recursive query (SQLite and PostgreSQL) for the roots and all their
+    descendants; `counted`: with what each holds (`n_messages`, `n_runs`,
+    `n_checkpoints`), for the deletion receipt."""
     anchor, params = (
         Thread.objects.filter(id__in=list(root_ids), project_id__in=list(project_ids))
         .order_by()
@@ -150,18 +169,22 @@ def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
     sql = (
         f"WITH RECURSIVE subtree(id) AS ({anchor} "
         f"UNION SELECT child.id FROM {table} child JOIN subtree ON child.{parent} = subtree.id) "
-        f"SELECT id, account_id, project_id FROM {table} WHERE id IN (SELECT id FROM subtree)"
+        f"SELECT id, account_id, project_id{', ' + counts_of(table) if counted else ''} "
+        f"FROM {table} WHERE id IN (SELECT id FROM subtree)"
     )
     return list(Thread.objects.raw(sql, params))
 
 
-def delete_empty_projects(*, project_ids: Iterable) -> list:
+class Emptied(NamedTuple):
+    project_ids: list
+    sandboxes: dict  # {sandbox id: account id}, now pending deletion
+
+
+def delete_empty_projects(*, project_ids: Iterable) -> Emptied:
     """Of these locked projects, delete those left without threads (marking their
-    sandboxes `pending_deletion`); returns their ids. One query, 4 when some are empty."""
+    sandboxes `pending_deletion`). One query, 4 when some are empty."""
     empty = empty_projects(project_ids=project_ids)
-    if empty:
-        delete_projects(project_ids=empty)
-    return empty
+    return Emptied(empty, delete_projects(project_ids=empty) if empty else {})
 
 
 def empty_projects(*, project_ids: Iterable) -> list:
@@ -173,15 +196,41 @@ def empty_projects(*, project_ids: Iterable) -> list:
     )
 
 
-def delete_projects(*, project_ids: list) -> None:
-    """Delete these (locked, empty) projects; their sandboxes join the outbox."""
-    request_sandbox_deletion(project_ids=project_ids)
+def delete_projects(*, project_ids: list) -> dict:
+    """Delete these (locked, empty) projects; their sandboxes join the outbox.
+    Returns {sandbox id: account id} of those sandboxes."""
+    sandboxes = request_sandbox_deletion(project_ids=project_ids)
     Project.objects.filter(id__in=project_ids)._raw_delete(router.db_for_write(Project))
+    return sandboxes
 
 
-def schedule_cleanup(*, removed: list[Thread], deleted_project_ids: Iterable = ()) -> None:
-    """After commit: remove the embeddings of the removed threads (and of deleted
-    projects), and update the owning accounts' caches. No query."""
-    deleted_project_ids = list(deleted_project_ids)
-    schedule_embedding_removal(thread_ids=[t.id for t in removed], project_ids=deleted_project_ids)
+def tallies_of(removed: list[Thread]) -> dict:
+    """{account id: Tally} of these removed threads, from their counts. No query."""
+    tallies = {}
+    for thread in removed:
+        tally = tallies.setdefault(thread.account_id, receipts.Tally())
+        tally.threads += 1
+        tally.messages += getattr(thread, "n_messages", 0) or 0
+        tally.runs += getattr(thread, "n_runs", 0) or 0
+        tally.checkpoints += getattr(thread, "n_checkpoints", 0) or 0
+        tally.embedding_thread_ids.append(thread.id)
+    return tallies
+
+
+def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied) -> None:
+    """Record the deletion — its receipt carries the outside cleanup (the embeddings of
+    the removed threads and deleted projects, their sandboxes) — and update the owning
+    accounts' caches after commit. One INSERT (two with sandboxes)."""
+    account_of_thread = {t.id: t.account_id for t in removed}
+    account_of_project = {t.project_id: t.account_id for t in removed}
+    tallies = tallies_of(removed)
+    for root in roots:
+        tallies[account_of_thread[root]].root_ids.append(root)
+    for project_id in emptied.project_ids:
+        tally = tallies[account_of_project[project_id]]
+        tally.projects += 1
+        tally.embedding_project_ids.append(project_id)
+    for sandbox_id, account_id in emptied.sandboxes.items():
+        tallies.setdefault(account_id, receipts.Tally()).sandbox_ids.append(sandbox_id)
+    receipts.record(DeletionKind.THREAD_DELETE, tallies)
     caches.on_commit_threads_removed(Counter(t.account_id for t in removed))

@@ -18,6 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
+from receipts import services as receipts
+from receipts.models import DeletionKind
 
 from ..models import ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Run, RunStatus, Thread, ThreadStatus
 from ..tools import validate_tools
@@ -66,9 +68,11 @@ def close_thread(*, thread: Thread) -> Thread:
     if busy:
         raise Conflict(f"Sub-thread {busy[0]} is running or awaiting: cancel it first, then close.")
     now = timezone.now()
-    Thread.objects.filter(pk__in=[pk for pk, status in rows if status != ThreadStatus.CLOSED]).update(
+    closed = Thread.objects.filter(pk__in=[pk for pk, status in rows if status != ThreadStatus.CLOSED]).update(
         status=ThreadStatus.CLOSED, completed_at=now, updated_at=now
     )
+    receipts.record(DeletionKind.THREAD_CLOSE,
+                    {locked.account_id: receipts.Tally(root_ids=[locked.pk], threads_closed=closed)})
     locked.refresh_from_db()
     return locked
 
@@ -76,15 +80,23 @@ def close_thread(*, thread: Thread) -> Thread:
 @transaction.atomic
 def force_close_threads(*, thread_ids: Iterable) -> int:
     """Cancel and close these threads, whatever their status; returns how many closed."""
-    ids = list(
+    account_of = dict(
         Thread.objects.select_for_update(no_key=True).filter(pk__in=list(thread_ids))
-        .exclude(status=ThreadStatus.CLOSED).order_by("pk").values_list("pk", flat=True)
+        .exclude(status=ThreadStatus.CLOSED).order_by("pk").values_list("pk", "account_id")
     )
-    if not ids:
+    if not account_of:
         return 0
+    ids = list(account_of)
     stop_activity(thread_ids=ids)
     now = timezone.now()
-    return Thread.objects.filter(pk__in=ids).update(status=ThreadStatus.CLOSED, completed_at=now, updated_at=now)
+    closed = Thread.objects.filter(pk__in=ids).update(status=ThreadStatus.CLOSED, completed_at=now, updated_at=now)
+    tallies = {}
+    for thread_id, account_id in account_of.items():
+        tally = tallies.setdefault(account_id, receipts.Tally())
+        tally.root_ids.append(thread_id)
+        tally.threads_closed += 1
+    receipts.record(DeletionKind.THREAD_CLOSE, tallies)
+    return closed
 
 
 @transaction.atomic

@@ -20,6 +20,8 @@ from django.db.models import Q
 
 from config.errors import Invalid
 from projects.selectors import parse_uuid, writable_account_ids_for
+from receipts import services as receipts
+from receipts.models import DeletionKind
 
 from ..models import Checkpoint, Thread
 from ..selectors import has_superseded_checkpoint, superseded_checkpoints, without_active_run
@@ -52,10 +54,12 @@ def prune_threads(*, user=None, thread_ids: list, strategy: str = "delete") -> i
 
 
 def prune_batch(*, thread_ids: Iterable, strategy: str) -> int:
-    """One batch in one transaction (each strategy's service is atomic)."""
+    """One batch in one transaction (each strategy's service is atomic), with its
+    receipt of kind `prune_delete` or `prune_keep_latest`."""
     validate_strategy(strategy)
     if strategy == "delete":
-        return delete_threads(thread_ids=thread_ids)
+        with receipts.labelled(DeletionKind.PRUNE_DELETE):
+            return delete_threads(thread_ids=thread_ids)
     return keep_latest_checkpoints(thread_ids=thread_ids)
 
 
@@ -67,19 +71,20 @@ def validate_strategy(strategy) -> None:
 
 @transaction.atomic
 def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
-    """Keep only the newest checkpoint per (thread, namespace). Four statements
+    """Keep only the newest checkpoint per (thread, namespace). Six statements
     whatever the batch:
 
     1. lock the threads (`FOR NO KEY UPDATE`, as every write on a thread does first),
        so no run can start and no checkpoint be written on them until commit;
     2. then, in a fresh statement that sees every run committed before the locks,
        find the threads without an active run that have something to prune;
-    3. delete their superseded checkpoints with their writes (one statement on
-       PostgreSQL, see `delete_checkpoints`);
-    4. make the checkpoints left roots.
+    3. delete their superseded checkpoints with their writes, counted per thread for
+       the receipt (one statement on PostgreSQL, see `delete_checkpoints`);
+    4. make the checkpoints left roots;
+    5. write the receipt (one INSERT).
 
     On SQLite, which has no row locks (its transactions take the database's write
-    lock at BEGIN), step 1 is skipped and step 3 is two statements: four again.
+    lock at BEGIN), step 1 is skipped and step 3 is three statements.
     """
     locked = {parse_uuid(t, name="thread_ids") for t in thread_ids}
     if connection.features.has_select_for_update:
@@ -90,10 +95,17 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     if not locked:
         return 0
     prunable = without_active_run(Thread.objects.filter(has_superseded_checkpoint(), pk__in=locked))
-    pruned = list(prunable.values_list("pk", flat=True))
+    account_of = dict(prunable.values_list("pk", "account_id"))
+    pruned = list(account_of)
     if not pruned:
         return 0
-    delete_checkpoints(superseded_checkpoints(thread_ids=pruned), thread_ids=pruned)
+    deleted = delete_checkpoints(superseded_checkpoints(thread_ids=pruned), thread_ids=pruned)
+    tallies = {}
+    for thread_id, account_id in account_of.items():
+        tally = tallies.setdefault(account_id, receipts.Tally())
+        tally.root_ids.append(thread_id)
+        tally.checkpoints += deleted.get(thread_id, 0)
     left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
     left.update(parent_checkpoint_id=None)
+    receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
     return len(pruned)

@@ -24,16 +24,19 @@ from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
+from receipts import services as receipts
+from receipts.models import DeletionKind
 
 from ..models import (
     ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, MultitaskStrategy, Run, RunStatus, Thread,
     ThreadStatus,
 )
 from ..runtime import RuntimeResult, get_runtime
-from ..selectors import langgraph_message, thread_values
+from ..message_format import from_stored
+from ..selectors import thread_values
 from ..streams.bus import get_bus
 from ..streams.events import RunEvents
-from .checkpoints import latest_checkpoint_id, store_checkpoint
+from .checkpoints import parent_and_step, store_checkpoint
 from .messages import append_messages, validate_content
 from .threads import activity, ensure_open, lock_thread
 from .webhooks import schedule_webhooks
@@ -131,6 +134,7 @@ def create_run(
     runtime: str | None = None,
     multitask_strategy: str = MultitaskStrategy.REJECT,
     kwargs: dict | None = None,
+    bind_agent: bool = False,
 ) -> Run:
     """Create a `pending` run and execute it after commit (a worker, or in-process).
 
@@ -143,14 +147,18 @@ def create_run(
     conversation in order); `after_seconds` delays the start; `webhook` receives the
     run when it ends; `command: {resume}` creates no run: the thread's waiting run
     continues and is returned.
+
+    The runtime: `runtime`, else the agent's graph (its current version's
+    `graph_id`), else `DEFAULT_RUNTIME`. `bind_agent` (LangGraph's `assistant_id`):
+    a thread without an agent gets this run's agent.
     """
-    runtime = runtime or settings.DEFAULT_RUNTIME
-    if runtime not in settings.THREAD_RUNTIMES:
+    if runtime is not None and runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
     if multitask_strategy not in MultitaskStrategy.values:
         raise Invalid(f"Unknown multitask_strategy '{multitask_strategy}'.",
                       errors={"multitask_strategy": [f"One of {', '.join(MultitaskStrategy.values)}."]})
-    kwargs = validate_run_kwargs(kwargs or {}, runtime=runtime)
+    # (an agent's graph, resolved below, is a one-node graph like the default runtime)
+    kwargs = validate_run_kwargs(kwargs or {}, runtime=runtime or settings.DEFAULT_RUNTIME)
     if "command" in kwargs:
         return resume_with_command(thread=thread, command=kwargs["command"])
     input_messages(input)
@@ -165,13 +173,22 @@ def create_run(
         doomed = list(active.values_list("pk", flat=True))
         interrupt_runs(runs=Run.objects.filter(pk__in=doomed))
         if multitask_strategy == MultitaskStrategy.ROLLBACK:
-            for run in Run.objects.filter(pk__in=doomed):
-                remove_run(run)
+            with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt for the runs rolled back
+                for run in Run.objects.filter(pk__in=doomed):
+                    remove_run(run, account_id=locked.account_id)
+    if bind_agent and agent is not None and locked.agent_id is None:
+        Thread.objects.filter(pk=locked.pk).update(agent=agent)
+        locked.agent = agent
     agent = agent if agent is not None else locked.agent
-    if not model and not locked.model and agent is not None:
+    if agent is not None and (runtime is None or (not model and not locked.model)):
         from agents.caches import agent_config  # the agent's current version, through its cache
 
-        model = (agent_config(agent) or {}).get("model", "")
+        config = agent_config(agent) or {}
+        model = model or ("" if locked.model else config.get("model", ""))
+        runtime = runtime or config.get("graph_id") or None
+    runtime = runtime or settings.DEFAULT_RUNTIME
+    if runtime not in settings.THREAD_RUNTIMES:
+        raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
     seq = locked.last_run_seq + 1
     try:
         with transaction.atomic():
@@ -410,10 +427,15 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
         added = append_messages(thread=thread, role="assistant", contents=result.messages, run=run, agent=run.agent,
                                 ids=result.message_ids or None)
     if result.checkpoint is not None:
+        # `message_seq`: the stored messages this state includes (a runtime appends
+        # the ones after it); `step` as LangGraph counts supersteps.
+        parent_id, step = parent_and_step(thread=thread)
         store_checkpoint(
             thread=thread, checkpoint_ns="", checkpoint_id=str(uuid.uuid4()),
-            parent_checkpoint_id=latest_checkpoint_id(thread=thread), checkpoint=result.checkpoint,
-            metadata={"source": "loop", "run_id": str(run.pk)}, run=run, writes=[],
+            parent_checkpoint_id=parent_id, checkpoint=result.checkpoint,
+            metadata={**result.checkpoint_metadata, "source": "loop", "run_id": str(run.pk),
+                      "graph_id": run.runtime, "step": step, "message_seq": thread.last_message_seq},
+            run=run, writes=[],
         )
     run.input_tokens += result.input_tokens
     run.output_tokens += result.output_tokens
@@ -443,7 +465,7 @@ def finish_run_stream(run: Run, added: list[Message]) -> None:
     stateless run, its temporary thread goes, through the deletion service."""
     values = thread_values(run.thread_id)
     delete_temporary_threads([run])  # before the `end`: a client that saw it finds nothing left
-    publish(RunEvents.of(run).finished, values=values, new_messages=[langgraph_message(m) for m in added],
+    publish(RunEvents.of(run).finished, values=values, new_messages=[from_stored(m) for m in added],
             error=run.error if run.status == RunStatus.ERROR else None, status=run.status)
 
 
@@ -524,7 +546,7 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
         raise Conflict(f"The run is not active (status '{run.status}').")
     interrupt_runs(runs=Run.objects.filter(pk=run.pk))
     if action == "rollback":
-        remove_run(run)
+        remove_run(run, account_id=locked.account_id)
     advance_queue(locked)
     if action == "rollback":
         return None
@@ -568,8 +590,10 @@ def cancel_many(*, threads: QuerySet, run_ids=None, status: str = "all", action:
     targets = list(runs.filter(thread__in=[t.pk for t in locked]).values_list("pk", flat=True))
     count = interrupt_runs(runs=Run.objects.filter(pk__in=targets))
     if action == "rollback":
-        for run in Run.objects.filter(pk__in=targets):
-            remove_run(run)
+        account_of = {t.pk: t.account_id for t in locked}
+        with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt per account for the runs rolled back
+            for run in Run.objects.filter(pk__in=targets):
+                remove_run(run, account_id=account_of[run.thread_id])
     for thread in locked:
         advance_queue(thread)
     return count
@@ -585,28 +609,33 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
         if not force:
             raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
         interrupt_runs(runs=Run.objects.filter(pk=run.pk))
-        remove_run(run)
+        remove_run(run, account_id=locked.account_id)
         advance_queue(locked)
         return
-    remove_run(run)
+    remove_run(run, account_id=locked.account_id)
 
 
-def remove_run(run: Run) -> None:
+def remove_run(run: Run, *, account_id) -> None:
     """Delete a run (the caller holds its thread's lock). The database cascade removes
-    its checkpoints, their writes and its approvals, and detaches its messages. On
-    PostgreSQL the re-linking and the delete are one statement."""
+    its checkpoints, their writes and its approvals, and detaches its messages. The
+    receipt counts the run and its checkpoints. On PostgreSQL the re-linking, the count
+    and the delete are one statement; elsewhere three."""
     if connection.vendor == "postgresql":
-        relink_and_delete_run(run)
-        return
-    relink_past_run_checkpoints(run)
-    Run.objects.filter(pk=run.pk).delete()
+        checkpoints = relink_and_delete_run(run)
+    else:
+        relink_past_run_checkpoints(run)
+        checkpoints = Checkpoint.objects.filter(run_id=run.pk).count()
+        Run.objects.filter(pk=run.pk).delete()
+    receipts.record(DeletionKind.RUN_DELETE,
+                    {account_id: receipts.Tally(root_ids=[run.pk], runs=1, checkpoints=checkpoints)})
 
 
-def relink_and_delete_run(run: Run) -> None:
+def relink_and_delete_run(run: Run) -> int:
     """`relink_past_run_checkpoints` and the delete in one statement: a recursive CTE
     walks each surviving child of the run's checkpoints up past them (index probes on
     `checkpoint_parent` and `run_id`, so the cost follows the run, not the thread), a
-    data-modifying CTE re-links it, and the run is deleted."""
+    data-modifying CTE re-links it, and the run is deleted. Returns how many
+    checkpoints went with it (counted in the statement's snapshot)."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
     sql = f"""
@@ -628,10 +657,12 @@ def relink_and_delete_run(run: Run) -> None:
             WHERE c.id = walk.id AND NOT EXISTS (
                 SELECT 1 FROM own WHERE own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor)
         )
-        DELETE FROM {runs} WHERE id = %(run)s
+        DELETE FROM {runs} WHERE id = %(run)s RETURNING (SELECT COUNT(*) FROM own)
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, {"run": run.pk, "thread": run.thread_id})
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def relink_past_run_checkpoints(run: Run) -> None:

@@ -1,9 +1,10 @@
 """Creating and changing threads."""
 
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, LimitReached, NotFound
@@ -13,10 +14,16 @@ from projects.models import Account, Project
 from ..models import Thread, ThreadStatus
 
 
+IF_EXISTS = ("raise", "do_nothing")
+
+
 @transaction.atomic
 def create_thread(
     *,
-    project: Project,
+    project: Project | None = None,
+    account: Account | None = None,
+    thread_id=None,
+    if_exists: str = "raise",
     created_by=None,
     agent=None,
     parent_thread: Thread | None = None,
@@ -26,17 +33,46 @@ def create_thread(
     model: str = "",
     tools: list | None = None,
     ttl_minutes: int | None = None,
+    ttl_strategy: str = "",
     tool_use_id: str = "",
+    supersteps: list | None = None,
 ) -> Thread:
+    """Create a thread in `project`, or without one in `account`'s default project
+    (created on demand, under the account's lock).
+
+    `thread_id`: the caller's id for it; if a thread has it already, `if_exists`
+    says what happens: `raise` (409) or `do_nothing` (that thread is returned, with
+    `existed` set). `supersteps`: LangGraph's state updates applied in order as the
+    thread's first checkpoints.
+    """
+    from projects.services import default_project
+
+    if if_exists not in IF_EXISTS:
+        raise Invalid(f"Unknown if_exists '{if_exists}'.", errors={"if_exists": ["raise or do_nothing."]})
+    validate_ttl_strategy(ttl_strategy)
     # Lock the account row, then the project's. The account lock serialises the
     # creations of an account, so the limit check and the slot it takes are one step
     # (two creations at the limit never both pass). The project lock: a concurrent
     # delete of its last thread either sees this thread (and keeps the project) or has
     # already deleted the project (404).
-    account = Account.objects.select_for_update().filter(pk=project.account_id).first()
-    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
-    if account is None or locked is None:
+    if project is None and account is None:
+        raise Invalid("A thread needs a project or an account.", errors={"project_id": ["Required."]})
+    account = Account.objects.select_for_update().filter(pk=account.pk if project is None else project.account_id).first()
+    if account is None:
+        raise NotFound("Project not found." if project is not None else "Account not found.")
+    if project is None:
+        project = locked = default_project(account=account)
+    else:
+        locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    if locked is None:
         raise NotFound("Project not found.")
+    if thread_id is not None:
+        existing = Thread.objects.filter(pk=thread_id).first()
+        if existing is not None:
+            if if_exists == "do_nothing":
+                existing.existed = True
+                return existing
+            raise Conflict(f"Thread {thread_id} already exists.")
     if caches.thread_slots_used(account.pk) >= account.effective_thread_limit:
         raise LimitReached("The account's thread limit is reached.")
     if agent is not None and agent.account_id != project.account_id:
@@ -53,28 +89,50 @@ def create_thread(
     now = timezone.now()
     caches.reserve_slot(account.pk)
     try:
-        thread = Thread.objects.create(
-            account_id=project.account_id,
-            project=project,
-            agent=agent,
-            parent_thread=parent_thread,
-            depth=(parent_thread.depth + 1) if parent_thread else 0,
-            created_by=created_by,
-            title=title,
-            metadata=metadata or {},
-            instructions=instructions,
-            model=model or (agent and _agent_model(agent)) or "",
-            tools=tools or [],
-            tool_use_id=tool_use_id,
-            ttl_minutes=ttl_minutes,
-            last_activity_at=now,
-            expires_at=expiry(ttl_minutes, now),
-        )
+        # A chosen id: in a savepoint, so the same id created meanwhile elsewhere is a 409.
+        with transaction.atomic() if thread_id is not None else nullcontext():
+            thread = Thread.objects.create(
+                **({"id": thread_id} if thread_id is not None else {}),
+                account_id=project.account_id,
+                project=project,
+                agent=agent,
+                parent_thread=parent_thread,
+                depth=(parent_thread.depth + 1) if parent_thread else 0,
+                created_by=created_by,
+                title=title,
+                metadata=metadata or {},
+                instructions=instructions,
+                model=model or (agent and _agent_model(agent)) or "",
+                tools=tools or [],
+                tool_use_id=tool_use_id,
+                ttl_minutes=ttl_minutes,
+                ttl_strategy=ttl_strategy or "",
+                last_activity_at=now,
+                expires_at=expiry(ttl_minutes, now),
+            )
+    except IntegrityError:
+        caches.release_slot(account.pk)
+        if thread_id is not None and Thread.objects.filter(pk=thread_id).exists():
+            raise Conflict(f"Thread {thread_id} already exists.")
+        raise
     except BaseException:
         caches.release_slot(account.pk)
         raise
     caches.on_commit_invalidate_accounts([account.pk])
+    if supersteps:
+        from .state import apply_supersteps
+
+        apply_supersteps(thread=thread, supersteps=supersteps)
+    thread.existed = False
     return thread
+
+
+def validate_ttl_strategy(strategy: str) -> None:
+    from .pruning import STRATEGIES
+
+    if strategy and strategy not in STRATEGIES:
+        raise Invalid(f"Unknown TTL strategy '{strategy}': use delete or keep_latest.",
+                      errors={"ttl": ["strategy must be delete or keep_latest."]})
 
 
 def _agent_model(agent) -> str:
@@ -85,7 +143,12 @@ def _agent_model(agent) -> str:
 @transaction.atomic
 def update_thread(*, thread: Thread, **fields) -> Thread:
     thread = lock_thread(thread.pk)
-    for key in ("title", "metadata", "instructions", "model", "ttl_minutes"):
+    if "ttl_strategy" in fields:
+        validate_ttl_strategy(fields["ttl_strategy"] or "")
+        fields["ttl_strategy"] = fields["ttl_strategy"] or ""
+    if "metadata_merge" in fields:  # LangGraph's PATCH: the keys given replace theirs, the others stay
+        thread.metadata = {**(thread.metadata or {}), **fields["metadata_merge"]}
+    for key in ("title", "metadata", "instructions", "model", "ttl_minutes", "ttl_strategy"):
         if key in fields:
             setattr(thread, key, fields[key])
     if "ttl_minutes" in fields:

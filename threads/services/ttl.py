@@ -14,7 +14,8 @@ never recomputed behind its back.
 
 The sweeper (the beat task `threads.tasks.sweep_expired_threads`) prunes up to
 `THREAD_TTL["sweep_limit"]` threads with `expires_at <= now` through the prune
-service with `THREAD_TTL["strategy"]`, skipping threads with an active run (their
+service, each with its own strategy (`ttl_strategy`, set with `ttl: {ttl, strategy}`)
+or else `THREAD_TTL["strategy"]`, skipping threads with an active run (their
 run's end moves their expiry anyway). With `delete` they are gone; with
 `keep_latest` they keep their latest checkpoints and their expiry is re-armed:
 another TTL from the sweep.
@@ -22,36 +23,44 @@ another TTL from the sweep.
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, DateTimeField, Value, When
+from django.db.models import Case, DateTimeField, Q, Value, When
 from django.utils import timezone
 
 from projects.models import Project
+from receipts.context import acting
 
 from ..models import Thread
 from ..selectors import without_active_run
-from .pruning import prune_batch, validate_strategy
+from .pruning import STRATEGIES, prune_batch, validate_strategy
 from .threads import expiry
 
 
 def sweep_expired_threads(*, now=None, limit: int | None = None, strategy: str | None = None) -> int:
     """One sweep, one transaction: claim the expired threads, prune them, re-arm
-    (keep_latest). Returns how many threads were pruned."""
+    (keep_latest). Threads without a strategy of their own use `strategy` (default:
+    `THREAD_TTL["strategy"]`). Returns how many threads were pruned."""
     conf = settings.THREAD_TTL
     now = now or timezone.now()
     limit = limit or conf["sweep_limit"]
-    strategy = strategy or conf["strategy"]
-    validate_strategy(strategy)
-    with transaction.atomic():
-        claimed = claim_expired_threads(now=now, limit=limit, lock_projects=strategy == "delete")
-        if not claimed:
-            return 0
-        pruned = prune_batch(thread_ids=list(claimed), strategy=strategy)
-        if strategy == "keep_latest":
-            rearm_expiry(claimed=claimed, now=now)
+    default = strategy or conf["strategy"]
+    validate_strategy(default)
+    pruned = 0
+    with acting(source="ttl", user=None), transaction.atomic():
+        for group in STRATEGIES:  # `delete` first: it locks projects, then threads
+            scope = Q(ttl_strategy=group) | Q(ttl_strategy="") if group == default else Q(ttl_strategy=group)
+            claimed = claim_expired_threads(now=now, limit=limit, lock_projects=group == "delete", scope=scope)
+            if not claimed:
+                continue
+            limit -= len(claimed)
+            pruned += prune_batch(thread_ids=list(claimed), strategy=group)
+            if group == "keep_latest":
+                rearm_expiry(claimed=claimed, now=now)
+            if limit <= 0:
+                break
     return pruned
 
 
-def claim_expired_threads(*, now, limit: int, lock_projects: bool) -> dict:
+def claim_expired_threads(*, now, limit: int, lock_projects: bool, scope: Q = Q()) -> dict:
     """{thread id: ttl_minutes} of up to `limit` expired threads without an active
     run, locked until the transaction ends.
 
@@ -67,7 +76,7 @@ def claim_expired_threads(*, now, limit: int, lock_projects: bool) -> dict:
     and never deadlock.
     """
     skip_locked = connection.features.has_select_for_update_skip_locked
-    due = without_active_run(Thread.objects.filter(expires_at__lte=now)).order_by("expires_at", "pk")
+    due = without_active_run(Thread.objects.filter(scope, expires_at__lte=now)).order_by("expires_at", "pk")
     if lock_projects:
         projects = (
             Project.objects.select_for_update(skip_locked=skip_locked)

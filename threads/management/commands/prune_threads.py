@@ -10,6 +10,7 @@ ids of an `--ids-file` are streamed into a temporary table rather than into a li
 import re
 import sys
 import time
+import uuid
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from itertools import batched
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from config.errors import ServiceError
 from projects.selectors import parse_uuid
+from receipts.context import acting
 from threads.models import Thread, ThreadStatus
 from threads.selectors import deletion_impact, id_batches, keep_latest_impact
 from threads.services.pruning import STRATEGIES, prune_batch
@@ -182,18 +184,19 @@ class Command(BaseCommand):
 
             bar = tqdm(total=total, unit="thread", desc=o["strategy"], file=sys.stderr)
         try:
-            for ids in id_batches(selection, o["batch_size"]):
-                try:
-                    pruned += prune_batch(thread_ids=ids, strategy=o["strategy"])
-                except Exception as exc:  # the batch was rolled back whole
-                    self.summary(done, pruned, started)
-                    raise CommandError(f"The batch of {len(ids)} threads from {ids[0]} failed and was rolled "
-                                       f"back: {exc}") from exc
-                done += len(ids)
-                if bar is not None:
-                    bar.update(len(ids))
-                else:
-                    self.stdout.write(f"{done}/{total} threads processed, {pruned} pruned")
+            with acting(source="command", operation_id=uuid.uuid4()):  # one receipt per batch, one operation
+                for ids in id_batches(selection, o["batch_size"]):
+                    try:
+                        pruned += prune_batch(thread_ids=ids, strategy=o["strategy"])
+                    except Exception as exc:  # the batch was rolled back whole
+                        self.summary(done, pruned, started)
+                        raise CommandError(f"The batch of {len(ids)} threads from {ids[0]} failed and was rolled "
+                                           f"back: {exc}") from exc
+                    done += len(ids)
+                    if bar is not None:
+                        bar.update(len(ids))
+                    else:
+                        self.stdout.write(f"{done}/{total} threads processed, {pruned} pruned")
         except KeyboardInterrupt:
             self.stderr.write(f"Interrupted: {done} threads processed in whole batches; the batch under way "
                               f"was rolled back.")

@@ -1,0 +1,213 @@
+"""The unmodified LangGraph SDK against a live server: threads, state, history.
+
+Every call goes through `langgraph_sdk.get_sync_client(url=<live server>/api)`, as a
+LangGraph user's code does; the assertions are on what the SDK returns and on the
+database underneath."""
+
+import uuid
+from typing import get_type_hints
+
+import pytest
+from langgraph_sdk import get_sync_client
+from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+from langgraph_sdk.schema import Thread as SDKThread
+from langgraph_sdk.schema import ThreadState as SDKThreadState
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from projects import services as project_services
+from projects.models import Project
+from threads import services
+from threads.models import Checkpoint, Message, Run, Thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREAD_KEYS = {k for k in get_type_hints(SDKThread) if k != "extracted"}
+STATE_KEYS = set(get_type_hints(SDKThreadState))
+
+
+def sdk_client(live_server, user, **headers):
+    token = RefreshToken.for_user(user).access_token
+    return get_sync_client(url=live_server.url + "/api", headers={"Authorization": f"Bearer {token}", **headers},
+                           api_key=None)
+
+
+@pytest.fixture
+def client(live_server, owner, account):
+    return sdk_client(live_server, owner)
+
+
+def assert_thread(thread):
+    assert THREAD_KEYS <= set(thread), THREAD_KEYS - set(thread)
+    assert thread["status"] in ("idle", "busy", "interrupted", "error")
+
+
+def test_create_without_a_project_goes_to_the_accounts_default_project(client, account):
+    thread = client.threads.create(metadata={"user": "u1"})
+    assert_thread(thread)
+    assert thread["metadata"] == {"user": "u1"} and thread["status"] == "idle" and thread["values"] == {}
+    default = Project.objects.get(account=account, is_default=True)
+    assert Thread.objects.get(pk=thread["thread_id"]).project_id == default.pk
+    second = client.threads.create()
+    assert Thread.objects.get(pk=second["thread_id"]).project_id == default.pk  # one default project
+    client.threads.delete(thread["thread_id"])
+    client.threads.delete(second["thread_id"])
+    assert not Project.objects.filter(pk=default.pk).exists()  # the last thread took it (like any project)
+    third = client.threads.create()
+    assert Thread.objects.get(pk=third["thread_id"]).project.is_default  # made again on demand
+
+
+def test_the_account_comes_from_the_header_when_the_caller_has_several(live_server, owner, account, make_user):
+    other = project_services.create_account(name="Second", owner=owner)
+    ambiguous = sdk_client(live_server, owner)
+    with pytest.raises(UnprocessableEntityError) as refused:
+        ambiguous.threads.create()
+    assert "X-Account-Id" in refused.value.response.json()["detail"]
+    named = sdk_client(live_server, owner, **{"X-Account-Id": str(other.pk)})
+    thread = named.threads.create()
+    assert Thread.objects.get(pk=thread["thread_id"]).account_id == other.pk
+    stranger = project_services.create_account(name="Stranger's", owner=make_user("x"))
+    with pytest.raises(NotFoundError):
+        sdk_client(live_server, owner, **{"X-Account-Id": str(stranger.pk)}).threads.create()
+
+
+def test_caller_chosen_id_and_if_exists(client):
+    thread_id = str(uuid.uuid4())
+    created = client.threads.create(thread_id=thread_id, metadata={"n": 1})
+    assert created["thread_id"] == thread_id
+    with pytest.raises(ConflictError):
+        client.threads.create(thread_id=thread_id, if_exists="raise")
+    existing = client.threads.create(thread_id=thread_id, if_exists="do_nothing", metadata={"n": 2})
+    assert existing["thread_id"] == thread_id and existing["metadata"] == {"n": 1}
+    assert Thread.objects.filter(pk=thread_id).count() == 1
+
+
+def test_ttl_with_a_strategy_and_graph_id(client):
+    thread = client.threads.create(ttl={"ttl": 5, "strategy": "keep_latest"}, graph_id="echo")
+    row = Thread.objects.get(pk=thread["thread_id"])
+    assert row.ttl_minutes == 5 and row.ttl_strategy == "keep_latest" and row.expires_at is not None
+    assert thread["ttl"] == 5 and thread["metadata"] == {"graph_id": "echo"}
+    minutes = client.threads.create(ttl=7)  # the SDK sends {"ttl": 7, "strategy": "delete"}
+    assert Thread.objects.get(pk=minutes["thread_id"]).ttl_strategy == "delete"
+    with pytest.raises(UnprocessableEntityError):
+        client.threads.create(ttl={"ttl": 5, "strategy": "forget"})
+
+
+def test_get_and_update_merge_metadata(client):
+    thread = client.threads.create(metadata={"a": 1, "b": 2})
+    updated = client.threads.update(thread["thread_id"], metadata={"b": 3, "c": 4})
+    assert updated["metadata"] == {"a": 1, "b": 3, "c": 4}
+    got = client.threads.get(thread["thread_id"])
+    assert_thread(got)
+    assert got["metadata"] == {"a": 1, "b": 3, "c": 4}
+    assert client.threads.update(thread["thread_id"], metadata={"d": 5}, return_minimal=True) is None
+    with pytest.raises(NotFoundError):
+        client.threads.get(str(uuid.uuid4()))
+
+
+def test_search_and_count(client, owner):
+    ids = [client.threads.create(metadata={"team": "red" if i % 2 else "blue", "i": i})["thread_id"]
+           for i in range(5)]
+    red = client.threads.search(metadata={"team": "red"})
+    assert {t["thread_id"] for t in red} == {ids[1], ids[3]}
+    for t in red:
+        assert_thread(t)
+    assert client.threads.count(metadata={"team": "blue"}) == 3
+    assert {t["thread_id"] for t in client.threads.search(ids=[ids[0], ids[4]])} == {ids[0], ids[4]}
+    page1 = client.threads.search(limit=2, offset=0, sort_by="created_at", sort_order="asc")
+    page2 = client.threads.search(limit=2, offset=2, sort_by="created_at", sort_order="asc")
+    assert [t["thread_id"] for t in page1 + page2] == ids[:4]
+    # status: a failed last run is `error`, a run paused on an approval `interrupted`
+    conversation(client, ids[2], "fail: boom")
+    conversation(client, ids[3], "approve: deploy")
+    assert [t["thread_id"] for t in client.threads.search(status="error")] == [ids[2]]
+    interrupted, = client.threads.search(status="interrupted")
+    assert interrupted["thread_id"] == ids[3]
+    (task_interrupts,) = interrupted["interrupts"].values()
+    assert task_interrupts[0]["value"]["tool_name"] == "deploy"
+    assert client.threads.search(status="busy") == []
+    assert client.threads.count(status="idle") == 3
+    only = client.threads.search(ids=[ids[0]], select=["thread_id", "metadata"])
+    assert only == [{"thread_id": ids[0], "metadata": {"team": "blue", "i": 0}}]
+
+
+def conversation(client, thread_id, text):
+    """A user message and an echo run, executed in-process."""
+    thread = Thread.objects.get(pk=thread_id)
+    services.post_message(thread=thread, role="user", content=[{"type": "text", "text": text}])
+    run = services.create_run(thread=thread)
+    services.execute_run(run_id=run.pk)
+
+
+def test_state_values_hold_the_echo_conversation_in_langgraph_messages(client):
+    thread = client.threads.create()
+    conversation(client, thread["thread_id"], "hello")
+    conversation(client, thread["thread_id"], "again")
+    state = client.threads.get_state(thread["thread_id"])
+    assert STATE_KEYS <= set(state)
+    messages = state["values"]["messages"]
+    assert [(m["type"], m["content"]) for m in messages] == [
+        ("human", "hello"), ("ai", "Echo: hello"), ("human", "again"), ("ai", "Echo: again")]
+    stored = list(Message.objects.filter(thread_id=thread["thread_id"]).order_by("seq").values_list("id", flat=True))
+    assert [m["id"] for m in messages] == [str(i) for i in stored]  # the same messages
+    assert state["checkpoint"]["thread_id"] == thread["thread_id"] and state["next"] == []
+    assert client.threads.get(thread["thread_id"])["values"] == state["values"]
+
+
+def test_update_state_history_and_state_at_a_checkpoint(client):
+    thread = client.threads.create()
+    tid = thread["thread_id"]
+    first = client.threads.update_state(tid, {"messages": [{"role": "user", "content": "hi"}], "topic": "a"},
+                                        as_node="echo")
+    assert set(first["checkpoint"]) >= {"thread_id", "checkpoint_ns", "checkpoint_id"}
+    second = client.threads.update_state(tid, {"topic": "b"})
+    state = client.threads.get_state(tid)
+    assert state["values"]["topic"] == "b" and state["values"]["messages"][0]["type"] == "human"
+    assert state["checkpoint"]["checkpoint_id"] == second["checkpoint"]["checkpoint_id"]
+    assert state["parent_checkpoint"]["checkpoint_id"] == first["checkpoint"]["checkpoint_id"]
+    history = client.threads.get_history(tid)
+    assert [h["checkpoint"]["checkpoint_id"] for h in history] == [
+        second["checkpoint"]["checkpoint_id"], first["checkpoint"]["checkpoint_id"]]
+    for h in history:
+        assert STATE_KEYS <= set(h)
+    assert history[1]["metadata"]["writes"] == {"echo": {"messages": [{"role": "user", "content": "hi"}],
+                                                         "topic": "a"}}
+    older = client.threads.get_history(tid, before=second["checkpoint"]["checkpoint_id"], limit=5)
+    assert [h["values"]["topic"] for h in older] == ["a"]
+    assert [h["values"]["topic"] for h in client.threads.get_history(tid, metadata={"source": "update"}, limit=1)] \
+        == ["b"]
+    at_first = client.threads.get_state(tid, checkpoint_id=first["checkpoint"]["checkpoint_id"])
+    assert at_first["values"]["topic"] == "a"
+    at_ref = client.threads.get_state(tid, checkpoint=first["checkpoint"])
+    assert at_ref["values"] == at_first["values"]
+    with pytest.raises(NotFoundError):
+        client.threads.get_state(tid, checkpoint_id="nope")
+
+
+def test_copy_has_the_same_messages_checkpoints_and_metadata(client):
+    thread = client.threads.create(metadata={"k": "v"})
+    conversation(client, thread["thread_id"], "copy me")
+    copied = client.threads.copy(thread["thread_id"])
+    assert copied["thread_id"] != thread["thread_id"] and copied["metadata"] == {"k": "v"}
+    assert client.threads.get_state(copied["thread_id"])["values"] == client.threads.get_state(thread["thread_id"])["values"]
+    texts = lambda tid: [m.text for m in Message.objects.filter(thread_id=tid).order_by("seq")]  # noqa: E731
+    assert texts(copied["thread_id"]) == texts(thread["thread_id"]) == ["copy me", "Echo: copy me"]
+    assert Checkpoint.objects.filter(thread_id=copied["thread_id"]).count() == 1
+    conversation(client, copied["thread_id"], "next")  # the copy goes on from the same state
+    messages = client.threads.get_state(copied["thread_id"])["values"]["messages"]
+    assert [m["content"] for m in messages] == ["copy me", "Echo: copy me", "next", "Echo: next"]
+
+
+def test_delete_and_prune_both_strategies(client):
+    a, b, c = (client.threads.create()["thread_id"] for _ in range(3))
+    for tid in (a, b, c):
+        conversation(client, tid, "one")
+        conversation(client, tid, "two")
+    assert client.threads.prune([a], strategy="keep_latest") == {"pruned_count": 1}
+    assert Checkpoint.objects.filter(thread_id=a).count() == 1
+    assert len(client.threads.get_state(a)["values"]["messages"]) == 4  # the latest state stays whole
+    assert client.threads.prune([b]) == {"pruned_count": 1}
+    assert not Thread.objects.filter(pk=b).exists()
+    client.threads.delete(c)
+    assert not Thread.objects.filter(pk=c).exists() and not Run.objects.filter(thread_id=c).exists()
+    with pytest.raises(NotFoundError):
+        client.threads.delete(c)

@@ -1,0 +1,198 @@
+"""The receipt is the outbox of a deletion's outside cleanup: `complete` only once the
+embeddings are removed and the provider confirmed the sandboxes deleted; a broker or
+provider outage leaves it `pending` with the error, and the reconciler finishes it."""
+
+import logging
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+
+from receipts import tasks
+from receipts.models import DeletionReceipt
+from receipts.services import reconcile_deletions
+from sandboxes.models import SandboxState
+from sandboxes.services import provision_sandbox, reconcile_sandboxes
+from tests.conftest import wait_for
+from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
+from threads import services
+from threads.models import Embedding, Message
+from threads.tasks import index_messages
+
+pytestmark = pytest.mark.django_db
+
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def say(thread, text="apples and pears"):
+    return services.post_message(thread=thread, role="user", content=[{"type": "text", "text": text}])
+
+
+@pytest.fixture
+def http_sandbox(project, settings, fake_provider, django_capture_on_commit_callbacks):  # noqa: F811
+    use_http_provider(settings, fake_provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        sandbox, _ = provision_sandbox(project=project)
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.READY
+    return sandbox
+
+
+def delete_last_thread(api, project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        thread = services.create_thread(project=project)
+        say(thread)
+    assert Embedding.objects.filter(thread_id=thread.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/threads/{thread.pk}").status_code == 200
+    return thread
+
+
+def test_complete_only_after_the_provider_confirms_failing_healed_reconciled(
+    api, project, http_sandbox, fake_provider, settings, caplog, django_capture_on_commit_callbacks  # noqa: F811
+):
+    fake_provider.fail_with = 503
+    with caplog.at_level(logging.WARNING):
+        thread = delete_last_thread(api, project, django_capture_on_commit_callbacks)
+
+    receipt = DeletionReceipt.objects.get()
+    assert (receipt.cleanup_state, receipt.projects, receipt.sandboxes) == ("pending", 1, 1)
+    assert receipt.cleanup_attempts == 1  # in-process: one attempt, the request never waits on the provider
+    assert fake_provider.calls_to("DELETE") == 1
+    assert str(http_sandbox.pk) in receipt.cleanup_error and "503" in receipt.cleanup_error
+    assert receipt.embeddings_removed_at is not None and receipt.embeddings == 1  # the embeddings went
+    assert not Embedding.objects.filter(thread_id=thread.pk).exists()
+    assert receipt.completed_at is None
+    assert str(receipt.pk) in caplog.text
+
+    fake_provider.fail_with = None  # healed: nothing changes until someone retries
+    assert reconcile_deletions(min_age_seconds=3600) == {"complete": 0, "pending": 0}  # attempted recently
+    receipt.refresh_from_db()
+    assert receipt.cleanup_state == "pending"
+
+    out = StringIO()
+    call_command("reconcile_deletions", "--min-age", "0", stdout=out)
+    assert "1 complete, 0 still pending" in out.getvalue()
+    receipt.refresh_from_db()
+    http_sandbox.refresh_from_db()
+    assert http_sandbox.state == SandboxState.DELETED
+    assert http_sandbox.external_id not in fake_provider.sandboxes
+    assert (receipt.cleanup_state, receipt.cleanup_error) == ("complete", "")
+    assert receipt.completed_at is not None
+
+
+def test_the_sandbox_reconciler_completes_the_receipt_too(
+    api, project, http_sandbox, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    fake_provider.fail_with = 500
+    delete_last_thread(api, project, django_capture_on_commit_callbacks)
+    assert DeletionReceipt.objects.get().cleanup_state == "pending"
+
+    fake_provider.fail_with = None
+    assert reconcile_sandboxes(min_age_seconds=0)["deleted"] == 1
+    receipt = DeletionReceipt.objects.get()
+    assert (receipt.cleanup_state, receipt.cleanup_error) == ("complete", "")
+
+
+def test_one_task_for_all_the_cleanup_of_a_delete(api, project, http_sandbox, django_capture_on_commit_callbacks):
+    thread = services.create_thread(project=project)
+    services.create_thread(project=project, parent_thread=thread)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert api.delete(f"/api/threads/{thread.pk}").status_code == 200
+    # the cache update (in-process) and one cleanup task: embeddings of both threads,
+    # the project's, and its sandbox
+    names = [getattr(getattr(getattr(c, "func", None), "__self__", None), "name", None) for c in callbacks]
+    assert names.count(tasks.clean_up_deletions.name) == 1 and len(callbacks) == 2, (names, callbacks)
+
+
+def test_a_provider_that_never_heals_keeps_the_receipt_pending(
+    api, project, http_sandbox, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    fake_provider.fail_with = 500
+    delete_last_thread(api, project, django_capture_on_commit_callbacks)
+    assert reconcile_deletions(min_age_seconds=0) == {"complete": 0, "pending": 1}
+    receipt = DeletionReceipt.objects.get()
+    assert receipt.cleanup_state == "pending" and "500" in receipt.cleanup_error
+
+
+# --- the broker down: the receipt is the outbox ------------------------------------------
+
+
+def switch_broker(url: str | None) -> None:
+    """Point the test process's task publishing at `url` (None: back to the
+    configured broker); pooled connections and producers are dropped, as Celery
+    does after a fork."""
+    from config.celery import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.broker_write_url = url
+
+
+@pytest.fixture
+def broker_down(settings):
+    """Tasks go through the broker (not eager), and the broker is a closed port."""
+    from config.celery import app
+
+    eager = app.conf.task_always_eager
+    switch_broker(DEAD_BROKER)
+    app.conf.task_always_eager = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    yield lambda: switch_broker(None)
+    switch_broker(None)
+    app.conf.task_always_eager = eager
+
+
+def test_broker_down_then_up_the_reconciler_removes_the_embeddings(
+    api, project, broker_down, caplog, django_capture_on_commit_callbacks
+):
+
+    keep, drop = services.create_thread(project=project), services.create_thread(project=project)
+    with transaction.atomic():
+        ids = [say(keep, "kept apples").pk, say(drop, "dropped apples").pk]
+    index_messages.apply(kwargs={"message_ids": [str(i) for i in ids]})  # indexed before the outage
+    assert Embedding.objects.filter(thread_id=drop.pk).exists()
+
+    with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/threads/{drop.pk}").status_code == 200
+    receipt = DeletionReceipt.objects.get()
+    assert receipt.cleanup_state == "pending" and receipt.cleanup_attempts == 0  # the task never left
+    assert Embedding.objects.filter(thread_id=drop.pk).exists()
+    assert "Error calling" in caplog.text, [r.getMessage() for r in caplog.records]
+
+    broker_down()  # the broker is back; the beat task runs (here, in-process)
+    assert tasks.reconcile_deletions.apply().get() == {"complete": 0, "pending": 0}  # too young yet
+    DeletionReceipt.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    assert tasks.reconcile_deletions.apply().get() == {"complete": 1, "pending": 0}
+    receipt.refresh_from_db()
+    assert (receipt.cleanup_state, receipt.embeddings) == ("complete", 1)
+    assert not Embedding.objects.filter(thread_id=drop.pk).exists()
+    assert Embedding.objects.filter(thread_id=keep.pk).exists()
+
+
+@pytest.mark.worker
+def test_broker_down_then_up_with_a_real_worker(celery_worker_process, api, project):
+    """PostgreSQL, Redis and a worker: a delete during the outage leaves a pending
+    receipt; once the broker is back, the beat task sent to the worker finishes it."""
+    thread = services.create_thread(project=project)
+    with transaction.atomic():
+        say(thread, "remember the outage")
+    assert wait_for(lambda: Embedding.objects.filter(thread_id=thread.pk).exists(), timeout=30)
+
+    switch_broker(DEAD_BROKER)
+    try:
+        assert api.delete(f"/api/threads/{thread.pk}").status_code == 200  # commits; the task is lost
+    finally:
+        switch_broker(None)
+    receipt = DeletionReceipt.objects.get()
+    assert receipt.cleanup_state == "pending" and receipt.cleanup_attempts == 0
+    assert Embedding.objects.filter(thread_id=thread.pk).exists()
+
+    DeletionReceipt.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    tasks.reconcile_deletions.delay()  # what beat sends
+    assert wait_for(lambda: DeletionReceipt.objects.get().cleanup_state == "complete", timeout=30)
+    assert not Embedding.objects.filter(thread_id=thread.pk).exists()
+    assert DeletionReceipt.objects.get().embeddings == 1

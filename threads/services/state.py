@@ -1,0 +1,128 @@
+"""A thread's state as LangGraph sees it: the channel values of its latest
+checkpoint. Updating the state writes a new checkpoint on top of the latest (or of a
+given one: a fork), as LangGraph's `update_state` does; copying a thread copies its
+messages, checkpoints and metadata."""
+
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import Invalid, NotFound
+
+from ..message_format import add_messages, normalise
+from ..models import Checkpoint, CheckpointWrite, Message, Thread
+from ..selectors import channel_values
+from ..vectorstore import schedule_message_indexing
+from .checkpoints import store_checkpoint
+from .threads import create_thread, ensure_open, lock_thread
+
+
+def checkpoint_config(checkpoint: Checkpoint | None, *, thread_id) -> dict:
+    """LangGraph's checkpoint reference `{thread_id, checkpoint_ns, checkpoint_id, checkpoint_map}`."""
+    return {"thread_id": str(thread_id), "checkpoint_ns": checkpoint.checkpoint_ns if checkpoint else "",
+            "checkpoint_id": checkpoint.checkpoint_id if checkpoint else None, "checkpoint_map": {}}
+
+
+def merge_values(values: dict, update) -> dict:
+    """Apply a state update: `messages` through LangGraph's add_messages reducer
+    (appended; an id already there is replaced), every other key overwritten."""
+    updates = update if isinstance(update, list) else [update]
+    merged = dict(values)
+    for one in updates:
+        if one is None:
+            continue
+        if not isinstance(one, dict):
+            raise Invalid("values must be an object (or a list of objects).", errors={"values": ["An object."]})
+        for key, value in one.items():
+            if key == "messages":
+                incoming = value if isinstance(value, list) else [value]
+                try:
+                    incoming = [normalise(m, new_id=lambda: str(uuid.uuid4())) for m in incoming]
+                except ValueError as exc:
+                    raise Invalid(str(exc), errors={"values": [str(exc)]})
+                merged["messages"] = add_messages(merged.get("messages") or [], incoming)
+            else:
+                merged[key] = value
+    return merged
+
+
+@transaction.atomic
+def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoint_id: str | None = None,
+                 checkpoint_ns: str = "") -> Checkpoint:
+    """Write a checkpoint whose values are the base state's with `values` applied.
+    The base is the latest checkpoint of the namespace, or `checkpoint_id` (404 if the
+    thread has no such checkpoint). A closed thread refuses (409)."""
+    locked = lock_thread(thread.pk)
+    ensure_open(locked)
+    in_ns = Checkpoint.objects.filter(thread=locked, checkpoint_ns=checkpoint_ns)
+    base = (in_ns.filter(checkpoint_id=checkpoint_id) if checkpoint_id else in_ns.order_by("-id")).first()
+    if checkpoint_id and base is None:
+        raise NotFound(f"Checkpoint '{checkpoint_id}' not found in this thread.")
+    new_values = merge_values(channel_values(base), values)
+    base_meta = base.metadata if base is not None and isinstance(base.metadata, dict) else {}
+    step = base_meta.get("step")
+    new_id = str(uuid.uuid4())
+    return store_checkpoint(
+        thread=locked, checkpoint_ns=checkpoint_ns, checkpoint_id=new_id,
+        parent_checkpoint_id=base.checkpoint_id if base is not None else None,
+        checkpoint={"v": 1, "id": new_id, "ts": timezone.now().isoformat(), "channel_values": new_values},
+        metadata={"source": "update", "step": step + 1 if isinstance(step, int) else 0,
+                  "writes": {as_node or "__input__": values}, "parents": {},
+                  "message_seq": base_meta.get("message_seq", 0)},
+        run=None, writes=[],
+    )
+
+
+def apply_supersteps(*, thread: Thread, supersteps: list) -> None:
+    """LangGraph's `supersteps` on thread creation: each update of each superstep
+    applied in order, one checkpoint each."""
+    for superstep in supersteps:
+        updates = superstep.get("updates") if isinstance(superstep, dict) else None
+        if not isinstance(updates, list):
+            raise Invalid("Each superstep needs a list of updates.", errors={"supersteps": ["{updates: [...]}."]})
+        for update in updates:
+            if not isinstance(update, dict):
+                raise Invalid("Each update is an object.", errors={"supersteps": ["{values, as_node}."]})
+            command = update.get("command")
+            values = update.get("values")
+            if isinstance(command, dict) and command.get("update") is not None:
+                values = command["update"]
+            update_state(thread=thread, values=values, as_node=update.get("as_node"))
+
+
+@transaction.atomic
+def copy_thread(*, thread: Thread, created_by=None) -> Thread:
+    """A new thread in the same project with the same metadata, messages (same seq)
+    and checkpoints (with their pending writes). Runs and sub-threads are not copied;
+    the copied checkpoints belong to no run. Takes a thread slot like any creation."""
+    copy = create_thread(
+        project=thread.project, created_by=created_by, agent=thread.agent, title=thread.title,
+        metadata=thread.metadata, instructions=thread.instructions, model=thread.model, tools=thread.tools,
+        ttl_minutes=thread.ttl_minutes, ttl_strategy=thread.ttl_strategy,
+    )
+    source = lock_thread(thread.pk)  # after the project's lock, as every creation orders them
+    messages = Message.objects.bulk_create(
+        [Message(thread=copy, seq=m.seq, role=m.role, content=m.content, agent_id=m.agent_id,
+                 token_count=m.token_count) for m in source.messages.order_by("seq").iterator(chunk_size=2000)],
+        batch_size=1000,
+    )
+    schedule_message_indexing(message_ids=[m.pk for m in messages])  # the copy is searchable too
+    old = list(Checkpoint.objects.filter(thread=source).order_by("id"))
+    new = Checkpoint.objects.bulk_create(
+        [Checkpoint(thread=copy, checkpoint_ns=c.checkpoint_ns, checkpoint_id=c.checkpoint_id,
+                    parent_checkpoint_id=c.parent_checkpoint_id, checkpoint=c.checkpoint, metadata=c.metadata)
+         for c in old],
+        batch_size=1000,
+    )
+    new_pk = {o.pk: n.pk for o, n in zip(old, new)}
+    CheckpointWrite.objects.bulk_create(
+        [CheckpointWrite(checkpoint_id=new_pk[w.checkpoint_id], thread_id=copy.pk, run_id=None, task_id=w.task_id,
+                         idx=w.idx, channel=w.channel, type=w.type, value=w.value, task_path=w.task_path)
+         for w in CheckpointWrite.objects.filter(thread_id=source.pk).iterator(chunk_size=2000)
+         if w.checkpoint_id in new_pk],
+        batch_size=1000,
+    )
+    Thread.objects.filter(pk=copy.pk).update(last_message_seq=source.last_message_seq)
+    copy.refresh_from_db()
+    return copy
