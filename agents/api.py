@@ -1,6 +1,8 @@
 """Agents, their versions, triggers, export/import, and webhooks."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -8,9 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import NotFound
+from config.schema import errors
 from projects import selectors as tenancy
 from projects.models import Project
-from threads.models import Thread
+from threads.models import Run, Thread
 from threads.serializers import RunSerializer
 
 from . import services
@@ -25,6 +28,10 @@ from .serializers import (
     TriggerCreateSerializer,
     TriggerSerializer,
 )
+
+
+class AgentFilterSerializer(serializers.Serializer):
+    account_id = serializers.UUIDField(required=False, help_text="Only this account's agents.")
 
 
 class AgentViewSet(viewsets.GenericViewSet):
@@ -42,14 +49,17 @@ class AgentViewSet(viewsets.GenericViewSet):
     def render(self, pk, status=200):
         return Response(AgentSerializer(self.get_queryset().get(pk=pk)).data, status=status)
 
+    @extend_schema(parameters=[AgentFilterSerializer])
     def list(self, request):
+        filters = AgentFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         qs = self.get_queryset()
-        if request.query_params.get("account_id"):
-            qs = qs.filter(account_id=tenancy.parse_uuid(request.query_params["account_id"], name="account_id"))
+        if "account_id" in filters.validated_data:
+            qs = qs.filter(account_id=filters.validated_data["account_id"])
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(AgentSerializer(page, many=True).data)
 
-    @extend_schema(request=AgentCreateSerializer, responses={201: AgentSerializer})
+    @extend_schema(request=AgentCreateSerializer, responses={201: AgentSerializer, **errors(402)})
     def create(self, request):
         data = AgentCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -69,21 +79,25 @@ class AgentViewSet(viewsets.GenericViewSet):
         services.update_agent(agent=agent, **data.validated_data)
         return self.render(agent.pk)
 
+    @extend_schema(responses={200: inline_serializer("AgentDeleted", {"message": serializers.CharField()}),
+                              **errors(400, 409)})
     def destroy(self, request, pk=None):
         agent = self.agent(pk, write=True)
         services.delete_agent(agent=agent)
         return Response({"message": "Agent deleted successfully"})
 
+    @extend_schema(responses=inline_serializer("AgentVersionList", {"results": AgentVersionSerializer(many=True)}))
     @action(detail=True, methods=["get"])
     def versions(self, request, pk=None):
         agent = self.agent(pk)
         return Response({"results": AgentVersionSerializer(agent.versions.order_by("number"), many=True).data})
 
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
         return Response(services.export_agent(self.agent(pk)))
 
-    @extend_schema(request=AgentImportSerializer, responses={201: AgentSerializer})
+    @extend_schema(request=AgentImportSerializer, responses={201: AgentSerializer, **errors(402)})
     @action(detail=False, methods=["post"], url_path="import")
     def import_(self, request):
         data = AgentImportSerializer(data=request.data)
@@ -107,7 +121,7 @@ class AgentScopedView(APIView):
 
 
 class TriggerListView(AgentScopedView):
-    @extend_schema(responses=TriggerSerializer(many=True))
+    @extend_schema(responses=inline_serializer("TriggerList", {"results": TriggerSerializer(many=True)}))
     def get(self, request, agent_id):
         agent = self.agent(request, agent_id)
         return Response({"results": TriggerSerializer(agent.triggers.order_by("created_at"), many=True).data})
@@ -136,6 +150,8 @@ class TriggerListView(AgentScopedView):
 
 
 class TriggerDetailView(AgentScopedView):
+    @extend_schema(responses={200: inline_serializer(
+        "TriggerDeleted", {"message": serializers.CharField(), "id": serializers.UUIDField()})})
     def delete(self, request, agent_id, trigger_id):
         agent = self.agent(request, agent_id, write=True)
         triggers = AgentTrigger.objects.filter(agent=agent, pk=tenancy.parse_uuid(trigger_id, name="trigger_id"))
@@ -150,10 +166,12 @@ class WebhookView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=dict, responses={202: RunSerializer})
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={202: RunSerializer, **errors(404, 409, 422, 413)})
     def post(self, request, trigger_id, secret):
         trigger_id = tenancy.parse_uuid(trigger_id, name="trigger_id")
         payload = request.data if isinstance(request.data, dict) else {}
         run = services.fire_webhook(trigger_id=trigger_id, secret=secret, input=payload or None)
-        run.refresh_from_db()
-        return Response(RunSerializer(run).data, status=202)
+        fresh = Run.objects.filter(pk=run.pk).first()  # the thread may be deleted meanwhile
+        if fresh is None:
+            raise NotFound("Thread not found: it was deleted.")
+        return Response(RunSerializer(fresh).data, status=202)

@@ -77,7 +77,7 @@ class TriggerCreateSerializer(TriggerDocumentSerializer):
 
 
 class VersionDocumentSerializer(serializers.Serializer):
-    number = serializers.IntegerField(min_value=1, required=False)
+    number = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
     system_prompt = serializers.CharField(required=False, allow_blank=True, default="")
     model = serializers.CharField(max_length=200)
     tools = serializers.ListField(child=serializers.CharField(), required=False, default=list)

@@ -8,12 +8,15 @@ handlers for routes outside DRF.
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from .parsers import too_large
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +74,19 @@ def _flatten(detail) -> str:
     return str(detail)
 
 
+def _plain(detail):
+    """ErrorDetail structures as plain JSON, keeping their nesting: a list field's item
+    errors stay keyed by index ({"thread_ids": {"0": ["Must be a valid UUID."]}})."""
+    if isinstance(detail, dict):
+        return {str(k): _plain(v) for k, v in detail.items()}
+    if isinstance(detail, (list, tuple)):
+        return [_plain(m) for m in detail]
+    return str(detail)
+
+
 def _field_errors(detail) -> dict:
     if isinstance(detail, dict):
-        return {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+        return {str(k): _plain(v) if isinstance(v, (list, tuple, dict)) else [str(v)] for k, v in detail.items()}
     return {}
 
 
@@ -93,6 +106,8 @@ def exception_handler(exc, context):
         return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
     if isinstance(exc, exceptions.ParseError):
         return Response({"detail": str(exc.detail)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, RequestDataTooBig):
+        exc = too_large()
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, Http404):

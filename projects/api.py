@@ -2,7 +2,7 @@
 
 from django.db.models import OuterRef, Subquery
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -46,12 +46,25 @@ class AccountViewSet(viewsets.GenericViewSet):
         return Response(caches.account_state(account))
 
 
-class ProjectViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ProjectFilterSerializer(serializers.Serializer):
+    account = serializers.UUIDField(required=False, help_text="Only this account's projects.")
+
+
+class ProjectViewSet(viewsets.GenericViewSet):
     serializer_class = ProjectSerializer
-    filterset_fields = ["account"]
 
     def get_queryset(self):
         return selectors.projects_for(self.request.user)
+
+    @extend_schema(parameters=[ProjectFilterSerializer], responses=ProjectSerializer(many=True))
+    def list(self, request):
+        filters = ProjectFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = self.get_queryset()
+        if "account" in filters.validated_data:
+            qs = qs.filter(account_id=filters.validated_data["account"])
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
 
     def create(self, request):
         data = ProjectSerializer(data=request.data)
@@ -75,8 +88,11 @@ class ProjectViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         project = services.update_project(project=project, **data.validated_data)
         return Response(ProjectSerializer(project).data)
 
+    @extend_schema(responses={200: inline_serializer(
+        "ProjectDeleted", {"message": serializers.CharField(), "id": serializers.UUIDField()})})
     def destroy(self, request, pk=None):
         project = selectors.get_visible(self.get_queryset(), request.user, pk)
         selectors.ensure_can_write(request.user, project)
+        project_id = project.pk
         services.delete_project(project=project)
-        return Response({"message": "Project deleted successfully", "id": str(project.pk)})
+        return Response({"message": "Project deleted successfully", "id": str(project_id)})

@@ -54,8 +54,12 @@ def get_visible(queryset: QuerySet, user, pk, *, name: str = "id", account_field
 
 
 def can_write(user, obj, *, role: str | None = None) -> bool:
-    """Write access: the thread's creator, or a write role in the owning account."""
-    if getattr(obj, "created_by_id", None) is not None and obj.created_by_id == user.pk:
+    """Write access: a write role (owner, admin, member) in the owning account; and a
+    thread's own creator, whatever their role now (a creator turned viewer keeps
+    writing their threads). The exception is for threads only: an agent's or any
+    other object's creator needs a write role like everyone."""
+    if (obj._meta.label_lower == "threads.thread" and obj.created_by_id is not None
+            and obj.created_by_id == user.pk):
         return True
     role = role if role is not None else role_in(user, obj.account_id)
     return role in WRITE_ROLES

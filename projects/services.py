@@ -1,14 +1,27 @@
 """Writes for tenancy: accounts, members, projects."""
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from config.errors import Invalid, NotFound
+from config.observability import record_destructive
 
 from .models import Account, Membership, Project, Role
 
 
 @transaction.atomic
+def validate_new_password(*, username: str, password: str) -> None:
+    """Django's password validators (AUTH_PASSWORD_VALIDATORS) for this user: a 422
+    listing every reason the password is refused."""
+    User = get_user_model()
+    user = User.objects.filter(username=username).first() or User(username=username)
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise Invalid("The password is refused: " + " ".join(exc.messages), errors={"password": exc.messages})
+
+
 def ensure_user(*, username: str, password: str | None = None):
     """Return the user with that name, creating it (with the password) if missing."""
     User = get_user_model()
@@ -72,6 +85,7 @@ def delete_project(*, project: Project) -> None:
     embedding cleanup of its threads.
     """
     project.delete()
+    record_destructive("delete_project", {"projects": 1})
 
 
 @transaction.atomic
@@ -91,3 +105,4 @@ def delete_account(*, account: Account) -> None:
     if locked is None:
         raise NotFound("Account not found.")
     locked.delete()
+    record_destructive("delete_account", {"accounts": 1})

@@ -1,7 +1,7 @@
 """What the database cannot do for auth.User, which sits outside our deletion graph."""
 
 from django.conf import settings
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from agents.models import Agent
@@ -16,3 +16,23 @@ def forget_deleted_user(sender, instance, **kwargs):
     Membership.objects.filter(user_id=instance.pk).delete()
     Thread.objects.filter(created_by_id=instance.pk).update(created_by=None)
     Agent.objects.filter(created_by_id=instance.pk).update(created_by=None)
+
+
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="projects.user_credentials_changed")
+def note_credentials_change(sender, instance, raw=False, **kwargs):
+    """A password change or a deactivation revokes the user's tokens (after the save)."""
+    if raw or instance.pk is None:
+        return
+    before = sender.objects.filter(pk=instance.pk).values("password", "is_active").first()
+    instance._revoke_tokens = bool(before) and (
+        before["password"] != instance.password or (before["is_active"] and not instance.is_active)
+    )
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="projects.user_tokens_revoked")
+def revoke_tokens_on_credentials_change(sender, instance, created, raw=False, **kwargs):
+    if not raw and getattr(instance, "_revoke_tokens", False):
+        from config.auth import revoke_tokens
+
+        instance._revoke_tokens = False
+        revoke_tokens(instance)

@@ -12,7 +12,6 @@ asked for them.
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -21,6 +20,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound
+from config.tasks import send_after_commit
 from projects.models import Project
 
 from .models import Sandbox, SandboxState
@@ -58,32 +58,43 @@ def provision_sandbox(*, project: Project) -> tuple[Sandbox, bool]:
     sandbox.external_id = ""
     sandbox.state = SandboxState.CREATING
     sandbox.last_error = ""
+    sandbox.last_attempt_at = None  # not claimed: the task (or the reconciler) claims it
     sandbox.save()
-    transaction.on_commit(partial(create_sandbox.delay, str(sandbox.pk)), robust=True)
+    # The `creating` row is the outbox: the task after commit creates it at the
+    # provider; with the broker down, `reconcile_sandbox_creation` (beat) does.
+    send_after_commit(create_sandbox, str(sandbox.pk))
     return sandbox, True
 
 
-def create_sandbox_at_provider(*, sandbox_id) -> None:
+def create_sandbox_at_provider(*, sandbox_id) -> bool:
     """Create a `creating` sandbox at its provider; `ready`, or `error` with the reason.
 
-    If the project was deleted meanwhile, the new sandbox goes straight back to the
-    deletion outbox.
+    Returns False when there is nothing to do: not `creating` any more, or another
+    worker claimed it less than a lease ago (the claim is a conditional update of
+    `last_attempt_at`, so the task and the reconciler never create it twice at once,
+    and no lock is held while the provider is called). If the project was deleted
+    meanwhile, the new sandbox goes straight back to the deletion outbox.
     """
-    sandbox = Sandbox.objects.filter(pk=sandbox_id, state=SandboxState.CREATING).first()
-    if sandbox is None:
-        return
     now = timezone.now()
+    lease = now - timedelta(seconds=2 * settings.SANDBOX_API_TIMEOUT + 5)
+    claimed = Sandbox.objects.filter(
+        Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=lease), pk=sandbox_id, state=SandboxState.CREATING,
+    ).update(last_attempt_at=now, updated_at=now)
+    sandbox = Sandbox.objects.filter(pk=sandbox_id).first() if claimed else None
+    if sandbox is None:
+        return False
     labels = {"project_id": str(sandbox.project_id), "account_id": str(sandbox.account_id)}
     try:
         external_id = get_provider(sandbox.provider).create(sandbox_id=str(sandbox.pk), labels=labels)
     except ProviderError as exc:
         logger.warning("Creating sandbox %s at %s failed: %s", sandbox.pk, sandbox.provider, exc)
         Sandbox.objects.filter(pk=sandbox.pk, state=SandboxState.CREATING).update(
-            state=SandboxState.ERROR, last_error=str(exc), last_attempt_at=now, updated_at=now
+            state=SandboxState.ERROR, last_error=str(exc), updated_at=timezone.now()
         )
-        return
+        return True
+    now = timezone.now()
     ready = Sandbox.objects.filter(pk=sandbox.pk, state=SandboxState.CREATING).update(
-        external_id=external_id, state=SandboxState.READY, last_attempt_at=now, updated_at=now
+        external_id=external_id, state=SandboxState.READY, updated_at=now
     )
     if not ready:
         with transaction.atomic():
@@ -91,6 +102,7 @@ def create_sandbox_at_provider(*, sandbox_id) -> None:
                 external_id=external_id, state=SandboxState.PENDING_DELETION, deleted_at=None, updated_at=now
             )
             _schedule_deletion([sandbox.pk])
+    return True
 
 
 # --- Deletion: the outbox --------------------------------------------------------
@@ -126,11 +138,13 @@ def retry_sandbox_deletion(*, sandbox_ids: Iterable) -> list:
 
 
 def _schedule_deletion(sandbox_ids: list) -> None:
-    """After commit; `robust`: with the broker down the reconciler picks them up."""
+    """After commit. With the broker down the reconciler picks them up; with tasks
+    in-process, one attempt at most (no retries inside the request: the reconciler
+    retries with its backoff)."""
     from .tasks import delete_sandbox
 
     for sandbox_id in sandbox_ids:
-        transaction.on_commit(partial(delete_sandbox.delay, str(sandbox_id)), robust=True)
+        send_after_commit(delete_sandbox, str(sandbox_id))
 
 
 def delete_sandbox_at_provider(*, sandbox_id) -> bool:
@@ -171,6 +185,20 @@ def delete_sandbox_at_provider(*, sandbox_id) -> bool:
     logger.info("Deleted sandbox %s (%s:%s)", sandbox.pk, sandbox.provider, sandbox.external_id)
     sandbox_deleted.send(sender=Sandbox, sandbox_ids=[sandbox.pk])
     return True
+
+
+def reconcile_sandbox_creation(*, min_age_seconds: float | None = None, limit: int = 500) -> int:
+    """Create at the provider every sandbox still `creating` (its task was lost: broker
+    down, worker crash) whose last change is older than `min_age_seconds` (default
+    `SANDBOX_RECONCILE_MIN_AGE`). Returns how many were attempted."""
+    if min_age_seconds is None:
+        min_age_seconds = settings.SANDBOX_RECONCILE_MIN_AGE
+    cutoff = timezone.now() - timedelta(seconds=min_age_seconds)
+    ids = list(
+        Sandbox.objects.filter(state=SandboxState.CREATING, updated_at__lte=cutoff)
+        .order_by("updated_at").values_list("id", flat=True)[:limit]
+    )
+    return sum(create_sandbox_at_provider(sandbox_id=sandbox_id) for sandbox_id in ids)
 
 
 def reconcile_sandboxes(*, min_age_seconds: float | None = None, limit: int = 500) -> dict:

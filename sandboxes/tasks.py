@@ -26,4 +26,5 @@ def delete_sandbox(sandbox_id: str) -> bool:
 
 @shared_task
 def reconcile_sandboxes() -> dict:
-    return services.reconcile_sandboxes()
+    created = services.reconcile_sandbox_creation()
+    return {**services.reconcile_sandboxes(), "created": created}

@@ -296,6 +296,16 @@ class Approval(models.Model):
         ]
 
 
+class PendingIndex(models.Model):
+    """The indexing outbox: a message waiting to be embedded. Written in the
+    transaction that creates the message, removed by the transaction that indexes it;
+    the task after commit drains it, and `reindex_pending_messages` (beat) catches what
+    a broker outage or a lost worker left. A deleted thread takes its rows with it."""
+
+    message = models.OneToOneField(Message, primary_key=True, on_delete=models.DB_CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
 class Embedding(models.Model):
     """A vector per message chunk: the default vector-store backend.
 

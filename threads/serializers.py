@@ -13,6 +13,8 @@ class InterruptSerializer(serializers.Serializer):
     value = serializers.JSONField()
     id = serializers.CharField()
 
+MAX_INT32 = 2**31 - 1
+
 
 class ThreadSerializer(serializers.ModelSerializer):
     """A thread in LangGraph's shape (`thread_id, created_at, updated_at,
@@ -186,7 +188,7 @@ class MessageListQuerySerializer(serializers.Serializer):
 
 class CheckpointWriteSerializer(serializers.Serializer):
     task_id = serializers.CharField(max_length=255)
-    idx = serializers.IntegerField()
+    idx = serializers.IntegerField(min_value=-MAX_INT32 - 1, max_value=MAX_INT32)
     channel = serializers.CharField(max_length=255)
     type = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     value = serializers.JSONField(required=False, allow_null=True)
@@ -203,6 +205,10 @@ class CheckpointSerializer(serializers.ModelSerializer):
         fields = ["thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "checkpoint", "metadata",
                   "run_id", "writes", "created_at"]
         read_only_fields = fields
+
+
+class CheckpointListQuerySerializer(serializers.Serializer):
+    checkpoint_ns = serializers.CharField(max_length=255, required=False, allow_blank=True)
 
 
 class CheckpointCreateSerializer(serializers.Serializer):

@@ -14,6 +14,12 @@ def index_messages(*, message_ids: list[str]) -> int:
     return vectorstore.index_messages(message_ids=message_ids)
 
 
+@shared_task
+def reindex_pending_messages() -> int:
+    """Periodic (beat): index the messages whose indexing task was lost or failed."""
+    return vectorstore.reindex_pending_messages()
+
+
 # --- runs (issue 4) -------------------------------------------------------------
 
 

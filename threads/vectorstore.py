@@ -17,14 +17,16 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .models import Embedding, Message, Thread
+from .models import Embedding, Message, PendingIndex, Thread
 
 DIMENSIONS = 256
 CHUNK_CHARS = 1000
@@ -154,12 +156,15 @@ def get_vector_store() -> VectorStore:
 
 
 def schedule_message_indexing(*, message_ids: list) -> None:
-    """Index these messages once the current transaction commits."""
+    """Index these messages once the current transaction commits: an outbox row per
+    message in this transaction (so nothing depends on the broker), then the task."""
+    from config.tasks import send_after_commit
+
     from .tasks import index_messages
 
     if message_ids:
-        message_ids = [str(m) for m in message_ids]
-        transaction.on_commit(partial(index_messages.delay, message_ids=message_ids), robust=True)
+        PendingIndex.objects.bulk_create([PendingIndex(message_id=m) for m in message_ids], ignore_conflicts=True)
+        send_after_commit(index_messages, message_ids=[str(m) for m in message_ids])
 
 
 # --- The operations the tasks run --------------------------------------------
@@ -191,7 +196,26 @@ def index_messages(*, message_ids: list) -> int:
         for n, text in enumerate(chunks_of(m.text))
     ]
     get_vector_store().upsert(chunks, message_ids=[m.id for m in messages])
+    PendingIndex.objects.filter(message_id__in=list(message_ids)).delete()
     return len(chunks)
+
+
+def reindex_pending_messages(*, min_age_seconds: float | None = None, limit: int = 5000, batch: int = 500) -> int:
+    """Index the messages still in the outbox after `min_age_seconds` (default
+    `EMBEDDING_REINDEX_MIN_AGE`): their task was lost (broker down, worker crash) or
+    failed. Returns how many messages were indexed."""
+    if min_age_seconds is None:
+        min_age_seconds = settings.EMBEDDING_REINDEX_MIN_AGE
+    cutoff = timezone.now() - timedelta(seconds=min_age_seconds)
+    ids = list(
+        PendingIndex.objects.filter(created_at__lte=cutoff).order_by("created_at").values_list("message_id", flat=True)[:limit]
+    )
+    done = 0
+    for start in range(0, len(ids), batch):
+        part = ids[start : start + batch]
+        index_messages(message_ids=part)
+        done += len(part)
+    return done
 
 
 def remove_embeddings(*, thread_ids: Iterable = (), project_ids: Iterable = ()) -> int:

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 def test_create_account_and_add_member():
     out = io.StringIO()
-    call_command("create_account", "Acme", "--owner", "alice", "--password", "pw-1234", stdout=out)
+    call_command("create_account", "Acme", "--owner", "alice", "--password", "alice-password-1", stdout=out)
     account = Account.objects.get(pk=out.getvalue().strip())
     assert Membership.objects.get(account=account).role == "owner"
     call_command("add_member", str(account.pk), "bob", "--role", "viewer", stdout=io.StringIO())

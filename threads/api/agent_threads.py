@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from agents.selectors import agents_for
 from config.errors import Invalid, NotFound
+from config.schema import errors
 from projects import selectors as tenancy
 from projects.models import Project
 
@@ -94,7 +95,7 @@ class AgentThreadsView(AgentThreadView):
         return Response({"threads": [summary(t) for t in rows], "nextCursor": str(rows[-1].pk) if more else None,
                          "hasMore": more})
 
-    @extend_schema(request=AgentThreadCreateSerializer, responses={201: AgentThreadDetailSerializer})
+    @extend_schema(request=AgentThreadCreateSerializer, responses={201: AgentThreadDetailSerializer, **errors(402)})
     def post(self, request, agent_id):
         agent = self.agent()
         data = AgentThreadCreateSerializer(data=request.data)
@@ -123,7 +124,7 @@ class AgentThreadDetailView(AgentThreadView):
 
 
 class TurnsView(AgentThreadView):
-    @extend_schema(request=TurnRequestSerializer, responses={201: AgentThreadDetailSerializer})
+    @extend_schema(request=TurnRequestSerializer, responses={201: AgentThreadDetailSerializer, **errors(409)})
     def post(self, request, agent_id, thread_id):
         thread = self.thread(write=True)
         data = TurnRequestSerializer(data=request.data)
@@ -133,21 +134,21 @@ class TurnsView(AgentThreadView):
 
 
 class CancelView(AgentThreadView):
-    @extend_schema(request=None, responses=AgentThreadDetailSerializer)
+    @extend_schema(request=None, responses={200: AgentThreadDetailSerializer, **errors(409)})
     def post(self, request, agent_id, thread_id):
         thread = services.cancel_thread(thread=self.thread(write=True))
         return self.detail(thread.pk)
 
 
 class CloseView(AgentThreadView):
-    @extend_schema(request=None, responses=AgentThreadDetailSerializer)
+    @extend_schema(request=None, responses={200: AgentThreadDetailSerializer, **errors(409)})
     def post(self, request, agent_id, thread_id):
         thread = services.close_thread(thread=self.thread(write=True))
         return self.detail(thread.pk)
 
 
 class ApprovalView(AgentThreadView):
-    @extend_schema(request=ApprovalDecisionSerializer, responses=AgentThreadDetailSerializer)
+    @extend_schema(request=ApprovalDecisionSerializer, responses={200: AgentThreadDetailSerializer, **errors(409)})
     def post(self, request, agent_id, thread_id, approval_id):
         thread = self.thread(write=True)
         approval_id = tenancy.parse_uuid(approval_id, name="approval_id")

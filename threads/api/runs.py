@@ -2,19 +2,22 @@
 
 from django.db import transaction
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from agents.models import Agent
 from agents.selectors import resolve_assistant
 from config.errors import Invalid, NotFound
+from config.schema import errors
 from projects import selectors as tenancy
 
 from .. import selectors, services
 from ..models import Checkpoint, CheckpointWrite, MultitaskStrategy, Run
 from ..serializers import (
     CheckpointCreateSerializer,
+    CheckpointListQuerySerializer,
     CheckpointSerializer,
     MessageCreateSerializer,
     MessageListQuerySerializer,
@@ -59,7 +62,9 @@ class ThreadScopedView(GenericAPIView):
 class MessagesView(ThreadScopedView):
     serializer_class = MessageSerializer
 
-    @extend_schema(parameters=[MessageListQuerySerializer], responses=MessageSerializer(many=True))
+    @extend_schema(parameters=[MessageListQuerySerializer], responses=inline_serializer("MessagePage", {
+        "results": MessageSerializer(many=True), "has_more": serializers.BooleanField(),
+        "next_after_seq": serializers.IntegerField(allow_null=True)}))
     def get(self, request, thread_id):
         thread = self.thread()
         q = self.query(MessageListQuerySerializer)
@@ -74,7 +79,7 @@ class MessagesView(ThreadScopedView):
             "next_after_seq": rows[-1].seq if has_more else None,
         })
 
-    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer})
+    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer, **errors(409)})
     def post(self, request, thread_id):
         thread = self.thread(write=True)
         data = MessageCreateSerializer(data=request.data)
@@ -91,16 +96,19 @@ def _with_writes(qs):
 
 class CheckpointsView(ThreadScopedView):
     serializer_class = CheckpointSerializer
+    queryset = Checkpoint.objects.none()  # for the schema: the model of the view
 
+    @extend_schema(parameters=[CheckpointListQuerySerializer], responses=CheckpointSerializer(many=True))
     def get(self, request, thread_id):
         thread = self.thread()
         qs = Checkpoint.objects.filter(thread=thread).order_by("-id")
-        if "checkpoint_ns" in request.query_params:
-            qs = qs.filter(checkpoint_ns=request.query_params["checkpoint_ns"])
+        q = self.query(CheckpointListQuerySerializer)
+        if "checkpoint_ns" in q:
+            qs = qs.filter(checkpoint_ns=q["checkpoint_ns"])
         page = self.paginate_queryset(_with_writes(qs))
         return self.get_paginated_response(CheckpointSerializer(page, many=True).data)
 
-    @extend_schema(request=CheckpointCreateSerializer, responses={201: CheckpointSerializer})
+    @extend_schema(request=CheckpointCreateSerializer, responses={201: CheckpointSerializer, **errors(409)})
     def post(self, request, thread_id):
         thread = self.thread(write=True)
         data = CheckpointCreateSerializer(data=request.data)
@@ -177,6 +185,8 @@ class RunCreation(ThreadScopedView):
 
 class RunsView(RunCreation):
     serializer_class = RunSerializer
+    queryset = Run.objects.none()  # for the schema: the model of the view
+    pagination_class = None  # a plain list (LangGraph's runs.list): limit/offset are its own parameters
 
     @extend_schema(parameters=[RunListQuerySerializer], responses=RunSerializer(many=True))
     def get(self, request, thread_id):
@@ -188,18 +198,22 @@ class RunsView(RunCreation):
             qs = qs.filter(status=q["status"])
         return Response(RunSerializer(qs[q["offset"]: q["offset"] + q["limit"]], many=True).data)
 
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(409)})
     def post(self, request, thread_id):
         """A background run; `multitask_strategy` (default `enqueue`) decides what
         happens when the thread has an active run."""
         run = self.create_thread_run()
-        # Its state now (it may have run already); a concurrent rollback may have deleted it.
-        run = Run.objects.filter(pk=run.pk).first() or run
+        # Its state now (it may have run already); a delete of the thread (or a
+        # rollback of the run) that won a race meanwhile took it: a clean 404.
+        run = Run.objects.filter(pk=run.pk).first()
+        if run is None:
+            raise NotFound("Run not found: it was deleted meanwhile.")
         return Response(RunSerializer(run).data, status=201)
 
 
 class RunsCancelView(ThreadScopedView):
-    @extend_schema(request=RunsCancelSerializer)
+    @extend_schema(request=RunsCancelSerializer, responses=inline_serializer("RunsCancelled", {
+        "thread_id": serializers.UUIDField(), "cancelled_count": serializers.IntegerField()}))
     def post(self, request, thread_id):
         thread = self.thread(write=True)
         data = RunsCancelSerializer(data=request.data)
@@ -218,7 +232,9 @@ class RunDetailView(ThreadScopedView):
             raise NotFound("Run not found.")
         return Response(RunSerializer(run).data)
 
-    @extend_schema(parameters=[RunDeleteQuerySerializer])
+    @extend_schema(parameters=[RunDeleteQuerySerializer], responses={200: inline_serializer("RunDeleted", {
+        "thread_id": serializers.UUIDField(), "run_id": serializers.UUIDField(), "deleted": serializers.BooleanField()}),
+        **errors(409)})
     def delete(self, request, thread_id, run_id):
         run_uuid = self.run_id()
         thread = self.thread(write=True)
@@ -228,7 +244,11 @@ class RunDetailView(ThreadScopedView):
 
 
 class RunCancelView(ThreadScopedView):
-    @extend_schema(parameters=[RunCancelQuerySerializer], responses=RunSerializer)
+    @extend_schema(parameters=[RunCancelQuerySerializer], request=None, responses={
+        200: PolymorphicProxySerializer("RunCancelResult", serializers=[RunSerializer, inline_serializer("RunRolledBack", {
+            "thread_id": serializers.UUIDField(), "run_id": serializers.UUIDField(),
+            "status": serializers.ChoiceField(choices=["rolled_back"]), "deleted": serializers.BooleanField()})],
+            resource_type_field_name=None), **errors(409)})
     def post(self, request, thread_id, run_id):
         run_uuid = self.run_id()
         thread = self.thread(write=True)

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Invalid, NotFound
+from config.schema import errors
 
 from .. import selectors, services
 from ..models import Run, Thread
@@ -43,7 +44,11 @@ class EventStreamRenderer(BaseRenderer):
 
 
 SSE_RESPONSE = OpenApiResponse(
-    response={"type": "string"},
+    # One Server-Sent Event (the schema each event of the stream follows).
+    response={"type": "object", "properties": {
+        "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    }},
     description="Server-Sent Events: `metadata`, the stream modes' events, `error` on failure, `end` last. "
                 "Each event has an `id` a client can resume after (`Last-Event-ID`).",
 )
@@ -111,7 +116,7 @@ class StreamRunMixin(StreamingMixin):
 
 
 class RunStreamView(StreamRunMixin, RunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={(200, "text/event-stream"): SSE_RESPONSE})
+    @extend_schema(request=RunCreateSerializer, responses={(200, "text/event-stream"): SSE_RESPONSE, **errors(409)})
     def post(self, request, thread_id):
         """Create a run and stream its events (Server-Sent Events) until it ends.
         `on_disconnect: "cancel"` interrupts the run when the client goes away."""
@@ -119,7 +124,7 @@ class RunStreamView(StreamRunMixin, RunCreation):
 
 
 class RunWaitView(StreamRunMixin, RunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE})
+    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE, **errors(409)})
     def post(self, request, thread_id):
         """Create a run and answer when it ends, with the thread's final `values`
         (`{"__error__": {...}}` if it failed). `on_disconnect: "cancel"` interrupts it

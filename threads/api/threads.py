@@ -6,7 +6,8 @@ from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from agents.models import Agent
-from config.errors import Conflict
+from config.errors import Conflict, NotFound
+from config.schema import errors
 from projects import selectors as tenancy
 from projects.models import Project
 
@@ -22,7 +23,9 @@ ACCOUNT_HEADER_PARAMETER = OpenApiParameter(
 
 def render_thread(request, thread_id, status=200) -> Response:
     """A thread (visible to the caller) in LangGraph's shape, in two queries."""
-    thread = selectors.langgraph_threads(selectors.threads_for(request.user).filter(pk=thread_id)).get()
+    thread = selectors.langgraph_threads(selectors.threads_for(request.user).filter(pk=thread_id)).first()
+    if thread is None:  # deleted meanwhile (e.g. a sub-thread whose parent was just deleted)
+        raise NotFound("Thread not found.")
     return Response(ThreadSerializer(thread).data, status=status)
 
 
@@ -42,7 +45,7 @@ class ThreadViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(selectors.langgraph_threads(qs))
         return self.get_paginated_response(ThreadSerializer(page, many=True).data)
 
-    @extend_schema(request=ThreadCreateSerializer, responses={201: ThreadSerializer, 200: ThreadSerializer},
+    @extend_schema(request=ThreadCreateSerializer, responses={201: ThreadSerializer, 200: ThreadSerializer, **errors(402)},
                    parameters=[ACCOUNT_HEADER_PARAMETER])
     def create(self, request):
         data = ThreadCreateSerializer(data=request.data)

@@ -22,6 +22,11 @@ class Command(BaseCommand):
             raise CommandError(exc.detail)
         if account is None:
             raise CommandError(f"No account {account_id}.")
+        if password is not None:
+            try:
+                services.validate_new_password(username=username, password=password)
+            except ServiceError as exc:
+                raise CommandError(exc.detail)
         user = services.ensure_user(username=username, password=password)
         services.add_member(account=account, user=user, role=role)
         self.stdout.write(f"{username} is {role} of {account.name} ({account.id})")

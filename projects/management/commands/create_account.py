@@ -1,5 +1,6 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import ServiceError
 from projects import services
 
 
@@ -14,6 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--agent-limit", type=int, help="maximum number of agents (default: site default)")
 
     def handle(self, *args, name, owner, password, thread_limit, agent_limit, **options):
+        if password is not None:
+            try:
+                services.validate_new_password(username=owner, password=password)
+            except ServiceError as exc:
+                raise CommandError(exc.detail)
         user = services.ensure_user(username=owner, password=password)
         account = services.create_account(name=name, owner=user, thread_limit=thread_limit, agent_limit=agent_limit)
         self.stdout.write(str(account.id))

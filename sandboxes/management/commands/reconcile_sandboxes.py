@@ -4,7 +4,8 @@ from sandboxes import services
 
 
 class Command(BaseCommand):
-    help = "Delete at the provider every sandbox still pending deletion (what the periodic reconciler does)."
+    help = ("Create at the provider every sandbox still creating, and delete every sandbox still pending deletion "
+            "(what the periodic reconciler does).")
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -14,7 +15,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, min_age, **options):
+        created = services.reconcile_sandbox_creation(min_age_seconds=min_age)
         result = services.reconcile_sandboxes(min_age_seconds=min_age)
+        self.stdout.write(f"{created} sandboxes still creating sent to the provider")
         self.stdout.write(
             f"{result['deleted']} deleted, {result['failed']} failed (still pending), "
             f"{result['orphaned']} orphaned sandboxes sent for deletion"

@@ -1,0 +1,169 @@
+"""Races between writers of one thread, as real concurrent HTTP requests against a live
+server on PostgreSQL: each race ends with a 2xx for the winner and a clean 404/409 for
+the loser — never a 500 or a deadlock — and the database is consistent afterwards."""
+
+import threading
+import uuid
+
+import httpx
+import pytest
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from threads.models import Checkpoint, Message, Run, Thread
+from threads.services import create_thread, post_message, put_checkpoint
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROUNDS = 12
+ALLOWED = {200, 201, 404, 409}
+
+
+def together(*calls) -> list:
+    """Start the calls at the same moment, each in its own thread; their responses."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:  # a dropped connection is a failure too, reported below
+            results[i] = exc
+
+    workers = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    return results
+
+
+@pytest.fixture
+def http(live_server, owner):
+    token = str(RefreshToken.for_user(owner).access_token)
+    with httpx.Client(base_url=f"{live_server.url}/api", headers={"Authorization": f"Bearer {token}"},
+                      timeout=60) as client:
+        yield client
+
+
+def statuses(responses) -> list:
+    out = []
+    for r in responses:
+        assert not isinstance(r, Exception), r
+        assert r.status_code in ALLOWED, (r.status_code, r.request.method, r.request.url, r.text[:500])
+        if r.status_code >= 400:
+            assert isinstance(r.json()["detail"], str)
+        out.append(r.status_code)
+    return out
+
+
+def new_thread(project, owner, *, checkpoints=0):
+    thread = create_thread(project=project, created_by=owner)
+    post_message(thread=thread, role="user", content=[{"type": "text", "text": "hello"}])
+    parent = None
+    for i in range(checkpoints):
+        cp = put_checkpoint(thread=thread, checkpoint_id=f"cp-{i}", parent_checkpoint_id=parent,
+                            checkpoint={"v": i}, metadata={})
+        parent = cp.checkpoint_id
+    return thread
+
+
+def assert_consistent(thread_ids):
+    """No row of a deleted thread left; every run has a thread; seqs without gaps; a
+    checkpoint's parent exists; at most one active run per thread."""
+    for tid in thread_ids:
+        if not Thread.objects.filter(pk=tid).exists():
+            assert not Run.objects.filter(thread_id=tid).exists()
+            assert not Message.objects.filter(thread_id=tid).exists()
+            assert not Checkpoint.objects.filter(thread_id=tid).exists()
+            continue
+        seqs = list(Message.objects.filter(thread_id=tid).order_by("seq").values_list("seq", flat=True))
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert Run.objects.filter(thread_id=tid, status__in=["pending", "running"]).count() <= 1
+        ids = set(Checkpoint.objects.filter(thread_id=tid).values_list("checkpoint_id", flat=True))
+        parents = set(Checkpoint.objects.filter(thread_id=tid).exclude(parent_checkpoint_id=None)
+                      .values_list("parent_checkpoint_id", flat=True))
+        assert parents <= ids
+
+
+def test_prune_delete_against_run_creation(http, project, owner):
+    keep = new_thread(project, owner)  # the project stays: only the raced thread goes
+    seen = []
+    for _ in range(ROUNDS):
+        thread = new_thread(project, owner, checkpoints=2)
+        prune, run = together(
+            lambda: http.post("/threads/prune", json={"thread_ids": [str(thread.pk)], "strategy": "delete"}),
+            lambda: http.post(f"/threads/{thread.pk}/runs", json={}),
+        )
+        seen.append(tuple(statuses([prune, run])))
+        assert prune.json() == {"pruned_count": 1}
+        assert not Thread.objects.filter(pk=thread.pk).exists()
+        assert_consistent([thread.pk, keep.pk])
+    assert Thread.objects.filter(pk=keep.pk).exists()
+
+
+def test_prune_delete_of_the_last_thread_against_run_creation(http, account, owner):
+    from projects.services import create_project
+
+    for i in range(ROUNDS // 2):
+        project = create_project(account=account, name=f"last-{i}")
+        thread = new_thread(project, owner)
+        prune, run = together(
+            lambda: http.post("/threads/prune", json={"thread_ids": [str(thread.pk)], "strategy": "delete"}),
+            lambda: http.post(f"/threads/{thread.pk}/runs", json={}),
+        )
+        statuses([prune, run])
+        assert not Thread.objects.filter(pk=thread.pk).exists()
+        assert not type(project).objects.filter(pk=project.pk).exists()
+        assert_consistent([thread.pk])
+
+
+def test_delete_thread_against_posting_messages(http, project, owner):
+    keep = new_thread(project, owner)
+    for _ in range(ROUNDS):
+        thread = new_thread(project, owner)
+        body = {"role": "user", "content": [{"type": "text", "text": "racing"}]}
+        results = together(
+            lambda: http.delete(f"/threads/{thread.pk}"),
+            lambda: http.post(f"/threads/{thread.pk}/messages", json=body),
+            lambda: http.post(f"/threads/{thread.pk}/messages", json=body),
+        )
+        codes = statuses(results)
+        assert codes[0] == 200
+        assert not Thread.objects.filter(pk=thread.pk).exists()
+        assert_consistent([thread.pk, keep.pk])
+
+
+def test_delete_run_against_cancel(http, project, owner):
+    thread = new_thread(project, owner)
+    for i in range(ROUNDS):
+        run = Run.objects.create(thread=thread, seq=i + 1, status="pending" if i % 2 else "running")
+        Thread.objects.filter(pk=thread.pk).update(last_run_seq=i + 1)
+        delete, cancel = together(
+            lambda: http.delete(f"/threads/{thread.pk}/runs/{run.pk}?force=true"),
+            lambda: http.post(f"/threads/{thread.pk}/runs/{run.pk}/cancel?action=interrupt"),
+        )
+        codes = statuses([delete, cancel])
+        assert codes[0] == 200  # a forced delete always wins in the end
+        assert not Run.objects.filter(pk=run.pk).exists()
+        assert_consistent([thread.pk])
+
+
+def test_prune_keep_latest_against_run_start(http, project, owner):
+    threads = [new_thread(project, owner, checkpoints=3) for _ in range(3)]
+    for i in range(ROUNDS):
+        for t in threads:  # something to prune again
+            parent = Checkpoint.objects.filter(thread=t).order_by("-id").values_list("checkpoint_id", flat=True).first()
+            put_checkpoint(thread=t, checkpoint_id=f"more-{i}-{uuid.uuid4()}", parent_checkpoint_id=parent,
+                           checkpoint={"i": i}, metadata={})
+        target = threads[i % len(threads)]
+        prune, run = together(
+            lambda: http.post("/threads/prune", json={"thread_ids": [str(t.pk) for t in threads],
+                                                      "strategy": "keep_latest"}),
+            lambda: http.post(f"/threads/{target.pk}/runs", json={}),
+        )
+        statuses([prune, run])
+        assert_consistent([t.pk for t in threads])
+        for t in threads:
+            assert Thread.objects.filter(pk=t.pk).exists()
+            assert Checkpoint.objects.filter(thread=t).exists()  # the newest always stays
