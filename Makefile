@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 MANAGE := .venv/bin/python manage.py
 
-.PHONY: install setup run test worker beat
+.PHONY: install setup run test worker beat stack
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
@@ -43,6 +43,11 @@ worker:
 
 beat:
 	.venv/bin/celery -A config beat --loglevel=INFO
+
+# The production stack (Procfile: uvicorn web, Celery worker and beat, under honcho)
+# against PostgreSQL and Redis from the environment or .env; PORT (default 8000).
+stack: install
+	bin/stack
 
 # The benchmarks (bench/*.py; not tests): the services against the fastest raw SQL on
 # identical data, as min/median/max of per-round ratios. PostgreSQL only, in a

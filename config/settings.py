@@ -7,7 +7,9 @@ local-memory cache, Celery tasks executed in-process and sandboxes as local
 directories. See `.env.example` for every variable.
 """
 
+import logging
 import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +36,10 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -41,7 +47,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
     SECRET_KEY = "insecure-development-key-only-for-debug-mode-0123456789"
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -50,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -62,7 +69,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.observability.RequestIdMiddleware",
+    "config.health.ProbeMiddleware",
+    "config.observability.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "config.middleware.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -92,6 +104,32 @@ TEMPLATES = [
 ]
 
 WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+# --- Security -------------------------------------------------------------
+# Production (DEBUG off) defaults pass `manage.py check --deploy` with no warning.
+# Behind a TLS-terminating proxy, uvicorn trusts its X-Forwarded-Proto when the
+# proxy's address is in FORWARDED_ALLOW_IPS (see docs/operations.md).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and scrapers talk plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Origins (scheme://host[:port]) allowed to post forms to the admin, e.g. https://tk.example.com
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- CORS (django-cors-headers) ----------------------------------------------
+# Browser origins allowed to call the API; none by default.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
+CORS_ALLOW_HEADERS = (
+    "accept", "authorization", "content-type", "origin", "user-agent", "x-api-key", "x-request-id",
+    "last-event-id",
+)
+CORS_EXPOSE_HEADERS = ["x-request-id", "content-location", "location"]
 
 # --- Database -------------------------------------------------------------
 DATABASES = {
@@ -208,6 +246,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "AI-agent conversations and their lifecycle: threads, runs, checkpoints, agents, sandboxes.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema's own warnings belong to the test suite (schema tests), not to
+    # `check --deploy`, which stays about the deployment's settings.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "AgentToolEnum": "threads.tools.AVAILABLE_TOOLS", "ThreadStatusEnum": "threads.models.ThreadStatus",
@@ -308,13 +349,67 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "var" / "static")
+# `collectstatic` writes compressed (gzip, brotli), content-hashed copies that WhiteNoise
+# serves with far-future cache headers. In DEBUG the files are served from the apps.
+if DEBUG:  # no collectstatic in development: WhiteNoise serves from the apps
+    warnings.filterwarnings("ignore", message="No directory at: ")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
+# --- Health, metrics ------------------------------------------------------------
+# /readyz: seconds each dependency check may take.
+READYZ_TIMEOUT = float(os.environ.get("READYZ_TIMEOUT", "2"))
+# /metrics: allowed from these networks, or from anywhere with `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# --- Logging: one line per event, `plain` or `json` (LOG_FORMAT), a request id on each ----
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+# Celery and kombu log at LOG_LEVEL in a worker; with tasks in-process (the embedded
+# defaults) only their errors, else their per-task lines (and kombu's warning about
+# the in-memory broker) would break up a command's progress bar.
+_CELERY_LOG_LEVEL = "ERROR" if CELERY_TASK_ALWAYS_EAGER else LOG_LEVEL
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Python warnings become log lines too (logger `py.warnings`), in the same format.
+logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "filters": {"request_id": {"()": "config.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"()": "config.observability.PlainFormatter"},
+        "json": {"()": "config.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's own handlers are replaced: everything goes once through the root's.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        # The request line of config.observability replaces these per-request lines;
+        # server errors (5xx, with their traceback) stay.
+        "django.request": {"handlers": [], "level": "ERROR", "propagate": True},
+        "django.server": {"handlers": [], "level": "ERROR", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        "uvicorn": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "uvicorn.error": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+        "celery": {"handlers": [], "level": _CELERY_LOG_LEVEL, "propagate": True},
+        "kombu": {"handlers": [], "level": _CELERY_LOG_LEVEL, "propagate": True},
+        "amqp": {"handlers": [], "level": "WARNING", "propagate": True},
+        "py.warnings": {"handlers": [], "propagate": True},
+    },
 }

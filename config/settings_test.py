@@ -15,3 +15,13 @@ from .settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") not in ("0", "false", "False")
+
+# Templates use plain static URLs in tests; the compressed, hashed storage that
+# production uses is exercised by tests/ops (after a collectstatic of its own).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+# The test client, live_server and the browser talk plain HTTP; the production values
+# of these are checked by tests/ops/test_settings.py (`check --deploy`).
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from config.errors import Invalid, NotFound
+from config.observability import record_destructive
 
 from .models import Account, Membership, Project, Role
 
@@ -72,6 +73,7 @@ def delete_project(*, project: Project) -> None:
     embedding cleanup of its threads.
     """
     project.delete()
+    record_destructive("delete_project", {"projects": 1})
 
 
 @transaction.atomic
@@ -91,3 +93,4 @@ def delete_account(*, account: Account) -> None:
     if locked is None:
         raise NotFound("Account not found.")
     locked.delete()
+    record_destructive("delete_account", {"accounts": 1})

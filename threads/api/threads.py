@@ -6,7 +6,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from agents.models import Agent
-from config.errors import Conflict
+from config.errors import Conflict, NotFound
 from projects import selectors as tenancy
 from projects.models import Project
 
@@ -22,7 +22,9 @@ ACCOUNT_HEADER_PARAMETER = OpenApiParameter(
 
 def render_thread(request, thread_id, status=200) -> Response:
     """A thread (visible to the caller) in LangGraph's shape, in two queries."""
-    thread = selectors.langgraph_threads(selectors.threads_for(request.user).filter(pk=thread_id)).get()
+    thread = selectors.langgraph_threads(selectors.threads_for(request.user).filter(pk=thread_id)).first()
+    if thread is None:  # deleted meanwhile (e.g. a sub-thread whose parent was just deleted)
+        raise NotFound("Thread not found.")
     return Response(ThreadSerializer(thread).data, status=status)
 
 

@@ -84,7 +84,8 @@ def delete_checkpoints(checkpoints: QuerySet, *, thread_ids=None) -> dict:
     thread's index. Returns {thread id: checkpoints deleted} (for the receipt).
 
     For checkpoints deleted while their thread (or run) stays; a deleted thread or run
-    takes its checkpoints and writes by the database cascade.
+    takes its checkpoints and writes by the database cascade. Returns how many
+    checkpoints were deleted.
     """
     ids = checkpoints.order_by().values("pk")
     writes = CheckpointWrite.objects.filter(checkpoint_id__in=ids)

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from config.errors import Invalid
+from config.observability import record_destructive, timed_prune_batch
 from projects.selectors import parse_uuid, writable_account_ids_for
 from receipts import services as receipts
 from receipts.models import DeletionKind
@@ -57,10 +58,11 @@ def prune_batch(*, thread_ids: Iterable, strategy: str) -> int:
     """One batch in one transaction (each strategy's service is atomic), with its
     receipt of kind `prune_delete` or `prune_keep_latest`."""
     validate_strategy(strategy)
-    if strategy == "delete":
-        with receipts.labelled(DeletionKind.PRUNE_DELETE):
-            return delete_threads(thread_ids=thread_ids)
-    return keep_latest_checkpoints(thread_ids=thread_ids)
+    with timed_prune_batch(strategy):
+        if strategy == "delete":
+            with receipts.labelled(DeletionKind.PRUNE_DELETE):
+                return delete_threads(thread_ids=thread_ids)
+        return keep_latest_checkpoints(thread_ids=thread_ids)
 
 
 def validate_strategy(strategy) -> None:
@@ -108,4 +110,5 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
     left.update(parent_checkpoint_id=None)
     receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
+    record_destructive("keep_latest_checkpoints", {"checkpoints": sum(deleted.values())})
     return len(pruned)

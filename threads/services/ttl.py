@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Case, DateTimeField, Q, Value, When
 from django.utils import timezone
 
+from config.observability import destructive_operation
 from projects.models import Project
 from receipts.context import acting
 
@@ -45,7 +46,8 @@ def sweep_expired_threads(*, now=None, limit: int | None = None, strategy: str |
     default = strategy or conf["strategy"]
     validate_strategy(default)
     pruned = 0
-    with acting(source="ttl", user=None), transaction.atomic():
+    with destructive_operation("ttl_sweep", strategy=default), acting(source="ttl", user=None), \
+            transaction.atomic():
         for group in STRATEGIES:  # `delete` first: it locks projects, then threads
             scope = Q(ttl_strategy=group) | Q(ttl_strategy="") if group == default else Q(ttl_strategy=group)
             claimed = claim_expired_threads(now=now, limit=limit, lock_projects=group == "delete", scope=scope)

@@ -21,6 +21,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from config.errors import ServiceError
+from config.observability import destructive_operation
 from projects.selectors import parse_uuid
 from receipts.context import acting
 from threads.models import Thread, ThreadStatus
@@ -104,11 +105,13 @@ class Command(BaseCommand):
         if o["ids_file"] == "-" and not (o["yes"] or o["dry_run"]):
             raise CommandError("With ids on stdin there is no terminal to confirm on: pass --yes (or --no-input).")
         selection = self.select(o)
-        if o["ids_file"]:
-            with ids_table(o["ids_file"]) as ids:
-                self.prune(selection.filter(pk__in=ids), o)
-        else:
-            self.prune(selection, o)
+        # One log line for the whole run, with its totals, after the progress bar.
+        with destructive_operation("prune_threads", strategy=o["strategy"]):
+            if o["ids_file"]:
+                with ids_table(o["ids_file"]) as ids:
+                    self.prune(selection.filter(pk__in=ids), o)
+            else:
+                self.prune(selection, o)
 
     def select(self, o):
         selection = Thread.objects.all()
