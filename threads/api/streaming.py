@@ -9,6 +9,7 @@ no thread; under WSGI they are blocking iterators.
 from functools import partial
 
 from django.core.handlers.asgi import ASGIRequest
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 
 from config.errors import Invalid, NotFound
 from config.schema import errors
+from projects import selectors as tenancy
 
 from .. import selectors, services
 from ..models import Run, Thread
@@ -25,6 +27,7 @@ from ..serializers import (
     GlobalRunsCancelSerializer,
     JoinStreamQuerySerializer,
     RunCreateSerializer,
+    RunSerializer,
     ThreadStreamQuerySerializer,
 )
 from ..streams.bus import EVENT_ID, get_bus, run_log, thread_log
@@ -211,3 +214,52 @@ class GlobalRunsCancelView(APIView):
         return Response({"cancelled_count": count})
 
 
+# --- stateless runs: on a temporary thread, deleted when the run ends -------------------
+
+
+class StatelessRunCreation(RunCreation):
+    """`POST /runs...` without a thread: the run gets a temporary thread (in the
+    caller's account's default project), which `on_completion: "delete"` (the
+    default) removes through the deletion service once the run ended."""
+
+    def create_stateless_run(self, data=None, *, modes: tuple = ()) -> Run:
+        account = tenancy.account_for_new_object(self.request.user, self.request.headers.get(tenancy.ACCOUNT_HEADER))
+        with transaction.atomic():  # a refused body leaves no thread behind
+            thread = services.create_thread(account=account, created_by=self.request.user)
+            return self.create_run(thread, data, temporary=True, modes=modes)
+
+
+class StatelessRunsView(StatelessRunCreation):
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    def post(self, request):
+        """A background run on a temporary thread."""
+        run = self.create_stateless_run()
+        return Response(RunSerializer(Run.objects.filter(pk=run.pk).first() or run).data, status=201)
+
+
+class StatelessRunStreamView(StreamRunMixin, StatelessRunCreation):
+    @extend_schema(request=RunCreateSerializer, responses={(200, "text/event-stream"): SSE_RESPONSE})
+    def post(self, request):
+        """A run on a temporary thread, streamed until it ends."""
+        return self.stream_new_run(self.create_stateless_run())
+
+
+class StatelessRunWaitView(StreamRunMixin, StatelessRunCreation):
+    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE})
+    def post(self, request):
+        """A run on a temporary thread; its final `values` when it ends."""
+        return self.wait_new_run(self.create_stateless_run(modes=("values",)))
+
+
+class StatelessRunBatchView(StatelessRunCreation):
+    @extend_schema(request=RunCreateSerializer(many=True), responses={201: RunSerializer(many=True)})
+    def post(self, request):
+        """Several background runs, each on its own temporary thread (at most 100)."""
+        if not isinstance(request.data, list) or not 1 <= len(request.data) <= 100:
+            raise Invalid("The body must be a list of 1 to 100 run payloads.", errors={"body": ["1 to 100 runs."]})
+        if not all(isinstance(item, dict) for item in request.data):
+            raise Invalid("Each run payload must be an object.", errors={"body": ["Objects only."]})
+        with transaction.atomic():  # all or none
+            runs = [self.create_stateless_run(item) for item in request.data]
+        fresh = Run.objects.in_bulk([r.pk for r in runs])
+        return Response(RunSerializer([fresh.get(r.pk, r) for r in runs], many=True).data, status=201)
