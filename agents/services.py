@@ -15,7 +15,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
-from config.observability import record_destructive
 from projects.models import Account, Project
 from receipts import services as receipts
 from receipts.models import DeletionKind
@@ -220,7 +219,6 @@ def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
         Agent.objects.filter(pk=locked.pk).delete()
         receipts.record(DeletionKind.AGENT_DELETE, {locked.account_id: receipts.Tally(agents=1)})
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=versions)
-    record_destructive("delete_agent", {"agents": 1, "agent_versions": len(versions)})
 
 
 def export_agent(agent: Agent) -> dict:

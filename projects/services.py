@@ -5,7 +5,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from config.errors import Invalid, NotFound
-from config.observability import record_destructive
 
 from .models import Account, Membership, Project, Role
 
@@ -85,7 +84,6 @@ def delete_project(*, project: Project) -> None:
     embedding cleanup of its threads.
     """
     project.delete()
-    record_destructive("delete_project", {"projects": 1})
 
 
 @transaction.atomic
@@ -105,4 +103,3 @@ def delete_account(*, account: Account) -> None:
     if locked is None:
         raise NotFound("Account not found.")
     locked.delete()
-    record_destructive("delete_account", {"accounts": 1})

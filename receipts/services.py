@@ -32,6 +32,8 @@ from django.db import connection, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.observability import record_destructive
+
 from .context import current_origin
 from .models import COUNT_FIELDS, CleanupState, DeletionReceipt, ReceiptSandbox
 
@@ -103,6 +105,7 @@ class _Operation:
             receipts.append(receipt)
             links += [ReceiptSandbox(receipt=receipt, sandbox_id=s) for s in set(tally.sandbox_ids)]
         DeletionReceipt.objects.bulk_create(receipts)
+        record_destructive(kind, {name: sum(getattr(r, name) for r in receipts) for name in COUNT_FIELDS})
         if links:
             ReceiptSandbox.objects.bulk_create(links)
         pending = [str(r.pk) for r in receipts if r.cleanup_state == CleanupState.PENDING]

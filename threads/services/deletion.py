@@ -34,7 +34,6 @@ from django.db import connection, router, transaction
 from django.db.models import Exists, OuterRef
 
 from config.errors import NotFound
-from config.observability import record_destructive
 from projects import caches
 from projects.models import Project
 from projects.selectors import parse_uuid
@@ -74,7 +73,6 @@ def delete_threads(*, thread_ids: Iterable) -> int:
         return 0
     sandboxes = delete_projects(project_ids=emptied) if emptied else {}
     schedule_cleanup(removed=removed, roots=roots, emptied=Emptied(emptied, sandboxes))
-    record_destructive("delete_threads", {"threads": len(removed), "projects": len(emptied)})
     return len(roots)
 
 

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from config.errors import Invalid
-from config.observability import record_destructive, timed_prune_batch
+from config.observability import timed_prune_batch
 from projects.selectors import parse_uuid, writable_account_ids_for
 from receipts import services as receipts
 from receipts.models import DeletionKind
@@ -110,5 +110,4 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
     left.update(parent_checkpoint_id=None)
     receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
-    record_destructive("keep_latest_checkpoints", {"checkpoints": sum(deleted.values())})
     return len(pruned)

@@ -24,7 +24,6 @@ from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
-from config.observability import record_destructive
 from receipts import services as receipts
 from receipts.models import DeletionKind
 
@@ -629,7 +628,6 @@ def remove_run(run: Run, *, account_id) -> None:
         Run.objects.filter(pk=run.pk).delete()
     receipts.record(DeletionKind.RUN_DELETE,
                     {account_id: receipts.Tally(root_ids=[run.pk], runs=1, checkpoints=checkpoints)})
-    record_destructive("delete_run", {"runs": 1, "checkpoints": checkpoints})
 
 
 def relink_and_delete_run(run: Run) -> int:
