@@ -203,12 +203,11 @@ class RunsView(RunCreation):
         """A background run; `multitask_strategy` (default `enqueue`) decides what
         happens when the thread has an active run."""
         run = self.create_thread_run()
-        # Its state now (it may have run already); a delete of the thread (or a
-        # rollback of the run) that won a race meanwhile took it: a clean 404.
-        run = Run.objects.filter(pk=run.pk).first()
-        if run is None:
-            raise NotFound("Run not found: it was deleted meanwhile.")
-        return Response(RunSerializer(run).data, status=201)
+        # Its state now (it may have run already). The run was created either way: if
+        # a delete of the thread or another creator's rollback took it since, the
+        # answer is still the 201 of its creation, with the run as it was created.
+        current = Run.objects.filter(pk=run.pk).first()
+        return Response(RunSerializer(current or run).data, status=201)
 
 
 class RunsCancelView(ThreadScopedView):
