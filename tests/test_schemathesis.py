@@ -40,7 +40,10 @@ ST = Path(sys.executable).with_name("st")
 # thread create/detail paths they share with the native API. Listed in docs/api.md.
 NOT_YET_EXACT = (
     r"^/api/(assistants(/.*)?|runs/(batch|wait)/?|threads/?|threads/(count|search)/?|threads/\{id\}/?"
-    r"|threads/\{thread_id\}/(history|state|state/checkpoint|state/\{checkpoint_id\}|runs/crons)/?)$"
+    r"|threads/\{thread_id\}/(history|state|state/checkpoint|state/\{checkpoint_id\}|runs/crons)/?"
+    # Event streams and joins hold the connection until the run ends or the request
+    # times out; tests/threads/test_langgraph_*.py drive them through the SDK.
+    r"|.*/(stream|join)/?)$"
 )
 
 
@@ -81,7 +84,7 @@ def test_schema_holds_under_schemathesis(live_server, transactional_db, tmp_path
         "--no-color", "--output-truncate", "true",
         "--exclude-path-regex", NOT_YET_EXACT,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=2400, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]
     assert "Tested:" in output, output[-3000:]
