@@ -41,9 +41,9 @@ ST = Path(sys.executable).with_name("st")
 NOT_YET_EXACT = (
     r"^/api/(assistants(/.*)?|runs/(batch|wait)/?|threads/?|threads/(count|search)/?|threads/\{id\}/?"
     r"|threads/\{thread_id\}/(history|state|state/checkpoint|state/\{checkpoint_id\}|runs/crons)/?"
-    # Event streams and joins hold the connection until the run ends or the request
+    # Event streams, joins and waits hold the connection until the run ends or the request
     # times out; tests/threads/test_langgraph_*.py drive them through the SDK.
-    r"|.*/(stream|join)/?)$"
+    r"|.*/(stream|join|wait)/?)$"
 )
 
 
