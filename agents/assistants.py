@@ -3,12 +3,14 @@ agent; its `graph_id` is a runtime name (`echo`), its `version` the agent's curr
 version. Thin views over `agents.services` and `agents.selectors`."""
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Conflict
+from config.schema import errors, selectable
 from projects import selectors as tenancy
 from threads.api.threads import ACCOUNT_HEADER_PARAMETER
 from threads.selectors import filter_json_containment
@@ -41,7 +43,7 @@ def model_of(config: dict | None, context: dict | None) -> str | None:
 
 
 def body(request, serializer_class):
-    data = serializer_class(data=request.data if request.data is not None else {})
+    data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data
 
@@ -68,7 +70,8 @@ class AssistantView(APIView):
 
 
 class AssistantsView(AssistantView):
-    @extend_schema(request=AssistantCreateSerializer, responses={200: AssistantSerializer, 201: AssistantSerializer},
+    @extend_schema(request=AssistantCreateSerializer,
+                   responses={200: AssistantSerializer, 201: AssistantSerializer, **errors(409)},
                    parameters=[ACCOUNT_HEADER_PARAMETER], summary="Create an assistant")
     def post(self, request):
         v = body(request, AssistantCreateSerializer)
@@ -121,7 +124,8 @@ class AssistantDetailView(AssistantView):
 
 
 class AssistantSearchView(AssistantView):
-    @extend_schema(request=AssistantSearchSerializer, responses=AssistantSerializer(many=True),
+    @extend_schema(request=AssistantSearchSerializer,
+                   responses=selectable(AssistantSerializer, "AssistantSearchResult")(many=True),
                    summary="Search assistants")
     def post(self, request):
         v = body(request, AssistantSearchSerializer)
@@ -137,7 +141,7 @@ class AssistantSearchView(AssistantView):
 
 
 class AssistantCountView(AssistantView):
-    @extend_schema(request=AssistantCountSerializer, responses=serializers.IntegerField(), summary="Count assistants")
+    @extend_schema(request=AssistantCountSerializer, responses=OpenApiTypes.INT, summary="Count assistants")
     def post(self, request):
         return Response(self.filtered(body(request, AssistantCountSerializer)).order_by().count())
 

@@ -4,10 +4,12 @@ in LangGraph's paths, bodies and `Cron` shape. Thin views over `agents.services`
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from config.errors import NotFound
+from config.schema import selectable
 from projects import selectors as tenancy
 from threads.selectors import threads_for
 
@@ -72,7 +74,9 @@ class CronsView(CronView):
 
 
 class CronSearchView(CronView):
-    @extend_schema(request=CronSearchSerializer, responses={200: CronSerializer(many=True)},
+    @extend_schema(request=CronSearchSerializer,
+                   responses={200: selectable(CronSerializer, "CronSearchResult",
+                                              now=serializers.DateTimeField(help_text="Only with `select`."))(many=True)},
                    summary="Search crons")
     def post(self, request):
         v = self.body(CronSearchSerializer)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
@@ -141,12 +141,15 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
     if fields.get("is_default") is True:
         _lock_account(agent.account_id)
     locked = _lock_agent(agent.pk)
+    previous = locked.current_version
     config_changes = _validate_config({k: fields[k] for k in CONFIG_FIELDS if k in fields})
     if config_changes:
         current = AgentVersion.objects.get(agent=locked, number=locked.current_version)
         new = {k: getattr(current, k) for k in CONFIG_FIELDS} | config_changes
         if new != {k: getattr(current, k) for k in CONFIG_FIELDS}:
-            locked.current_version += 1
+            # After `set_current_version` moved back, the next number is past the newest one.
+            newest = AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0
+            locked.current_version = newest + 1
             AgentVersion.objects.create(agent=locked, number=locked.current_version, **new)
     for key in ("name", "description"):
         if key in fields:
@@ -161,7 +164,7 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
     elif fields.get("is_default") is False:
         locked.is_default = False
     locked.save()
-    caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=[locked.current_version - 1])
+    caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=[previous])
     return locked
 
 

@@ -8,6 +8,8 @@
   are a 422: PostgreSQL cannot store either in text or jsonb.
 - Integers outside the signed 64-bit range are a 422; fields stored as 32-bit
   integers have their own bounds in their serializers.
+- A body that is JSON `null` (or any bare scalar) is a 422: every operation takes an
+  object, or for batches an array; an absent body is not `null`.
 """
 
 import json
@@ -75,6 +77,9 @@ class JSONParser(parsers.JSONParser):
             raise ParseError(f"JSON nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {exc}")
+        if not isinstance(data, dict | list):
+            raise ParseError("The request body must be a JSON object (or, for a batch, an array), "
+                             f"not {'null' if data is None else type(data).__name__}.")
         problem = check_json_value(data)
         if problem:
             raise ParseError(problem)

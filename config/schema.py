@@ -139,3 +139,23 @@ class AutoSchema(openapi.AutoSchema):
                 responses[str(code)] = self._get_response_for_code(error_response(code), str(code))
         operation["responses"] = dict(sorted(responses.items()))
         return operation
+
+
+def selectable(serializer_class, name: str, **extra_fields):
+    """A documentation-only copy of an output serializer for LangGraph's `select`: each
+    field may be absent (read-only fields are otherwise required in a response), plus
+    `extra_fields`. Responses are still rendered by `serializer_class`."""
+
+    class Selectable(serializer_class):
+        def get_fields(self):
+            fields = super().get_fields()
+            for field_name, field in extra_fields.items():
+                fields[field_name] = field
+            for field in fields.values():
+                field.required = False
+                field.read_only = False
+            return fields
+
+    Selectable.__name__ = Selectable.__qualname__ = f"{name}Serializer"
+    Selectable.__doc__ = f"{serializer_class.__doc__ or ''}\n\nEvery field unless `select` names a subset.".strip()
+    return Selectable

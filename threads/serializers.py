@@ -92,9 +92,10 @@ class TTLField(serializers.Field):
         strategy = ""
         if isinstance(data, dict):
             unknown = set(data) - {"ttl", "strategy"}
-            strategy = data.get("strategy") or ""
-            if unknown or strategy not in ("", *TTL_STRATEGIES):
+            strategy = data.get("strategy")
+            if unknown or (strategy is not None and (not isinstance(strategy, str) or strategy not in TTL_STRATEGIES)):
                 self.fail("invalid")
+            strategy = strategy or ""
             data = data.get("ttl")
         if isinstance(data, bool) or not isinstance(data, (int, float)) or data < 1 or data != int(data) \
                 or data > 10**9:
@@ -108,8 +109,8 @@ class TTLField(serializers.Field):
 @extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1},
                                 {"type": "object", "properties": {
                                     "ttl": {"type": "integer", "minimum": 1},
-                                    "strategy": {"type": "string", "enum": list(TTL_STRATEGIES)}},
-                                 "required": ["ttl"]}], "nullable": True})
+                                    "strategy": {"type": "string", "enum": [*TTL_STRATEGIES, None], "nullable": True}},
+                                 "required": ["ttl"], "additionalProperties": False}], "nullable": True})
 class DocumentedTTLField(TTLField):
     pass
 
@@ -542,26 +543,41 @@ class ThreadTaskSerializer(serializers.Serializer):
 
 
 class ThreadStateSerializer(serializers.Serializer):
-    """LangGraph's `ThreadState` (documentation of what `state_json` builds)."""
+    """LangGraph's `ThreadState` (documentation of what `state_json` builds). Every field
+    is present unless the request's `select` names a subset."""
 
-    values = serializers.DictField()
-    next = serializers.ListField(child=serializers.CharField())
-    checkpoint = CheckpointRefSerializer()
-    metadata = serializers.DictField()
-    created_at = serializers.DateTimeField(allow_null=True)
-    parent_checkpoint = CheckpointRefSerializer(allow_null=True)
-    tasks = ThreadTaskSerializer(many=True)
-    interrupts = InterruptSerializer(many=True)
+    values = serializers.DictField(required=False)
+    next = serializers.ListField(child=serializers.CharField(), required=False)
+    checkpoint = CheckpointRefSerializer(required=False)
+    metadata = serializers.DictField(required=False)
+    created_at = serializers.DateTimeField(allow_null=True, required=False)
+    parent_checkpoint = CheckpointRefSerializer(allow_null=True, required=False)
+    tasks = ThreadTaskSerializer(many=True, required=False)
+    interrupts = InterruptSerializer(many=True, required=False)
+
+
+STATE_FIELDS = ("values", "next", "checkpoint", "metadata", "created_at", "parent_checkpoint", "tasks", "interrupts")
+STATE_SELECT = r"^(%s|values\.[^.\s]{1,100})$" % "|".join(STATE_FIELDS)
+
+
+def state_select_field():
+    """`select`: a state field, or `values.<key>` for one state key."""
+    return serializers.ListField(
+        child=serializers.RegexField(STATE_SELECT, max_length=107, error_messages={
+            "invalid": f"Not a state field: one of {', '.join(STATE_FIELDS)}, or values.<key>."}),
+        required=False, allow_null=True, max_length=50,
+        help_text="Only these fields (`values.<key>`: one state key).")
 
 
 class StateQuerySerializer(serializers.Serializer):
     subgraphs = serializers.BooleanField(required=False, default=False)
+    select = state_select_field()
 
 
 class StateAtCheckpointSerializer(serializers.Serializer):
     checkpoint = CheckpointRefSerializer()
     subgraphs = serializers.BooleanField(required=False, default=False)
-    select = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True)
+    select = state_select_field()
 
 
 class StateUpdateSerializer(serializers.Serializer):
@@ -575,12 +591,20 @@ class StateUpdateResponseSerializer(serializers.Serializer):
     checkpoint = CheckpointRefSerializer()
 
 
+class HistoryQuerySerializer(serializers.Serializer):
+    """`GET .../history`: the query form of the body below."""
+
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+    before = serializers.CharField(required=False, max_length=255, help_text="A checkpoint id.")
+    select = state_select_field()
+
+
 class HistorySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
     before = serializers.JSONField(required=False, allow_null=True, help_text="A checkpoint id or a checkpoint reference.")
     metadata = serializers.DictField(required=False, allow_null=True)
     checkpoint = CheckpointRefSerializer(required=False, allow_null=True)
-    select = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_null=True)
+    select = state_select_field()
 
     def validate_before(self, value):
         if isinstance(value, dict):

@@ -51,6 +51,10 @@ def test_create_get_update_versions_and_latest(client, account):
     back = client.assistants.set_latest(created["assistant_id"], 1)
     assert back["version"] == 1 and back["context"] == {"tone": "dry"}
     assert AgentVersion.objects.filter(agent=agent).count() == 2
+    # A change after moving back makes a version past the newest one, as LangGraph does.
+    again = client.assistants.update(created["assistant_id"], context={"tone": "wry"})
+    assert again["version"] == 3 and again["context"] == {"tone": "wry"}
+    assert [v["version"] for v in client.assistants.get_versions(created["assistant_id"])] == [3, 2, 1]
     graph = client.assistants.get_graph(created["assistant_id"])
     assert {n["id"] for n in graph["nodes"]} == {"__start__", "echo", "__end__"}
     assert client.assistants.get_schemas(created["assistant_id"])["graph_id"] == "echo"

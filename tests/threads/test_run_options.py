@@ -237,6 +237,42 @@ def test_interrupt_after_pauses_with_the_answer_and_resume_ends_the_run(lg, thre
 
 
 @pytest.mark.django_db(transaction=True)
+def test_wait_stream_and_join_end_when_the_run_pauses_and_a_join_after_resume_follows_it(lg, thread):
+    """As LangGraph's server does for a paused graph: `runs.wait` returns the state with
+    `__interrupt__`, a stream ends; the run continues under its id once resumed."""
+    started = time.monotonic()
+    values = lg.runs.wait(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                          interrupt_before=["echo"])
+    assert time.monotonic() - started < 20  # returned at the pause, not at a timeout
+    (interrupt,) = values["__interrupt__"]
+    assert interrupt["value"]["tool_name"] == "interrupt_before:echo"
+    assert [m["content"] for m in values["messages"]] == ["hi"]
+    run = Run.objects.get(thread=thread)
+    assert run.status == RunStatus.RUNNING and thread.approvals.filter(status="pending").count() == 1
+    # Joining the paused run returns at once, with the same state.
+    assert lg.runs.join(str(thread.pk), str(run.pk))["__interrupt__"] == values["__interrupt__"]
+    parts = list(lg.runs.join_stream(str(thread.pk), str(run.pk)))
+    assert parts[-1].event == "end" and parts[-1].data["status"] == "interrupted"
+    assert not {"paused", "resumed"} & {p.event for p in parts}  # internal events stay internal
+
+    lg.runs.create(str(thread.pk), "echo", command={"resume": True})
+    final = lg.runs.join(str(thread.pk), str(run.pk))  # past the pause, to the run's end
+    assert "__interrupt__" not in final
+    assert [m["content"] for m in final["messages"]] == ["hi", "Echo: hi"]
+    assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCESS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_ends_at_a_tool_approval_with_the_interrupt(lg, thread):
+    parts = list(lg.runs.stream(str(thread.pk), "echo", stream_mode=["values", "updates"],
+                                input={"messages": [{"role": "user", "content": "approve:deploy"}]}))
+    updates = [p.data for p in parts if p.event == "updates"]
+    assert updates[-1]["__interrupt__"][0]["value"]["tool_name"] == "deploy"
+    assert parts[-1].event == "end" and parts[-1].data["status"] == "interrupted"
+    assert Run.objects.get(thread=thread).status == RunStatus.RUNNING  # waits on the approval
+
+
+@pytest.mark.django_db(transaction=True)
 def test_command_resume_decides_a_tool_approval(lg, thread):
     run = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "approve:deploy"}]})
     assert wait_for(lambda: thread.approvals.filter(status="pending", tool_name="deploy").exists())

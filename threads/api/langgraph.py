@@ -4,17 +4,20 @@ selectors and services, render LangGraph's shapes (`threads/serializers.py`)."""
 
 import re
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.errors import NotFound
+from config.schema import selectable
 from projects import selectors as tenancy
 
 from .. import selectors, services
 from ..models import Approval, ApprovalStatus, Checkpoint, Run
 from ..services.state import checkpoint_config
 from ..serializers import (
+    HistoryQuerySerializer,
     HistorySerializer,
     StateAtCheckpointSerializer,
     StateQuerySerializer,
@@ -43,7 +46,7 @@ def extract(body: dict, path: str):
 
 
 def search_body(request):
-    data = ThreadSearchSerializer(data=request.data if request.data is not None else {})
+    data = ThreadSearchSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data
 
@@ -51,7 +54,9 @@ def search_body(request):
 class ThreadLangGraphSearchMixin:
     """`POST /api/threads/search` (on the view whose GET is the semantic search)."""
 
-    @extend_schema(request=ThreadSearchSerializer, responses=ThreadSerializer(many=True),
+    @extend_schema(request=ThreadSearchSerializer,
+                   responses=selectable(ThreadSerializer, "ThreadSearchItem", extracted=serializers.DictField(
+                       help_text="With `extract`: each alias's value at its path, or null."))(many=True),
                    summary="Search threads (LangGraph)")
     def post(self, request):
         v = search_body(request)
@@ -65,14 +70,16 @@ class ThreadLangGraphSearchMixin:
             body = ThreadSerializer(thread).data
             if v.get("extract"):
                 body["extracted"] = {alias: extract(body, path) for alias, path in v["extract"].items()}
-            results.append(select_fields(body, (v.get("select") or []) + (["extracted"] if v.get("extract") else [])))
+            if v.get("select"):
+                body = select_fields(body, v["select"] + (["extracted"] if v.get("extract") else []))
+            results.append(body)
         return Response(results)
 
 
 class ThreadCountView(ThreadScopedView):
-    @extend_schema(request=ThreadCountSerializer, responses=serializers.IntegerField(), summary="Count threads")
+    @extend_schema(request=ThreadCountSerializer, responses=OpenApiTypes.INT, summary="Count threads")
     def post(self, request):
-        data = ThreadCountSerializer(data=request.data if request.data is not None else {})
+        data = ThreadCountSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         qs = selectors.search_langgraph_threads(selectors.threads_for(request.user), metadata=v.get("metadata"),
@@ -90,6 +97,7 @@ class ThreadCopyView(ThreadScopedView):
 
 
 class StateMixin(ThreadScopedView):
+    pagination_class = None  # LangGraph's history is a plain list
     def state(self, thread, checkpoint):
         """The state at `checkpoint`; the latest one also shows the pending approvals."""
         latest = selectors.latest_checkpoint(thread_id=thread.pk, checkpoint_ns=checkpoint.checkpoint_ns) \
@@ -109,18 +117,14 @@ class StateMixin(ThreadScopedView):
         return checkpoint
 
 
-SELECT_PARAMETER = OpenApiParameter("select", str, many=True, required=False,
-                                    description="Only these fields (`values.<key>`: one state key).")
-
-
 class ThreadStateView(StateMixin):
-    @extend_schema(parameters=[StateQuerySerializer, SELECT_PARAMETER], responses=ThreadStateSerializer,
+    @extend_schema(parameters=[StateQuerySerializer], responses=ThreadStateSerializer,
                    summary="Get a thread's state")
     def get(self, request, thread_id):
         thread = self.thread()
-        self.query(StateQuerySerializer)
+        q = self.query(StateQuerySerializer)
         body = self.state(thread, selectors.latest_checkpoint(thread_id=thread.pk))
-        return Response(select_fields(body, request.query_params.getlist("select")))
+        return Response(select_fields(body, q.get("select")))
 
     @extend_schema(request=StateUpdateSerializer, responses=StateUpdateResponseSerializer,
                    summary="Update a thread's state")
@@ -139,13 +143,13 @@ class ThreadStateView(StateMixin):
 
 
 class ThreadStateAtView(StateMixin):
-    @extend_schema(parameters=[StateQuerySerializer, SELECT_PARAMETER], responses=ThreadStateSerializer,
+    @extend_schema(parameters=[StateQuerySerializer], responses=ThreadStateSerializer,
                    summary="Get a thread's state at a checkpoint")
     def get(self, request, thread_id, checkpoint_id):
         thread = self.thread()
-        self.query(StateQuerySerializer)
+        q = self.query(StateQuerySerializer)
         body = self.state(thread, self.checkpoint_named(thread, checkpoint_id))
-        return Response(select_fields(body, request.query_params.getlist("select")))
+        return Response(select_fields(body, q.get("select")))
 
 
 class ThreadStateCheckpointView(StateMixin):
@@ -177,18 +181,17 @@ class ThreadHistoryView(StateMixin):
             out[0] = self.state(thread, latest)
         return [select_fields(body, v.get("select")) for body in out]
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int, required=False),
-                               OpenApiParameter("before", str, required=False)],
-                   responses=ThreadStateSerializer(many=True), summary="Get a thread's history")
+    @extend_schema(parameters=[HistoryQuerySerializer], responses=ThreadStateSerializer(many=True),
+                   summary="Get a thread's history")
     def get(self, request, thread_id):
         thread = self.thread()
-        v = self.query(HistorySerializer)
+        v = self.query(HistoryQuerySerializer)
         return Response(self.history(thread, v))
 
     @extend_schema(request=HistorySerializer, responses=ThreadStateSerializer(many=True),
                    summary="Get a thread's history (body)")
     def post(self, request, thread_id):
         thread = self.thread()
-        data = HistorySerializer(data=request.data if request.data is not None else {})
+        data = HistorySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(self.history(thread, data.validated_data))

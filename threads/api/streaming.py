@@ -163,13 +163,14 @@ class RunJoinStreamView(RunOfThreadMixin, ThreadScopedView):
         another the events from now on. `stream_mode`: a subset of the run's modes."""
         run = self.visible_run()
         q = self.query(JoinStreamQuerySerializer)
-        after = self.last_event_id()
+        after, paused = self.last_event_id(), False
         if after is None and not run.kwargs.get("stream_resumable"):
-            after = get_bus().last_id(run_log(run.pk))
+            last = get_bus().last(run_log(run.pk))
+            after, paused = (last.id, last.event == "paused") if last is not None else (None, False)
         disconnected = cancel_on_disconnect(run) if q["cancel_on_disconnect"] else None
-        return self.event_stream(Follower(log=run_log(run.pk), after=after, run_id=run.pk,
-                                          modes=q.get("stream_mode")),
-                                 disconnected=disconnected)
+        follower = Follower(log=run_log(run.pk), after=after, run_id=run.pk, modes=q.get("stream_mode"))
+        follower.paused = paused  # joined from now on while the run waits: it ends at once
+        return self.event_stream(follower, disconnected=disconnected)
 
 
 class ThreadStreamView(StreamingMixin, ThreadScopedView):
@@ -252,7 +253,10 @@ class StatelessRunWaitView(StreamRunMixin, StatelessRunCreation):
 
 
 class StatelessRunBatchView(StatelessRunCreation):
-    @extend_schema(request=RunCreateSerializer(many=True), responses={201: RunSerializer(many=True)})
+    pagination_class = None
+    @extend_schema(request={"application/json": {"type": "array", "minItems": 1, "maxItems": 100,
+                                                 "items": {"$ref": "#/components/schemas/RunCreateRequest"}}},
+                   responses={201: RunSerializer(many=True), **errors(404)})
     def post(self, request):
         """Several background runs, each on its own temporary thread (at most 100)."""
         if not isinstance(request.data, list) or not 1 <= len(request.data) <= 100:

@@ -45,7 +45,7 @@ class ThreadViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(selectors.langgraph_threads(qs))
         return self.get_paginated_response(ThreadSerializer(page, many=True).data)
 
-    @extend_schema(request=ThreadCreateSerializer, responses={201: ThreadSerializer, 200: ThreadSerializer, **errors(402)},
+    @extend_schema(request=ThreadCreateSerializer, responses={201: ThreadSerializer, 200: ThreadSerializer, **errors(402, 409)},
                    parameters=[ACCOUNT_HEADER_PARAMETER])
     def create(self, request):
         data = ThreadCreateSerializer(data=request.data)

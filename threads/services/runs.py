@@ -340,6 +340,8 @@ def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
         point = (approval.payload or {}).get("interrupt") if approval is not None else None
         if approval is None:
             publish(run.events.started, thread_values(run.thread_id))
+        else:
+            publish(run.events.resumed)
         if approval is not None and point is None:
             result = runtime.resume(run=run, approval=approval, approved=approval.status == ApprovalStatus.APPROVED)
         elif point == "after":
@@ -440,12 +442,13 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
     run.input_tokens += result.input_tokens
     run.output_tokens += result.output_tokens
     if result.status == "awaiting":
-        Approval.objects.create(
+        approval = Approval.objects.create(
             thread=thread, run=run, tool_name=(result.approval or {}).get("tool_name", ""),
             payload=(result.approval or {}).get("payload", {}), expires_at=approval_expiry(now),
         )
         run.save(update_fields=["input_tokens", "output_tokens", "updated_at"])
         set_thread_status(thread, ThreadStatus.AWAITING)
+        transaction.on_commit(partial(pause_run_stream, run, added, approval), robust=True)
         return run
     run.status = RunStatus.SUCCESS if result.status == "success" else RunStatus.ERROR
     run.result = result.result
@@ -467,6 +470,14 @@ def finish_run_stream(run: Run, added: list[Message]) -> None:
     delete_temporary_threads([run])  # before the `end`: a client that saw it finds nothing left
     publish(RunEvents.of(run).finished, values=values, new_messages=[from_stored(m) for m in added],
             error=run.error if run.status == RunStatus.ERROR else None, status=run.status)
+
+
+def pause_run_stream(run: Run, added: list[Message], approval: Approval) -> None:
+    """After a run paused on an approval: its stream's last events until it resumes."""
+    from ..serializers import interrupt_json
+
+    RunEvents.of(run).paused(values=thread_values(run.thread_id), interrupts=[interrupt_json(approval)],
+                             new_messages=[from_stored(m) for m in added])
 
 
 def delete_temporary_threads(runs) -> None:

@@ -32,6 +32,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
+# At most this many events per read: a shorter batch is everything the log held then.
+READ_BATCH = 500
+
 
 @dataclass(frozen=True)
 class Event:
@@ -64,9 +67,14 @@ class Bus:
     async def aread(self, log: str, after: str | None, timeout: float) -> list[Event]:
         raise NotImplementedError
 
+    def last(self, log: str) -> "Event | None":
+        """The log's latest event (None: empty or expired)."""
+        raise NotImplementedError
+
     def last_id(self, log: str) -> str | None:
         """The id of the log's latest event (None: empty or expired)."""
-        raise NotImplementedError
+        last = self.last(log)
+        return last.id if last is not None else None
 
     def cancel(self, run_id) -> None:
         raise NotImplementedError
@@ -126,18 +134,18 @@ class RedisBus(Bus):
         return events
 
     def read(self, log, after, timeout):
-        reply = self.client().xread({self.key(log): after or "0-0"}, count=500, block=max(1, int(timeout * 1000)))
+        reply = self.client().xread({self.key(log): after or "0-0"}, count=READ_BATCH, block=max(1, int(timeout * 1000)))
         return self._events(reply)
 
     async def aread(self, log, after, timeout):
         reply = await self.aclient().xread(
-            {self.key(log): after or "0-0"}, count=500, block=max(1, int(timeout * 1000))
+            {self.key(log): after or "0-0"}, count=READ_BATCH, block=max(1, int(timeout * 1000))
         )
         return self._events(reply)
 
-    def last_id(self, log):
+    def last(self, log):
         entries = self.client().xrevrange(self.key(log), count=1)
-        return entries[0][0].decode() if entries else None
+        return self._events([(log, entries)])[0] if entries else None
 
     def cancel(self, run_id):
         self.client().set(self.key(f"cancel:{run_id}"), 1, ex=self.retention)
@@ -183,9 +191,9 @@ class MemoryBus(Bus):
     def _after(self, log, after) -> list[Event]:
         entries = self._logs.get(log, [])
         if after is None:
-            return list(entries[:500])
+            return list(entries[:READ_BATCH])
         seq = int(after.split("-")[0])
-        return [e for e in entries if int(e.id.split("-")[0]) > seq][:500]
+        return [e for e in entries if int(e.id.split("-")[0]) > seq][:READ_BATCH]
 
     def read(self, log, after, timeout):
         deadline = time.monotonic() + timeout
@@ -215,10 +223,10 @@ class MemoryBus(Bus):
         with self._cond:
             return self._after(log, after)
 
-    def last_id(self, log):
+    def last(self, log):
         with self._cond:
             entries = self._logs.get(log)
-            return entries[-1].id if entries else None
+            return entries[-1] if entries else None
 
     def cancel(self, run_id):
         with self._cond:

@@ -20,7 +20,10 @@ from .bus import get_bus, run_log, thread_log
 
 STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "events", "custom", "debug", "tasks", "checkpoints")
 DEFAULT_STREAM_MODES = ["values"]
-CONTROL_EVENTS = ("metadata", "error", "end")
+# `paused` / `resumed`: a run waits on an interrupt or approval / continues after it.
+# Always published, never sent to a client: they tell a follower where a wait ends.
+INTERNAL_EVENTS = ("paused", "resumed")
+CONTROL_EVENTS = ("metadata", "error", "end", *INTERNAL_EVENTS)
 NODE = "agent"
 
 
@@ -94,6 +97,24 @@ class RunEvents:
         if error is not None:
             self.error(error)
         self.end(status)
+
+    def paused(self, *, values: dict, interrupts: list[dict], new_messages: list[dict]) -> None:
+        """The run waits on an interrupt or approval (`interrupt_before`/`after`, a tool
+        approval): what it produced so far, then the state with `__interrupt__`, as
+        LangGraph reports a paused graph. A stream, wait or join following the run ends
+        here; `command: {resume}` continues the same run, and a join after that follows
+        it to its end."""
+        for message in new_messages:
+            if message.get("type") == "ai":
+                self.emit("messages/complete", [message])
+        if new_messages:
+            self.emit("updates", {NODE: {"messages": new_messages}})
+        self.emit("updates", {"__interrupt__": interrupts})
+        self.emit("values", {**values, "__interrupt__": interrupts})
+        self.emit("paused", {"run_id": self.run_id, "status": "interrupted"})
+
+    def resumed(self) -> None:
+        self.emit("resumed", {"run_id": self.run_id})
 
     def error(self, message: str) -> None:
         self.emit("error", {"error": "RunError", "message": message})

@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from ..models import ACTIVE_RUN_STATUSES, Run
-from .bus import Event, dumps, get_bus
-from .events import wanted
+from .bus import READ_BATCH, Event, dumps, get_bus
+from .events import INTERNAL_EVENTS, wanted
 
 logger = logging.getLogger(__name__)
 HEARTBEAT = b": heartbeat\n\n"
@@ -53,9 +53,12 @@ class Follower:
         self.values = None
         self.error = None
         self.status = None
+        self.paused = False
         self.bus = get_bus()
 
     def passes(self, event: Event) -> bool:
+        if event.event in INTERNAL_EVENTS:
+            return False
         if self.events is not None:
             return event.event in self.events
         return self.modes is None or wanted(event.event, self.modes)
@@ -74,6 +77,16 @@ class Follower:
                 self.status = (event.data or {}).get("status")
                 self.done = True
                 break
+            if event.event in INTERNAL_EVENTS:
+                self.paused = event.event == "paused"
+        if self.paused and not self.done and self.run_id is not None and len(events) < READ_BATCH:
+            # The log's last word is that the run waits on an interrupt: this wait ends
+            # (LangGraph's paused run); a join after `command: {resume}` reads past it.
+            self.done = True
+            self.status = "interrupted"
+            end = Event(id=self.after, event="end", data={"run_id": str(self.run_id), "status": self.status})
+            if self.passes(end):
+                out.append(end)
         return out
 
     def check(self) -> list[Event]:
@@ -81,6 +94,8 @@ class Follower:
         ended or went without a trace of its `end` in the log gets one now."""
         if self.run_id is None:
             return []
+        if self.paused:
+            return self.take([])  # still the log's last word: the run waits
         status = run_status(self.run_id)
         if status in ACTIVE_RUN_STATUSES:
             return []
