@@ -68,6 +68,11 @@ def test_bulk_delete_over_threshold_runs_as_a_job(small_jobs, staff, project, dj
     assert receipts.count() == 4 and {(r.source, r.actor, r.kind) for r in receipts} == {("admin", "staff", "thread_delete")}
     assert sum(r.threads for r in receipts) == 7 and sum(r.messages for r in receipts) == 14
     assert {r.cleanup_state for r in receipts} == {"complete"}
+    # The job page links to exactly those receipts, and counts them.
+    link = f'href="/admin/receipts/deletionreceipt/?operation_id={job.pk}"'
+    assert link in page.content.decode() and b'id="job-receipts">4<' in page.content and progress["receipts"] == 4
+    listed = staff.get(f"/admin/receipts/deletionreceipt/?operation_id={job.pk}")
+    assert listed.status_code == 200 and {r.pk for r in listed.context["cl"].result_list} == {r.pk for r in receipts}
 
 
 def test_below_threshold_stays_in_the_request(small_jobs, staff, project):
@@ -231,11 +236,36 @@ def test_job_page_permissions(client, project, django_capture_on_commit_callback
     client.force_login(other)
     assert client.get(f"/admin/jobs/job/{job.pk}/change/").status_code == 403
     assert client.post(f"/admin/jobs/job/{job.pk}/cancel/").status_code == 403
+    assert client.get(f"/admin/jobs/job/{job.pk}/progress/").status_code == 403
+    assert list(client.get("/admin/jobs/job/").context["cl"].result_list) == []  # their own jobs only: none
     client.force_login(starter)
     page = client.get(f"/admin/jobs/job/{job.pk}/change/")
     assert page.status_code == 200 and b"Cancel job" in page.content
+    # The breadcrumbs lead to pages they can open: the jobs list shows their own jobs.
+    for crumb in ("/admin/jobs/", "/admin/jobs/job/"):
+        assert f'<a href="{crumb}">' in page.content.decode() and client.get(crumb).status_code == 200
+    assert list(client.get("/admin/jobs/job/").context["cl"].result_list) == [job]
+    assert b"Background jobs" in client.get("/admin/").content
+    # No permission on receipts: the count, without a link to a list they cannot open.
+    assert b'id="job-receipts">0<' in page.content and b"/admin/receipts/" not in page.content
     client.post(f"/admin/jobs/job/{job.pk}/cancel/")
     assert Job.objects.get().state == "cancelled" and Thread.objects.count() == 2
+    starter.user_permissions.add(Permission.objects.get(codename="view_deletionreceipt"))
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert f'href="/admin/receipts/deletionreceipt/?operation_id={job.pk}"' in page.content.decode()
+
+
+def test_staff_with_the_jobs_permission_see_every_job(client, project):
+    starter, viewer = (ensure_user(username=n, password="pw-1234") for n in ("starter", "viewer"))
+    for user in (starter, viewer):
+        user.is_staff = True
+        user.save()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    job = submit_job(kind="delete_threads", targets=Thread.objects.none(), total=0, description="x", created_by=starter)
+    client.force_login(viewer)
+    assert list(client.get("/admin/jobs/job/").context["cl"].result_list) == [job]
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert page.status_code == 200 and b"Cancel job" not in page.content  # cancelling needs change_job
 
 
 def test_a_batch_costs_the_same_queries_whatever_its_size(project):
