@@ -28,7 +28,7 @@ class JobKind(models.TextChoices):
 AFFECTED_LABELS = {
     JobKind.DELETE_THREADS: "Deleted", JobKind.PRUNE_KEEP_LATEST: "Pruned", JobKind.DELETE_PROJECTS: "Deleted",
     JobKind.DELETE_ACCOUNTS: "Deleted", JobKind.CLOSE_THREADS: "Closed",
-    JobKind.DELETE_AGENTS: "Closed (the others were closed already)",
+    JobKind.DELETE_AGENTS: "Threads closed",
 }
 
 

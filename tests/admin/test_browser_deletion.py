@@ -321,3 +321,61 @@ def test_job_page_follows_progress_live_and_cancels_between_batches(live_server,
     gone = {str(t.pk) for t in threads} - {str(pk) for pk in Thread.objects.values_list("pk", flat=True)}
     assert len(named) == len(set(named)) and set(named) == gone
     assert DeletionReceipt.objects.count() == job.batches  # nothing else wrote one
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["superuser", "limited"])
+def test_closing_threads_and_deleting_agents_over_threshold_run_as_jobs(live_server, settings, who):
+    """Close selected threads, then Delete selected agents (one protected): each above
+    the threshold, each a job whose page ends at 100 % with its receipts."""
+    settings.BACKGROUND_JOBS = {"threshold": 5, "batch_size": 3}
+    user = make_staff(who)
+    account = create_account(name="Jobs Co", owner=user)
+    project = create_project(account=account, name="Many")
+    to_close = make_threads(project, 7)
+    agent = agent_services.create_agent(account=account, name="Busy agent", model="m")
+    agent_threads = make_threads(project, 8, messages=1, agent=agent)
+    default = agent_services.create_agent(account=account, name="Default agent", model="m", is_default=True)
+    seen = {}
+    with chromium_page() as page:
+        log_in(page, live_server, user)
+        page.goto(f"{live_server.url}/admin/threads/thread/?agent__isnull=True")
+        page.check("#action-toggle")
+        page.select_option("select[name=action]", "close_threads")
+        page.click("button[name=index]")
+        page.wait_for_selector("#background-note")
+        seen["close_confirm"] = numbers(page)
+        shot(page, who, "threads-close-job-confirm")
+        page.click("input[type=submit][value='Yes, close them']")
+        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
+        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
+        seen["close"] = {key: page.inner_text(f"#job-{key}") for key in ("done", "total", "percent", "affected")}
+        shot(page, who, "threads-close-job-done")
+
+        bulk(page, live_server, "/admin/agents/agent/", [agent.pk, default.pk], "delete_agents")
+        page.wait_for_selector("#background-note")
+        seen["agents_confirm"] = numbers(page)
+        shot(page, who, "agents-job-confirm")
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
+        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
+        seen["agents"] = {key: page.inner_text(f"#job-{key}") for key in ("done", "total", "percent", "affected")}
+        seen["agents_messages"] = messages_shown(page)
+        shot(page, who, "agents-job-done")
+    close_job, agents_job = Job.objects.order_by("created_at")
+    assert seen["close_confirm"]["idle"] == "7"
+    assert seen["close"] == {"done": "7", "total": "7", "percent": "100.0", "affected": "7"}
+    assert (close_job.kind, close_job.state) == ("close_threads", "done")
+    assert set(Thread.objects.filter(pk__in=[t.pk for t in to_close]).values_list("status", flat=True)) == {"closed"}
+    receipts = DeletionReceipt.objects.filter(operation_id=close_job.pk)
+    assert sum(r.threads_closed for r in receipts) == 7 and {r.actor for r in receipts} == {user.username}
+    assert (seen["agents_confirm"]["threads_kept"], seen["agents_confirm"]["refused"]) == ("8", "1")
+    assert seen["agents"] == {"done": "8", "total": "8", "percent": "100.0", "affected": "8"}
+    assert any("“Default agent” refused" in m for m in seen["agents_messages"])
+    assert (agents_job.kind, agents_job.state) == ("delete_agents", "done")
+    assert list(Agent.objects.values_list("name", flat=True)) == ["Default agent"]
+    kept = Thread.objects.filter(pk__in=[t.pk for t in agent_threads])
+    assert set(kept.values_list("status", "agent")) == {("closed", None)} and kept.count() == 8
+    receipts = DeletionReceipt.objects.filter(operation_id=agents_job.pk)
+    assert {r.kind for r in receipts} == {"agent_delete"} and sum(r.threads_closed for r in receipts) == 8
+    assert sum(r.agents for r in receipts) == 1
