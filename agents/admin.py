@@ -1,6 +1,7 @@
 """Agents for staff: versions and triggers inline, export, and deletion through
-`agents.services.delete_agent` after a confirmation page. A default or system agent
-is refused with the reason, on its page, on its delete page and in the bulk action."""
+`agents.services.delete_agent` after a confirmation page (above the job threshold in
+threads, as a background job). A default or system agent is refused with the reason,
+on its page, on its delete page and in the bulk action."""
 
 import json
 
@@ -13,6 +14,8 @@ from django.urls import reverse
 
 from config.admin_base import ConfirmationMixin, ReadMostlyAdmin, ViewOnlyAdmin, plural
 from config.errors import NotFound, ServiceError
+from jobs.models import JobKind
+from jobs.services import job_threshold
 
 from . import services
 from .models import Agent, AgentTrigger, AgentVersion
@@ -41,6 +44,20 @@ class TriggerInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+def background_note(threads: int) -> str:
+    if threads <= job_threshold():
+        return ""
+    return (f"More than {plural(job_threshold(), 'thread')}: the deletion runs in the background, the threads "
+            f"closed and released in batches, then the agents deleted; you can follow it and cancel it on its page.")
+
+
+def agent_threads(agents) -> int:
+    """The threads an agent deletion touches (closed if open, detached from it)."""
+    from threads.models import Thread
+
+    return Thread.objects.filter(agent__in=agents).count()
 
 
 def agent_rows(impact: dict) -> list:
@@ -103,17 +120,23 @@ class AgentAdmin(ConfirmationMixin, ReadMostlyAdmin):
             raise PermissionDenied
         change_url = reverse("admin:agents_agent_change", args=[quote(agent.pk)])
         reason = deletion_refusal(agent)
-        if reason or not (request.method == "POST" and request.POST.get("post") == "yes"):
-            impact = agent_deletion_impact(agents=Agent.objects.filter(pk=agent.pk))
+        confirmed = request.method == "POST" and request.POST.get("post") == "yes"
+        impact = None if confirmed and not reason else agent_deletion_impact(agents=Agent.objects.filter(pk=agent.pk))
+        if reason or not confirmed:
             response = self.confirm(
                 request, obj=agent, title=f"Cannot delete agent “{agent}”" if reason else f"Delete agent “{agent}”?",
                 intro="This agent is protected and stays." if reason else self.intro,
                 rows=agent_rows(impact), confirm_label="Yes, delete it", cancel_url=change_url,
                 refused=[(str(a), r) for a, r in impact["refused"].items()], allowed=not reason,
+                note="" if reason else background_note(impact["threads_kept"]),
             )
             if reason:
                 response.status_code = 403
             return response
+        threads = agent_threads(Agent.objects.filter(pk=agent.pk))
+        if threads > job_threshold():
+            return self.start_job(request, kind=JobKind.DELETE_AGENTS, targets=Agent.objects.filter(pk=agent.pk),
+                                  total=threads, description=f"Delete agent “{agent.name}” ({plural(threads, 'thread')})")
         try:
             services.delete_agent(agent=agent)
         except ServiceError as exc:
@@ -128,15 +151,22 @@ class AgentAdmin(ConfirmationMixin, ReadMostlyAdmin):
 
     @admin.action(description="Delete selected agents (history kept)", permissions=["delete"])
     def delete_agents(self, request, queryset):
+        impact = agent_deletion_impact(agents=queryset)
+        deletable = queryset.exclude(pk__in=[a.pk for a in impact["refused"]])
         if request.POST.get("post") != "yes":
-            impact = agent_deletion_impact(agents=queryset)
-            deletable = queryset.exclude(pk__in=[a.pk for a in impact["refused"]])
             return self.confirm(
                 request, action="delete_agents", title=f"Delete {plural(impact['agents'], 'agent')}?",
                 intro=self.intro, rows=agent_rows(impact), confirm_label="Yes, delete them",
                 named=self.named_objects(deletable, "name"), named_total=impact["agents"],
                 named_label="Agents deleted", refused=[(str(a), r) for a, r in impact["refused"].items()],
-                allowed=impact["agents"] > 0,
+                allowed=impact["agents"] > 0, note=background_note(impact["threads_kept"]),
+            )
+        if impact["threads_kept"] > job_threshold():
+            for agent, reason in impact["refused"].items():
+                self.message_user(request, f"“{agent.name}” refused: {reason}", messages.WARNING)
+            return self.start_job(
+                request, kind=JobKind.DELETE_AGENTS, targets=deletable, total=impact["threads_kept"],
+                description=f"Delete {plural(impact['agents'], 'agent')} ({plural(impact['threads_kept'], 'thread')})",
             )
         deleted, gone = 0, 0
         for agent in queryset.order_by("name", "pk"):

@@ -224,6 +224,31 @@ def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=versions)
 
 
+@transaction.atomic
+def release_agent_threads(*, agent: Agent, limit: int) -> tuple[int, int]:
+    """One batch of an agent's deletion run in the background: up to `limit` of its
+    threads are cancelled and closed (the open ones) and detached from it with their
+    runs and messages — what `delete_agent` does to them, in one transaction per batch
+    instead of one for all (closing, then the database's `SET NULL`). The agent stays,
+    under its lock and still refused if protected, until `delete_agent` takes it with
+    whatever is left. Returns (threads released, threads closed); the closes are in a
+    receipt of the agent's deletion."""
+    from threads.models import Message, Run
+    from threads.services.lifecycle import force_close_threads
+
+    locked = _lock_agent(agent.pk)
+    ensure_deletable(locked)
+    ids = list(Thread.objects.filter(agent=locked).order_by().values_list("pk", flat=True)[:limit])
+    if not ids:
+        return 0, 0
+    with receipts.operation(DeletionKind.AGENT_DELETE, root_ids=[locked.pk]):
+        closed = force_close_threads(thread_ids=ids)
+        Run.objects.filter(thread_id__in=ids, agent=locked).update(agent=None)
+        Message.objects.filter(thread_id__in=ids, agent=locked).update(agent=None)
+        Thread.objects.filter(pk__in=ids).update(agent=None)
+    return len(ids), closed
+
+
 def export_agent(agent: Agent) -> dict:
     """Everything needed to recreate the agent; no secrets, no internal flags."""
     config = caches.agent_config(agent) or {}

@@ -3,7 +3,7 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -11,7 +11,9 @@ from django.urls import path, reverse
 from config.admin_base import number
 
 from . import services
-from .models import Job
+from receipts.models import DeletionReceipt
+
+from .models import AFFECTED_LABELS, Job
 from .selectors import job_progress
 
 
@@ -36,11 +38,26 @@ class JobAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # a job is a record of what was done
 
+    def has_jobs_permission(self, request) -> bool:
+        """The jobs' own view (or change) permission: every job, in the list too."""
+        return super().has_view_permission(request)
+
     def has_view_permission(self, request, obj=None):
-        """Staff who started a job may follow it without any permission on jobs."""
-        if obj is not None and obj.created_by_id == request.user.pk and request.user.is_staff:
+        """Staff who started a job may follow it without any permission on jobs: the
+        list then shows their own jobs only (`get_queryset`), so the job page's
+        breadcrumbs lead somewhere they can open."""
+        if self.has_jobs_permission(request):
             return True
-        return super().has_view_permission(request, obj)
+        if not (request.user.is_active and request.user.is_staff):
+            return False
+        return obj is None or obj.created_by_id == request.user.pk
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def get_queryset(self, request):
+        jobs = super().get_queryset(request)
+        return jobs if self.has_jobs_permission(request) else jobs.filter(created_by_id=request.user.pk)
 
     def has_cancel_permission(self, request, obj) -> bool:
         return obj.created_by_id == request.user.pk or request.user.has_perm("jobs.change_job")
@@ -54,7 +71,10 @@ class JobAdmin(admin.ModelAdmin):
         ]
 
     def _job(self, request, object_id) -> Job:
-        job = self.get_object(request, unquote(object_id))
+        try:  # any job, then the permission: someone else's job is a 403, not a 404
+            job = Job.objects.select_related("created_by").filter(pk=unquote(object_id)).first()
+        except ValidationError:
+            job = None
         if job is None:
             raise Http404("No such job.")
         if not self.has_view_permission(request, job):
@@ -66,6 +86,7 @@ class JobAdmin(admin.ModelAdmin):
         polling the progress view (the numbers are right without it too)."""
         job = self._job(request, object_id)
         progress = job_progress(job)
+        receipts = self.admin_site._registry.get(DeletionReceipt)
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "title": str(job), "job": job,
             "original": job, "progress": progress,
@@ -73,6 +94,11 @@ class JobAdmin(admin.ModelAdmin):
             "can_cancel": self.has_cancel_permission(request, job),
             "progress_url": reverse("admin:jobs_job_progress", args=[job.pk]),
             "cancel_url": reverse("admin:jobs_job_cancel", args=[job.pk]),
+            "affected_label": AFFECTED_LABELS.get(job.kind, "Affected"),
+            "receipts_shown": number(progress["receipts"]),
+            # The receipts this job wrote (all share its id as their operation id).
+            "receipts_url": reverse("admin:receipts_deletionreceipt_changelist") + f"?operation_id={job.pk}"
+            if receipts is not None and receipts.has_view_permission(request) else None,
         }
         return TemplateResponse(request, "admin/jobs/job/job_page.html", context)
 

@@ -1,5 +1,6 @@
-"""Background jobs: a destructive operation too big for one request (deleting or
-pruning thousands of threads, deleting projects or accounts that hold them), run by
+"""Background jobs: a destructive operation too big for one request (deleting,
+pruning or closing thousands of threads, deleting projects, accounts or agents that
+hold them), run by
 a Celery worker in batches through the same services as everything else.
 
 A job's scope is fixed when it is submitted: the ids of what was confirmed are
@@ -19,6 +20,16 @@ class JobKind(models.TextChoices):
     PRUNE_KEEP_LATEST = "prune_keep_latest", "Prune old checkpoints (keep latest)"
     DELETE_PROJECTS = "delete_projects", "Delete projects"
     DELETE_ACCOUNTS = "delete_accounts", "Delete accounts"
+    CLOSE_THREADS = "close_threads", "Close threads"
+    DELETE_AGENTS = "delete_agents", "Delete agents"
+
+
+# What a job's `affected` counts, by kind (its page's label).
+AFFECTED_LABELS = {
+    JobKind.DELETE_THREADS: "Deleted", JobKind.PRUNE_KEEP_LATEST: "Pruned", JobKind.DELETE_PROJECTS: "Deleted",
+    JobKind.DELETE_ACCOUNTS: "Deleted", JobKind.CLOSE_THREADS: "Closed",
+    JobKind.DELETE_AGENTS: "Threads closed",
+}
 
 
 class JobState(models.TextChoices):
@@ -74,7 +85,7 @@ class Job(models.Model):
 
 
 class JobTarget(models.Model):
-    """One object (a thread, project or account id) a job still has to handle."""
+    """One object (a thread, project, account or agent id) a job still has to handle."""
 
     job = models.ForeignKey(Job, on_delete=models.DB_CASCADE, related_name="targets")
     object_id = models.UUIDField()

@@ -7,7 +7,10 @@ from .models import Job, JobState
 
 def job_progress(job: Job) -> dict:
     """What the job page shows and polls: done / total, percent, rate (threads per
-    second since the job started) and the estimated time left."""
+    second since the job started), the estimated time left, and how many deletion
+    receipts the job's batches wrote so far (they carry its id as operation id)."""
+    from receipts.models import DeletionReceipt
+
     end = job.finished_at or timezone.now()
     elapsed = (end - job.started_at).total_seconds() if job.started_at else 0.0
     total = max(job.total, job.done)
@@ -21,4 +24,5 @@ def job_progress(job: Job) -> dict:
         "affected": job.affected, "batches": job.batches, "percent": round(percent, 1),
         "elapsed_seconds": round(elapsed, 1), "rate": round(rate, 1),
         "eta_seconds": round(eta, 1) if eta is not None else None, "error": job.error,
+        "receipts": DeletionReceipt.objects.filter(operation_id=job.pk).count(),
     }

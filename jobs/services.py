@@ -3,8 +3,8 @@
 `submit_job` fixes the scope (the ids of a queryset, copied into `JobTarget` rows in
 one statement) and sends the job to the worker after commit. `run_job` works through
 the targets a batch at a time; each batch is one transaction that locks the job row,
-runs the service (`delete_threads`, `keep_latest_checkpoints`, `delete_project`,
-`delete_account`), moves the job's cursor past the targets it handled and records
+runs the service (`delete_threads`, `keep_latest_checkpoints`, `close_threads`,
+`delete_project`, `delete_account`, `release_agent_threads` then `delete_agent`), moves the job's cursor past the targets it handled and records
 the progress, so the
 progress shown is always what is committed. A cancel request is honoured between two
 batches. There is no other way to do the work: the admin's small selections and the
@@ -36,8 +36,8 @@ def job_threshold() -> int:
 @transaction.atomic
 def submit_job(*, kind: str, targets: QuerySet, total: int, description: str, created_by=None,
                source: str = "admin", batch_size: int | None = None) -> Job:
-    """Create a job over the ids of `targets` (threads for the thread kinds, projects
-    or accounts for theirs) and send it to the worker after commit. `total` is the
+    """Create a job over the ids of `targets` (threads for the thread kinds, projects,
+    accounts or agents for theirs) and send it to the worker after commit. `total` is the
     number of threads it will process (its progress unit). Two queries."""
     job = Job.objects.create(
         kind=JobKind(kind), total=total, description=description[:300], source=source,
@@ -223,9 +223,41 @@ def _delete_accounts(job):
     return _container_batch(job, field="account_id", delete_container=delete)
 
 
+def _close_threads(job):
+    from threads.services import close_threads
+
+    return _thread_batch(lambda thread_ids: close_threads(thread_ids=thread_ids)[0], job)
+
+
+def _delete_agents(job):
+    """Release (close and detach) the threads of the first target agent a batch at a
+    time; when none is left, delete the agent through `delete_agent`. An agent gone
+    meanwhile, or made default or system since it was confirmed, is passed over."""
+    from agents.models import Agent
+    from agents.services import delete_agent, release_agent_threads
+    from config.errors import NotFound, Protected
+
+    ids = next_targets(job, 1)
+    if not ids:
+        return None
+    agent = Agent.objects.filter(pk=ids[0]).first()
+    if agent is not None:
+        try:
+            released, closed = release_agent_threads(agent=agent, limit=job.batch_size)
+            if released:
+                return released, closed
+            delete_agent(agent=agent)
+        except (NotFound, Protected) as exc:
+            logger.warning("Job %s: agent %s passed over: %s", job.pk, agent.pk, exc)
+    job.cursor = ids[0]
+    return 0, 0
+
+
 STEPS = {
     JobKind.DELETE_THREADS: _delete_threads,
     JobKind.PRUNE_KEEP_LATEST: _keep_latest,
     JobKind.DELETE_PROJECTS: _delete_projects,
     JobKind.DELETE_ACCOUNTS: _delete_accounts,
+    JobKind.CLOSE_THREADS: _close_threads,
+    JobKind.DELETE_AGENTS: _delete_agents,
 }

@@ -21,6 +21,11 @@ class DeletionReceiptAdmin(ReadMostlyAdmin):
     exclude = ["embedding_thread_ids", "embedding_project_ids"]
     actions = ["retry_cleanup"]
 
+    def lookup_allowed(self, lookup, value, request=None):
+        """`?operation_id=<id>`: the receipts of one operation (a job's page links to
+        those its batches wrote)."""
+        return lookup in ("operation_id", "operation_id__exact") or super().lookup_allowed(lookup, value, request)
+
     def has_add_permission(self, request):
         return False  # written by the deleting services only
 

@@ -10,6 +10,7 @@ transaction per batch.
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import quote, unquote
@@ -124,7 +125,7 @@ def background_note(count: int) -> str:
     if count <= job_threshold():
         return ""
     return (f"More than {number(job_threshold())} threads: this runs in the background, in batches of "
-            f"{number(BATCH)}; you can follow it and cancel it on its page.")
+            f"{number(settings.BACKGROUND_JOBS['batch_size'])}; you can follow it and cancel it on its page.")
 
 
 @admin.register(Thread)
@@ -255,15 +256,18 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                 intro="Idle threads close, with their idle sub-threads; a closed thread takes no new turn.",
                 rows=rows, confirm_label="Yes, close them",
                 named=self.first_threads(queryset), named_total=rows[0][2], named_label="Threads selected",
+                note=background_note(rows[0][2]),
             )
+        selected = queryset.count()
+        if selected > job_threshold():
+            return self.start_job(request, kind=JobKind.CLOSE_THREADS, targets=queryset, total=selected,
+                                  description=f"Close {plural(selected, 'thread')}")
         closed, skipped = 0, {}
         for ids in id_batches(queryset, BATCH):
-            for thread in Thread.objects.filter(pk__in=ids).only("pk", "status"):
-                try:
-                    services.close_thread(thread=thread)  # one transaction per thread, under its lock
-                    closed += 1
-                except ServiceError as exc:
-                    skipped[exc.detail] = skipped.get(exc.detail, 0) + 1
+            done, refused = services.close_threads(thread_ids=ids)  # one transaction and receipt per batch
+            closed += done
+            for reason, count in refused.items():
+                skipped[reason] = skipped.get(reason, 0) + count
         self.report(request, closed, "closed", skipped)
         return None
 

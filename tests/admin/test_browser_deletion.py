@@ -22,6 +22,7 @@ from projects.services import create_account, create_project, ensure_user
 from receipts.models import DeletionReceipt
 from tests.admin.test_browser import ARTIFACTS, CHROMIUM, chromium_page  # noqa: F401 (skip rule)
 from tests.admin.test_browser import pytestmark as browser_marks
+from tests.conftest import wait_for
 from tests.threads.test_prune import make_threads
 from threads.models import Checkpoint, Message, Run, Thread
 
@@ -239,11 +240,27 @@ def test_bulk_delete_over_threshold_runs_as_a_job(live_server, settings, who):
         page.click("input[type=submit][value='Yes, delete them']")
         page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
         page.wait_for_selector("#job[data-state=done]", timeout=30_000)
-        shown = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total", "percent")}
+        shown = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total", "percent", "receipts")}
         bar = page.get_attribute("#job-bar", "value")
+        receipts_links = page.locator("#job-receipts-link").count()
         shot(page, who, "job-done")
+        job_url = page.url
+        if who == "superuser":  # the receipts the job wrote, one click away
+            page.click("#job-receipts-link")
+            page.wait_for_selector("#result_list")
+            listed = page.locator("#result_list tbody tr").count()
+            shot(page, who, "job-receipts")
+            page.goto(job_url)
+        # The breadcrumbs lead to a jobs list this user can open: their own jobs.
+        page.click("ol.breadcrumbs a:text-is('Jobs')")
+        page.wait_for_selector("#result_list")
+        jobs_listed = page.locator("#result_list tbody tr").all_inner_texts()
+        shot(page, who, "jobs-list")
     job = Job.objects.get()
-    assert shown == {"state": "Done", "done": "10", "total": "10", "percent": "100.0"} and float(bar) == 100
+    assert shown == {"state": "Done", "done": "10", "total": "10", "percent": "100.0", "receipts": "4"}
+    assert float(bar) == 100 and receipts_links == (1 if who == "superuser" else 0)  # no receipts permission: no link
+    assert who == "limited" or listed == 4
+    assert len(jobs_listed) == 1 and "Delete 10 threads" in jobs_listed[0]
     assert (job.state, job.done, job.batches, job.created_by_id) == ("done", 10, 4, user.pk)
     assert list(Thread.objects.all()) == [keep] and not Message.objects.filter(thread__in=doomed).exists()
     receipts = DeletionReceipt.objects.filter(operation_id=job.pk)
@@ -259,7 +276,7 @@ def test_job_page_follows_progress_live_and_cancels_between_batches(live_server,
     settings.BACKGROUND_JOBS = {"threshold": 1000, "batch_size": 25}
     user = make_staff("limited")
     project = create_project(account=create_account(name="Live Co", owner=user), name="Big")
-    make_threads(project, 3000, messages=2, checkpoints=1)
+    threads = make_threads(project, 3000, messages=2, checkpoints=1)
     with chromium_page() as page:
         log_in(page, live_server, user)
         page.goto(f"{live_server.url}/admin/threads/thread/")
@@ -280,14 +297,85 @@ def test_job_page_follows_progress_live_and_cancels_between_batches(live_server,
         shot(page, "limited", "job-running")
         page.click("#job-cancel input[type=submit]")
         page.wait_for_selector("#job[data-state=cancelled]", timeout=60_000)
-        final = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total")}
+        final = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total", "receipts")}
         shot(page, "limited", "job-cancelled")
     job = Job.objects.get()
     assert confirm["threads"] == "3,000" and moving["total"] == "3,000" and moving["state"] == "Running"
     assert first != moving["done"] and moving["rate"] != "0" and moving["eta"] != "—"
     assert job.state == "cancelled" and 0 < job.done < 3000 and job.done % 25 == 0
-    assert final == {"state": "Cancelled", "done": f"{job.done:,}", "total": "3,000"}
+    assert final == {"state": "Cancelled", "done": f"{job.done:,}", "total": "3,000", "receipts": f"{job.batches:,}"}
     left = Thread.objects.count()
     assert left == 3000 - job.done  # whole batches: every thread gone with all it held, or intact
     assert Message.objects.count() == 2 * left and Checkpoint.objects.count() == left
     assert not JobTarget.objects.exists()
+    # The receipts are exactly what went: one per batch, 25 threads each, naming the
+    # threads deleted and none of those left.
+    receipts = list(DeletionReceipt.objects.filter(operation_id=job.pk))
+    assert len(receipts) == job.batches and {r.threads for r in receipts} == {25}
+    assert {(r.kind, r.source, r.actor) for r in receipts} == {("thread_delete", "admin", user.username)}
+    # Their cleanup (the embeddings) is a task per batch, queued behind the job: it completes.
+    assert wait_for(lambda: not DeletionReceipt.objects.filter(cleanup_state="pending").exists(), timeout=60)
+    assert sum(r.threads for r in receipts) == job.done == 3000 - left
+    assert sum(r.messages for r in receipts) == 2 * job.done and sum(r.checkpoints for r in receipts) == job.done
+    named = [i for r in receipts for i in r.root_ids]
+    gone = {str(t.pk) for t in threads} - {str(pk) for pk in Thread.objects.values_list("pk", flat=True)}
+    assert len(named) == len(set(named)) and set(named) == gone
+    assert DeletionReceipt.objects.count() == job.batches  # nothing else wrote one
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["superuser", "limited"])
+def test_closing_threads_and_deleting_agents_over_threshold_run_as_jobs(live_server, settings, who):
+    """Close selected threads, then Delete selected agents (one protected): each above
+    the threshold, each a job whose page ends at 100 % with its receipts."""
+    settings.BACKGROUND_JOBS = {"threshold": 5, "batch_size": 3}
+    user = make_staff(who)
+    account = create_account(name="Jobs Co", owner=user)
+    project = create_project(account=account, name="Many")
+    to_close = make_threads(project, 7)
+    agent = agent_services.create_agent(account=account, name="Busy agent", model="m")
+    agent_threads = make_threads(project, 8, messages=1, agent=agent)
+    default = agent_services.create_agent(account=account, name="Default agent", model="m", is_default=True)
+    seen = {}
+    with chromium_page() as page:
+        log_in(page, live_server, user)
+        page.goto(f"{live_server.url}/admin/threads/thread/?agent__isnull=True")
+        page.check("#action-toggle")
+        page.select_option("select[name=action]", "close_threads")
+        page.click("button[name=index]")
+        page.wait_for_selector("#background-note")
+        seen["close_confirm"] = numbers(page)
+        shot(page, who, "threads-close-job-confirm")
+        page.click("input[type=submit][value='Yes, close them']")
+        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
+        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
+        seen["close"] = {key: page.inner_text(f"#job-{key}") for key in ("done", "total", "percent", "affected")}
+        shot(page, who, "threads-close-job-done")
+
+        bulk(page, live_server, "/admin/agents/agent/", [agent.pk, default.pk], "delete_agents")
+        page.wait_for_selector("#background-note")
+        seen["agents_confirm"] = numbers(page)
+        shot(page, who, "agents-job-confirm")
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
+        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
+        seen["agents"] = {key: page.inner_text(f"#job-{key}") for key in ("done", "total", "percent", "affected")}
+        seen["agents_messages"] = messages_shown(page)
+        shot(page, who, "agents-job-done")
+    close_job, agents_job = Job.objects.order_by("created_at")
+    assert seen["close_confirm"]["idle"] == "7"
+    assert seen["close"] == {"done": "7", "total": "7", "percent": "100.0", "affected": "7"}
+    assert (close_job.kind, close_job.state) == ("close_threads", "done")
+    assert set(Thread.objects.filter(pk__in=[t.pk for t in to_close]).values_list("status", flat=True)) == {"closed"}
+    receipts = DeletionReceipt.objects.filter(operation_id=close_job.pk)
+    assert sum(r.threads_closed for r in receipts) == 7 and {r.actor for r in receipts} == {user.username}
+    assert (seen["agents_confirm"]["threads_kept"], seen["agents_confirm"]["refused"]) == ("8", "1")
+    assert seen["agents"] == {"done": "8", "total": "8", "percent": "100.0", "affected": "8"}
+    assert any("“Default agent” refused" in m for m in seen["agents_messages"])
+    assert (agents_job.kind, agents_job.state) == ("delete_agents", "done")
+    assert list(Agent.objects.values_list("name", flat=True)) == ["Default agent"]
+    kept = Thread.objects.filter(pk__in=[t.pk for t in agent_threads])
+    assert set(kept.values_list("status", "agent")) == {("closed", None)} and kept.count() == 8
+    receipts = DeletionReceipt.objects.filter(operation_id=agents_job.pk)
+    assert {r.kind for r in receipts} == {"agent_delete"} and sum(r.threads_closed for r in receipts) == 8
+    assert sum(r.agents for r in receipts) == 1

@@ -11,6 +11,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from agents import services as agent_services
+from agents.models import Agent
 from jobs.models import Job, JobState, JobTarget
 from receipts.models import DeletionReceipt
 from jobs.services import request_cancel, run_job, submit_job
@@ -19,10 +21,12 @@ from projects.services import create_account, create_project, ensure_user
 from tests.admin.test_admin import texts
 from tests.conftest import wait_for
 from tests.threads.test_prune import make_threads
-from threads.models import Checkpoint, Message, Thread
+from threads import services as thread_services
+from threads.models import Checkpoint, Message, Run, Thread
 
 pytestmark = pytest.mark.django_db
 THREADS = "/admin/threads/thread/"
+AGENTS = "/admin/agents/agent/"
 
 
 @pytest.fixture
@@ -64,6 +68,11 @@ def test_bulk_delete_over_threshold_runs_as_a_job(small_jobs, staff, project, dj
     assert receipts.count() == 4 and {(r.source, r.actor, r.kind) for r in receipts} == {("admin", "staff", "thread_delete")}
     assert sum(r.threads for r in receipts) == 7 and sum(r.messages for r in receipts) == 14
     assert {r.cleanup_state for r in receipts} == {"complete"}
+    # The job page links to exactly those receipts, and counts them.
+    link = f'href="/admin/receipts/deletionreceipt/?operation_id={job.pk}"'
+    assert link in page.content.decode() and b'id="job-receipts">4<' in page.content and progress["receipts"] == 4
+    listed = staff.get(f"/admin/receipts/deletionreceipt/?operation_id={job.pk}")
+    assert listed.status_code == 200 and {r.pk for r in listed.context["cl"].result_list} == {r.pk for r in receipts}
 
 
 def test_below_threshold_stays_in_the_request(small_jobs, staff, project):
@@ -104,6 +113,94 @@ def test_project_and_account_deletion_over_threshold(small_jobs, staff, account,
     assert not Project.objects.filter(pk=empty.pk).exists() and not other.__class__.objects.filter(pk=other.pk).exists()
 
 
+def test_close_threads_over_threshold_runs_as_a_job(small_jobs, staff, project, django_capture_on_commit_callbacks):
+    """Seven selected: five idle (one with an idle sub-thread, which closes with it),
+    one running, one closed (skipped, as in the request). One receipt per batch."""
+    selected = make_threads(project, 7)
+    idle, (running, closed) = selected[:5], selected[5:]
+    child = thread_services.create_thread(project=project, parent_thread=idle[0])
+    thread_services.create_run(thread=running)
+    thread_services.close_thread(thread=closed)
+    before = set(DeletionReceipt.objects.values_list("pk", flat=True))
+    selection = {"action": "close_threads", "_selected_action": [str(t.pk) for t in selected]}
+    page = staff.post(THREADS, selection)
+    assert b"runs in the background" in page.content and b"Yes, close them" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post(THREADS, {**selection, "post": "yes"})
+    job = Job.objects.get()
+    assert r["Location"] == f"/admin/jobs/job/{job.pk}/change/"
+    assert (job.kind, job.state, job.total, job.done, job.affected, job.batches) == ("close_threads", "done", 7, 7, 5, 4)
+    statuses = dict(Thread.objects.values_list("pk", "status"))
+    assert {statuses[t.pk] for t in [*idle, child]} == {"closed"} and statuses[running.pk] == "running"
+    receipts = DeletionReceipt.objects.filter(operation_id=job.pk)
+    assert not receipts.filter(pk__in=before).exists() and {(r.kind, r.source, r.actor) for r in receipts} == {
+        ("thread_close", "admin", "staff")}
+    assert receipts.count() <= job.batches and sum(r.threads_closed for r in receipts) == 6
+    assert sorted(i for r in receipts for i in r.root_ids) == sorted(str(t.pk) for t in idle)
+    assert b"Closed" in staff.get(r["Location"]).content
+
+
+def agent_with_history(account, project, name, *, threads, closed=0):
+    """An agent with `threads` threads (`closed` of them closed), each with a run and
+    two messages written by the agent."""
+    agent = agent_services.create_agent(account=account, name=name, model="m")
+    made = make_threads(project, threads, messages=2, agent=agent)
+    Thread.objects.filter(pk__in=[t.pk for t in made[:closed]]).update(status="closed")
+    Message.objects.filter(thread__in=made).update(agent=agent)
+    Run.objects.bulk_create(Run(thread=t, seq=1, status="success", agent=agent) for t in made)
+    return agent, made
+
+
+def test_agent_deletion_over_threshold_runs_as_a_job(small_jobs, staff, account, project,
+                                                     django_capture_on_commit_callbacks):
+    """Bulk "Delete selected agents" over more threads than the threshold: the
+    protected agent refused at once, the others' threads closed and released in
+    batches, then the agents deleted; the history stays."""
+    busy, threads = agent_with_history(account, project, "Busy agent", threads=7, closed=2)
+    idle_agent, _ = agent_with_history(account, project, "Idle agent", threads=0)
+    default = agent_services.create_agent(account=account, name="Default agent", model="m", is_default=True)
+    selection = {"action": "delete_agents", "_selected_action": [str(a.pk) for a in (busy, idle_agent, default)]}
+    page = staff.post(AGENTS, selection)
+    assert b"runs in the background" in page.content and b"Cannot delete default agent" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post(AGENTS, {**selection, "post": "yes"})
+    job = Job.objects.get()
+    assert r["Location"] == f"/admin/jobs/job/{job.pk}/change/"
+    assert any("“Default agent” refused" in m for m in texts(staff.get(r["Location"])))
+    # 7 threads in batches of 2 (4), then each agent deleted in a batch of its own
+    assert (job.kind, job.state, job.total, job.done, job.affected, job.batches) == ("delete_agents", "done", 7, 7, 5, 6)
+    assert list(Agent.objects.values_list("name", flat=True)) == ["Default agent"]
+    kept = Thread.objects.filter(pk__in=[t.pk for t in threads])
+    assert kept.count() == 7 and set(kept.values_list("status", "agent")) == {("closed", None)}
+    assert Message.objects.filter(thread__in=kept, agent=None).count() == 14 and Run.objects.filter(agent=None).count() == 7
+    receipts = DeletionReceipt.objects.filter(operation_id=job.pk)
+    assert {(r.kind, r.source, r.actor) for r in receipts} == {("agent_delete", "admin", "staff")}
+    assert sum(r.threads_closed for r in receipts) == 5 and sum(r.agents for r in receipts) == 2
+    assert {tuple(r.root_ids) for r in receipts} == {(str(busy.pk),), (str(idle_agent.pk),)}
+
+
+def test_agent_deletion_from_its_page_over_threshold(small_jobs, staff, account, project,
+                                                    django_capture_on_commit_callbacks):
+    agent, threads = agent_with_history(account, project, "Big agent", threads=6)
+    page = staff.get(f"{AGENTS}{agent.pk}/delete/")
+    assert b"runs in the background" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        r = staff.post(f"{AGENTS}{agent.pk}/delete/", {"post": "yes"})
+    job = Job.objects.get()
+    assert r["Location"] == f"/admin/jobs/job/{job.pk}/change/" and job.description == "Delete agent “Big agent” (6 threads)"
+    assert (job.state, job.done, job.affected) == ("done", 6, 6) and not Agent.objects.filter(pk=agent.pk).exists()
+    assert Thread.objects.filter(agent=None, status="closed").count() == 6
+
+
+def test_agent_made_default_meanwhile_is_passed_over(small_jobs, account, project):
+    agent, threads = agent_with_history(account, project, "Soon default", threads=3)
+    job = submit_job(kind="delete_agents", targets=Agent.objects.filter(pk=agent.pk), total=3, description="x")
+    agent_services.update_agent(agent=agent, is_default=True)
+    job = run_job(job_id=job.pk)
+    assert (job.state, job.done, job.affected) == ("done", 0, 0)
+    assert Agent.objects.filter(pk=agent.pk).exists() and Thread.objects.filter(agent=agent).count() == 3
+
+
 def test_prune_command_background_submits_the_same_job(small_jobs, project, django_capture_on_commit_callbacks):
     make_threads(project, 5, messages=1)
     out = io.StringIO()
@@ -139,11 +236,36 @@ def test_job_page_permissions(client, project, django_capture_on_commit_callback
     client.force_login(other)
     assert client.get(f"/admin/jobs/job/{job.pk}/change/").status_code == 403
     assert client.post(f"/admin/jobs/job/{job.pk}/cancel/").status_code == 403
+    assert client.get(f"/admin/jobs/job/{job.pk}/progress/").status_code == 403
+    assert list(client.get("/admin/jobs/job/").context["cl"].result_list) == []  # their own jobs only: none
     client.force_login(starter)
     page = client.get(f"/admin/jobs/job/{job.pk}/change/")
     assert page.status_code == 200 and b"Cancel job" in page.content
+    # The breadcrumbs lead to pages they can open: the jobs list shows their own jobs.
+    for crumb in ("/admin/jobs/", "/admin/jobs/job/"):
+        assert f'<a href="{crumb}">' in page.content.decode() and client.get(crumb).status_code == 200
+    assert list(client.get("/admin/jobs/job/").context["cl"].result_list) == [job]
+    assert b"Background jobs" in client.get("/admin/").content
+    # No permission on receipts: the count, without a link to a list they cannot open.
+    assert b'id="job-receipts">0<' in page.content and b"/admin/receipts/" not in page.content
     client.post(f"/admin/jobs/job/{job.pk}/cancel/")
     assert Job.objects.get().state == "cancelled" and Thread.objects.count() == 2
+    starter.user_permissions.add(Permission.objects.get(codename="view_deletionreceipt"))
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert f'href="/admin/receipts/deletionreceipt/?operation_id={job.pk}"' in page.content.decode()
+
+
+def test_staff_with_the_jobs_permission_see_every_job(client, project):
+    starter, viewer = (ensure_user(username=n, password="pw-1234") for n in ("starter", "viewer"))
+    for user in (starter, viewer):
+        user.is_staff = True
+        user.save()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    job = submit_job(kind="delete_threads", targets=Thread.objects.none(), total=0, description="x", created_by=starter)
+    client.force_login(viewer)
+    assert list(client.get("/admin/jobs/job/").context["cl"].result_list) == [job]
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert page.status_code == 200 and b"Cancel job" not in page.content  # cancelling needs change_job
 
 
 def test_a_batch_costs_the_same_queries_whatever_its_size(project):
@@ -179,6 +301,28 @@ def test_cancel_stops_a_running_job_between_batches(celery_worker_process, setti
     assert left == 3000 - job.done == 3000 - job.affected
     assert Message.objects.count() == 2 * left and Checkpoint.objects.count() == left
     assert not JobTarget.objects.filter(job=job).exists()
+
+
+@pytest.mark.worker
+def test_a_cancelled_agent_deletion_stops_between_batches(celery_worker_process, account, project):
+    """A real worker releases an agent's 3,000 threads 50 at a time; cancelled, it
+    stops after a whole batch: each thread is closed and detached with its runs and
+    messages, or untouched; the agent stays; the receipts count exactly the closes."""
+    agent, _ = agent_with_history(account, project, "Huge agent", threads=3000)
+    job = submit_job(kind="delete_agents", targets=Agent.objects.filter(pk=agent.pk), total=3000,
+                     description="Delete agent “Huge agent” (3,000 threads)", batch_size=50)
+    assert wait_for(lambda: Job.objects.get(pk=job.pk).done >= 100, timeout=60)
+    request_cancel(job=job)
+    job = wait_for(lambda: Job.objects.filter(pk=job.pk, state__in=["cancelled", "done"]).first(), timeout=60)
+    assert job.state == JobState.CANCELLED and 0 < job.done < 3000 and job.done % 50 == 0
+    released = Thread.objects.filter(agent=None)
+    assert released.count() == job.done == job.affected and set(released.values_list("status", flat=True)) == {"closed"}
+    left = 3000 - job.done
+    assert Agent.objects.filter(pk=agent.pk).exists() and Thread.objects.filter(agent=agent, status="idle").count() == left
+    assert Message.objects.filter(agent=agent).count() == 2 * left and Run.objects.filter(agent=agent).count() == left
+    receipts = DeletionReceipt.objects.filter(operation_id=job.pk)
+    assert receipts.count() == job.batches and {r.threads_closed for r in receipts} == {50}
+    assert sum(r.agents for r in receipts) == 0 and not JobTarget.objects.filter(job=job).exists()
 
 
 @pytest.mark.worker

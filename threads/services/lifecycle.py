@@ -4,6 +4,7 @@
   cancelled); idempotent on idle; 409 on closed.
 - close: only idle closes; its idle sub-threads close with it; a running or awaiting
   sub-thread, or the thread itself not idle, is a 409 and nothing changes.
+- close_threads: close_thread for a batch of threads, one receipt for the batch.
 - force_close_threads: set-based cancel-and-close, used when an agent is deleted.
 - open_thread / start_turn: a turn (user message + run) starts only on an idle thread.
 All take the thread row locks first (the same order as run creation), so a close and a
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, Invalid, NotFound
+from config.errors import Conflict, Invalid, NotFound, ServiceError
 from receipts import services as receipts
 from receipts.models import DeletionKind
 
@@ -75,6 +76,24 @@ def close_thread(*, thread: Thread) -> Thread:
                     {locked.account_id: receipts.Tally(root_ids=[locked.pk], threads_closed=closed)})
     locked.refresh_from_db()
     return locked
+
+
+@transaction.atomic
+def close_threads(*, thread_ids: Iterable) -> tuple[int, dict]:
+    """Close these threads, each as `close_thread` does (under its lock, its idle
+    sub-threads with it; a savepoint each, so a refused one changes nothing), in one
+    transaction that writes one receipt per account for all of them. Returns (how many
+    closed, {the service's reason: how many skipped}). The admin's action and its
+    background job close a batch at a time with it."""
+    closed, skipped = 0, {}
+    with receipts.operation(DeletionKind.THREAD_CLOSE):
+        for thread in Thread.objects.filter(pk__in=list(thread_ids)).order_by("pk").only("pk"):
+            try:
+                close_thread(thread=thread)
+                closed += 1
+            except ServiceError as exc:  # closed, busy or gone meanwhile
+                skipped[exc.detail] = skipped.get(exc.detail, 0) + 1
+    return closed, skipped
 
 
 @transaction.atomic

@@ -17,6 +17,7 @@
         set("job-rate", fmt.format(Math.round(p.rate)));
         set("job-eta", duration(p.eta_seconds));
         set("job-batches", fmt.format(p.batches));
+        set("job-receipts", fmt.format(p.receipts));
         set("job-error", p.error || "—");
         root.dataset.state = p.state;
         const cancel = document.getElementById("job-cancel");
