@@ -649,8 +649,9 @@ def relink_and_delete_run(run: Run) -> int:
               AND EXISTS (SELECT 1 FROM own WHERE own.checkpoint_ns = o.checkpoint_ns
                           AND own.checkpoint_id = o.parent_checkpoint_id)
             UNION
-            SELECT walk.id, walk.ns, own.parent_checkpoint_id FROM walk
-            JOIN own ON own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor
+            SELECT walk.id, walk.ns, p.parent_checkpoint_id FROM walk
+            JOIN {checkpoints} p ON p.run_id = %(run)s AND p.checkpoint_ns = walk.ns
+                AND p.checkpoint_id = walk.ancestor
         ),
         relinked AS (
             UPDATE {checkpoints} c SET parent_checkpoint_id = walk.ancestor FROM walk
