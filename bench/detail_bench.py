@@ -7,7 +7,7 @@ thread's history grows (its time and queries must not grow with the turns).
 A thread of 10,000 messages (`--messages`) with T turns and 50 sub-threads (one
 message and one turn each), under an agent with a current version. Each round calls,
 `--calls` times each, in alternating order: the service — the thread loaded as the
-view loads it (`with_agent_prompt`) and `threads.detail.build_detail` with the
+view loads it (`load_thread`, by id and agent) and `threads.detail.build_detail` with the
 default pages (100 messages, 50 turns) — and the fastest raw SQL for the same rows:
 the thread row with the agent's prompt and the latest turns' facts, the page of
 messages, the page of turns, the sub-threads with their counts (four result sets,
@@ -23,7 +23,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from agents.models import Agent, AgentVersion
-from threads.detail import build_detail, with_agent_prompt
+from threads.detail import build_detail, load_thread
 from threads.models import Run, Thread
 
 RAW = [
@@ -84,7 +84,7 @@ def main():
         for turns, thread in threads.items():
             def service():
                 for _ in range(args.calls):
-                    build_detail(with_agent_prompt(Thread.objects.all()).get(pk=thread.pk))
+                    build_detail(load_thread(thread.pk, agent_id=agent.pk))
 
             def raw():
                 with connection.cursor() as cur:
@@ -95,7 +95,7 @@ def main():
 
             service(), raw()  # warm-up
             with CaptureQueriesContext(connection) as q:
-                body = build_detail(with_agent_prompt(Thread.objects.all()).get(pk=thread.pk))
+                body = build_detail(load_thread(thread.pk, agent_id=agent.pk))
             counts[turns] = len(q.captured_queries)
             assert len(body["turns"]) == min(turns, 50) and len(body["subThreads"]) == 50
             rounds = [run_in_turn({"service": service, "raw": raw}, r) for r in range(args.rounds)]

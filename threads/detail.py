@@ -6,7 +6,10 @@ their counts annotated. Token estimates are counters on the thread row (kept by 
 services), and rows are read as the columns the response needs, no JSON decoded
 that is not sent."""
 
+import uuid
+
 from django.conf import settings
+from django.db import connections
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 
 from agents.models import AgentVersion
@@ -17,6 +20,110 @@ MAX_MESSAGES = 500
 DEFAULT_MESSAGES = 100
 # A turn that did not complete: it failed, timed out, or was cancelled (interrupted).
 FAILED = (RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED)
+
+
+class Prepared:
+    """A read query compiled once per database and shape, then run with new values.
+
+    Building and compiling a queryset (cloning, resolving the subqueries, aliasing)
+    costs more than running these small index reads; the detail's queries only change
+    by their values. `build(**placeholders)` makes the queryset with placeholder values
+    (distinct from any real one: fixed UUIDs, an int near the top of the range); its SQL, the positions of
+    the placeholders among its parameters and Django's converters (JSON, UUIDs, dates on
+    each backend) are kept, and each call substitutes the real values, runs the SQL on a
+    cursor and converts the rows as the ORM would. The query is exactly the ORM's."""
+
+    PLACEHOLDERS = {"thread": uuid.UUID("5e7d1ace-0000-4000-8000-000000000001"),
+                    "agent": uuid.UUID("5e7d1ace-0000-4000-8000-000000000002"),
+                    "seq": 2_147_480_001}
+
+    def __init__(self, build, names: tuple, using: str = "default"):
+        placeholders = {name: self.PLACEHOLDERS[name] for name in names}
+        queryset = build(**placeholders).using(using)
+        self.compiler = queryset.query.get_compiler(using)
+        self.sql, params = self.compiler.as_sql()
+        self.params = list(params)
+        connection = connections[using]
+        prepared = {name: self.prep(connection, value) for name, value in placeholders.items()}
+        self.slots = {name: [i for i, p in enumerate(self.params) if p == value] for name, value in prepared.items()}
+        assert all(self.slots.values()), "every placeholder is a parameter"
+        select = self.compiler.select
+        self.converters = self.compiler.get_converters([column for column, _, _ in select])
+        self.using = using
+
+    @staticmethod
+    def prep(connection, value):
+        if isinstance(value, uuid.UUID):
+            return value if connection.features.has_native_uuid_field else value.hex
+        return value
+
+    def rows(self, **values) -> list[tuple]:
+        connection = connections[self.using]
+        params = list(self.params)
+        for name, value in values.items():
+            for i in self.slots[name]:
+                params[i] = self.prep(connection, value)
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        if self.converters:  # as the compiler's apply_converters, with this thread's connection
+            converted = []
+            for row in rows:
+                row = list(row)
+                for position, (converters, expression) in self.converters.items():
+                    value = row[position]
+                    for converter in converters:
+                        value = converter(value, expression, connection)
+                    row[position] = value
+                converted.append(tuple(row))
+            rows = converted
+        return rows
+
+    def dicts(self, **values) -> list[dict]:
+        """For a `.values()` queryset: rows as dicts, as `.values()` gives them."""
+        query = self.compiler.query
+        names = list(query.selected) if query.selected else [
+            *query.extra_select, *query.values_select, *query.annotation_select]
+        return [dict(zip(names, row)) for row in self.rows(**values)]
+
+    def instances(self, **values) -> list:
+        """For a model queryset: instances with their annotations, as the ORM builds them."""
+        compiler = self.compiler
+        klass_info = compiler.klass_info
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        attnames = [column[0].target.attname for column in compiler.select[start:end]]
+        made = []
+        for row in self.rows(**values):
+            obj = klass_info["model"].from_db(self.using, attnames, row[start:end])
+            for name, position in compiler.annotation_col_map.items():
+                setattr(obj, name, row[position])
+            made.append(obj)
+        return made
+
+
+_prepared: dict = {}
+
+
+def prepared(key, build, names) -> Prepared:
+    """The `Prepared` query of this shape (`key`), compiled on first use."""
+    query = _prepared.get(key)
+    if query is None:
+        query = _prepared[key] = Prepared(build, names)
+    return query
+
+
+def load_thread(thread_id, *, agent_id=None) -> Thread | None:
+    """The thread as the detail reads it (`with_agent_prompt`), optionally only if it
+    belongs to this agent; None if there is no such thread. One query."""
+    if agent_id is None:
+        query = prepared(("thread",), lambda thread: with_agent_prompt(Thread.objects.filter(pk=thread)),
+                         ("thread",))
+        found = query.instances(thread=thread_id)
+    else:
+        query = prepared(("thread", "agent"), lambda thread, agent: with_agent_prompt(
+            Thread.objects.filter(pk=thread, agent_id=agent)), ("thread", "agent"))
+        found = query.instances(thread=thread_id, agent=agent_id)
+    return found[0] if found else None
 
 
 def iso(value):
@@ -61,12 +168,16 @@ def turn_shape(run: dict) -> dict:
 def turn_page(thread: Thread, *, before_seq=None, limit=DEFAULT_TURNS):
     """(turns oldest first, cursor, has_more): the newest `limit` turns, or those
     before `before_seq`; the cursor is the seq to pass as beforeTurnSeq."""
-    qs = Run.objects.filter(thread=thread)
     if limit == 0:
-        return [], None, qs.exists()
-    if before_seq is not None:
-        qs = qs.filter(seq__lt=before_seq)
-    rows = list(qs.order_by("-seq").values(*TURN_FIELDS)[: limit + 1])
+        return [], None, Run.objects.filter(thread=thread).exists()
+    if before_seq is None:
+        query = prepared(("turns", limit), lambda thread: Run.objects.filter(thread_id=thread).order_by("-seq")
+                         .values(*TURN_FIELDS)[: limit + 1], ("thread",))
+        rows = query.dicts(thread=thread.pk)
+    else:
+        query = prepared(("turns-before", limit), lambda thread, seq: Run.objects.filter(
+            thread_id=thread, seq__lt=seq).order_by("-seq").values(*TURN_FIELDS)[: limit + 1], ("thread", "seq"))
+        rows = query.dicts(thread=thread.pk, seq=before_seq)
     has_more = len(rows) > limit
     rows = rows[:limit][::-1]
     return rows, (rows[0]["seq"] if rows else None), has_more
@@ -99,15 +210,25 @@ def message_page(thread: Thread, *, after_seq=None, before_seq=None, limit=DEFAU
     is the seq to pass as beforeSeq (or, paging forward, as afterSeq)."""
     if limit == 0:
         return [], None, Message.objects.filter(thread=thread).exists()
-    qs = Message.objects.filter(thread=thread).values("seq", "content", "created_at")
+
+    def page(**filters):
+        return Message.objects.filter(**filters).values("seq", "content", "created_at")
+
     if after_seq is not None:
-        rows = list(qs.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
+        query = prepared(("messages-after", limit), lambda thread, seq: page(thread_id=thread, seq__gt=seq)
+                         .order_by("seq")[: limit + 1], ("thread", "seq"))
+        rows = query.dicts(thread=thread.pk, seq=after_seq)
         has_more = len(rows) > limit
         rows = rows[:limit]
         return rows, (rows[-1]["seq"] if rows else None), has_more
     if before_seq is not None:
-        qs = qs.filter(seq__lt=before_seq)
-    rows = list(qs.order_by("-seq")[: limit + 1])
+        query = prepared(("messages-before", limit), lambda thread, seq: page(thread_id=thread, seq__lt=seq)
+                         .order_by("-seq")[: limit + 1], ("thread", "seq"))
+        rows = query.dicts(thread=thread.pk, seq=before_seq)
+    else:
+        query = prepared(("messages", limit), lambda thread: page(thread_id=thread).order_by("-seq")[: limit + 1],
+                         ("thread",))
+        rows = query.dicts(thread=thread.pk)
     has_more = len(rows) > limit
     rows = rows[:limit][::-1]
     return rows, (rows[0]["seq"] if rows else None), has_more
@@ -120,12 +241,13 @@ def sub_threads(thread: Thread) -> list[dict]:
         rows = model.objects.filter(thread=OuterRef("pk")).order_by().values("thread").annotate(n=Count("pk"))
         return Subquery(rows.values("n"), output_field=IntegerField())
 
-    return list(
-        Thread.objects.filter(parent_thread=thread).order_by("created_at")
+    query = prepared(("sub-threads",), lambda thread: (
+        Thread.objects.filter(parent_thread_id=thread).order_by("created_at")
         .annotate(message_count=count(Message), step_count=count(Run))
         .values("id", "parent_thread_id", "tool_use_id", "message_count", "step_count", "model", "result",
                 "schedule_id", "schedule_seq", "created_at", "completed_at")
-    )
+    ), ("thread",))
+    return query.dicts(thread=thread.pk)
 
 
 def build_detail(thread: Thread, *, after_seq=None, before_seq=None, limit=DEFAULT_MESSAGES,

@@ -12,7 +12,7 @@ from projects import selectors as tenancy
 from projects.models import Project
 
 from .. import services
-from ..detail import DEFAULT_TURNS, MAX_MESSAGES, MAX_TURNS, build_detail, summary, with_agent_prompt
+from ..detail import DEFAULT_TURNS, MAX_MESSAGES, MAX_TURNS, build_detail, load_thread, summary
 from ..models import Thread, ThreadStatus
 from ..serializers import AgentThreadDetailSerializer, AgentThreadListSerializer
 
@@ -61,7 +61,7 @@ class AgentThreadView(APIView):
     def thread(self, *, write=False):
         agent = self.agent()
         thread_id = tenancy.parse_uuid(self.kwargs["thread_id"], name="thread_id")
-        thread = with_agent_prompt(Thread.objects.filter(agent=agent)).filter(pk=thread_id).first()
+        thread = load_thread(thread_id, agent_id=agent.pk)
         if thread is None:
             raise NotFound("Thread not found.")
         if write:
@@ -69,7 +69,9 @@ class AgentThreadView(APIView):
         return thread
 
     def detail(self, thread_id, status=200, **query):
-        thread = with_agent_prompt(Thread.objects.all()).get(pk=thread_id)
+        thread = load_thread(thread_id)
+        if thread is None:
+            raise NotFound("Thread not found.")
         return Response(build_detail(thread, **query), status=status)
 
 

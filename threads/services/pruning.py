@@ -24,7 +24,7 @@ from projects.selectors import parse_uuid, writable_account_ids_for
 from receipts import services as receipts
 from receipts.models import DeletionKind
 
-from ..models import Checkpoint, Thread
+from ..models import ACTIVE_RUN_STATUSES, Checkpoint, CheckpointWrite, Run, Thread
 from ..selectors import has_superseded_checkpoint, superseded_checkpoints, without_active_run
 from .checkpoints import delete_checkpoints
 from .deletion import delete_threads
@@ -73,41 +73,110 @@ def validate_strategy(strategy) -> None:
 
 @transaction.atomic
 def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
-    """Keep only the newest checkpoint per (thread, namespace). Six statements
-    whatever the batch:
+    """Keep only the newest checkpoint per (thread, namespace). On PostgreSQL three
+    statements whatever the batch:
 
     1. lock the threads (`FOR NO KEY UPDATE`, as every write on a thread does first),
        so no run can start and no checkpoint be written on them until commit;
-    2. then, in a fresh statement that sees every run committed before the locks,
-       find the threads without an active run that have something to prune;
-    3. delete their superseded checkpoints with their writes, counted per thread for
-       the receipt (one statement on PostgreSQL, see `delete_checkpoints`);
-    4. make the checkpoints left roots;
-    5. write the receipt (one INSERT).
+    2. then, in a fresh statement that sees every run committed before the locks
+       (`prune_locked`): find the newest checkpoint per (thread, namespace) of the
+       threads without an active run, and of those with something older, delete
+       every other checkpoint and write, make the kept ones roots, and count what went
+       per thread for the receipt;
+    3. write the receipt (one INSERT).
 
+    The deletes and the update are data-modifying CTEs (all run to completion); the
+    count per thread comes from the namespaces' sizes, so no deleted row is returned.
     On SQLite, which has no row locks (its transactions take the database's write
-    lock at BEGIN), step 1 is skipped and step 3 is three statements.
+    lock at BEGIN), step 1 is skipped and step 2 is five statements.
     """
     locked = {parse_uuid(t, name="thread_ids") for t in thread_ids}
-    if connection.features.has_select_for_update:
-        locked = list(
+    if connection.vendor == "postgresql":
+        account_of = dict(
             Thread.objects.select_for_update(no_key=True, of=("self",)).filter(pk__in=locked)
-            .order_by("pk").values_list("pk", flat=True)
+            .order_by("pk").values_list("pk", "account_id")
         )
-    if not locked:
+        if not account_of:
+            return 0
+        deleted = prune_locked(account_of)
+    else:
+        deleted = prune_locked_step_by_step(locked)
+    if not deleted:
         return 0
-    prunable = without_active_run(Thread.objects.filter(has_superseded_checkpoint(), pk__in=locked))
+    tallies = {}
+    for thread_id, (account_id, checkpoints) in deleted.items():
+        tally = tallies.setdefault(account_id, receipts.Tally())
+        tally.root_ids.append(thread_id)
+        tally.checkpoints += checkpoints
+    receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
+    return len(deleted)
+
+
+def prune_locked(account_of: dict) -> dict:
+    """keep_latest on these locked threads ({thread id: account id}) in one PostgreSQL
+    statement; returns {thread id: (account id, checkpoints deleted)} of the threads
+    pruned.
+
+    `newest` is the highest id per (thread, namespace) of the threads without an
+    active run (an index probe on `run_thread_status` per thread, then index-only on
+    `checkpoint_latest`), with the size of each namespace; `pruned` those threads with
+    an older checkpoint in some namespace, and how many go. Every checkpoint and
+    write of a pruned thread that is not a newest one is deleted: an anti-join against
+    the kept ids, each table read through its `thread_id` index, with no join between
+    checkpoints and writes (a write carries its thread). The kept checkpoints are made
+    roots by primary key. All parts read the statement's snapshot, taken after the
+    locks of step 1."""
+    with connection.cursor() as cursor:
+        cursor.execute(keep_latest_sql(), {"ids": [str(t) for t in account_of],
+                                           "active": [str(s) for s in ACTIVE_RUN_STATUSES]})
+        rows = cursor.fetchall()
+    to_uuid = Thread._meta.pk.to_python
+    return {(pk := to_uuid(thread_id)): (account_of[pk], int(n)) for thread_id, n in rows}
+
+
+def keep_latest_sql() -> str:
+    """The statement of `prune_locked` (parameters: `ids`, the locked thread ids, and
+    `active`, the active run statuses)."""
+    q = connection.ops.quote_name
+    runs, checkpoints, writes = (q(m._meta.db_table) for m in (Run, Checkpoint, CheckpointWrite))
+    return f"""
+        WITH newest AS MATERIALIZED (
+            SELECT c.thread_id, max(c.id) AS id, count(*) AS n FROM {checkpoints} c
+            WHERE c.thread_id = ANY(ARRAY(
+                SELECT t.id FROM unnest(%(ids)s::uuid[]) AS t(id) WHERE NOT EXISTS (
+                    SELECT 1 FROM {runs} r WHERE r.thread_id = t.id AND r.status = ANY(%(active)s))))
+            GROUP BY c.thread_id, c.checkpoint_ns
+        ),
+        pruned AS MATERIALIZED (
+            SELECT thread_id, sum(n - 1) AS n FROM newest GROUP BY thread_id HAVING max(n) > 1
+        ),
+        kept AS MATERIALIZED (SELECT id FROM newest WHERE thread_id IN (SELECT thread_id FROM pruned)),
+        gone_writes AS (
+            DELETE FROM {writes} w WHERE w.thread_id = ANY(ARRAY(SELECT thread_id FROM pruned))
+            AND NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = w.checkpoint_id)
+        ),
+        gone AS (
+            DELETE FROM {checkpoints} c WHERE c.thread_id = ANY(ARRAY(SELECT thread_id FROM pruned))
+            AND NOT EXISTS (SELECT 1 FROM kept WHERE kept.id = c.id)
+        ),
+        roots AS (
+            UPDATE {checkpoints} SET parent_checkpoint_id = NULL
+            WHERE id IN (SELECT id FROM kept) AND parent_checkpoint_id IS NOT NULL
+        )
+        SELECT thread_id, n FROM pruned
+    """
+
+
+def prune_locked_step_by_step(thread_ids) -> dict:
+    """`prune_locked` elsewhere (SQLite): the threads with something to prune and no
+    active run, their superseded checkpoints with their writes (`delete_checkpoints`),
+    then the kept ones made roots."""
+    prunable = without_active_run(Thread.objects.filter(has_superseded_checkpoint(), pk__in=thread_ids))
     account_of = dict(prunable.values_list("pk", "account_id"))
     pruned = list(account_of)
     if not pruned:
-        return 0
+        return {}
     deleted = delete_checkpoints(superseded_checkpoints(thread_ids=pruned), thread_ids=pruned)
-    tallies = {}
-    for thread_id, account_id in account_of.items():
-        tally = tallies.setdefault(account_id, receipts.Tally())
-        tally.root_ids.append(thread_id)
-        tally.checkpoints += deleted.get(thread_id, 0)
-    left = Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False)
-    left.update(parent_checkpoint_id=None)
-    receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
-    return len(pruned)
+    Checkpoint.objects.filter(thread_id__in=pruned, parent_checkpoint_id__isnull=False).update(
+        parent_checkpoint_id=None)
+    return {thread_id: (account_id, deleted.get(thread_id, 0)) for thread_id, account_id in account_of.items()}

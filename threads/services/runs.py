@@ -644,7 +644,9 @@ def remove_run(run: Run, *, account_id) -> None:
 def relink_and_delete_run(run: Run) -> int:
     """`relink_past_run_checkpoints` and the delete in one statement: a recursive CTE
     walks each surviving child of the run's checkpoints up past them (index probes on
-    `checkpoint_parent` and `run_id`, so the cost follows the run, not the thread), a
+    `checkpoint_parent` and `run_id`, then one probe of the unique (thread, namespace,
+    checkpoint id) index per step up — a lateral lookup, so that no step re-reads the
+    run's checkpoints: the cost follows the run, not the thread), a
     data-modifying CTE re-links it, and the run is deleted. Returns how many
     checkpoints went with it (counted in the statement's snapshot)."""
     q = connection.ops.quote_name
@@ -660,8 +662,11 @@ def relink_and_delete_run(run: Run) -> int:
               AND EXISTS (SELECT 1 FROM own WHERE own.checkpoint_ns = o.checkpoint_ns
                           AND own.checkpoint_id = o.parent_checkpoint_id)
             UNION
-            SELECT walk.id, walk.ns, own.parent_checkpoint_id FROM walk
-            JOIN own ON own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor
+            SELECT walk.id, walk.ns, p.parent_checkpoint_id FROM walk
+            CROSS JOIN LATERAL (
+                SELECT parent_checkpoint_id FROM {checkpoints} WHERE thread_id = %(thread)s
+                AND checkpoint_ns = walk.ns AND checkpoint_id = walk.ancestor AND run_id = %(run)s LIMIT 1
+            ) p
         ),
         relinked AS (
             UPDATE {checkpoints} c SET parent_checkpoint_id = walk.ancestor FROM walk
