@@ -155,19 +155,22 @@ TOKEN = re.compile(r"\s*\S+")
 
 def stream_tokens(run, text: str) -> str | None:
     """Stream `text` token by token (words with their leading space) on the run's
-    events, `ECHO_TOKEN_DELAY` seconds apart; stops early if the run was cancelled.
+    events, `ECHO_TOKEN_DELAY` seconds apart; stops early if the run was cancelled;
+    then one `custom` event (what a graph's stream writer sends), `{"tokens": n}`.
     Returns the streamed message's id (None without a stream)."""
     events = getattr(run, "events", None)
     if events is None:
         return None
     message_id = str(uuid.uuid4())
-    delay = settings.ECHO_TOKEN_DELAY
+    delay, sent = settings.ECHO_TOKEN_DELAY, 0
     for i, token in enumerate(TOKEN.findall(text)):
         if i and delay:
             time.sleep(delay)
             if events.cancelled():
                 break
         events.token(message_id, token)
+        sent = i + 1
+    events.custom({"tokens": sent})
     return message_id
 
 

@@ -56,6 +56,54 @@ def test_stream_messages_tuple_mode_streams_the_answer_token_by_token(client, th
     assert str(stored.pk) == message["id"]
 
 
+def test_stream_events_debug_and_custom_modes(client, thread):
+    parts = list(client.runs.stream(str(thread.pk), "echo", input=ask("a b"), stream_mode=["events", "debug", "custom"]))
+    events = [p.event for p in parts]
+    assert events[0] == "metadata" and events[-1] == "end" and parts[-1].data["status"] == "success"
+    assert set(events[1:-1]) == {"events", "debug", "custom"}
+    lifecycle = [p.data["event"] for p in parts if p.event == "events"]
+    assert lifecycle[0] == "on_chain_start" and lifecycle[-1] == "on_chain_end"
+    streamed = [p.data["data"]["chunk"]["content"] for p in parts
+                if p.event == "events" and p.data["event"] == "on_chat_model_stream"]
+    assert streamed == ["Echo:", " a", " b"]
+    final = next(p.data for p in parts if p.event == "events" and p.data["event"] == "on_chain_end")
+    assert final["data"]["output"]["messages"][-1]["content"] == "Echo: a b"
+    debug = [p.data for p in parts if p.event == "debug"]
+    assert [d["type"] for d in debug] == ["task", "task_result"]
+    assert debug[1]["payload"]["result"][0][1][0]["content"] == "Echo: a b"
+    assert [p.data for p in parts if p.event == "custom"] == [{"tokens": 3}]
+
+
+def test_thread_stream_replays_each_mode_from_last_event_id(client, thread):
+    """`threads.join_stream`: every run of the thread on one stream; `lifecycle` only
+    their starts and ends, `state_update` only their states."""
+    first = client.runs.create(str(thread.pk), "echo", input=ask("one"), stream_mode=["values", "updates"])
+    client.runs.join(str(thread.pk), first["run_id"])
+    second = client.runs.wait(str(thread.pk), "echo", input=ask("two"))
+    assert second["messages"][-1]["content"] == "Echo: two"
+
+    def until_second_end(stream_mode):
+        parts = []
+        for part in client.threads.join_stream(str(thread.pk), stream_mode=stream_mode, last_event_id="0-0"):
+            parts.append(part)
+            if part.event == "end" and len([p for p in parts if p.event == "end"]) == 2:
+                break
+            if part.event == "values" and part.data["messages"][-1]["content"] == "Echo: two" \
+                    and stream_mode == "state_update":
+                break
+        return parts
+
+    everything = until_second_end("run_modes")
+    ends = [p.data for p in everything if p.event == "end"]
+    assert [e["run_id"] for e in ends][0] == first["run_id"] and all(e["status"] == "success" for e in ends)
+    assert {"metadata", "values", "updates", "end"} <= {p.event for p in everything}
+    lifecycle = until_second_end("lifecycle")
+    assert [p.event for p in lifecycle] == ["metadata", "end", "metadata", "end"]
+    states = until_second_end("state_update")
+    assert {p.event for p in states} == {"values"}
+    assert states[-1].data["messages"][-1]["content"] == "Echo: two"
+
+
 def test_wait_returns_the_final_values(client, thread):
     values = client.runs.wait(str(thread.pk), "echo", input=ask("ping"))
     assert values["messages"][-1] == {**values["messages"][-1], "type": "ai", "content": "Echo: ping"}

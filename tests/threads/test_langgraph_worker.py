@@ -5,9 +5,11 @@ import time
 
 import pytest
 
-from threads.models import Run
+from tests.conftest import wait_for
+from threads.models import Checkpoint, Message, Run, Thread
 
 from .test_langgraph_streaming import ask, client, thread  # noqa: F401
+from .test_run_options import receiver  # noqa: F401
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -47,3 +49,24 @@ def test_wait_and_join_through_the_worker(client, thread, celery_worker_process)
     run = client.runs.create(str(thread.pk), "echo", input=ask("again"))
     assert client.runs.join(str(thread.pk), run["run_id"])["messages"][-1]["content"] == "Echo: again"
 
+
+
+def test_stateless_runs_and_their_webhook_through_the_worker(client, account, receiver, celery_worker_process):  # noqa: F811
+    """A stateless run executes in the worker; its temporary thread goes once it ended,
+    and its webhook is POSTed the final run from the worker."""
+    hook = receiver()
+    values = client.runs.wait(None, "echo", input=ask("far away"), webhook=hook.url)
+    assert values["messages"][-1]["content"] == "Echo: far away"
+    streamed = list(client.runs.stream(None, "echo", input=ask("x y"), stream_mode="messages-tuple"))
+    assert "".join(p.data[0]["content"] for p in streamed if p.event == "messages") == "Echo: x y"
+    batch = client.runs.create_batch([{"assistant_id": "echo", "input": ask(f"b{i}")} for i in range(3)])
+    assert len({r["thread_id"] for r in batch}) == 3
+
+    def nothing_left():
+        return not (Thread.objects.exists() or Message.objects.exists() or Run.objects.exists()
+                    or Checkpoint.objects.exists())
+
+    assert wait_for(nothing_left, timeout=30)
+    assert wait_for(lambda: hook.bodies, timeout=30)
+    ((status, body),) = hook.bodies
+    assert status == 200 and body["status"] == "success" and body["kwargs"]["webhook"] == hook.url
