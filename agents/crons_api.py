@@ -9,7 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from config.errors import NotFound
-from config.schema import selectable
+from config.schema import errors, selectable
 from projects import selectors as tenancy
 from threads.selectors import threads_for
 
@@ -53,7 +53,7 @@ class CronView(GenericAPIView):
 
 
 class ThreadCronsView(CronView):
-    @extend_schema(request=ThreadCronCreateSerializer, responses={201: CronSerializer},
+    @extend_schema(request=ThreadCronCreateSerializer, responses={201: CronSerializer, **errors(409)},
                    summary="Create a cron that runs an assistant on this thread")
     def post(self, request, thread_id):
         thread = tenancy.get_visible(threads_for(request.user), request.user, thread_id, name="thread_id")

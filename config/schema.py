@@ -13,6 +13,7 @@ any operation of its kind can answer, with the error body of `config.errors`:
 A view declares only its own errors (409, 402, 400...): `@extend_schema(responses={201:
 X, **errors(409)})`. Path parameters named `id` or `*_id` are UUIDs. Operation ids
 include the path's parameter names, so two operations never share one.
+(`checkpoint_id` is LangGraph's, any string.)
 """
 
 import re
@@ -23,6 +24,8 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Path ids that are not UUIDs: LangGraph's checkpoint ids are any string.
+NOT_UUIDS = {"checkpoint_id"}
 
 DESCRIPTIONS = {
     400: "The object is protected.",
@@ -80,7 +83,8 @@ class AutoSchema(openapi.AutoSchema):
         parameters = super()._resolve_path_parameters(variables)
         for parameter in parameters:
             name, schema = parameter["name"], parameter["schema"]
-            if (name in ("id", "pk") or name.endswith("_id")) and schema.get("type") == "string" and "format" not in schema:
+            if (name in ("id", "pk") or name.endswith("_id")) and name not in NOT_UUIDS \
+                    and schema.get("type") == "string" and "format" not in schema:
                 schema["format"] = "uuid"
         return parameters
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.errors import NotFound
-from config.schema import selectable
+from config.schema import errors, selectable
 from projects import selectors as tenancy
 
 from .. import selectors, services
@@ -126,7 +126,7 @@ class ThreadStateView(StateMixin):
         body = self.state(thread, selectors.latest_checkpoint(thread_id=thread.pk))
         return Response(select_fields(body, q.get("select")))
 
-    @extend_schema(request=StateUpdateSerializer, responses=StateUpdateResponseSerializer,
+    @extend_schema(request=StateUpdateSerializer, responses={200: StateUpdateResponseSerializer, **errors(409)},
                    summary="Update a thread's state")
     def post(self, request, thread_id):
         thread = self.thread(write=True)
