@@ -221,7 +221,8 @@ class GlobalRunsCancelView(APIView):
 class StatelessRunCreation(RunCreation):
     """`POST /runs...` without a thread: the run gets a temporary thread (in the
     caller's account's default project), which `on_completion: "delete"` (the
-    default) removes through the deletion service once the run ended."""
+    default) removes through the deletion service once the run ended. A `command:
+    {resume}` is a 409 here: nothing waits on a new thread."""
 
     def create_stateless_run(self, data=None, *, modes: tuple = ()) -> Run:
         account = tenancy.account_for_new_object(self.request.user, self.request.headers.get(tenancy.ACCOUNT_HEADER))
@@ -231,7 +232,7 @@ class StatelessRunCreation(RunCreation):
 
 
 class StatelessRunsView(StatelessRunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(409)})
     def post(self, request):
         """A background run on a temporary thread."""
         run = self.create_stateless_run()
@@ -239,14 +240,14 @@ class StatelessRunsView(StatelessRunCreation):
 
 
 class StatelessRunStreamView(StreamRunMixin, StatelessRunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={(200, "text/event-stream"): SSE_RESPONSE})
+    @extend_schema(request=RunCreateSerializer, responses={(200, "text/event-stream"): SSE_RESPONSE, **errors(409)})
     def post(self, request):
         """A run on a temporary thread, streamed until it ends."""
         return self.stream_new_run(self.create_stateless_run())
 
 
 class StatelessRunWaitView(StreamRunMixin, StatelessRunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE})
+    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE, **errors(409)})
     def post(self, request):
         """A run on a temporary thread; its final `values` when it ends."""
         return self.wait_new_run(self.create_stateless_run(modes=("values",)))
@@ -256,7 +257,7 @@ class StatelessRunBatchView(StatelessRunCreation):
     pagination_class = None
     @extend_schema(request={"application/json": {"type": "array", "minItems": 1, "maxItems": 100,
                                                  "items": {"$ref": "#/components/schemas/RunCreateRequest"}}},
-                   responses={201: RunSerializer(many=True), **errors(404)})
+                   responses={201: RunSerializer(many=True), **errors(404, 409)})
     def post(self, request):
         """Several background runs, each on its own temporary thread (at most 100)."""
         if not isinstance(request.data, list) or not 1 <= len(request.data) <= 100:
