@@ -69,7 +69,8 @@ def test_enqueue_waits_as_pending_and_runs_in_order(client, thread):  # noqa: F8
 
 def test_on_disconnect_cancel_interrupts_the_run(client, thread, settings):  # noqa: F811
     settings.RUN_STREAM_HEARTBEAT_SECONDS = 0.2
-    stream = client.runs.stream(str(thread.pk), "echo", input=HOLD, on_disconnect="cancel")
+    # A delayed run is active (pending) while its stream waits; a paused one would end the stream.
+    stream = client.runs.stream(str(thread.pk), "echo", input=ask("later"), after_seconds=60, on_disconnect="cancel")
     first = next(stream)
     assert first.event == "metadata"
     stream.close()  # the client goes away
@@ -79,11 +80,11 @@ def test_on_disconnect_cancel_interrupts_the_run(client, thread, settings):  # n
 
 def test_on_disconnect_continue_leaves_the_run(client, thread, settings):  # noqa: F811
     settings.RUN_STREAM_HEARTBEAT_SECONDS = 0.2
-    stream = client.runs.stream(str(thread.pk), "echo", input=HOLD)
+    stream = client.runs.stream(str(thread.pk), "echo", input=ask("later"), after_seconds=60)
     run_id = next(stream).data["run_id"]
     stream.close()
     time.sleep(1)
-    assert Run.objects.get(pk=run_id).status == "running"
+    assert Run.objects.get(pk=run_id).status == "pending"  # still due in a minute
 
 
 # --- races, with real concurrent requests --------------------------------------------------
