@@ -170,14 +170,16 @@ def schedule_message_indexing(*, message_ids: list) -> None:
 def add_to_outbox(*, message_ids: list) -> None:
     """One outbox row per message, with its thread (the rows are keyed by thread, see
     `PendingIndex`), in one `INSERT ... SELECT` from the messages; a message already
-    waiting keeps its row."""
-    select, params = Message.objects.filter(id__in=list(message_ids)).order_by().values("id", "thread_id").query.sql_with_params()
+    waiting keeps its row. (`WHERE true`: SQLite needs a WHERE before an upsert's
+    `ON CONFLICT` in an `INSERT ... SELECT`.)"""
+    messages = Message.objects.filter(id__in=list(message_ids)).order_by().values("id", "thread_id")
+    select, params = messages.query.sql_with_params()
+    table = connection.ops.quote_name(PendingIndex._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        table = connection.ops.quote_name(PendingIndex._meta.db_table)
         cursor.execute(
-            f"INSERT INTO {table} (message_id, thread_id, created_at) SELECT s.id, s.thread_id, %s FROM ({select}) s WHERE true"
-            " ON CONFLICT DO NOTHING",
+            f"INSERT INTO {table} (message_id, thread_id, created_at)"
+            f" SELECT s.id, s.thread_id, %s FROM ({select}) s WHERE true ON CONFLICT DO NOTHING",
             [now, *params],
         )
 

@@ -615,7 +615,8 @@ def cancel_many(*, threads: QuerySet, run_ids=None, status: str = "all", action:
 def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     """Delete a run and, by the database cascade, the checkpoints it wrote (and their
     writes and approvals); the thread's messages stay, detached from the run. An
-    active run is a 409 unless `force`, which interrupts it first."""
+    active run is a 409 unless `force`, which interrupts it first. On PostgreSQL a
+    finished run is locked without building querysets (`lock_finished_run`)."""
     if connection.vendor == "postgresql":
         finished = lock_finished_run(thread_id=thread.pk, run_id=run_id)
         if finished is not None:
@@ -639,10 +640,10 @@ class FinishedRun(NamedTuple):
 
 def lock_finished_run(*, thread_id, run_id) -> FinishedRun | None:
     """PostgreSQL: `lock_run`'s two locks (the thread `FOR NO KEY UPDATE`, then the run
-    `FOR UPDATE`) as two prepared-once statements reading only what a delete needs
-    (no querysets, no model instances): 404 as `lock_run`; None when the run is
-    active (the locks are held; the caller goes on with `lock_run`) or the id is not
-    a UUID (`lock_run` answers it)."""
+    `FOR UPDATE`, the same order) as two statements built once, reading only what a
+    delete needs (no querysets, no model instances): 404 as `lock_run`; None when the
+    run is active (the locks are held; the caller goes on with `lock_run`) or the id
+    is not a UUID (`lock_run` answers it)."""
     try:
         run_id = uuid.UUID(str(run_id))
     except ValueError:
