@@ -21,10 +21,11 @@ Run delete: a thread holds T checkpoints (one chain, one write each) and T messa
 T/300 runs: each run owns 300 checkpoints and 300 messages. Each round seeds two
 identical threads and deletes the same middle run from each — through
 `threads.services.delete_run` (what `DELETE /api/threads/{id}/runs/{run_id}` and
-rollback run) and with the raw SQL a hand-written delete needs: re-link the next
-run's first checkpoint to the deleted run's parent (computed beforehand, for free),
-then `DELETE` the run (the database cascade removes its checkpoints, writes and
-approvals and detaches its messages). The order alternates. Printed: min/median/max
+rollback run) and with the raw SQL a hand-written delete needs, as one autocommitted
+statement: re-link the next run's first checkpoint to the deleted run's parent
+(computed beforehand, for free) in a data-modifying CTE, and `DELETE` the run (the
+database cascade removes its checkpoints, writes and approvals and detaches its
+messages). The order alternates. Printed: min/median/max
 of the per-round ratios, the service's median time per total (flat when it follows
 the run), and its queries.
 """
@@ -121,13 +122,11 @@ def run_round(total, round_no, queries):
                 delete_run(thread=Thread(pk=service_thread.pk), run_id=service_run)
             queries.append(len(q.captured_queries))
 
-        def raw():
-            with transaction.atomic(), connection.cursor() as cur:
-                cur.execute(
-                    "UPDATE threads_checkpoint SET parent_checkpoint_id = %s WHERE thread_id = %s"
-                    " AND parent_checkpoint_id IN (SELECT checkpoint_id FROM threads_checkpoint WHERE run_id = %s)"
-                    " AND run_id <> %s", [ancestor, raw_thread.pk, raw_run, raw_run])
-                cur.execute("DELETE FROM threads_run WHERE id = %s", [raw_run])
+        def raw():  # one autocommitted statement: the re-link in a data-modifying CTE, then the delete
+            sql("WITH relinked AS (UPDATE threads_checkpoint SET parent_checkpoint_id = %s WHERE thread_id = %s"
+                " AND parent_checkpoint_id IN (SELECT checkpoint_id FROM threads_checkpoint WHERE run_id = %s)"
+                " AND run_id <> %s) DELETE FROM threads_run WHERE id = %s",
+                [ancestor, raw_thread.pk, raw_run, raw_run, raw_run])
 
         result = run_in_turn({"service": service, "raw": raw}, round_no)
         assert not Run.objects.filter(pk__in=[service_run, raw_run]).exists()

@@ -300,9 +300,20 @@ class PendingIndex(models.Model):
     """The indexing outbox: a message waiting to be embedded. Written in the
     transaction that creates the message, removed by the transaction that indexes it;
     the task after commit drains it, and `reindex_pending_messages` (beat) catches what
-    a broker outage or a lost worker left. A deleted thread takes its rows with it."""
+    a broker outage or a lost worker left.
 
-    message = models.OneToOneField(Message, primary_key=True, on_delete=models.DB_CASCADE, related_name="+")
+    Keyed by thread, as the checkpoint writes are: the database cascade comes from the
+    thread, so deleting a thread (even with a raw `DELETE`) takes its rows in one
+    set-based cascade. The link to the message has no database constraint on purpose:
+    a cascade from the message would fire a trigger once per deleted message, most of
+    the cost of deleting a large thread. A message deleted on its own through the ORM
+    (Django's admin) takes its row through a `pre_delete` signal; a row left by any
+    other path is harmless (indexing a message that is gone removes its row)."""
+
+    message = models.OneToOneField(
+        Message, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    thread = models.ForeignKey(Thread, on_delete=models.DB_CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
 

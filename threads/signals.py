@@ -20,7 +20,7 @@ from receipts.models import DeletionKind
 from receipts.selectors import thread_contents
 from sandboxes.services import request_sandbox_deletion
 
-from .models import Checkpoint, CheckpointWrite, Thread
+from .models import Checkpoint, CheckpointWrite, Message, PendingIndex, Thread
 from .services import deletion
 
 
@@ -58,6 +58,13 @@ def delete_checkpoint_writes(sender, instance, **kwargs):
     takes its pending writes: they have no database foreign key to it (see
     `CheckpointWrite`). The services delete checkpoints set-based, without signals."""
     CheckpointWrite.objects.filter(checkpoint_id=instance.pk)._raw_delete(CheckpointWrite.objects.db)
+
+
+@receiver(pre_delete, sender=Message, dispatch_uid="threads.message_pre_delete")
+def message_pre_delete(sender, instance, **kwargs):
+    """A message deleted on its own through the ORM (Django's admin) takes its
+    indexing outbox row (no database constraint links them, see `PendingIndex`)."""
+    PendingIndex.objects.filter(message_id=instance.pk)._raw_delete(PendingIndex.objects.db)
 
 
 @receiver(pre_delete, sender=Project, dispatch_uid="threads.project_pre_delete")

@@ -22,7 +22,7 @@ from functools import partial
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -163,8 +163,25 @@ def schedule_message_indexing(*, message_ids: list) -> None:
     from .tasks import index_messages
 
     if message_ids:
-        PendingIndex.objects.bulk_create([PendingIndex(message_id=m) for m in message_ids], ignore_conflicts=True)
+        add_to_outbox(message_ids=message_ids)
         send_after_commit(index_messages, message_ids=[str(m) for m in message_ids])
+
+
+def add_to_outbox(*, message_ids: list) -> None:
+    """One outbox row per message, with its thread (the rows are keyed by thread, see
+    `PendingIndex`), in one `INSERT ... SELECT` from the messages; a message already
+    waiting keeps its row. (`WHERE true`: SQLite needs a WHERE before an upsert's
+    `ON CONFLICT` in an `INSERT ... SELECT`.)"""
+    messages = Message.objects.filter(id__in=list(message_ids)).order_by().values("id", "thread_id")
+    select, params = messages.query.sql_with_params()
+    table = connection.ops.quote_name(PendingIndex._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (message_id, thread_id, created_at)"
+            f" SELECT s.id, s.thread_id, %s FROM ({select}) s WHERE true ON CONFLICT DO NOTHING",
+            [now, *params],
+        )
 
 
 # --- The operations the tasks run --------------------------------------------

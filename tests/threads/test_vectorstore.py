@@ -4,16 +4,19 @@ caller may read, and removal on deletion that survives a failing store."""
 import logging
 
 import pytest
-from django.db import transaction
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 
 from projects import services as project_services
 from projects.models import Role
 from receipts.models import DeletionReceipt
 from receipts.services import reconcile_deletions
 from tests.conftest import client_for
-from threads.models import Embedding, Message
+from threads.models import Embedding, Message, PendingIndex, Thread
 from threads.services import create_thread
-from threads.vectorstore import DatabaseVectorStore, cosine, embed, schedule_message_indexing
+from threads.vectorstore import (DatabaseVectorStore, cosine, embed, reindex_pending_messages,
+                                 schedule_message_indexing)
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +153,80 @@ def test_search_as_a_member_of_several_accounts(make_user, account, project, oth
     indexed(django_capture_on_commit_callbacks, [*say(mine, "shared topic"), *say(theirs, "shared topic")])
     results = client_for(user).get("/api/threads/search", {"q": "shared topic"}).json()["results"]
     assert {r["thread"]["thread_id"] for r in results} == {str(mine.pk), str(theirs.pk)}
+
+
+# --- The indexing outbox is keyed by thread -------------------------------------
+
+
+def raw(sql, pk):
+    with connection.cursor() as cur:
+        cur.execute(sql, [pk.hex if connection.vendor == "sqlite" else pk])
+
+
+def test_outbox_rows_carry_their_thread_and_a_message_waits_once(project):
+    thread, other = create_thread(project=project), create_thread(project=project)
+    first, second = say(thread, "one", "two")
+    third, = say(other, "three")
+    with transaction.atomic():
+        schedule_message_indexing(message_ids=[first.id, second.id, third.id])
+        schedule_message_indexing(message_ids=[first.id])  # already waiting: one row
+    assert sorted(PendingIndex.objects.values_list("message_id", "thread_id")) == sorted(
+        [(first.id, thread.id), (second.id, thread.id), (third.id, other.id)])
+
+
+def test_a_raw_delete_of_a_thread_leaves_no_outbox_row(project):
+    thread, other = create_thread(project=project), create_thread(project=project)
+    messages = say(thread, "one", "two", "three")
+    kept = say(other, "four")
+    with transaction.atomic():
+        schedule_message_indexing(message_ids=[m.id for m in messages + kept])
+    raw(f"DELETE FROM {Thread._meta.db_table} WHERE id = %s", thread.pk)
+    assert list(PendingIndex.objects.values_list("message_id", flat=True)) == [kept[0].id]
+
+
+def test_a_message_deleted_through_the_orm_takes_its_outbox_row(project):
+    thread = create_thread(project=project)
+    gone, kept = say(thread, "one", "two")
+    with transaction.atomic():
+        schedule_message_indexing(message_ids=[gone.id, kept.id])
+    Message.objects.get(pk=gone.pk).delete()  # as Django's admin does
+    assert list(PendingIndex.objects.values_list("message_id", flat=True)) == [kept.id]
+
+
+def test_the_reconciler_drains_rows_of_messages_gone_meanwhile(project):
+    """A row whose message went by a path that skips signals does no harm: indexing
+    finds nothing to embed and removes it."""
+    thread = create_thread(project=project)
+    gone, kept = say(thread, "vanished words", "kept words")
+    with transaction.atomic():
+        schedule_message_indexing(message_ids=[gone.id, kept.id])
+    Message.objects.filter(pk=gone.pk)._raw_delete(Message.objects.db)
+    assert reindex_pending_messages(min_age_seconds=0) == 2
+    assert not PendingIndex.objects.exists()
+    assert set(Embedding.objects.values_list("message_id", flat=True)) == {kept.id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keys_existing_outbox_rows_by_thread(project):
+    """Rows written under the old schema (a cascade from each message) come out with
+    their message's thread, and a raw delete of the thread then takes them."""
+    old, new = [("threads", "0007_index_outbox")], [("threads", "0009_pending_index_thread_required")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(old)
+    apps = executor.loader.project_state(old).apps
+    OldThread, OldMessage = apps.get_model("threads", "Thread"), apps.get_model("threads", "Message")
+    OldPending = apps.get_model("threads", "PendingIndex")
+    try:
+        threads = [OldThread.objects.create(account_id=project.account_id, project_id=project.pk) for _ in range(2)]
+        messages = [OldMessage.objects.create(thread=t, seq=seq, role="user") for t in threads for seq in (1, 2)]
+        for m in messages:
+            OldPending.objects.create(message=m)
+        executor = MigrationExecutor(connection)
+        executor.migrate(new)
+        assert sorted(PendingIndex.objects.values_list("message_id", "thread_id")) == sorted(
+            (m.pk, m.thread_id) for m in messages)
+        raw(f"DELETE FROM {Thread._meta.db_table} WHERE id = %s", threads[0].pk)
+        assert sorted(PendingIndex.objects.values_list("message_id", flat=True)) == sorted(
+            m.pk for m in messages if m.thread_id == threads[1].pk)
+    finally:
+        call_command("migrate", verbosity=0)

@@ -28,6 +28,7 @@ way (`thread.delete()`, a queryset in the shell, Django's admin), one thread at 
 
 from collections import Counter
 from collections.abc import Iterable
+from functools import cache
 from typing import NamedTuple
 
 from django.db import connection, router, transaction
@@ -79,8 +80,19 @@ def delete_threads(*, thread_ids: Iterable) -> int:
 def lock_projects_of(*, root_ids: Iterable) -> list:
     """Lock the projects of these threads (`SELECT ... FOR UPDATE` in id order, as
     `create_thread` locks its project) in one statement; returns their ids."""
+    if connection.vendor == "postgresql":  # the same statement, without building a queryset per call
+        with connection.cursor() as cursor:
+            cursor.execute(lock_projects_sql(), [list(root_ids)])
+            return [row[0] for row in cursor.fetchall()]
     of_roots = Thread.objects.filter(id__in=list(root_ids)).order_by().values("project_id")
     return list(Project.objects.select_for_update().filter(id__in=of_roots).order_by("id").values_list("id", flat=True))
+
+
+@cache
+def lock_projects_sql() -> str:
+    q = connection.ops.quote_name
+    return (f"SELECT id FROM {q(Project._meta.db_table)} WHERE id IN"
+            f" (SELECT project_id FROM {q(Thread._meta.db_table)} WHERE id = ANY(%s)) ORDER BY id FOR UPDATE")
 
 
 def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[Thread], list]:
@@ -99,12 +111,18 @@ def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[
         if roots:
             Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
         return removed, empty_projects(project_ids={t.project_id for t in removed}) if roots else []
-    anchor, params = (
-        Thread.objects.filter(id__in=list(root_ids), project_id__in=list(project_ids))
-        .order_by().values("id").query.sql_with_params()
-    )
+    sql = delete_subtrees_sql()
+    removed = list(Thread.objects.raw(sql, [list(root_ids), list(project_ids)]))
+    return removed, sorted({t.project_id for t in removed if t.emptied})
+
+
+@cache
+def delete_subtrees_sql() -> str:
+    """The statement of `delete_subtrees` on PostgreSQL (built once: the ids are two
+    array parameters, the roots and the locked projects)."""
     table = connection.ops.quote_name(Thread._meta.db_table)
-    sql = f"""
+    anchor = f"SELECT id FROM {table} WHERE id = ANY(%s) AND project_id = ANY(%s)"
+    return f"""
         WITH RECURSIVE roots(id) AS ({anchor}),
         subtree(id) AS (
             SELECT id FROM roots
@@ -121,8 +139,6 @@ def delete_subtrees(*, root_ids: Iterable, project_ids: Iterable) -> tuple[list[
         {counts_of(table)}
         FROM {table} WHERE id IN (SELECT id FROM subtree)
     """
-    removed = list(Thread.objects.raw(sql, params))
-    return removed, sorted({t.project_id for t in removed if t.emptied})
 
 
 # --- The steps, shared with threads.signals ----------------------------------------

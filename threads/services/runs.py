@@ -13,8 +13,9 @@ import threading
 import uuid
 from dataclasses import replace
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from itertools import groupby
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from celery import current_app
@@ -614,7 +615,13 @@ def cancel_many(*, threads: QuerySet, run_ids=None, status: str = "all", action:
 def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     """Delete a run and, by the database cascade, the checkpoints it wrote (and their
     writes and approvals); the thread's messages stay, detached from the run. An
-    active run is a 409 unless `force`, which interrupts it first."""
+    active run is a 409 unless `force`, which interrupts it first. On PostgreSQL a
+    finished run is locked without building querysets (`lock_finished_run`)."""
+    if connection.vendor == "postgresql":
+        finished = lock_finished_run(thread_id=thread.pk, run_id=run_id)
+        if finished is not None:
+            remove_run(Run(pk=finished.run_id, thread_id=thread.pk), account_id=finished.account_id)
+            return
     locked, run = lock_run(thread=thread, run_id=run_id)
     if run.status in ACTIVE_RUN_STATUSES:
         if not force:
@@ -624,6 +631,41 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
         advance_queue(locked)
         return
     remove_run(run, account_id=locked.account_id)
+
+
+class FinishedRun(NamedTuple):
+    run_id: uuid.UUID
+    account_id: uuid.UUID
+
+
+def lock_finished_run(*, thread_id, run_id) -> FinishedRun | None:
+    """PostgreSQL: `lock_run`'s two locks (the thread `FOR NO KEY UPDATE`, then the run
+    `FOR UPDATE`, the same order) as two statements built once, reading only what a
+    delete needs (no querysets, no model instances): 404 as `lock_run`; None when the
+    run is active (the locks are held; the caller goes on with `lock_run`) or the id
+    is not a UUID (`lock_run` answers it)."""
+    try:
+        run_id = uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    thread_sql, run_sql = lock_run_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(thread_sql, [thread_id])
+        thread_row = cursor.fetchone()
+        if thread_row is None:
+            raise NotFound("Thread not found.")
+        cursor.execute(run_sql, [run_id, thread_id])
+        run_row = cursor.fetchone()
+    if run_row is None:
+        raise NotFound("Run not found.")
+    return None if run_row[0] in ACTIVE_RUN_STATUSES else FinishedRun(run_id, thread_row[0])
+
+
+@cache
+def lock_run_sql() -> tuple[str, str]:
+    q = connection.ops.quote_name
+    return (f"SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %s FOR NO KEY UPDATE",
+            f"SELECT status FROM {q(Run._meta.db_table)} WHERE id = %s AND thread_id = %s FOR UPDATE")
 
 
 def remove_run(run: Run, *, account_id) -> None:
