@@ -592,19 +592,19 @@ class StateUpdateResponseSerializer(serializers.Serializer):
 
 
 class HistoryQuerySerializer(serializers.Serializer):
-    """`GET .../history`: the query form of the body below."""
+    """`GET .../history`."""
 
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
     before = serializers.CharField(required=False, max_length=255, help_text="A checkpoint id.")
     select = state_select_field()
 
 
-class HistorySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
+class HistorySerializer(HistoryQuerySerializer):
+    """`POST .../history`: the query's fields, `before` also as a reference, and filters."""
+
     before = serializers.JSONField(required=False, allow_null=True, help_text="A checkpoint id or a checkpoint reference.")
     metadata = serializers.DictField(required=False, allow_null=True)
     checkpoint = CheckpointRefSerializer(required=False, allow_null=True)
-    select = state_select_field()
 
     def validate_before(self, value):
         if isinstance(value, dict):

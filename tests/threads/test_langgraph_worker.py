@@ -6,8 +6,9 @@ import time
 import pytest
 
 from tests.conftest import wait_for
-from threads.models import Checkpoint, Message, Run, Thread
+from threads.models import Run
 
+from .test_langgraph_stateless import nothing_left
 from .test_langgraph_streaming import ask, client, thread  # noqa: F401
 from .test_run_options import receiver  # noqa: F401
 
@@ -61,10 +62,6 @@ def test_stateless_runs_and_their_webhook_through_the_worker(client, account, re
     assert "".join(p.data[0]["content"] for p in streamed if p.event == "messages") == "Echo: x y"
     batch = client.runs.create_batch([{"assistant_id": "echo", "input": ask(f"b{i}")} for i in range(3)])
     assert len({r["thread_id"] for r in batch}) == 3
-
-    def nothing_left():
-        return not (Thread.objects.exists() or Message.objects.exists() or Run.objects.exists()
-                    or Checkpoint.objects.exists())
 
     assert wait_for(nothing_left, timeout=30)
     assert wait_for(lambda: hook.bodies, timeout=30)

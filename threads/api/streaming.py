@@ -168,8 +168,8 @@ class RunJoinStreamView(RunOfThreadMixin, ThreadScopedView):
             last = get_bus().last(run_log(run.pk))
             after, paused = (last.id, last.event == "paused") if last is not None else (None, False)
         disconnected = cancel_on_disconnect(run) if q["cancel_on_disconnect"] else None
-        follower = Follower(log=run_log(run.pk), after=after, run_id=run.pk, modes=q.get("stream_mode"))
-        follower.paused = paused  # joined from now on while the run waits: it ends at once
+        # Joined from now on while the run waits on an interrupt: the stream ends at once.
+        follower = Follower(log=run_log(run.pk), after=after, run_id=run.pk, modes=q.get("stream_mode"), paused=paused)
         return self.event_stream(follower, disconnected=disconnected)
 
 

@@ -81,14 +81,18 @@ class RunEvents:
         self.emit("debug", {"type": "task", "timestamp": timezone.now().isoformat(), "step": 1,
                             "payload": {"id": self.run_id, "name": NODE, "input": values, "triggers": ["start"]}})
 
-    def finished(self, *, values: dict, new_messages: list[dict], error: str | None = None,
-                 status: str = "success") -> None:
+    def produced(self, new_messages: list[dict]) -> None:
+        """The messages a run stored: each answer complete, and the node's update."""
         for message in new_messages:
             if message.get("type") == "ai":
                 self.emit("messages/complete", [message])
         if new_messages:
-            update = {NODE: {"messages": new_messages}}
-            self.emit("updates", update)
+            self.emit("updates", {NODE: {"messages": new_messages}})
+
+    def finished(self, *, values: dict, new_messages: list[dict], error: str | None = None,
+                 status: str = "success") -> None:
+        self.produced(new_messages)
+        if new_messages:
             self.emit("debug", {"type": "task_result", "timestamp": timezone.now().isoformat(), "step": 1,
                                 "payload": {"id": self.run_id, "name": NODE, "error": error,
                                             "result": [["messages", new_messages]]}})
@@ -104,11 +108,7 @@ class RunEvents:
         LangGraph reports a paused graph. A stream, wait or join following the run ends
         here; `command: {resume}` continues the same run, and a join after that follows
         it to its end."""
-        for message in new_messages:
-            if message.get("type") == "ai":
-                self.emit("messages/complete", [message])
-        if new_messages:
-            self.emit("updates", {NODE: {"messages": new_messages}})
+        self.produced(new_messages)
         self.emit("updates", {"__interrupt__": interrupts})
         self.emit("values", {**values, "__interrupt__": interrupts})
         self.emit("paused", {"run_id": self.run_id, "status": "interrupted"})

@@ -40,10 +40,12 @@ class Follower:
 
     after: the last event id already seen (None: from the log's start);
     modes: the stream modes to pass on (None: everything); run_id: the run whose
-    `end` closes the stream (None: a thread's log, followed until the client leaves).
+    `end` closes the stream (None: a thread's log, followed until the client leaves);
+    paused: the run's log already ends with `paused` (a join from now on).
     """
 
-    def __init__(self, *, log: str, after: str | None, modes=None, run_id=None, events: set | None = None):
+    def __init__(self, *, log: str, after: str | None, modes=None, run_id=None, events: set | None = None,
+                 paused: bool = False):
         self.log = log
         self.after = after
         self.modes = set(modes) if modes else None
@@ -53,7 +55,7 @@ class Follower:
         self.values = None
         self.error = None
         self.status = None
-        self.paused = False
+        self.paused = paused  # the run waits on an interrupt (its log's last word is `paused`)
         self.bus = get_bus()
 
     def passes(self, event: Event) -> bool:
