@@ -26,9 +26,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from threads.models import Thread
-from receipts import services as receipts
-from receipts.models import DeletionKind
-from threads.services.pruning import prune_batch, prune_locked_step_by_step
+from threads.services.pruning import prune_batch, prune_locked_step_by_step, record_keep_latest
 
 NEWEST = ("SELECT thread_id, checkpoint_ns, max(id) AS newest FROM {s}.threads_checkpoint"
           " WHERE thread_id = ANY(%(ids)s::uuid[]) GROUP BY thread_id, checkpoint_ns")
@@ -75,12 +73,7 @@ def previous_keep_latest(thread_ids):
     locked = list(Thread.objects.select_for_update(no_key=True, of=("self",)).filter(pk__in=thread_ids)
                   .order_by("pk").values_list("pk", flat=True))
     deleted = prune_locked_step_by_step(locked)
-    tallies = {}
-    for thread_id, (account_id, checkpoints) in deleted.items():
-        tally = tallies.setdefault(account_id, receipts.Tally())
-        tally.root_ids.append(thread_id)
-        tally.checkpoints += checkpoints
-    receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
+    record_keep_latest(deleted)
     return len(deleted)
 
 

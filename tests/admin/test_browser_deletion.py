@@ -32,13 +32,14 @@ LIMITED_PERMISSIONS = [f"{verb}_{model}" for verb in ("view", "delete")
                        for model in ("project", "account", "agent", "thread")]
 
 
-def make_staff(kind: str):
-    user = ensure_user(username=f"{kind}-staff", password=PASSWORD)
+def make_staff(kind: str, permissions=LIMITED_PERMISSIONS, suffix: str = "staff"):
+    """A superuser, or (any other `kind`) staff holding only `permissions`."""
+    user = ensure_user(username=f"{kind}-{suffix}", password=PASSWORD)
     user.is_staff = True
     user.is_superuser = kind == "superuser"
     user.save()
     if kind != "superuser":
-        user.user_permissions.add(*Permission.objects.filter(codename__in=LIMITED_PERMISSIONS))
+        user.user_permissions.add(*Permission.objects.filter(codename__in=permissions))
     return user
 
 

@@ -11,7 +11,6 @@ Screenshots go to test-artifacts/.
 """
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from projects.services import create_account, create_project, ensure_user
@@ -20,22 +19,12 @@ from sandboxes.models import SandboxState
 from sandboxes.services import provision_sandbox
 from tests.admin.test_browser import ARTIFACTS, CHROMIUM, chromium_page  # noqa: F401 (skip rule)
 from tests.admin.test_browser import pytestmark as browser_marks
-from tests.admin.test_browser_deletion import PASSWORD, log_in, shot
+from tests.admin.test_browser_deletion import PASSWORD, log_in, make_staff, shot
 from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
 from tests.threads.test_prune import make_threads
 
 pytestmark = browser_marks
 RECEIPTS = "/admin/receipts/deletionreceipt/"
-
-
-def make_viewer(who: str):
-    user = ensure_user(username=f"{who}-viewer", password=PASSWORD)
-    user.is_staff = True
-    user.is_superuser = who == "superuser"
-    user.save()
-    if who != "superuser":
-        user.user_permissions.add(Permission.objects.get(codename="view_deletionreceipt"))
-    return user
 
 
 def deletions_through_the_admin(settings, provider):
@@ -70,7 +59,7 @@ def deletions_through_the_admin(settings, provider):
 def test_receipts_in_the_admin(live_server, settings, fake_provider, who):  # noqa: F811
     pending = deletions_through_the_admin(settings, fake_provider)
     total = DeletionReceipt.objects.count()
-    viewer = make_viewer(who)
+    viewer = make_staff(who, ["view_deletionreceipt"], suffix="viewer")
     seen = {}
 
     with chromium_page() as page:

@@ -103,13 +103,19 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
         deleted = prune_locked_step_by_step(locked)
     if not deleted:
         return 0
+    record_keep_latest(deleted)
+    return len(deleted)
+
+
+def record_keep_latest(deleted: dict) -> None:
+    """The receipt of a keep_latest batch: `deleted` is {thread id: (account id,
+    checkpoints removed)}."""
     tallies = {}
     for thread_id, (account_id, checkpoints) in deleted.items():
         tally = tallies.setdefault(account_id, receipts.Tally())
         tally.root_ids.append(thread_id)
         tally.checkpoints += checkpoints
     receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
-    return len(deleted)
 
 
 def prune_locked(account_of: dict) -> dict:
