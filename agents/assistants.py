@@ -14,6 +14,7 @@ from config.schema import errors, selectable
 from projects import selectors as tenancy
 from threads.api.threads import ACCOUNT_HEADER_PARAMETER
 from threads.selectors import filter_json_containment
+from threads.serializers import select_fields
 
 from . import services
 from .models import AgentVersion
@@ -135,7 +136,7 @@ class AssistantSearchView(AssistantView):
         more = len(rows) > v["limit"]
         results = AssistantSerializer(rows[: v["limit"]], many=True).data
         if v.get("select"):
-            results = [{k: r[k] for k in v["select"]} for r in results]
+            results = [select_fields(r, v["select"]) for r in results]
         headers = {"X-Pagination-Next": str(v["offset"] + v["limit"])} if more else {}
         return Response(results, headers=headers)
 

@@ -12,6 +12,7 @@ from config.errors import NotFound
 from config.schema import errors, selectable
 from projects import selectors as tenancy
 from threads.selectors import threads_for
+from threads.serializers import select_fields
 
 from . import services
 from .models import Agent, AgentTrigger
@@ -88,7 +89,7 @@ class CronSearchView(CronView):
         data = CronSerializer(rows, many=True).data
         if v.get("select"):
             now = timezone.now()
-            data = [{k: (now if k == "now" else row.get(k)) for k in v["select"]} for row in data]
+            data = [select_fields({**row, "now": now}, v["select"]) for row in data]
         return Response(data)
 
 

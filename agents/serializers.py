@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from .models import AgentTrigger, AgentVersion, TriggerKind
+from .selectors import CRON_SORT_FIELDS
 from .services import public_metadata
 
 
@@ -312,8 +313,7 @@ class CronSearchSerializer(CronCountSerializer):
     enabled = serializers.BooleanField(required=False, allow_null=True)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
     offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
-    sort_by = serializers.ChoiceField(choices=["cron_id", "assistant_id", "thread_id", "created_at", "updated_at",
-                                               "next_run_date", "end_time"], required=False, allow_null=True)
+    sort_by = serializers.ChoiceField(choices=list(CRON_SORT_FIELDS), required=False, allow_null=True)
     sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False, allow_null=True)
     select = serializers.ListField(child=serializers.ChoiceField(choices=list(CronSerializer().fields) + ["now"]),
                                    required=False, allow_null=True, max_length=20)

@@ -9,12 +9,10 @@ Two kinds of series:
   few aggregate queries: runs pending/running, sandboxes by state, the sandbox
   deletion outbox (backlog, oldest age, failed attempts), embeddings left behind by
   deleted threads (the embedding-cleanup backlog of the database vector store).
-  Another app adds a gauge with `register_gauge`.
 """
 
 import logging
 import os
-from collections.abc import Callable
 
 from django.db.models import Count, Min, Q
 from django.utils import timezone
@@ -23,15 +21,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
 
 logger = logging.getLogger(__name__)
-
-# name -> (help, label names, callable returning [(label values, value), ...])
-EXTRA_GAUGES: dict[str, tuple[str, list[str], Callable]] = {}
-
-
-def register_gauge(name: str, documentation: str, labels: list[str], read: Callable) -> None:
-    """A gauge read at each scrape: `read()` returns `[(label_values_tuple, value), ...]`."""
-    EXTRA_GAUGES[name] = (documentation, labels, read)
-
 
 def _runs():
     from threads.models import ACTIVE_RUN_STATUSES, Run
@@ -92,11 +81,6 @@ class DomainCollector:
             if orphans is not None:
                 yield GaugeMetricFamily("threadkeeper_embedding_cleanup_backlog",
                                         "Embeddings whose thread is deleted, not yet removed.", value=orphans)
-            for name, (documentation, labels, read) in EXTRA_GAUGES.items():
-                gauge = GaugeMetricFamily(name, documentation, labels=labels)
-                for label_values, value in read():
-                    gauge.add_metric(list(label_values), value)
-                yield gauge
             up = 1
         except Exception as exc:  # the database being down must not take the scrape down
             logger.warning("domain metrics unavailable: %s: %s", type(exc).__name__, exc)

@@ -5,6 +5,8 @@ deep in a query. JSON bodies are checked by `config.parsers.JSONParser`."""
 from django.conf import settings
 from django.http import JsonResponse
 
+from .parsers import too_large
+
 
 class RejectNulMiddleware:
     def __init__(self, get_response):
@@ -33,5 +35,5 @@ class BodyLimitMiddleware:
         except ValueError:
             length = 0
         if limit is not None and length > limit and request.path.startswith("/api/"):
-            return JsonResponse({"detail": f"Request body too large: the limit is {limit} bytes."}, status=413)
+            return JsonResponse({"detail": str(too_large().detail)}, status=413)
         return self.get_response(request)

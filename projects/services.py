@@ -9,7 +9,6 @@ from config.errors import Invalid, NotFound
 from .models import Account, Membership, Project, Role
 
 
-@transaction.atomic
 def validate_new_password(*, username: str, password: str) -> None:
     """Django's password validators (AUTH_PASSWORD_VALIDATORS) for this user: a 422
     listing every reason the password is refused."""
@@ -21,6 +20,7 @@ def validate_new_password(*, username: str, password: str) -> None:
         raise Invalid("The password is refused: " + " ".join(exc.messages), errors={"password": exc.messages})
 
 
+@transaction.atomic
 def ensure_user(*, username: str, password: str | None = None):
     """Return the user with that name, creating it (with the password) if missing."""
     User = get_user_model()

@@ -19,9 +19,12 @@ def forget_deleted_user(sender, instance, **kwargs):
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="projects.user_credentials_changed")
-def note_credentials_change(sender, instance, raw=False, **kwargs):
+def note_credentials_change(sender, instance, raw=False, update_fields=None, **kwargs):
     """A password change or a deactivation revokes the user's tokens (after the save)."""
     if raw or instance.pk is None:
+        return
+    if update_fields is not None and not {"password", "is_active"} & set(update_fields):
+        instance._revoke_tokens = False  # e.g. the login's `last_login`: no query
         return
     before = sender.objects.filter(pk=instance.pk).values("password", "is_active").first()
     instance._revoke_tokens = bool(before) and (

@@ -622,6 +622,7 @@ def state_json(*, thread, checkpoint, approvals=(), runtime: str | None = None) 
     """A checkpoint (None: the empty state) as LangGraph's `ThreadState`. `approvals`:
     the pending approvals, shown as the state's interrupts and as a task of the run
     that waits (`next` names its runtime)."""
+    from .selectors import channel_values
     from .services.state import checkpoint_config
 
     interrupts = [interrupt_json(a) for a in approvals]
@@ -631,9 +632,8 @@ def state_json(*, thread, checkpoint, approvals=(), runtime: str | None = None) 
     if checkpoint is not None and checkpoint.parent_checkpoint_id:
         parent = {"thread_id": str(thread.pk), "checkpoint_ns": checkpoint.checkpoint_ns,
                   "checkpoint_id": checkpoint.parent_checkpoint_id, "checkpoint_map": {}}
-    values = (checkpoint.checkpoint or {}).get("channel_values") if checkpoint is not None else None
     return {
-        "values": values if isinstance(values, dict) else {},
+        "values": channel_values(checkpoint),
         "next": [runtime] if approvals and runtime else [],
         "checkpoint": checkpoint_config(checkpoint, thread_id=thread.pk),
         "metadata": (checkpoint.metadata or {}) if checkpoint is not None else {},

@@ -192,6 +192,8 @@ def test_copy_has_the_same_messages_checkpoints_and_metadata(client):
     texts = lambda tid: [m.text for m in Message.objects.filter(thread_id=tid).order_by("seq")]  # noqa: E731
     assert texts(copied["thread_id"]) == texts(thread["thread_id"]) == ["copy me", "Echo: copy me"]
     assert Checkpoint.objects.filter(thread_id=copied["thread_id"]).count() == 1
+    tokens = Thread.objects.filter(pk__in=[thread["thread_id"], copied["thread_id"]]).values_list("message_tokens", flat=True)
+    assert len(set(tokens)) == 1 and tokens[0] > 0  # the copy's token total is its messages'
     conversation(client, copied["thread_id"], "next")  # the copy goes on from the same state
     messages = client.threads.get_state(copied["thread_id"])["values"]["messages"]
     assert [m["content"] for m in messages] == ["copy me", "Echo: copy me", "next", "Echo: next"]

@@ -98,12 +98,15 @@ class ThreadCopyView(ThreadScopedView):
 
 class StateMixin(ThreadScopedView):
     pagination_class = None  # LangGraph's history is a plain list
-    def state(self, thread, checkpoint):
-        """The state at `checkpoint`; the latest one also shows the pending approvals."""
-        latest = selectors.latest_checkpoint(thread_id=thread.pk, checkpoint_ns=checkpoint.checkpoint_ns) \
-            if checkpoint is not None else None
+    def state(self, thread, checkpoint, *, is_latest: bool | None = None):
+        """The state at `checkpoint`; the latest one also shows the pending approvals.
+        `is_latest`: whether it is the latest, when the caller knows (else looked up)."""
+        if is_latest is None:
+            latest = selectors.latest_checkpoint(thread_id=thread.pk, checkpoint_ns=checkpoint.checkpoint_ns) \
+                if checkpoint is not None else None
+            is_latest = checkpoint is None or (latest is not None and latest.pk == checkpoint.pk)
         approvals, runtime = [], None
-        if checkpoint is None or (latest is not None and latest.pk == checkpoint.pk):
+        if is_latest:
             approvals = list(Approval.objects.filter(thread=thread, status=ApprovalStatus.PENDING).order_by("created_at"))
             if approvals:
                 runtime = Run.objects.filter(pk=approvals[0].run_id).values_list("runtime", flat=True).first()
@@ -123,7 +126,7 @@ class ThreadStateView(StateMixin):
     def get(self, request, thread_id):
         thread = self.thread()
         q = self.query(StateQuerySerializer)
-        body = self.state(thread, selectors.latest_checkpoint(thread_id=thread.pk))
+        body = self.state(thread, selectors.latest_checkpoint(thread_id=thread.pk), is_latest=True)
         return Response(select_fields(body, q.get("select")))
 
     @extend_schema(request=StateUpdateSerializer, responses={200: StateUpdateResponseSerializer, **errors(409)},
@@ -161,10 +164,12 @@ class ThreadStateCheckpointView(StateMixin):
         data.is_valid(raise_exception=True)
         ref = data.validated_data["checkpoint"]
         if ref.get("checkpoint_id"):
-            checkpoint = self.checkpoint_named(thread, ref["checkpoint_id"], ref.get("checkpoint_ns"))
+            checkpoint, is_latest = self.checkpoint_named(thread, ref["checkpoint_id"], ref.get("checkpoint_ns")), None
         else:
             checkpoint = selectors.latest_checkpoint(thread_id=thread.pk, checkpoint_ns=ref.get("checkpoint_ns") or "")
-        return Response(select_fields(self.state(thread, checkpoint), data.validated_data.get("select")))
+            is_latest = True
+        return Response(select_fields(self.state(thread, checkpoint, is_latest=is_latest),
+                                      data.validated_data.get("select")))
 
 
 class ThreadHistoryView(StateMixin):
@@ -178,7 +183,7 @@ class ThreadHistoryView(StateMixin):
         latest = selectors.latest_checkpoint(thread_id=thread.pk, checkpoint_ns=checkpoints[0].checkpoint_ns)
         out = [state_json(thread=thread, checkpoint=c) for c in checkpoints]
         if latest is not None and checkpoints[0].pk == latest.pk:
-            out[0] = self.state(thread, latest)
+            out[0] = self.state(thread, latest, is_latest=True)
         return [select_fields(body, v.get("select")) for body in out]
 
     @extend_schema(parameters=[HistoryQuerySerializer], responses=ThreadStateSerializer(many=True),

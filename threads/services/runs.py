@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
@@ -259,13 +259,16 @@ def requeue_pending_runs(*, older_than_seconds: int | None = None) -> int:
     Executing a run is idempotent: only a `pending` run starts, under its row lock.
     A delayed run (`after_seconds`) counts from its start time, not its creation: one
     whose countdown a lost worker took with it starts within a requeue period after
-    it was due, and none starts early."""
+    it was due, and none starts early. A run queued behind a running one is not sent:
+    it could not start."""
     from ..tasks import execute_run
 
     age = older_than_seconds if older_than_seconds is not None else settings.RUN_REQUEUE_AFTER_SECONDS
     now = timezone.now()
     stale = Run.objects.filter(status=RunStatus.PENDING).filter(
         Q(start_after__isnull=True, created_at__lte=now - timedelta(seconds=age)) | Q(start_after__lte=now)
+    ).exclude(  # queued behind a running run: it starts when that one ends (advance_queue)
+        Exists(Run.objects.filter(thread_id=OuterRef("thread_id"), status=RunStatus.RUNNING))
     )
     ids = [str(pk) for pk in stale.order_by("created_at").values_list("pk", flat=True)[:500]]
     for run_id in ids:

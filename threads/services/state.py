@@ -123,6 +123,7 @@ def copy_thread(*, thread: Thread, created_by=None) -> Thread:
          if w.checkpoint_id in new_pk],
         batch_size=1000,
     )
-    Thread.objects.filter(pk=copy.pk).update(last_message_seq=source.last_message_seq)
+    Thread.objects.filter(pk=copy.pk).update(last_message_seq=source.last_message_seq,
+                                             message_tokens=source.message_tokens)
     copy.refresh_from_db()
     return copy
