@@ -149,6 +149,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL",
     }
+    # Tests use a file too, not Django's shared-cache memory database: there a
+    # writer meets "database table is locked" at once instead of waiting out the
+    # busy timeout, and the live-server tests write from several threads.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DB_JIT", False):
     # Short OLTP queries only: PostgreSQL's JIT compiler would spend tens of
     # milliseconds compiling a query that runs in one (a plan whose estimated cost
