@@ -12,7 +12,6 @@ batches. There is no other way to do the work: the admin's small selections and 
 """
 
 import logging
-from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
@@ -21,6 +20,7 @@ from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from config.tasks import send_after_commit
 from receipts.context import acting
 
 from .models import FINISHED_STATES, Job, JobKind, JobState, JobTarget
@@ -66,7 +66,7 @@ def send_job(*, job_id) -> None:
     """After commit; `robust`: with the broker down, the beat task sends it again."""
     from .tasks import run_job
 
-    transaction.on_commit(partial(run_job.delay, str(job_id)), robust=True)
+    send_after_commit(run_job, str(job_id))
 
 
 def request_cancel(*, job: Job) -> Job:

@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import connection, router, transaction
@@ -33,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.observability import record_destructive
+from config.tasks import send_after_commit
 
 from .context import current_origin
 from .models import COUNT_FIELDS, CleanupState, DeletionReceipt, ReceiptSandbox
@@ -172,7 +172,7 @@ def schedule_cleanup(*, receipt_ids: list[str]) -> None:
     with the broker down the receipts stay pending and the reconciler takes them."""
     from .tasks import clean_up_deletions
 
-    transaction.on_commit(partial(clean_up_deletions.delay, receipt_ids=receipt_ids), robust=True)
+    send_after_commit(clean_up_deletions, receipt_ids=receipt_ids)
 
 
 def clean_up(*, receipt_ids: Iterable) -> dict:

@@ -16,6 +16,7 @@ import kombu.pools
 import pytest
 
 from config.celery import app
+from config.tasks import publisher
 from sandboxes.models import Sandbox, SandboxState
 from sandboxes.services import provision_sandbox, reconcile_sandbox_creation, reconcile_sandboxes
 from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
@@ -46,6 +47,7 @@ def broker_down(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
 
     def back_up():
+        publisher.flush()  # what was handed to the publisher thread met the dead broker
         app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options = saved
         reset_connections()
         settings.CELERY_TASK_ALWAYS_EAGER = saved[0]

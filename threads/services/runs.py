@@ -619,11 +619,11 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     """Delete a run and, by the database cascade, the checkpoints it wrote (and their
     writes and approvals); the thread's messages stay, detached from the run. An
     active run is a 409 unless `force`, which interrupts it first. On PostgreSQL a
-    finished run is locked without building querysets (`lock_finished_run`)."""
+    finished run is locked and deleted in one round trip (`delete_finished_run`)."""
     if connection.vendor == "postgresql":
-        finished = lock_finished_run(thread_id=thread.pk, run_id=run_id)
-        if finished is not None:
-            remove_run(Run(pk=finished.run_id, thread_id=thread.pk), account_id=finished.account_id)
+        deleted = delete_finished_run(thread_id=thread.pk, run_id=run_id)
+        if deleted is not None:
+            record_run_removal(run_id=deleted.run_id, account_id=deleted.account_id, checkpoints=deleted.checkpoints)
             return
     locked, run = lock_run(thread=thread, run_id=run_id)
     if run.status in ACTIVE_RUN_STATUSES:
@@ -636,39 +636,47 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     remove_run(run, account_id=locked.account_id)
 
 
-class FinishedRun(NamedTuple):
+class DeletedRun(NamedTuple):
     run_id: uuid.UUID
     account_id: uuid.UUID
+    checkpoints: int
 
 
-def lock_finished_run(*, thread_id, run_id) -> FinishedRun | None:
-    """PostgreSQL: `lock_run`'s two locks (the thread `FOR NO KEY UPDATE`, then the run
-    `FOR UPDATE`, the same order) as two statements built once, reading only what a
-    delete needs (no querysets, no model instances): 404 as `lock_run`; None when the
-    run is active (the locks are held; the caller goes on with `lock_run`) or the id
-    is not a UUID (`lock_run` answers it)."""
+def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
+    """PostgreSQL, one round trip of three statements built once: `lock_run`'s two
+    locks (the thread `FOR NO KEY UPDATE`, then the run `FOR UPDATE`, the same order),
+    then — in a fresh snapshot, under those locks — `relink_and_delete_run` for the run
+    if it is finished. 404 as `lock_run`; None when the run is active (nothing is
+    deleted, the locks are held: the caller goes on with `lock_run`) or the id is not a
+    UUID (`lock_run` answers it)."""
     try:
         run_id = uuid.UUID(str(run_id))
     except ValueError:
         return None
-    thread_sql, run_sql = lock_run_sql()
     with connection.cursor() as cursor:
-        cursor.execute(thread_sql, [thread_id])
+        cursor.execute(delete_finished_run_sql(), {"run": run_id, "thread": thread_id,
+                                                   "active": list(ACTIVE_RUN_STATUSES)})
         thread_row = cursor.fetchone()
-        if thread_row is None:
-            raise NotFound("Thread not found.")
-        cursor.execute(run_sql, [run_id, thread_id])
+        cursor.nextset()
         run_row = cursor.fetchone()
+        cursor.nextset()
+        deleted = cursor.fetchone()
+    if thread_row is None:
+        raise NotFound("Thread not found.")
     if run_row is None:
         raise NotFound("Run not found.")
-    return None if run_row[0] in ACTIVE_RUN_STATUSES else FinishedRun(run_id, thread_row[0])
+    return None if deleted is None else DeletedRun(run_id, thread_row[0], deleted[0])
 
 
 @cache
-def lock_run_sql() -> tuple[str, str]:
+def delete_finished_run_sql() -> str:
     q = connection.ops.quote_name
-    return (f"SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %s FOR NO KEY UPDATE",
-            f"SELECT status FROM {q(Run._meta.db_table)} WHERE id = %s AND thread_id = %s FOR UPDATE")
+    runs = q(Run._meta.db_table)
+    finished = (f"SELECT id FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s"
+                f" AND NOT (status = ANY(%(active)s))")
+    return (f"SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s FOR NO KEY UPDATE;"
+            f" SELECT status FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s FOR UPDATE;"
+            f" {relink_and_delete_sql(finished)}")
 
 
 def remove_run(run: Run, *, account_id) -> None:
@@ -682,23 +690,40 @@ def remove_run(run: Run, *, account_id) -> None:
         relink_past_run_checkpoints(run)
         checkpoints = Checkpoint.objects.filter(run_id=run.pk).count()
         Run.objects.filter(pk=run.pk).delete()
+    record_run_removal(run_id=run.pk, account_id=account_id, checkpoints=checkpoints)
+
+
+def record_run_removal(*, run_id, account_id, checkpoints: int) -> None:
     receipts.record(DeletionKind.RUN_DELETE,
-                    {account_id: receipts.Tally(root_ids=[run.pk], runs=1, checkpoints=checkpoints)})
+                    {account_id: receipts.Tally(root_ids=[run_id], runs=1, checkpoints=checkpoints)})
 
 
 def relink_and_delete_run(run: Run) -> int:
-    """`relink_past_run_checkpoints` and the delete in one statement: a recursive CTE
-    walks each surviving child of the run's checkpoints up past them (index probes on
+    """`relink_past_run_checkpoints` and the delete in one statement (see
+    `relink_and_delete_sql`). Returns how many checkpoints went with the run."""
+    with connection.cursor() as cursor:
+        cursor.execute(relink_and_delete_sql("SELECT %(run)s::uuid AS id"), {"run": run.pk, "thread": run.thread_id})
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+@cache
+def relink_and_delete_sql(target: str) -> str:
+    """Delete the run selected by `target` (a query of its id, or of nothing) with
+    `relink_past_run_checkpoints` in one statement: a recursive CTE walks each
+    surviving child of the run's checkpoints up past them (index probes on
     `checkpoint_parent` and `run_id`, then one probe of the unique (thread, namespace,
     checkpoint id) index per step up — a lateral lookup, so that no step re-reads the
-    run's checkpoints: the cost follows the run, not the thread), a
-    data-modifying CTE re-links it, and the run is deleted. Returns how many
-    checkpoints went with it (counted in the statement's snapshot)."""
+    run's checkpoints: the cost follows the run, not the thread), a data-modifying
+    CTE re-links it, and the run is deleted, returning how many checkpoints went
+    with it (counted in the statement's snapshot)."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
-    sql = f"""
-        WITH RECURSIVE own AS (
-            SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM {checkpoints} WHERE run_id = %(run)s
+    return f"""
+        WITH RECURSIVE target AS ({target}),
+        own AS (
+            SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM {checkpoints}
+            WHERE run_id IN (SELECT id FROM target)
         ),
         walk(id, ns, ancestor) AS (
             SELECT o.id, o.checkpoint_ns, o.parent_checkpoint_id FROM {checkpoints} o
@@ -718,12 +743,8 @@ def relink_and_delete_run(run: Run) -> int:
             WHERE c.id = walk.id AND NOT EXISTS (
                 SELECT 1 FROM own WHERE own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor)
         )
-        DELETE FROM {runs} WHERE id = %(run)s RETURNING (SELECT COUNT(*) FROM own)
+        DELETE FROM {runs} WHERE id IN (SELECT id FROM target) RETURNING (SELECT COUNT(*) FROM own)
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"run": run.pk, "thread": run.thread_id})
-        row = cursor.fetchone()
-    return row[0] if row else 0
 
 
 def relink_past_run_checkpoints(run: Run) -> None:
