@@ -1,10 +1,10 @@
 """Reads on agents."""
 
 from django.db.models import JSONField, OuterRef, QuerySet, Subquery
-from django.db.models.fields.json import KeyTransform
 
 from config.errors import Invalid, NotFound
 from projects.selectors import parse_uuid, visible_to
+from threads.selectors import filter_json_containment
 
 from .models import Agent, AgentTrigger, AgentVersion, TriggerKind
 
@@ -47,7 +47,7 @@ CRON_SORT_FIELDS = {
 
 def crons_for(user, *, assistant_id=None, thread_id=None, enabled=None, metadata: dict | None = None) -> QuerySet:
     """The user's crons (schedule triggers) matching LangGraph's search filters;
-    `metadata` matches each key exactly."""
+    `metadata` by containment, as the thread and assistant searches."""
     qs = visible_to(AgentTrigger.objects.filter(kind=TriggerKind.SCHEDULE), user, account_field="agent__account")
     if assistant_id is not None:
         qs = qs.filter(agent_id=assistant_id)
@@ -55,10 +55,7 @@ def crons_for(user, *, assistant_id=None, thread_id=None, enabled=None, metadata
         qs = qs.filter(thread_id=thread_id)
     if enabled is not None:
         qs = qs.filter(is_active=enabled)
-    for i, (key, value) in enumerate((metadata or {}).items()):
-        # A key transform (not `metadata__<key>`): a key is data, never a lookup.
-        qs = qs.alias(**{f"_meta{i}": KeyTransform(key, "metadata")}).filter(**{f"_meta{i}": value})
-    return qs
+    return filter_json_containment(qs, "metadata", metadata)
 
 
 def deletion_refusal(agent: Agent) -> str | None:
