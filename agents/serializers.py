@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from threads.serializers import WebhookURLField
+
 from .models import AgentTrigger, AgentVersion, TriggerKind
 from .selectors import CRON_SORT_FIELDS
 from .services import public_metadata
@@ -274,7 +276,7 @@ class CronOptionsSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, allow_null=True)
     config = serializers.DictField(required=False, allow_null=True)
     context = serializers.DictField(required=False, allow_null=True)
-    webhook = serializers.URLField(required=False, allow_null=True, max_length=2000)
+    webhook = WebhookURLField()
     interrupt_before = serializers.JSONField(required=False, allow_null=True, help_text="'*' or a list of node names")
     interrupt_after = serializers.JSONField(required=False, allow_null=True, help_text="'*' or a list of node names")
     end_time = serializers.DateTimeField(required=False, allow_null=True)

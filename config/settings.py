@@ -301,6 +301,10 @@ RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_RETRIES = env_int("WEBHOOK_MAX_RETRIES", 5)
 WEBHOOK_RETRY_BACKOFF = env_int("WEBHOOK_RETRY_BACKOFF", 2)
+# Whether a run's webhook may reach loopback, private and link-local addresses (a
+# receiver on this machine or network); off in production, so that a webhook cannot
+# be pointed at internal services.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", DEBUG)
 # How many recent messages a runtime is given.
 RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
 # Seconds between the echo runtime's streamed tokens.

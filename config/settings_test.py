@@ -10,6 +10,9 @@ os.environ.setdefault("ENV_FILE", "")
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("SANDBOX_ROOT", tempfile.mkdtemp(prefix="tk-sandboxes-"))
+# The webhook receivers of the tests listen on 127.0.0.1 (the refusal of private
+# addresses, the production default, has tests of its own).
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE", "1")
 
 from .settings import *  # noqa: E402,F403
 

@@ -296,6 +296,23 @@ class NodeListField(serializers.Field):
         return value
 
 
+class WebhookURLField(serializers.URLField):
+    """A run's `webhook`: an http(s) URL that does not name a private network (see
+    `threads.services.webhooks.refusal`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_null=True, max_length=2000, **kwargs)
+
+    def to_internal_value(self, data):
+        from .services.webhooks import refusal
+
+        url = super().to_internal_value(data)
+        reason = refusal(url)
+        if reason:
+            raise serializers.ValidationError(reason)
+        return url
+
+
 class RunCreateSerializer(serializers.Serializer):
     """The body of LangGraph's run creation (`POST /threads/{id}/runs`, `/runs/stream`,
     `/runs/wait`, and the stateless `/runs...`). Everything but `input`, `metadata`
@@ -316,7 +333,7 @@ class RunCreateSerializer(serializers.Serializer):
     interrupt_after = NodeListField(required=False, allow_null=True)
     feedback_keys = serializers.ListField(child=serializers.CharField(max_length=200), required=False,
                                           allow_null=True, max_length=100)
-    webhook = serializers.URLField(required=False, allow_null=True, max_length=2000)
+    webhook = WebhookURLField()
     checkpoint = serializers.DictField(required=False, allow_null=True)
     checkpoint_id = serializers.CharField(required=False, allow_null=True, max_length=255)
     checkpoint_during = serializers.BooleanField(required=False, allow_null=True)

@@ -89,3 +89,12 @@ def test_whitenoise_serves_compressed_hashed_static_files_after_collectstatic(tm
     assert "immutable" in served["Cache-Control"] and "max-age=315360000" in served["Cache-Control"]
     plain = client.get(css.group(1))
     assert "Content-Encoding" not in plain
+
+
+def test_production_webhooks_may_not_reach_private_networks():
+    script = "from django.conf import settings; print(settings.WEBHOOK_ALLOW_PRIVATE)"
+    production = manage("shell", "-c", script, env_extra=production_env(), drop={"WEBHOOK_ALLOW_PRIVATE"})
+    development = manage("shell", "-c", script, env_extra={"ENV_FILE": "", "DEBUG": "1"},
+                         drop={"WEBHOOK_ALLOW_PRIVATE"})
+    assert production.stdout.strip().splitlines()[-1] == "False", production.stderr
+    assert development.stdout.strip().splitlines()[-1] == "True", development.stderr

@@ -4,7 +4,9 @@ run, `webhook` delivered (and retried), `after_seconds` a delayed start that sur
 a worker restart."""
 
 import json
+import logging
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tests.conftest import start_worker, wait_for, wait_for_worker
 from threads import services
 from threads.models import Message, Run, RunStatus
+from threads.services.webhooks import deliver_webhook, public_address
 
 
 @pytest.fixture
@@ -109,6 +112,45 @@ def test_bad_options_are_422_and_create_nothing(lg, thread, body, field):
     assert caught.value.response.status_code == 422
     assert field in caught.value.response.json()["errors"]
     assert not Run.objects.filter(thread=thread).exists() and not Message.objects.filter(thread=thread).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8000/hook", "http://localhost/hook", "http://api.localhost/hook", "http://[::1]/hook",
+    "http://10.1.2.3/hook", "http://192.168.0.10/hook", "http://169.254.169.254/latest/meta-data/",
+    "http://[::ffff:127.0.0.1]/hook", "http://0.0.0.0/hook",
+])
+def test_a_webhook_naming_a_private_address_is_422(lg, thread, settings, url):
+    """In production (`WEBHOOK_ALLOW_PRIVATE` off) a run's or a cron's webhook may not
+    point at this machine, a private network or a cloud metadata address."""
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]}, webhook=url)
+    assert caught.value.response.status_code == 422
+    assert "webhook" in caught.value.response.json()["errors"]
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.crons.create_for_thread(str(thread.pk), "echo", schedule="@hourly", webhook=url)
+    assert caught.value.response.status_code == 422
+    assert not Run.objects.filter(thread=thread).exists()
+
+
+def test_a_webhook_host_resolving_to_a_private_address_is_never_posted(receiver, settings, caplog):
+    """A host name passes the request's check (the URL alone); at delivery every
+    address it resolves to must be public. This machine's own name (not a valid URL
+    host for the API, having no dot, so the delivery is called directly) resolves to
+    a loopback or private address."""
+    hostname = socket.gethostname()
+    if any(public_address(info[4][0]) for info in socket.getaddrinfo(hostname, 80)):
+        pytest.skip("this machine's name resolves to a public address")
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    hook = receiver()
+    url = hook.url.replace("127.0.0.1", hostname)
+    with caplog.at_level(logging.WARNING, logger="threads.services.webhooks"):
+        assert deliver_webhook(url=url, run={"run_id": "r1"}) is None  # refused: not retried
+    assert "Webhook of run r1 not sent" in caplog.text and "non-public address" in caplog.text
+    assert hook.bodies == []
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # the same delivery to 127.0.0.1, allowed
+    assert deliver_webhook(url=hook.url, run={"run_id": "r1"}) == 200 and len(hook.bodies) == 1
 
 
 @pytest.mark.django_db(transaction=True)

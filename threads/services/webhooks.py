@@ -5,12 +5,20 @@ is deleted) and handed to a delivery task: it never delays the run nor decides i
 outcome. A failed delivery (connection error, timeout, a 5xx, 408 or 429) is retried
 with exponential backoff (`WEBHOOK_MAX_RETRIES`, `WEBHOOK_RETRY_BACKOFF`); any other
 4xx is final and logged.
+
+A webhook never reaches a private network unless `WEBHOOK_ALLOW_PRIVATE` (on with
+DEBUG, off in production): a URL naming a loopback, private, link-local or otherwise
+non-public address (or `localhost`) is a 422 when the run is created, and at delivery
+the host is resolved, every address it resolves to must be public, and the POST
+connects to the address that was checked (no second lookup a DNS answer could change).
 """
 
+import http.client
+import ipaddress
 import json
 import logging
-import urllib.error
-import urllib.request
+import socket
+import urllib.parse
 from functools import partial
 
 from django.conf import settings
@@ -27,6 +35,51 @@ RETRY_STATUSES = {408, 429}
 
 class WebhookFailed(Exception):
     """A delivery that may succeed if tried again."""
+
+
+class WebhookRefused(Exception):
+    """A webhook URL that points at a private network (never retried)."""
+
+
+LOCAL_NAMES = ("localhost", "localhost.")
+
+
+def public_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return ip.is_global and not ip.is_multicast
+
+
+def refusal(url: str) -> str | None:
+    """Why this webhook URL may not be used, judged from the URL alone (no DNS): it
+    names a non-public address or `localhost`. None when it may (or when private
+    networks are allowed)."""
+    if settings.WEBHOOK_ALLOW_PRIVATE:
+        return None
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host in LOCAL_NAMES or host.endswith(".localhost"):
+        return "The webhook may not point at localhost."
+    try:
+        if not public_address(host):
+            return "The webhook may not point at a private, loopback or link-local address."
+    except ValueError:  # a host name: checked when it is resolved, at delivery
+        pass
+    return None
+
+
+def vetted_address(host: str, port: int) -> str:
+    """The address to connect to for `host`: every address it resolves to must be
+    public (unless private networks are allowed)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise WebhookFailed(f"{host}: {exc}") from exc
+    addresses = [info[4][0] for info in infos]
+    if not settings.WEBHOOK_ALLOW_PRIVATE:
+        private = [a for a in addresses if not public_address(a)]
+        if private:
+            raise WebhookRefused(f"{host} resolves to a non-public address ({private[0]})")
+    return addresses[0]
 
 
 def run_document(run: Run) -> dict:
@@ -61,21 +114,39 @@ def send_webhooks(run_ids) -> None:
             deliver_run_webhook.delay(*args)
 
 
-def deliver_webhook(*, url: str, run: dict) -> int:
-    """POST the run to `url` once; returns the HTTP status. Raises `WebhookFailed`
-    when trying again may help."""
-    body = dict(run, webhook_sent_at=timezone.now())
-    request = urllib.request.Request(
-        url, data=json.dumps(body, cls=DjangoJSONEncoder).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "threadkeeper-webhook"},
-    )
+def deliver_webhook(*, url: str, run: dict) -> int | None:
+    """POST the run to `url` once; returns the HTTP status (None when the URL is
+    refused: a private network, logged, never retried). Raises `WebhookFailed` when
+    trying again may help."""
+    parts = urllib.parse.urlsplit(url)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
     try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500 or exc.code in RETRY_STATUSES:
-            raise WebhookFailed(f"{url} answered {exc.code}") from exc
-        logger.warning("Webhook of run %s refused by %s with %s; not retried.", run.get("run_id"), url, exc.code)
-        return exc.code
-    except (OSError, ValueError) as exc:  # connection refused, DNS, timeout, TLS
+        reason = refusal(url)
+        if reason:
+            raise WebhookRefused(reason)
+        address = vetted_address(parts.hostname or "", port)
+    except WebhookRefused as exc:
+        logger.warning("Webhook of run %s not sent: %s", run.get("run_id"), exc)
+        return None
+    body = dict(run, webhook_sent_at=timezone.now())
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    connection = (http.client.HTTPSConnection if https else http.client.HTTPConnection)(
+        parts.hostname, port, timeout=timeout)
+    # Connect to the address checked above; TLS still verifies the host name.
+    connection._create_connection = lambda _, *args, **kwargs: socket.create_connection((address, port), *args,
+                                                                                         **kwargs)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", target, body=json.dumps(body, cls=DjangoJSONEncoder).encode(), headers={
+            "Content-Type": "application/json", "User-Agent": "threadkeeper-webhook"})
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:  # connection refused, timeout, TLS
         raise WebhookFailed(f"{url}: {exc}") from exc
+    finally:
+        connection.close()
+    if status >= 500 or status in RETRY_STATUSES:
+        raise WebhookFailed(f"{url} answered {status}")
+    if status >= 400:
+        logger.warning("Webhook of run %s refused by %s with %s; not retried.", run.get("run_id"), url, status)
+    return status
