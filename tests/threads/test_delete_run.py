@@ -66,6 +66,19 @@ def test_checkpoints_that_stay_are_relinked_past_the_deleted_ones(api, thread):
     }
 
 
+def test_a_run_entered_from_several_checkpoints_relinks_each_child_to_its_own_ancestor(api, thread):
+    """A run whose checkpoints hang under more than one outside checkpoint (a fork it
+    continued from two places): each surviving child is walked up to the ancestor on
+    its own side, through any depth of the run's checkpoints."""
+    run = completed_run(thread, "forked")
+    for cid, parent, owner in [("p1", None, None), ("p2", "p1", None), ("a", "p1", run), ("a2", "a", run),
+                               ("b", "p2", run), ("c", "a2", None), ("d", "b", None), ("e", "a", None)]:
+        services.put_checkpoint(thread=thread, checkpoint_id=cid, parent_checkpoint_id=parent, checkpoint={}, run=owner)
+    assert api.delete(run_url(thread, run.pk)).status_code == 200
+    parents = dict(Checkpoint.objects.filter(thread=thread).values_list("checkpoint_id", "parent_checkpoint_id"))
+    assert parents == {"p1": None, "p2": "p1", "c": "p1", "d": "p2", "e": "p1"}
+
+
 @pytest.mark.parametrize("status", ["pending", "running"])
 def test_an_active_run_is_409_unless_forced(api, thread, status):
     run = services.create_run(thread=thread)

@@ -710,13 +710,17 @@ def relink_and_delete_run(run: Run) -> int:
 @cache
 def relink_and_delete_sql(target: str) -> str:
     """Delete the run selected by `target` (a query of its id, or of nothing) with
-    `relink_past_run_checkpoints` in one statement: a recursive CTE walks each
-    surviving child of the run's checkpoints up past them (index probes on
-    `checkpoint_parent` and `run_id`, then one probe of the unique (thread, namespace,
-    checkpoint id) index per step up — a lateral lookup, so that no step re-reads the
-    run's checkpoints: the cost follows the run, not the thread), a data-modifying
-    CTE re-links it, and the run is deleted, returning how many checkpoints went
-    with it (counted in the statement's snapshot)."""
+    `relink_past_run_checkpoints` in one statement, in time that follows the run, not
+    the thread. A surviving child of one of the run's checkpoints gets the nearest
+    ancestor outside the run: walking up from any of the run's checkpoints, one
+    leaves the run at an "entry" (a run checkpoint whose parent is not the run's), so
+    in a namespace where the run has a single entry — a run's checkpoints are one
+    chain, or a tree under its first — every child's ancestor is that entry's parent,
+    found with two hash joins over the run's checkpoints. Elsewhere a recursive CTE
+    walks each child up past them (one probe of the unique (thread, namespace,
+    checkpoint id) index per step). A data-modifying CTE re-links, and the run is
+    deleted, returning how many checkpoints went with it (counted in the statement's
+    snapshot)."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
     return f"""
@@ -725,12 +729,21 @@ def relink_and_delete_sql(target: str) -> str:
             SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM {checkpoints}
             WHERE run_id IN (SELECT id FROM target)
         ),
-        walk(id, ns, ancestor) AS (
+        exits(ns, ancestor) AS (
+            SELECT o.checkpoint_ns, (array_agg(o.parent_checkpoint_id))[1] FROM own o
+            WHERE NOT EXISTS (SELECT 1 FROM own p WHERE p.checkpoint_ns = o.checkpoint_ns
+                              AND p.checkpoint_id = o.parent_checkpoint_id)
+            GROUP BY o.checkpoint_ns HAVING COUNT(*) = 1
+        ),
+        children(id, ns, parent) AS (
             SELECT o.id, o.checkpoint_ns, o.parent_checkpoint_id FROM {checkpoints} o
-            WHERE o.thread_id = %(thread)s AND o.parent_checkpoint_id IN (SELECT checkpoint_id FROM own)
+            WHERE o.thread_id = %(thread)s AND o.parent_checkpoint_id = ANY(ARRAY(SELECT checkpoint_id FROM own))
               AND o.run_id IS DISTINCT FROM %(run)s
               AND EXISTS (SELECT 1 FROM own WHERE own.checkpoint_ns = o.checkpoint_ns
                           AND own.checkpoint_id = o.parent_checkpoint_id)
+        ),
+        walk(id, ns, ancestor) AS (
+            SELECT id, ns, parent FROM children WHERE ns NOT IN (SELECT ns FROM exits)
             UNION
             SELECT walk.id, walk.ns, p.parent_checkpoint_id FROM walk
             CROSS JOIN LATERAL (
@@ -738,10 +751,14 @@ def relink_and_delete_sql(target: str) -> str:
                 AND checkpoint_ns = walk.ns AND checkpoint_id = walk.ancestor AND run_id = %(run)s LIMIT 1
             ) p
         ),
-        relinked AS (
-            UPDATE {checkpoints} c SET parent_checkpoint_id = walk.ancestor FROM walk
-            WHERE c.id = walk.id AND NOT EXISTS (
+        relinks(id, ancestor) AS (
+            SELECT children.id, exits.ancestor FROM children JOIN exits ON exits.ns = children.ns
+            UNION ALL
+            SELECT walk.id, walk.ancestor FROM walk WHERE NOT EXISTS (
                 SELECT 1 FROM own WHERE own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor)
+        ),
+        relinked AS (
+            UPDATE {checkpoints} c SET parent_checkpoint_id = relinks.ancestor FROM relinks WHERE c.id = relinks.id
         )
         DELETE FROM {runs} WHERE id IN (SELECT id FROM target) RETURNING (SELECT COUNT(*) FROM own)
     """
