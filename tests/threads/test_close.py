@@ -142,3 +142,42 @@ def test_close_and_turns_sent_at_once_through_the_api(owner, agent, project):  #
         assert (thread.status == "closed") == (runs == 0)
         assert runs <= 1
         assert not (thread.status == "closed" and Run.objects.filter(thread=thread, status__in=["pending", "running"]).exists())
+
+
+def test_close_threads_closes_each_subtree_or_skips_it_whole(project):
+    """A batch: a thread with a running sub-thread is skipped whole (nothing under it
+    closes); an idle one closes with its sub-threads; a closed one is skipped. One
+    receipt for what closed."""
+    from receipts.models import DeletionReceipt
+
+    blocked, free, done = (services.create_thread(project=project) for _ in range(3))
+    blocked_child = services.create_thread(project=project, parent_thread=blocked)
+    busy_grandchild = services.create_thread(project=project, parent_thread=blocked_child)
+    services.create_run(thread=busy_grandchild)
+    free_child = services.create_thread(project=project, parent_thread=free)
+    services.close_thread(thread=done)
+    before = set(DeletionReceipt.objects.values_list("pk", flat=True))
+
+    closed, skipped = services.close_threads(thread_ids=[blocked.pk, free.pk, done.pk])
+
+    assert closed == 1
+    assert skipped == {f"Sub-thread {busy_grandchild.pk} is running or awaiting: cancel it first, then close.": 1,
+                       "The thread is already closed.": 1}
+    assert statuses(blocked, blocked_child, busy_grandchild) == ["idle", "idle", "running"]
+    assert statuses(free, free_child) == ["closed", "closed"]
+    receipt = DeletionReceipt.objects.exclude(pk__in=before).get()
+    assert (receipt.kind, receipt.root_ids, receipt.threads_closed) == ("thread_close", [str(free.pk)], 2)
+
+
+def test_closing_many_threads_costs_the_queries_of_closing_one(project, django_assert_num_queries):
+    from django.test.utils import CaptureQueriesContext
+
+    one = [services.create_thread(project=project)]
+    many = [services.create_thread(project=project) for _ in range(20)]
+    for thread in many[:10]:
+        services.create_thread(project=project, parent_thread=thread)
+    with CaptureQueriesContext(connection) as few_queries:
+        assert services.close_threads(thread_ids=[t.pk for t in one]) == (1, {})
+    with django_assert_num_queries(len(few_queries)):
+        assert services.close_threads(thread_ids=[t.pk for t in many]) == (20, {})
+    assert not Thread.objects.exclude(status="closed").exists()

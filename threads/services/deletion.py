@@ -182,10 +182,12 @@ def counts_of(table: str) -> str:
     )
 
 
-def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable, counted: bool = False) -> list[Thread]:
+def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable, counted: bool = False,
+                     by_root: bool = False) -> list[Thread]:
     """One recursive query (SQLite and PostgreSQL) for the roots and all their
     descendants; `counted`: with what each holds (`n_messages`, `n_runs`,
-    `n_checkpoints`), for the deletion receipt."""
+    `n_checkpoints`), for the deletion receipt; `by_root`: each thread once per given
+    root it is under (itself included), with that root as `root_id`."""
     anchor, params = (
         Thread.objects.filter(id__in=list(root_ids), project_id__in=list(project_ids))
         .order_by()
@@ -194,6 +196,13 @@ def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable, counted: bool
     )
     q = connection.ops.quote_name
     table, parent = q(Thread._meta.db_table), q(Thread._meta.get_field("parent_thread").column)
+    if by_root:
+        sql = (
+            f"WITH RECURSIVE subtree(root_id, id) AS (SELECT anchor.id, anchor.id FROM ({anchor}) anchor "
+            f"UNION SELECT subtree.root_id, child.id FROM {table} child JOIN subtree ON child.{parent} = subtree.id) "
+            f"SELECT t.id, t.account_id, t.project_id, subtree.root_id FROM {table} t JOIN subtree ON subtree.id = t.id"
+        )
+        return list(Thread.objects.raw(sql, params))
     sql = (
         f"WITH RECURSIVE subtree(id) AS ({anchor} "
         f"UNION SELECT child.id FROM {table} child JOIN subtree ON child.{parent} = subtree.id) "
