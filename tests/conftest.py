@@ -187,3 +187,53 @@ def wait_for(predicate, timeout=20.0, interval=0.1):
             return value
         time.sleep(interval)
     return predicate()
+
+
+# --- the broker down --------------------------------------------------------------
+
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+_configured_transport_options: list = []  # the broker's own options, while switched away
+
+
+def switch_broker(url: str | None) -> None:
+    """Point this process's task publishing at `url` (None: back to the configured
+    broker), failing fast there: what the publisher thread holds is sent first (to
+    the broker it was sent under), then pooled connections and producers are dropped,
+    as Celery does after a fork."""
+    import kombu.pools
+
+    from config.celery import app
+    from config.tasks import publisher
+
+    publisher.flush()
+    kombu.pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.broker_write_url = url
+    if url and not _configured_transport_options:
+        _configured_transport_options.append(app.conf.broker_transport_options)
+        app.conf.broker_transport_options = {"max_retries": 0, "socket_connect_timeout": 0.5}
+    elif not url and _configured_transport_options:
+        app.conf.broker_transport_options = _configured_transport_options.pop()
+
+
+@pytest.fixture
+def broker_down(settings):
+    """Tasks go through the broker (not eager), and the broker is a closed port;
+    calling the fixture's value brings the broker back (and tasks in-process as before)."""
+    from config.celery import app
+
+    eager = app.conf.task_always_eager
+    switch_broker(DEAD_BROKER)
+    app.conf.task_always_eager = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+
+    def back_up():
+        switch_broker(None)
+        app.conf.task_always_eager = eager
+        settings.CELERY_TASK_ALWAYS_EAGER = eager
+
+    yield back_up
+    back_up()

@@ -12,11 +12,9 @@
 The broker outage is real: Celery publishes to a Redis port nobody listens on.
 """
 
-import kombu.pools
 import pytest
 
 from config.celery import app
-from config.tasks import publisher
 from sandboxes.models import Sandbox, SandboxState
 from sandboxes.services import provision_sandbox, reconcile_sandbox_creation, reconcile_sandboxes
 from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
@@ -24,36 +22,6 @@ from threads.models import Embedding, PendingIndex
 from threads.services import create_thread
 
 pytestmark = pytest.mark.django_db
-
-DEAD_BROKER = "redis://127.0.0.1:1/0"
-
-
-def reset_connections():
-    """Forget every broker connection and producer, so the next publish uses the
-    current broker URL."""
-    kombu.pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def broker_down(settings):
-    """Tasks go to a broker that refuses connections (publishing fails)."""
-    saved = app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options
-    app.conf.task_always_eager = False
-    app.conf.broker_url = DEAD_BROKER
-    app.conf.broker_transport_options = {"max_retries": 0, "socket_connect_timeout": 0.5}
-    reset_connections()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-
-    def back_up():
-        publisher.flush()  # what was handed to the publisher thread met the dead broker
-        app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options = saved
-        reset_connections()
-        settings.CELERY_TASK_ALWAYS_EAGER = saved[0]
-
-    yield back_up
-    back_up()
 
 
 def test_a_message_posted_during_a_broker_outage_is_indexed_later(

@@ -75,6 +75,15 @@ def bulk(page, live_server, changelist, ids, action):
     page.wait_for_selector("#impact")
 
 
+def confirm_and_follow_job(page, label, keys=("done", "total", "percent", "affected")) -> dict:
+    """Click the confirmation's `label` button, follow to the job's page and wait for
+    it to finish; its counters as shown."""
+    page.click(f"input[type=submit][value='{label}']")
+    page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
+    page.wait_for_selector("#job[data-state=done]", timeout=30_000)
+    return {key: page.inner_text(f"#job-{key}") for key in keys}
+
+
 def counted(threads_filter) -> dict:
     """The numbers a confirmation must show, counted straight from the tables."""
     threads = Thread.objects.filter(**threads_filter)
@@ -238,10 +247,7 @@ def test_bulk_delete_over_threshold_runs_as_a_job(live_server, settings, who):
         page.click("button[name=index]")
         page.wait_for_selector("#background-note")
         shot(page, who, "threads-job-confirm")
-        page.click("input[type=submit][value='Yes, delete them']")
-        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
-        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
-        shown = {key: page.inner_text(f"#job-{key}") for key in ("state", "done", "total", "percent", "receipts")}
+        shown = confirm_and_follow_job(page, "Yes, delete them", ("state", "done", "total", "percent", "receipts"))
         bar = page.get_attribute("#job-bar", "value")
         receipts_links = page.locator("#job-receipts-link").count()
         shot(page, who, "job-done")
@@ -347,20 +353,14 @@ def test_closing_threads_and_deleting_agents_over_threshold_run_as_jobs(live_ser
         page.wait_for_selector("#background-note")
         seen["close_confirm"] = numbers(page)
         shot(page, who, "threads-close-job-confirm")
-        page.click("input[type=submit][value='Yes, close them']")
-        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
-        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
-        seen["close"] = {key: page.inner_text(f"#job-{key}") for key in ("done", "total", "percent", "affected")}
+        seen["close"] = confirm_and_follow_job(page, "Yes, close them")
         shot(page, who, "threads-close-job-done")
 
         bulk(page, live_server, "/admin/agents/agent/", [agent.pk, default.pk], "delete_agents")
         page.wait_for_selector("#background-note")
         seen["agents_confirm"] = numbers(page)
         shot(page, who, "agents-job-confirm")
-        page.click("input[type=submit][value='Yes, delete them']")
-        page.wait_for_url(re.compile(r".*/admin/jobs/job/[0-9a-f-]+/change/$"))
-        page.wait_for_selector("#job[data-state=done]", timeout=30_000)
-        seen["agents"] = {key: page.inner_text(f"#job-{key}") for key in ("done", "total", "percent", "affected")}
+        seen["agents"] = confirm_and_follow_job(page, "Yes, delete them")
         seen["agents_messages"] = messages_shown(page)
         shot(page, who, "agents-job-done")
     close_job, agents_job = Job.objects.order_by("created_at")

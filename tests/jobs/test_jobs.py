@@ -45,15 +45,21 @@ def staff(client):
     return client
 
 
+def confirm_as_job(staff, url, selection, capture) -> tuple:
+    """Post an admin action's selection (the confirmation page), then confirm it with
+    after-commit work run; (the confirmation page, the response, the job it started)."""
+    page = staff.post(url, selection)
+    with capture(execute=True):
+        r = staff.post(url, {**selection, "post": "yes"})
+    return page, r, Job.objects.get()
+
+
 def test_bulk_delete_over_threshold_runs_as_a_job(small_jobs, staff, project, django_capture_on_commit_callbacks):
     doomed = make_threads(project, 7, messages=2)
     keep = make_threads(create_project(account=project.account, name="Other"), 1)[0]
     selection = {"action": "delete_threads", "_selected_action": [str(t.pk) for t in doomed]}
-    page = staff.post(THREADS, selection)
+    page, r, job = confirm_as_job(staff, THREADS, selection, django_capture_on_commit_callbacks)
     assert b"runs in the background" in page.content
-    with django_capture_on_commit_callbacks(execute=True):
-        r = staff.post(THREADS, {**selection, "post": "yes"})
-    job = Job.objects.get()
     assert r.status_code == 302 and r["Location"] == f"/admin/jobs/job/{job.pk}/change/"
     assert (job.kind, job.state, job.source, job.created_by_id) == ("delete_threads", "done", "admin", staff.user.pk)
     assert (job.total, job.done, job.affected, job.batches) == (7, 7, 7, 4)
@@ -123,11 +129,8 @@ def test_close_threads_over_threshold_runs_as_a_job(small_jobs, staff, project, 
     thread_services.close_thread(thread=closed)
     before = set(DeletionReceipt.objects.values_list("pk", flat=True))
     selection = {"action": "close_threads", "_selected_action": [str(t.pk) for t in selected]}
-    page = staff.post(THREADS, selection)
+    page, r, job = confirm_as_job(staff, THREADS, selection, django_capture_on_commit_callbacks)
     assert b"runs in the background" in page.content and b"Yes, close them" in page.content
-    with django_capture_on_commit_callbacks(execute=True):
-        r = staff.post(THREADS, {**selection, "post": "yes"})
-    job = Job.objects.get()
     assert r["Location"] == f"/admin/jobs/job/{job.pk}/change/"
     assert (job.kind, job.state, job.total, job.done, job.affected, job.batches) == ("close_threads", "done", 7, 7, 5, 4)
     statuses = dict(Thread.objects.values_list("pk", "status"))
@@ -160,11 +163,8 @@ def test_agent_deletion_over_threshold_runs_as_a_job(small_jobs, staff, account,
     idle_agent, _ = agent_with_history(account, project, "Idle agent", threads=0)
     default = agent_services.create_agent(account=account, name="Default agent", model="m", is_default=True)
     selection = {"action": "delete_agents", "_selected_action": [str(a.pk) for a in (busy, idle_agent, default)]}
-    page = staff.post(AGENTS, selection)
+    page, r, job = confirm_as_job(staff, AGENTS, selection, django_capture_on_commit_callbacks)
     assert b"runs in the background" in page.content and b"Cannot delete default agent" in page.content
-    with django_capture_on_commit_callbacks(execute=True):
-        r = staff.post(AGENTS, {**selection, "post": "yes"})
-    job = Job.objects.get()
     assert r["Location"] == f"/admin/jobs/job/{job.pk}/change/"
     assert any("“Default agent” refused" in m for m in texts(staff.get(r["Location"])))
     # 7 threads in batches of 2 (4), then each agent deleted in a batch of its own

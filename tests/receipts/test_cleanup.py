@@ -17,7 +17,7 @@ from receipts.models import DeletionReceipt
 from receipts.services import reconcile_deletions
 from sandboxes.models import SandboxState
 from sandboxes.services import provision_sandbox, reconcile_sandboxes
-from tests.conftest import wait_for
+from tests.conftest import DEAD_BROKER, switch_broker, wait_for
 from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
 from threads import services
 from threads.models import Embedding, Message
@@ -25,7 +25,6 @@ from threads.tasks import index_messages
 
 pytestmark = pytest.mark.django_db
 
-DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
 def say(thread, text="apples and pears"):
@@ -122,32 +121,6 @@ def test_a_provider_that_never_heals_keeps_the_receipt_pending(
 
 
 # --- the broker down: the receipt is the outbox ------------------------------------------
-
-
-def switch_broker(url: str | None) -> None:
-    """Point the test process's task publishing at `url` (None: back to the
-    configured broker); pooled connections and producers are dropped, as Celery
-    does after a fork."""
-    from config.celery import app
-
-    publisher.flush()  # what was handed over meets the broker it was sent under
-    app._pool = None
-    app.amqp._producer_pool = None
-    app.conf.broker_write_url = url
-
-
-@pytest.fixture
-def broker_down(settings):
-    """Tasks go through the broker (not eager), and the broker is a closed port."""
-    from config.celery import app
-
-    eager = app.conf.task_always_eager
-    switch_broker(DEAD_BROKER)
-    app.conf.task_always_eager = False
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    yield lambda: switch_broker(None)
-    switch_broker(None)
-    app.conf.task_always_eager = eager
 
 
 def test_broker_down_then_up_the_reconciler_removes_the_embeddings(

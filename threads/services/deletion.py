@@ -104,11 +104,7 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
     """
     if connection.vendor != "postgresql":
         of_roots = Thread.objects.filter(id__in=list(root_ids)).order_by().values("project_id")
-        locked = Project.objects.select_for_update().filter(id__in=of_roots).order_by("id")
-        project_ids = list(locked.values_list("id", flat=True))
-        if not project_ids:
-            return [], []
-        removed = collect_subtrees(root_ids=root_ids, project_ids=project_ids, counted=True)
+        removed = lock_and_collect(root_ids=root_ids, project_ids=of_roots)
         roots = set(root_ids) & {t.id for t in removed}
         if roots:
             Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
@@ -164,7 +160,7 @@ def lock_and_collect(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
     change before the delete.
     """
     locked = list(
-        Project.objects.select_for_update().filter(id__in=list(project_ids)).order_by("id").values_list("id", flat=True)
+        Project.objects.select_for_update().filter(id__in=project_ids).order_by("id").values_list("id", flat=True)
     )
     if not locked:
         return []
