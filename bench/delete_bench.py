@@ -19,7 +19,8 @@ queued (an in-memory broker), not executed, as with a worker.
 
 Run delete: a thread holds T checkpoints (one chain, one write each) and T messages spread over
 T/300 runs: each run owns 300 checkpoints and 300 messages. Each round seeds two
-identical threads and deletes the same middle run from each — through
+identical threads and deletes the same four runs from each (around the middle, none
+next to another; the times summed, to measure above the timer's noise) — through
 `threads.services.delete_run` (what `DELETE /api/threads/{id}/runs/{run_id}` and
 rollback run) and with the raw SQL a hand-written delete needs, as one autocommitted
 statement: re-link the next run's first checkpoint to the deleted run's parent
@@ -98,11 +99,17 @@ def one_round(size, round_no, queries):
 
 
 PER_RUN = 300
+RUNS_PER_ROUND = 4
 
 
-def middle_run(thread):
+def spaced_runs(thread, count):
+    """`count` runs of the thread around its middle, none next to another nor first or last (so each
+    deleted run's ancestor, in the run before it, stays)."""
     runs = list(Run.objects.filter(thread=thread).order_by("seq").values_list("pk", flat=True))
-    return runs[len(runs) // 2]
+    start = max(1, len(runs) // 2 - count)
+    picked = runs[start:-1:2][:count]
+    assert len(picked) == count, "too few runs in the thread"
+    return picked
 
 
 def run_round(total, round_no, queries):
@@ -112,24 +119,26 @@ def run_round(total, round_no, queries):
         runs = max(total // PER_RUN, 3)
         service_thread, raw_thread = (seed_thread(project, messages=total, runs=runs, checkpoints=total)
                                       for _ in range(2))
-        service_run, raw_run = middle_run(service_thread), middle_run(raw_thread)
-        (ancestor,), = sql("SELECT parent_checkpoint_id FROM threads_checkpoint WHERE run_id = %s ORDER BY id LIMIT 1",
-                           [raw_run])
+        service_runs, raw_runs = spaced_runs(service_thread, RUNS_PER_ROUND), spaced_runs(raw_thread, RUNS_PER_ROUND)
+        ancestors = [sql("SELECT parent_checkpoint_id FROM threads_checkpoint WHERE run_id = %s ORDER BY id LIMIT 1",
+                         [run])[0][0] for run in raw_runs]
         vacuum()
 
         def service():
-            with CaptureQueriesContext(connection) as q:  # no measurable cost for a handful of queries
-                delete_run(thread=Thread(pk=service_thread.pk), run_id=service_run)
-            queries.append(len(q.captured_queries))
+            for run in service_runs:
+                with CaptureQueriesContext(connection) as q:  # no measurable cost for a handful of queries
+                    delete_run(thread=Thread(pk=service_thread.pk), run_id=run)
+                queries.append(len(q.captured_queries))
 
-        def raw():  # one autocommitted statement: the re-link in a data-modifying CTE, then the delete
-            sql("WITH relinked AS (UPDATE threads_checkpoint SET parent_checkpoint_id = %s WHERE thread_id = %s"
-                " AND parent_checkpoint_id IN (SELECT checkpoint_id FROM threads_checkpoint WHERE run_id = %s)"
-                " AND run_id <> %s) DELETE FROM threads_run WHERE id = %s",
-                [ancestor, raw_thread.pk, raw_run, raw_run, raw_run])
+        def raw():  # one autocommitted statement each: the re-link in a data-modifying CTE, then the delete
+            for run, ancestor in zip(raw_runs, ancestors):
+                sql("WITH relinked AS (UPDATE threads_checkpoint SET parent_checkpoint_id = %s WHERE thread_id = %s"
+                    " AND parent_checkpoint_id IN (SELECT checkpoint_id FROM threads_checkpoint WHERE run_id = %s)"
+                    " AND run_id <> %s) DELETE FROM threads_run WHERE id = %s",
+                    [ancestor, raw_thread.pk, run, run, run])
 
         result = run_in_turn({"service": service, "raw": raw}, round_no)
-        assert not Run.objects.filter(pk__in=[service_run, raw_run]).exists()
+        assert not Run.objects.filter(pk__in=service_runs + raw_runs).exists()
         return result
     finally:
         drop_accounts([account])
@@ -152,11 +161,11 @@ def thread_deletes(sizes, rounds):
 
 
 def run_deletes(totals, rounds):
-    run_round(900, 0, [])  # warm-up
+    run_round(3000, 0, [])  # warm-up
     medians = {}
     for total in totals:
-        print(f"run delete: a run of {PER_RUN} checkpoints and {PER_RUN} messages in a thread of {total:,}"
-              f" ({rounds} rounds)", flush=True)
+        print(f"run delete: runs of {PER_RUN} checkpoints and {PER_RUN} messages in a thread of {total:,}"
+              f" ({RUNS_PER_ROUND} per round, {rounds} rounds)", flush=True)
         queries = []
         done = [run_round(total, r, queries) for r in range(rounds)]
         report(f"{total:>7,} in the thread", done, [("service", "raw")])
@@ -165,7 +174,7 @@ def run_deletes(totals, rounds):
     if medians:
         first = min(medians)
         for total, median in medians.items():
-            print(f"  run delete, service median at {total:,}: {median * 1000:.1f} ms"
+            print(f"  run delete, service median at {total:,}: {median / RUNS_PER_ROUND * 1000:.1f} ms per run"
                   f" ({median / medians[first]:.2f}x the {first:,} case)", flush=True)
 
 

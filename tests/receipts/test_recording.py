@@ -11,6 +11,7 @@ from django.db import transaction
 from agents import services as agent_services
 from projects import services as project_services
 from projects.models import Account
+from receipts.services import operation
 from receipts.context import acting
 from receipts.models import DeletionReceipt
 from sandboxes.models import Sandbox, SandboxState
@@ -153,6 +154,9 @@ def test_run_delete_and_rollback(api, owner, project):
     assert api.delete(f"/api/threads/{thread.pk}/runs/{run.pk}").status_code == 200
     receipt = only_receipt(runs=1, checkpoints=3)
     assert (receipt.kind, receipt.source, receipt.root_ids) == ("run_delete", "api", [str(run.pk)])
+    assert (receipt.actor_id, receipt.actor, receipt.account_id) == (owner.pk, owner.username, thread.account_id)
+    assert (receipt.cleanup_state, receipt.operation_id is not None) == ("complete", True)
+    assert receipt.created_at and receipt.completed_at
     assert Message.objects.filter(thread=thread).count() == 4  # detached, not removed
 
     DeletionReceipt.objects.all().delete()
@@ -306,3 +310,17 @@ def test_the_source_follows_the_surface():
     assert middleware.source_of("/admin/threads/thread/") == "admin"
     assert middleware.source_of("/api/webhooks/1/abc") == "webhook"
     assert middleware.source_of("/api/threads/1") == "api"
+
+
+def test_runs_deleted_inside_an_operation_share_its_receipt(owner, project):
+    """A run delete writes its receipt in its own statement, except inside an open
+    operation: then its tallies join that operation's one receipt."""
+    thread = services.create_thread(project=project, created_by=owner)
+    fill(thread, messages=4, runs=2, checkpoints=6)
+    first, second = Run.objects.filter(thread=thread).order_by("seq")
+    with transaction.atomic(), operation("run_delete"):
+        services.delete_run(thread=thread, run_id=first.pk)
+        services.delete_run(thread=thread, run_id=second.pk)
+    receipt = only_receipt(runs=2, checkpoints=6)
+    assert sorted(receipt.root_ids) == sorted([str(first.pk), str(second.pk)])
+    assert not Run.objects.filter(thread=thread).exists()

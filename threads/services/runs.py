@@ -718,9 +718,10 @@ def relink_and_delete_sql(target: str) -> str:
     chain, or a tree under its first — every child's ancestor is that entry's parent,
     found with two hash joins over the run's checkpoints. Elsewhere a recursive CTE
     walks each child up past them (one probe of the unique (thread, namespace,
-    checkpoint id) index per step). A data-modifying CTE re-links, and the run is
-    deleted, returning how many checkpoints went with it (counted in the statement's
-    snapshot)."""
+    checkpoint id) index per step). A data-modifying CTE re-links (the children by
+    primary key: never a scan of the table, which the planner picked when it misjudged
+    how many there are), and the run is deleted, returning how many checkpoints went
+    with it (counted in the statement's snapshot)."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
     return f"""
@@ -758,7 +759,8 @@ def relink_and_delete_sql(target: str) -> str:
                 SELECT 1 FROM own WHERE own.checkpoint_ns = walk.ns AND own.checkpoint_id = walk.ancestor)
         ),
         relinked AS (
-            UPDATE {checkpoints} c SET parent_checkpoint_id = relinks.ancestor FROM relinks WHERE c.id = relinks.id
+            UPDATE {checkpoints} c SET parent_checkpoint_id = relinks.ancestor FROM relinks
+            WHERE c.id = ANY(ARRAY(SELECT id FROM relinks)) AND c.id = relinks.id
         )
         DELETE FROM {runs} WHERE id IN (SELECT id FROM target) RETURNING (SELECT COUNT(*) FROM own)
     """
