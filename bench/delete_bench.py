@@ -103,8 +103,8 @@ RUNS_PER_ROUND = 4
 
 
 def spaced_runs(thread, count):
-    """`count` runs of the thread around its middle, none next to another nor first or last (so each
-    deleted run's ancestor, in the run before it, stays)."""
+    """`count` runs of the thread around its middle, none next to another nor first or
+    last (so each deleted run's ancestor, in the run before it, stays)."""
     runs = list(Run.objects.filter(thread=thread).order_by("seq").values_list("pk", flat=True))
     start = max(1, len(runs) // 2 - count)
     picked = runs[start:-1:2][:count]

@@ -11,9 +11,9 @@ from django.db import transaction
 from agents import services as agent_services
 from projects import services as project_services
 from projects.models import Account
-from receipts.services import operation
 from receipts.context import acting
 from receipts.models import DeletionReceipt
+from receipts.services import operation
 from sandboxes.models import Sandbox, SandboxState
 from tests.conftest import client_for
 from tests.threads.test_delete_cascade import fill
@@ -313,8 +313,8 @@ def test_the_source_follows_the_surface():
 
 
 def test_runs_deleted_inside_an_operation_share_its_receipt(owner, project):
-    """A run delete writes its receipt in its own statement, except inside an open
-    operation: then its tallies join that operation's one receipt."""
+    """Runs deleted inside one open operation (as a caller deleting several would)
+    get its single receipt, each run's tally added to it."""
     thread = services.create_thread(project=project, created_by=owner)
     fill(thread, messages=4, runs=2, checkpoints=6)
     first, second = Run.objects.filter(thread=thread).order_by("seq")
