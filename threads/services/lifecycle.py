@@ -4,7 +4,8 @@
   cancelled); idempotent on idle; 409 on closed.
 - close: only idle closes; its idle sub-threads close with it; a running or awaiting
   sub-thread, or the thread itself not idle, is a 409 and nothing changes.
-- close_threads: close_thread for a batch of threads, set-based, one receipt for the batch.
+- close_threads: the close for a batch of threads, set-based, one receipt for the batch
+  (close_thread is it for one).
 - force_close_threads: set-based cancel-and-close, used when an agent is deleted.
 - open_thread / start_turn: a turn (user message + run) starts only on an idle thread.
 All take the thread row locks first (the same order as run creation), so a close and a
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, Invalid, NotFound, ServiceError
+from config.errors import Conflict, Invalid, NotFound
 from receipts import services as receipts
 from receipts.models import DeletionKind
 
@@ -55,33 +56,20 @@ def cancel_thread(*, thread: Thread) -> Thread:
 
 @transaction.atomic
 def close_thread(*, thread: Thread) -> Thread:
-    locked = lock_thread(thread.pk)
-    if locked.status == ThreadStatus.CLOSED:
-        raise Conflict("The thread is already closed.")
-    if locked.status in BUSY:
-        raise Conflict(f"The thread is {locked.status}: cancel it first, then close it.")
-    subtree = [t.id for t in collect_subtrees(root_ids=[locked.pk], project_ids=[locked.project_id])]
-    rows = list(
-        Thread.objects.select_for_update(no_key=True).filter(pk__in=subtree).order_by("pk")
-        .values_list("pk", "status")
-    )
-    busy = [str(pk) for pk, status in rows if status in BUSY]
-    if busy:
-        raise Conflict(f"Sub-thread {busy[0]} is running or awaiting: cancel it first, then close.")
-    now = timezone.now()
-    closed = Thread.objects.filter(pk__in=[pk for pk, status in rows if status != ThreadStatus.CLOSED]).update(
-        status=ThreadStatus.CLOSED, completed_at=now, updated_at=now
-    )
-    receipts.record(DeletionKind.THREAD_CLOSE,
-                    {locked.account_id: receipts.Tally(root_ids=[locked.pk], threads_closed=closed)})
-    locked.refresh_from_db()
-    return locked
+    """`close_threads` for one thread: 404 if it is gone, 409 with the reason it was
+    skipped (closed, busy, a busy sub-thread); returns it closed."""
+    closed, skipped = close_threads(thread_ids=[thread.pk])
+    if not closed:
+        if skipped:
+            raise Conflict(next(iter(skipped)))
+        raise NotFound("Thread not found.")
+    return Thread.objects.get(pk=thread.pk)
 
 
 @transaction.atomic
 def close_threads(*, thread_ids: Iterable) -> tuple[int, dict]:
-    """Close these threads as `close_thread` does — each with its sub-threads; one that
-    is closed, busy or has a busy sub-thread is skipped with `close_thread`'s reason —
+    """Close these threads, each with its idle sub-threads; one that is closed, busy or
+    has a busy sub-thread is skipped with the reason (`close_thread`'s 409) —
     set-based, whatever the batch: the threads locked in one query (in id order, as
     `lock_thread`), their subtrees collected in one and locked in one, one UPDATE, and
     one receipt per account. Returns (how many closed, {reason: how many skipped}).
@@ -113,14 +101,15 @@ def close_threads(*, thread_ids: Iterable) -> tuple[int, dict]:
         account_of[member.id] = member.account_id
     accepted, closing = [], set()
     for root in sorted(roots):
-        if root not in subtree_of:  # gone meanwhile
+        subtree = subtree_of.get(root)
+        if subtree is None:  # gone meanwhile
             continue
-        busy = sorted(t for t in subtree_of.get(root, []) if status_of.get(t) in BUSY)
+        busy = sorted(t for t in subtree if status_of.get(t) in BUSY)
         if busy:
             skip(f"Sub-thread {busy[0]} is running or awaiting: cancel it first, then close.")
             continue
         accepted.append(root)
-        closing.update(t for t in subtree_of.get(root, []) if status_of.get(t) not in (None, ThreadStatus.CLOSED))
+        closing.update(t for t in subtree if status_of.get(t) not in (None, ThreadStatus.CLOSED))
     now = timezone.now()
     Thread.objects.filter(pk__in=closing).update(status=ThreadStatus.CLOSED, completed_at=now, updated_at=now)
     tallies = {}
