@@ -54,7 +54,6 @@ def cancel_thread(*, thread: Thread) -> Thread:
     return locked
 
 
-@transaction.atomic
 def close_thread(*, thread: Thread) -> Thread:
     """`close_threads` for one thread: 404 if it is gone, 409 with the reason it was
     skipped (closed, busy, a busy sub-thread); returns it closed."""
