@@ -91,6 +91,10 @@ def seed_threads(projects, n, *, messages, runs, checkpoints, writes_per_checkpo
             message=f"hi {r}", input_tokens=10, output_tokens=12, result="ok")
         for t in threads for r in range(1, runs + 1)
     ], batch_size=5000)
+    if n * runs >= 1000:
+        # Fresh statistics before the inserts' foreign-key checks: a check's plan is
+        # kept per connection, and one made when `threads_run` was small scans it.
+        sql("ANALYZE threads_thread, threads_run")
     per_run_messages, per_run_checkpoints = -(-messages // runs), -(-checkpoints // runs)
     sql("""
         INSERT INTO threads_message (id, thread_id, seq, role, content, run_id, agent_id, token_count, created_at)
