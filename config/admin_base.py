@@ -101,16 +101,20 @@ class ConfirmationMixin:
 
 class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
     """Deleting through the model's deletion service, from the change page's Delete
-    button and from the "Delete selected" action, both after one confirmation page.
+    button and from the bulk action, both after one confirmation page.
 
     Replaces Django's delete view and action: those ask Django's collector for every
     related row (and the delete permission of each child model), though every child
     here is removed by the database's own `ON DELETE CASCADE`. Above the job
-    threshold (in threads), the deletion runs as a background job.
+    threshold (in threads), the deletion runs as a background job. Objects the
+    service refuses (`refusals`) are listed with their reasons and left alone; the
+    delete page of one answers 403 with its reason.
     """
 
     name_field = "name"
     job_kind = ""
+    deletion_intro = ""
+    job_note = "the deletion runs in the background, in batches, and you can follow it and cancel it on its page."
 
     def deletion_impact(self, queryset) -> dict:
         raise NotImplementedError
@@ -120,6 +124,18 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
 
     def delete_one(self, obj) -> None:
         raise NotImplementedError
+
+    def refusals(self, impact: dict) -> dict:
+        """{object: reason} of the selected objects the service would refuse."""
+        return {}
+
+    def job_threads(self, impact: dict) -> int:
+        """The threads the deletion goes through (against the job threshold)."""
+        return impact.get("threads") or 0
+
+    def deleted_message(self, deleted: int, threads: int, obj=None) -> str:
+        opts = self.opts
+        return f"{plural(deleted, opts.verbose_name, opts.verbose_name_plural)} deleted ({plural(threads, 'thread')})."
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location)
@@ -134,7 +150,7 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_delete_permission(request, obj):
+        if not admin.ModelAdmin.has_delete_permission(self, request, obj):  # the user's; refusals come next
             raise PermissionDenied
         response = self.run_deletion(request, self.model.objects.filter(pk=obj.pk), obj=obj)
         return response or HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
@@ -147,50 +163,58 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
             self.delete_one(obj)
 
     def run_deletion(self, request, queryset, *, action=None, obj=None):
+        from config.errors import NotFound, ServiceError
         from jobs.services import job_threshold
 
         opts = self.opts
         impact = self.deletion_impact(queryset)
-        threads = impact.get("threads") or 0
+        refused = self.refusals(impact)
+        count = impact[opts.model_name + "s"]
+        threads = self.job_threads(impact)
+        change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]) if obj else None
+        if obj is not None and refused:
+            response = self.confirm(
+                request, obj=obj, title=f"Cannot delete {opts.verbose_name} “{obj}”",
+                intro=f"This {opts.verbose_name} is protected and stays.", rows=self.deletion_rows(impact),
+                confirm_label="Yes, delete it", cancel_url=change_url, refused=[(str(o), r) for o, r in refused.items()],
+                allowed=False,
+            )
+            response.status_code = 403
+            return response
+        deletable = queryset.exclude(pk__in=[o.pk for o in refused]) if refused else queryset
         if request.method != "POST" or request.POST.get("post") != "yes":
-            count = impact[opts.model_name + "s"]
             noun = opts.verbose_name if count == 1 else opts.verbose_name_plural
             return self.confirm(
                 request, action=action, obj=obj,
                 title=f"Delete {opts.verbose_name} “{obj}”?" if obj else f"Delete {number(count)} {noun}?",
                 intro=self.deletion_intro, rows=self.deletion_rows(impact),
-                confirm_label="Yes, delete it" if obj else "Yes, delete them",
-                cancel_url=reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
-                if obj else None,
-                named=self.named_objects(queryset, self.name_field), named_total=count,
+                confirm_label="Yes, delete it" if obj else "Yes, delete them", cancel_url=change_url,
+                named=self.named_objects(deletable, self.name_field), named_total=count,
                 named_label=f"{capfirst(opts.verbose_name_plural)} deleted",
-                note=(f"More than {number(job_threshold())} threads: the deletion runs in the background, "
-                      f"in batches, and you can follow it and cancel it on its page.") if threads > job_threshold()
+                refused=[(str(o), r) for o, r in refused.items()], allowed=count > 0,
+                note=f"More than {plural(job_threshold(), 'thread')}: {self.job_note}" if threads > job_threshold()
                 else "",
             )
         if threads > job_threshold():
-            count = impact[opts.model_name + "s"]
-            return self.start_job(
-                request, kind=self.job_kind, targets=queryset, total=threads,
-                description=f"Delete {plural(count, opts.verbose_name, opts.verbose_name_plural)} "
-                            f"({plural(threads, 'thread')})",
-            )
+            for target, reason in refused.items():
+                self.message_user(request, f"“{target}” refused: {reason}", messages.WARNING)
+            what = f"{opts.verbose_name} “{obj}”" if obj else plural(count, opts.verbose_name, opts.verbose_name_plural)
+            return self.start_job(request, kind=self.job_kind, targets=deletable, total=threads,
+                                  description=f"Delete {what} ({plural(threads, 'thread')})")
         deleted, gone = 0, 0
         for target in queryset.order_by("pk"):
             try:
                 self.delete_one(target)
                 deleted += 1
-            except self.not_found_errors:
+            except NotFound:
                 gone += 1
-        self.message_user(request, f"{plural(deleted, opts.verbose_name, opts.verbose_name_plural)} deleted "
-                                   f"({plural(threads, 'thread')}).", messages.SUCCESS)
+            except ServiceError as exc:  # refused meanwhile (or listed as refused above)
+                self.message_user(request, f"“{target}” refused: {exc.detail}", messages.WARNING)
+                if obj is not None:
+                    return HttpResponseRedirect(change_url)
+        if deleted:
+            self.message_user(request, self.deleted_message(deleted, threads, obj), messages.SUCCESS)
         if gone:
             self.message_user(request, f"{plural(gone, opts.verbose_name, opts.verbose_name_plural)} "
                                        f"skipped: already deleted.", messages.WARNING)
         return None
-
-    @property
-    def not_found_errors(self):
-        from config.errors import NotFound
-
-        return NotFound
