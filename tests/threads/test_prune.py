@@ -262,9 +262,10 @@ def test_keep_latest_on_500_threads_costs_the_queries_of_5(project, owner):
         assert services.prune_threads(user=owner, thread_ids=[t.pk for t in many], strategy="keep_latest") == 500
     assert len(many_queries) == len(few_queries)
     statements = [q for q in many_queries if "SAVEPOINT" not in q["sql"]]
-    # The permission filter, then on PostgreSQL the lock, one statement, the receipt; on
-    # SQLite (no lock) select, count, delete writes, delete checkpoints, update, receipt.
-    assert len(statements) == (4 if connection.vendor == "postgresql" else 7)
+    # The permission filter, then on PostgreSQL the lock and the prune in one execute, the
+    # receipt; on SQLite (no lock) select, count, delete writes, delete checkpoints,
+    # update, receipt.
+    assert len(statements) == (3 if connection.vendor == "postgresql" else 7)
     assert Checkpoint.objects.count() == 505 and not Checkpoint.objects.exclude(parent_checkpoint_id=None).exists()
 
 
