@@ -92,13 +92,13 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     On SQLite, which has no row locks (its transactions take the database's write
     lock at BEGIN), step 1 is skipped and step 2 is five statements.
     """
-    locked = {parse_uuid(t, name="thread_ids") for t in thread_ids}
-    if not locked:
+    ids = {parse_uuid(t, name="thread_ids") for t in thread_ids}
+    if not ids:
         return 0
     if connection.vendor == "postgresql":
-        deleted = prune_locked(locked)
+        deleted = prune_locked(ids)
     else:
-        deleted = prune_locked_step_by_step(locked)
+        deleted = prune_locked_step_by_step(ids)
     if not deleted:
         return 0
     record_keep_latest(deleted)
