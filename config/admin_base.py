@@ -139,7 +139,7 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location)
-        actions.pop("delete_selected", None)  # replaced by delete_with_service
+        actions.pop("delete_selected", None)  # replaced by an action that calls run_deletion
         return actions
 
     @admin.action(description="Delete selected %(verbose_name_plural)s", permissions=["delete"])
@@ -150,7 +150,7 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not admin.ModelAdmin.has_delete_permission(self, request, obj):  # the user's; refusals come next
+        if not self.has_delete_permission(request):  # the user's, for the model; refusals come next
             raise PermissionDenied
         response = self.run_deletion(request, self.model.objects.filter(pk=obj.pk), obj=obj)
         return response or HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))

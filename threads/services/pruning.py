@@ -117,9 +117,9 @@ def record_keep_latest(deleted: dict) -> None:
 
 
 def prune_locked(thread_ids: Iterable) -> dict:
-    """Lock these threads, then keep_latest on them in one PostgreSQL statement (one
-    execute of two statements); returns {thread id: (account id, checkpoints deleted)}
-    of the threads pruned.
+    """Lock these threads, then keep_latest on them: two PostgreSQL statements sent in
+    one execute; returns {thread id: (account id, checkpoints deleted)} of the threads
+    pruned.
 
     The lock is an `= ANY(array)` lookup in id order (a `pk__in` list of 1,000
     parameters cost twice the time). `newest` is the highest id per (thread,
@@ -131,7 +131,7 @@ def prune_locked(thread_ids: Iterable) -> dict:
     through its `thread_id` index, with no join between checkpoints and writes (a
     write carries its thread). The kept checkpoints are made roots by primary key.
     All parts read the second statement's snapshot, taken after the locks."""
-    params = {"ids": sorted(str(t) for t in thread_ids), "active": [str(s) for s in ACTIVE_RUN_STATUSES]}
+    params = {"ids": [str(t) for t in thread_ids], "active": [str(s) for s in ACTIVE_RUN_STATUSES]}
     with connection.cursor() as cursor:
         cursor.execute(keep_latest_sql(), params)
         cursor.nextset()
