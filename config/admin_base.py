@@ -12,6 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.text import capfirst
 
+from config.errors import NotFound, ServiceError
+
 NAMED = 10  # objects named on a confirmation page, then "and N more"
 
 
@@ -163,12 +165,12 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
             self.delete_one(obj)
 
     def run_deletion(self, request, queryset, *, action=None, obj=None):
-        from config.errors import NotFound, ServiceError
         from jobs.services import job_threshold
 
         opts = self.opts
         impact = self.deletion_impact(queryset)
         refused = self.refusals(impact)
+        refused_rows = [(str(o), reason) for o, reason in refused.items()]
         count = impact[opts.model_name + "s"]
         threads = self.job_threads(impact)
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]) if obj else None
@@ -176,7 +178,7 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
             response = self.confirm(
                 request, obj=obj, title=f"Cannot delete {opts.verbose_name} “{obj}”",
                 intro=f"This {opts.verbose_name} is protected and stays.", rows=self.deletion_rows(impact),
-                confirm_label="Yes, delete it", cancel_url=change_url, refused=[(str(o), r) for o, r in refused.items()],
+                confirm_label="Yes, delete it", cancel_url=change_url, refused=refused_rows,
                 allowed=False,
             )
             response.status_code = 403
@@ -191,7 +193,7 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
                 confirm_label="Yes, delete it" if obj else "Yes, delete them", cancel_url=change_url,
                 named=self.named_objects(deletable, self.name_field), named_total=count,
                 named_label=f"{capfirst(opts.verbose_name_plural)} deleted",
-                refused=[(str(o), r) for o, r in refused.items()], allowed=count > 0,
+                refused=refused_rows, allowed=count > 0,
                 note=f"More than {plural(job_threshold(), 'thread')}: {self.job_note}" if threads > job_threshold()
                 else "",
             )

@@ -75,7 +75,7 @@ def validate_strategy(strategy) -> None:
 @transaction.atomic
 def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     """Keep only the newest checkpoint per (thread, namespace). On PostgreSQL two
-    round trips whatever the batch (`prune_locked`, then the receipt):
+    round trips whatever the batch (`lock_and_prune`, then the receipt):
 
     1. lock the threads (`FOR NO KEY UPDATE`, as every write on a thread does first),
        so no run can start and no checkpoint be written on them until commit;
@@ -96,7 +96,7 @@ def keep_latest_checkpoints(*, thread_ids: Iterable) -> int:
     if not ids:
         return 0
     if connection.vendor == "postgresql":
-        deleted = prune_locked(ids)
+        deleted = lock_and_prune(ids)
     else:
         deleted = prune_locked_step_by_step(ids)
     if not deleted:
@@ -116,7 +116,7 @@ def record_keep_latest(deleted: dict) -> None:
     receipts.record(DeletionKind.PRUNE_KEEP_LATEST, tallies)
 
 
-def prune_locked(thread_ids: Iterable) -> dict:
+def lock_and_prune(thread_ids: Iterable) -> dict:
     """Lock these threads, then keep_latest on them: two PostgreSQL statements sent in
     one execute; returns {thread id: (account id, checkpoints deleted)} of the threads
     pruned.
@@ -142,7 +142,7 @@ def prune_locked(thread_ids: Iterable) -> dict:
 
 @cache
 def keep_latest_sql() -> str:
-    """The two statements of `prune_locked` (parameters: `ids`, the thread ids, and
+    """The two statements of `lock_and_prune` (parameters: `ids`, the thread ids, and
     `active`, the active run statuses): the lock, then the prune."""
     q = connection.ops.quote_name
     threads, runs, checkpoints, writes = (q(m._meta.db_table) for m in (Thread, Run, Checkpoint, CheckpointWrite))
@@ -176,9 +176,9 @@ def keep_latest_sql() -> str:
 
 
 def prune_locked_step_by_step(thread_ids) -> dict:
-    """`prune_locked` elsewhere (SQLite): the threads with something to prune and no
-    active run, their superseded checkpoints with their writes (`delete_checkpoints`),
-    then the kept ones made roots."""
+    """`lock_and_prune` elsewhere (SQLite, which has no row locks): the threads with
+    something to prune and no active run, their superseded checkpoints with their
+    writes (`delete_checkpoints`), then the kept ones made roots."""
     prunable = without_active_run(Thread.objects.filter(has_superseded_checkpoint(), pk__in=thread_ids))
     account_of = dict(prunable.values_list("pk", "account_id"))
     pruned = list(account_of)
