@@ -2,7 +2,10 @@
 agent; its `graph_id` is a runtime name (`echo`), its `version` the agent's current
 version. Thin views over `agents.services` and `agents.selectors`."""
 
+from types import SimpleNamespace
+
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -18,7 +21,7 @@ from threads.serializers import select_fields
 
 from . import services
 from .models import AgentVersion
-from .selectors import agents_for
+from .selectors import agents_for, graph_assistant_id, graph_named
 from .serializers import (
     ASSISTANT_SORT_FIELDS,
     AssistantCountSerializer,
@@ -34,6 +37,20 @@ from .serializers import (
 )
 
 DEFAULT_NAME = "Untitled"
+STARTED = timezone.now()
+
+
+def graph_assistant(graph: str) -> SimpleNamespace:
+    """A graph's default assistant, as LangGraph shows it: read-only, the graph's
+    name, no configuration, version 1, `metadata.created_by` "system". Nothing is
+    stored for it: a run given its id or the graph's name runs the graph."""
+    assistant = SimpleNamespace(
+        id=graph_assistant_id(graph), agent_id=graph_assistant_id(graph), graph_id=graph, config={}, context={},
+        created_at=STARTED, updated_at=STARTED, metadata={"created_by": "system"}, current_version=1, number=1,
+        name=graph, description=None, account_id=None, is_default=False,
+    )
+    assistant.agent = assistant  # its own one version
+    return assistant
 
 
 def model_of(config: dict | None, context: dict | None) -> str | None:
@@ -51,6 +68,14 @@ def body(request, serializer_class):
 
 class AssistantView(APIView):
     def assistant(self, assistant_id, *, write=False):
+        """The agent, or the default assistant of the graph `assistant_id` names (its
+        name or its id), which cannot be changed (409)."""
+        graph = graph_named(assistant_id)
+        if graph is not None:
+            if write:
+                raise Conflict(f"'{assistant_id}' is graph {graph}'s default assistant, which cannot be changed"
+                               " or deleted; create an assistant for the graph instead.")
+            return graph_assistant(graph)
         agent = tenancy.get_visible(agents_for(self.request.user), self.request.user, assistant_id,
                                     name="assistant_id")
         if write:
@@ -155,7 +180,10 @@ class AssistantVersionsView(AssistantView):
         v = body(request, AssistantVersionsQuerySerializer)
         if v.get("metadata") and not all(agent.metadata.get(k) == val for k, val in v["metadata"].items()):
             return Response([])  # versions share the agent's metadata
-        versions = AgentVersion.objects.filter(agent=agent).select_related("agent").order_by("-number")
+        if isinstance(agent, SimpleNamespace):  # a graph's default assistant
+            versions = [agent]
+        else:
+            versions = AgentVersion.objects.filter(agent=agent).select_related("agent").order_by("-number")
         return Response(AssistantVersionSerializer(versions[v["offset"]: v["offset"] + v["limit"]], many=True).data)
 
 

@@ -1,6 +1,9 @@
 """Reads on agents."""
 
-from django.db.models import JSONField, OuterRef, QuerySet, Subquery
+import uuid
+
+from django.conf import settings
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 
 from config.errors import Invalid, NotFound
 from projects.selectors import parse_uuid, visible_to
@@ -23,22 +26,45 @@ def agents_for(user) -> QuerySet:
     )
 
 
+# LangGraph names a graph's default assistant uuid5(this namespace, graph id).
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def graph_assistant_id(graph_id: str) -> uuid.UUID:
+    """The id of a graph's default assistant, as LangGraph derives it."""
+    return uuid.uuid5(NAMESPACE_GRAPH, graph_id)
+
+
+def graph_named(assistant_id) -> str | None:
+    """The graph (runtime) an `assistant_id` stands for: a runtime name such as
+    `echo`, or the id of that runtime's default assistant; None for anything else."""
+    assistant_id = str(assistant_id)
+    if assistant_id in settings.THREAD_RUNTIMES:
+        return assistant_id
+    return next((name for name in settings.THREAD_RUNTIMES if str(graph_assistant_id(name)) == assistant_id.lower()),
+                None)
+
+
 def resolve_assistant(user, assistant_id: str, *, account_id) -> tuple[Agent | None, str | None]:
     """What LangGraph's `assistant_id` names for a run in `account_id`: an agent (a
     UUID: one the user can see in that account, else 404) or a graph, as LangGraph
-    lets a graph id stand for its default assistant — a runtime name such as `echo`
-    runs that runtime; another name (`agent` in LangGraph's examples) the default
-    runtime. Returns (agent, None) or (None, runtime or None)."""
-    from django.conf import settings
-
+    lets a graph id (or its default assistant's id) stand for its default assistant —
+    a runtime name such as `echo` runs that runtime; another name (`agent` in
+    LangGraph's examples) the default runtime. Returns (agent, None) or (None,
+    runtime or None)."""
+    graph = graph_named(assistant_id)
+    if graph is not None:
+        return None, graph
     try:
         pk = parse_uuid(assistant_id, name="assistant_id")
     except Invalid:
-        return None, assistant_id if assistant_id in settings.THREAD_RUNTIMES else None
+        return None, None
     agent = visible_to(Agent.objects.filter(account_id=account_id), user).filter(pk=pk).first()
     if agent is None:
         raise NotFound("Assistant not found.")
     return agent, None
+
+
 CRON_SORT_FIELDS = {
     "cron_id": "id", "assistant_id": "agent_id", "thread_id": "thread_id", "created_at": "created_at",
     "updated_at": "updated_at", "next_run_date": "next_fire_at", "end_time": "end_time",
@@ -94,5 +120,6 @@ def agent_deletion_impact(*, agents: QuerySet) -> dict:
         "threads_closed": threads.exclude(status=ThreadStatus.CLOSED).count(),
         "threads_kept": threads.count(),
         "runs_kept": Run.objects.filter(agent_id__in=deletable).count(),
-        "messages_kept": Message.objects.filter(agent_id__in=deletable).count(),
+        # the messages of the threads kept, and those the agents wrote elsewhere
+        "messages_kept": Message.objects.filter(Q(thread_id__in=threads.values("pk")) | Q(agent_id__in=deletable)).count(),
     }

@@ -143,7 +143,7 @@ class AssistantSerializer(serializers.Serializer):
     version = serializers.IntegerField(source="current_version")
     name = serializers.CharField()
     description = serializers.CharField(allow_null=True)
-    account_id = serializers.UUIDField()
+    account_id = serializers.UUIDField(allow_null=True)  # null: a graph's default assistant
     is_default = serializers.BooleanField()
 
     def get_graph_id(self, agent) -> str:
@@ -161,7 +161,7 @@ class AssistantVersionSerializer(serializers.Serializer):
     metadata = serializers.SerializerMethodField()
     version = serializers.IntegerField(source="number")
     name = serializers.SerializerMethodField()
-    description = serializers.SerializerMethodField()
+    description = serializers.SerializerMethodField()  # null for a graph's default assistant
 
     def get_graph_id(self, version) -> str:
         return graph_of(version.graph_id)
@@ -172,11 +172,29 @@ class AssistantVersionSerializer(serializers.Serializer):
     def get_name(self, version) -> str:
         return version.agent.name
 
-    def get_description(self, version) -> str:
+    def get_description(self, version) -> str | None:
         return version.agent.description
 
 
-class AssistantCreateSerializer(serializers.Serializer):
+class AssistantConfigSerializer(serializers.Serializer):
+    """`config` and `context` of an assistant: `config.configurable` is an object, and
+    a model it names (`configurable.model` or `context.model`, when a string: it
+    becomes the agent's model) has at most 200 characters, as an agent's."""
+
+    def validate_config(self, value):
+        if value is not None and not isinstance(value.get("configurable", {}) or {}, dict):
+            raise serializers.ValidationError("configurable must be an object.")
+        return value
+
+    def validate(self, data):
+        configurable = (data.get("config") or {}).get("configurable") or {}
+        for where, model in (("config", configurable.get("model")), ("context", (data.get("context") or {}).get("model"))):
+            if isinstance(model, str) and len(model) > 200:
+                raise serializers.ValidationError({where: ["model may have at most 200 characters."]})
+        return data
+
+
+class AssistantCreateSerializer(AssistantConfigSerializer):
     graph_id = serializers.CharField(max_length=64, allow_null=True, required=False)
     config = serializers.DictField(required=False, allow_null=True)
     context = serializers.DictField(required=False, allow_null=True)
@@ -190,7 +208,7 @@ class AssistantCreateSerializer(serializers.Serializer):
         return public_metadata(value)
 
 
-class AssistantUpdateSerializer(serializers.Serializer):
+class AssistantUpdateSerializer(AssistantConfigSerializer):
     graph_id = serializers.CharField(max_length=64, required=False)
     config = serializers.DictField(required=False)
     context = serializers.DictField(required=False)

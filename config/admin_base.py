@@ -10,11 +10,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 
 from config.errors import NotFound, ServiceError
 
 NAMED = 10  # objects named on a confirmation page, then "and N more"
+SHOWN_AT = "shown_at"  # the field of a confirmation page that says when it was shown
 
 
 def number(value) -> str:
@@ -59,7 +62,19 @@ class ViewOnlyAdmin(ReadMostlyAdmin):
 
 
 class ConfirmationMixin:
-    """The confirmation page of a destructive action, styled like Django's own."""
+    """The confirmation page of a destructive action, styled like Django's own.
+
+    With "select all" (`select_across`), Django evaluates the changelist's query again
+    when the page is posted back: the page carries the time it was shown, and what
+    was created since is left out, so the action reaches no object the page did not
+    count.
+    """
+
+    def response_action(self, request, queryset, **kwargs):
+        shown_at = parse_datetime(request.POST.get(SHOWN_AT, ""))
+        if shown_at is not None and request.POST.get("select_across") == "1":
+            queryset = queryset.filter(created_at__lte=shown_at)
+        return super().response_action(request, queryset, **kwargs)
 
     def named_objects(self, queryset, order_by: str) -> list:
         """The first objects by name, linked to their pages (one query)."""
@@ -86,7 +101,7 @@ class ConfirmationMixin:
             "cancel_url": cancel_url or request.get_full_path(),
             "named": named, "named_label": named_label, "more": max(named_total - len(named), 0),
             "more_text": number(max(named_total - len(named), 0)), "refused": list(refused), "note": note,
-            "allowed": allowed,
+            "allowed": allowed, "shown_at": timezone.now().isoformat(),
         }
         return TemplateResponse(request, "admin/confirm_bulk_action.html", context)
 

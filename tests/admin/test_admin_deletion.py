@@ -2,6 +2,8 @@
 bulk actions, as a superuser and as staff holding only the model's delete permission;
 confirmation numbers from aggregates, the first objects named, then the service."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -129,6 +131,21 @@ def test_limited_staff_without_delete_permission_cannot(client, project):
     assert Project.objects.filter(pk=project.pk).exists() and Account.objects.exists()
 
 
+def test_select_all_deletes_only_what_the_page_counted(superuser, account, django_capture_on_commit_callbacks):
+    """"Select all" is evaluated again when the page is posted back: a project created
+    since the confirmation page was shown is not deleted."""
+    shown = [create_project(account=account, name=f"old {i}") for i in range(2)]
+    data = {"action": "delete_with_service", "select_across": "1", "_selected_action": [str(shown[0].pk)]}
+    confirm = superuser.post(f"{PROJECTS}?q=old", data)
+    assert impact(confirm)["projects"] == 2
+    shown_at = re.search(rb'name="shown_at" value="([^"]+)"', confirm.content).group(1).decode()
+    late = create_project(account=account, name="old but late")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = superuser.post(f"{PROJECTS}?q=old", {**data, "shown_at": shown_at, "post": "yes"}, follow=True)
+    assert texts(done) == ["2 projects deleted (0 threads)."]
+    assert set(Project.objects.filter(name__startswith="old").values_list("pk", flat=True)) == {late.pk}
+
+
 @pytest.mark.parametrize("as_user", ["superuser", "deleter"])
 def test_agent_page_delete_keeps_history(request, as_user, account, project):
     client = request.getfixturevalue(as_user)
@@ -139,7 +156,7 @@ def test_agent_page_delete_keeps_history(request, as_user, account, project):
     confirm = client.get(f"{AGENTS}{agent.pk}/delete/")
     assert confirm.status_code == 200
     assert impact(confirm) == {"agents": 1, "refused": 0, "versions": 2, "triggers": 0, "threads_closed": 1,
-                               "threads_kept": 1, "runs_kept": 0, "messages_kept": 0}
+                               "threads_kept": 1, "runs_kept": 0, "messages_kept": 2}
     done = client.post(f"{AGENTS}{agent.pk}/delete/", {"post": "yes"}, follow=True)
     assert texts(done) == ["Agent “Plain” deleted; its threads, runs and messages stay."]
     assert not Agent.objects.exists()

@@ -4,7 +4,7 @@ import uuid
 from typing import get_type_hints
 
 import pytest
-from langgraph_sdk.errors import BadRequestError, ConflictError, NotFoundError
+from langgraph_sdk.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableEntityError
 from langgraph_sdk.schema import Assistant as SDKAssistant
 from langgraph_sdk.schema import AssistantVersion as SDKAssistantVersion
 
@@ -92,6 +92,45 @@ def test_a_run_with_an_assistant_binds_the_run_and_the_thread(client):
     by_graph = client.threads.create()
     run = client.runs.create(by_graph["thread_id"], "echo")  # a graph name stands for its default assistant
     assert Run.objects.get(pk=run["run_id"]).runtime == "echo"
+
+
+def test_a_graph_name_or_its_default_assistant_id_reads_as_that_assistant(client):
+    """LangGraph lets a graph's name, or its default assistant's id (uuid5 of the name),
+    stand for the graph's default assistant on every read, not only on runs."""
+    system_id = str(uuid.uuid5(uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"), "echo"))
+    for name in ("echo", system_id):
+        got = client.assistants.get(name)
+        assert_assistant(got)
+        assert got["assistant_id"] == system_id and got["graph_id"] == "echo" and got["version"] == 1
+        assert got["metadata"] == {"created_by": "system"} and got["config"] == {}
+        assert {n["id"] for n in client.assistants.get_graph(name)["nodes"]} == {"__start__", "echo", "__end__"}
+        assert client.assistants.get_schemas(name)["graph_id"] == "echo"
+        assert client.assistants.get_subgraphs(name) == {}
+        [version] = client.assistants.get_versions(name)
+        assert VERSION_KEYS <= set(version) and version["assistant_id"] == system_id and version["version"] == 1
+    for change in (lambda: client.assistants.update("echo", context={"tone": "dry"}),
+                   lambda: client.assistants.delete(system_id), lambda: client.assistants.set_latest("echo", 1)):
+        with pytest.raises(ConflictError) as refused:
+            change()
+        assert "default assistant" in refused.value.response.json()["detail"]
+    thread = client.threads.create()
+    run = client.runs.wait(thread["thread_id"], system_id, input={"messages": [{"role": "user", "content": "hi"}]})
+    assert run["messages"][-1]["content"] == "Echo: hi"
+    with pytest.raises(NotFoundError):
+        client.assistants.get(str(uuid.uuid5(uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"), "nope")))
+
+
+def test_config_that_is_not_an_object_or_a_model_too_long_is_a_422(client):
+    for config, context in (({"configurable": "x"}, None), ({"configurable": [1]}, None),
+                            ({"configurable": {"model": "m" * 201}}, None), (None, {"model": "m" * 201})):
+        with pytest.raises(UnprocessableEntityError) as refused:
+            client.assistants.create("echo", config=config, context=context)
+        assert refused.value.response.json()["detail"]
+    created = client.assistants.create("echo", config={"configurable": {"model": {"provider": "x"}}})
+    assert created["config"] == {"configurable": {"model": {"provider": "x"}}}  # a non-string model is kept as is
+    with pytest.raises(UnprocessableEntityError):
+        client.assistants.update(created["assistant_id"], config={"configurable": "x"})
+    assert Agent.objects.count() == 1
 
 
 def test_delete_plain_protected_and_with_threads(client, account):

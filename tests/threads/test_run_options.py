@@ -328,6 +328,39 @@ def test_command_resume_decides_a_tool_approval(lg, thread):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_new_input_on_a_paused_thread_ends_the_paused_run_and_runs_at_once(lg, thread):
+    """As on LangGraph's server, a run stopped at an interrupt is over: new input does
+    not queue behind it (a `runs.wait` would wait on a person); the paused run is
+    interrupted, its approval cancelled, and the new run answers."""
+    paused = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "approve:deploy"}]})
+    assert wait_for(lambda: thread.approvals.filter(status="pending", tool_name="deploy").exists())
+    started = time.monotonic()
+    values = lg.runs.wait(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "never mind"}]})
+    assert time.monotonic() - started < 20
+    assert values["messages"][-1]["content"] == "Echo: never mind"
+    assert run_of(paused["run_id"]).status == RunStatus.INTERRUPTED
+    assert thread.approvals.get().status == "cancelled"
+    assert Run.objects.filter(thread=thread, status=RunStatus.SUCCESS).count() == 1
+    thread.refresh_from_db()
+    assert thread.status == "idle"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_input_on_a_thread_paused_at_a_breakpoint_continues_it(lg, thread):
+    """LangGraph's `runs.wait(thread, assistant, input=None)` after a static
+    breakpoint continues the paused run (the same run, as `command: {resume}`)."""
+    paused = lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "hi"}]},
+                            interrupt_before=["echo"])
+    assert wait_for(lambda: thread.approvals.filter(status="pending").exists())
+    started = time.monotonic()
+    values = lg.runs.wait(str(thread.pk), "echo", input=None)
+    assert time.monotonic() - started < 20
+    assert [m["content"] for m in values["messages"]] == ["hi", "Echo: hi"]
+    assert run_of(paused["run_id"]).status == RunStatus.SUCCESS
+    assert Run.objects.filter(thread=thread).count() == 1 and thread.approvals.get().status == "approved"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_command_resume_with_nothing_waiting_is_409(lg, thread):
     with pytest.raises(httpx.HTTPStatusError) as caught:
         lg.runs.create(str(thread.pk), "echo", command={"resume": True})

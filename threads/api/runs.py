@@ -143,7 +143,7 @@ class RunCreation(ThreadScopedView):
         return services.create_run(
             thread=thread, agent=agent, input=v.get("input"), metadata=v.get("metadata") or {}, model=v["model"],
             runtime=runtime, multitask_strategy=v.get("multitask_strategy") or self.default_multitask_strategy,
-            kwargs=kwargs, bind_agent=bool(v.get("assistant_id")),
+            kwargs=kwargs, bind_agent=bool(v.get("assistant_id")), supersede_paused=True,
         )
 
     def create_thread_run(self, **options) -> Run:

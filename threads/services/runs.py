@@ -136,6 +136,7 @@ def create_run(
     multitask_strategy: str = MultitaskStrategy.REJECT,
     kwargs: dict | None = None,
     bind_agent: bool = False,
+    supersede_paused: bool = False,
 ) -> Run:
     """Create a `pending` run and execute it after commit (a worker, or in-process).
 
@@ -152,6 +153,12 @@ def create_run(
     The runtime: `runtime`, else the agent's graph (its current version's
     `graph_id`), else `DEFAULT_RUNTIME`. `bind_agent` (LangGraph's `assistant_id`):
     a thread without an agent gets this run's agent.
+
+    `supersede_paused` (LangGraph's runs, for which a run stopped at an interrupt is
+    over): a run of the thread paused on an approval does not count as active —
+    without `input` and paused at a breakpoint it continues (as `command: {resume}`,
+    and is returned); otherwise it is interrupted, its approval cancelled, and the new
+    run starts instead of queueing behind a run that waits on a person.
     """
     if runtime is not None and runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
@@ -167,6 +174,13 @@ def create_run(
     locked = lock_thread(thread.pk)
     ensure_open(locked)
     active = Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES)
+    if supersede_paused:
+        paused = active.filter(status=RunStatus.RUNNING, approvals__status=ApprovalStatus.PENDING)
+        if input is None and paused.filter(approvals__status=ApprovalStatus.PENDING,
+                                           approvals__payload__has_key="interrupt").exists():
+            return resume_with_command(thread=locked, command={"resume": None})
+        if interrupt_runs(runs=paused):
+            advance_queue(locked)
     busy = active.exists()
     if busy and multitask_strategy != MultitaskStrategy.ENQUEUE:
         if multitask_strategy == MultitaskStrategy.REJECT:
