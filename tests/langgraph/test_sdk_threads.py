@@ -183,6 +183,33 @@ def test_update_state_history_and_state_at_a_checkpoint(client):
         client.threads.get_state(tid, checkpoint_id="nope")
 
 
+def test_a_run_or_an_update_from_an_older_checkpoint_forks_the_state(client):
+    """LangGraph's time travel: a run given `checkpoint_id` (or an update given one)
+    starts from that checkpoint's state; what came after it stays in the history, on
+    the branch left behind."""
+    tid = client.threads.create()["thread_id"]
+    say = lambda text, **options: client.runs.wait(  # noqa: E731
+        tid, "echo", input={"messages": [{"role": "user", "content": text}]}, **options)
+    say("one")
+    after_one = client.threads.get_state(tid)["checkpoint"]
+    say("two")
+    values = say("branch", checkpoint_id=after_one["checkpoint_id"])
+    assert [m["content"] for m in values["messages"]] == ["one", "Echo: one", "branch", "Echo: branch"]
+    assert [m["content"] for m in client.threads.get_state(tid)["values"]["messages"]] == [
+        "one", "Echo: one", "branch", "Echo: branch"]
+    values = say("again", checkpoint=after_one)  # the same, as a checkpoint reference
+    assert [m["content"] for m in values["messages"]] == ["one", "Echo: one", "again", "Echo: again"]
+    client.threads.update_state(tid, {"topic": "t"}, checkpoint_id=after_one["checkpoint_id"])
+    forked = client.threads.get_state(tid)["values"]
+    assert [m["content"] for m in forked["messages"]] == ["one", "Echo: one"] and forked["topic"] == "t"
+    assert any("two" in [m["content"] for m in h["values"].get("messages", [])]
+               for h in client.threads.get_history(tid, limit=50))  # the other branch is kept
+    for bad in ("garbage", str(uuid.uuid4())):
+        with pytest.raises(NotFoundError):
+            client.runs.create(tid, "echo", input={"messages": [{"role": "user", "content": "x"}]}, checkpoint_id=bad)
+    assert Run.objects.filter(thread_id=tid).count() == 4
+
+
 def test_copy_has_the_same_messages_checkpoints_and_metadata(client):
     thread = client.threads.create(metadata={"k": "v"})
     conversation(client, thread["thread_id"], "copy me")

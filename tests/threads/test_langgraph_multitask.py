@@ -16,6 +16,9 @@ from .test_langgraph_streaming import ask, client, thread  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOLD = ask("approve: tool.hold")  # the echo runtime pauses this run on an approval: it stays running
+# An active run for the strategies: a delayed one, pending until long after the test.
+# (A run paused on an approval is over for LangGraph: a new run interrupts it.)
+LATER = {"input": ask("later"), "after_seconds": 3600}
 
 
 def statuses(thread):
@@ -23,14 +26,14 @@ def statuses(thread):
 
 
 def test_reject_answers_409_and_changes_nothing(client, thread):  # noqa: F811
-    client.runs.create(str(thread.pk), "echo", input=HOLD)
+    client.runs.create(str(thread.pk), "echo", **LATER)
     with pytest.raises(ConflictError):
         client.runs.create(str(thread.pk), "echo", input=ask("no"), multitask_strategy="reject")
-    assert statuses(thread) == ["running"]
+    assert statuses(thread) == ["pending"]
 
 
 def test_interrupt_stops_the_active_run_and_starts_the_new_one(client, thread):  # noqa: F811
-    first = client.runs.create(str(thread.pk), "echo", input=HOLD)
+    first = client.runs.create(str(thread.pk), "echo", **LATER)
     Checkpoint.objects.create(thread=thread, checkpoint_id="kept", run_id=first["run_id"])
     second = client.runs.create(str(thread.pk), "echo", input=ask("now"), multitask_strategy="interrupt")
     assert statuses(thread) == ["interrupted", "success"]
@@ -39,7 +42,7 @@ def test_interrupt_stops_the_active_run_and_starts_the_new_one(client, thread): 
 
 
 def test_rollback_deletes_the_active_run_with_its_checkpoints(client, thread):  # noqa: F811
-    first = client.runs.create(str(thread.pk), "echo", input=HOLD)
+    first = client.runs.create(str(thread.pk), "echo", **LATER)
     Checkpoint.objects.create(thread=thread, checkpoint_id="gone", run_id=first["run_id"])
     client.runs.create(str(thread.pk), "echo", input=ask("again"), multitask_strategy="rollback")
     assert not Run.objects.filter(pk=first["run_id"]).exists()
@@ -48,10 +51,10 @@ def test_rollback_deletes_the_active_run_with_its_checkpoints(client, thread):  
 
 
 def test_enqueue_waits_as_pending_and_runs_in_order(client, thread):  # noqa: F811
-    first = client.runs.create(str(thread.pk), "echo", input=HOLD)
+    first = client.runs.create(str(thread.pk), "echo", **LATER)
     queued = [client.runs.create(str(thread.pk), "echo", input=ask(f"q{i}")) for i in range(3)]
-    assert statuses(thread) == ["running", "pending", "pending", "pending"]
-    assert Thread.objects.get(pk=thread.pk).status == "awaiting"  # the active run's, unchanged
+    assert statuses(thread) == ["pending", "pending", "pending", "pending"]
+    assert Thread.objects.get(pk=thread.pk).status == "running"  # the active run's, unchanged
     # A stream joined on a queued run gets its events once it starts.
     events = []
     joiner = threading.Thread(target=lambda: events.extend(
@@ -112,22 +115,32 @@ def race(live_server, owner, requests: list):
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("strategy", ["reject", "interrupt", "rollback", "enqueue"])
-def test_concurrent_creators_leave_one_executing_run(live_server, owner, thread, strategy):  # noqa: F811
+def test_concurrent_creators_follow_the_strategy(live_server, owner, thread, strategy):  # noqa: F811
     path = f"/api/threads/{thread.pk}/runs"
-    body = {"assistant_id": "echo", "input": HOLD, "multitask_strategy": strategy}
+    body = {"assistant_id": "echo", **LATER, "multitask_strategy": strategy}
     codes = race(live_server, owner, [("POST", path, body)] * 6)
     assert set(codes) <= {201, 409}, codes
     runs = statuses(thread)
-    assert runs.count("running") == 1, runs  # never two executing runs
     if strategy == "reject":
         assert sorted(codes) == [201] + [409] * 5
-        assert runs == ["running"]
+        assert runs == ["pending"]
     elif strategy == "interrupt":
-        assert codes == [201] * 6 and runs.count("interrupted") == 5
+        assert codes == [201] * 6 and runs.count("interrupted") == 5 and runs.count("pending") == 1
     elif strategy == "rollback":
-        assert codes == [201] * 6 and runs == ["running"]
+        assert codes == [201] * 6 and runs == ["pending"]
     else:
-        assert codes == [201] * 6 and runs.count("pending") == 5
+        assert codes == [201] * 6 and runs == ["pending"] * 6
+
+
+@pytest.mark.postgres
+def test_concurrent_creators_on_a_paused_thread_leave_one_executing_run(live_server, owner, thread):  # noqa: F811
+    """Each new run interrupts the one paused before it: never two executing runs."""
+    path = f"/api/threads/{thread.pk}/runs"
+    codes = race(live_server, owner, [("POST", path, {"assistant_id": "echo", "input": HOLD})] * 6)
+    assert codes == [201] * 6, codes
+    assert wait_for(lambda: statuses(thread).count("interrupted") == 5, timeout=20), statuses(thread)
+    runs = statuses(thread)
+    assert runs.count("running") == 1, runs  # the last one, paused on its approval
 
 
 @pytest.mark.postgres

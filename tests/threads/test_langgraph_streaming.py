@@ -156,8 +156,8 @@ def test_join_stream_of_a_finished_run_ends_at_once(client, thread):
 
 
 def test_cancel_interrupt_and_rollback(client, thread, project, owner):
-    # Pending runs (an approval holds the thread): the second one queues behind the first.
-    first = client.runs.create(str(thread.pk), "echo", input=ask("approve: tool.x"))
+    # Pending runs (a delayed run holds the thread): the second one queues behind the first.
+    first = client.runs.create(str(thread.pk), "echo", input=ask("first"), after_seconds=3600)
     queued = client.runs.create(str(thread.pk), "echo", input=ask("later"))
     assert client.runs.get(str(thread.pk), queued["run_id"])["status"] == "pending"
     client.runs.cancel(str(thread.pk), first["run_id"], action="interrupt")

@@ -257,3 +257,29 @@ def test_bulk_cancel(api, thread, project, owner):
     assert thread.status == "idle"
     assert api.post(url(thread, "runs", "cancel") + "/", {}, format="json").json()["cancelled_count"] == 0
     assert api.post(url(thread, "runs", "cancel"), {"status": "bogus"}, format="json").status_code == 422
+
+
+def test_a_run_that_pauses_with_runs_queued_behind_it_ends_interrupted(thread):
+    """A run that reaches an interrupt is over (as LangGraph's are), so a queue behind
+    it never waits on a person: it ends `interrupted`, opens no approval, and the next
+    run starts."""
+    say(thread, "approve: tool.call")
+    paused = services.create_run(thread=thread)
+    queued = services.create_run(thread=thread, input={"messages": [{"role": "user", "content": "next"}]},
+                                 multitask_strategy="enqueue")
+    services.execute_run(run_id=paused.pk)
+    assert Run.objects.get(pk=paused.pk).status == "interrupted"
+    assert not Approval.objects.filter(thread=thread).exists()
+    services.execute_run(run_id=queued.pk)  # what advance_queue scheduled
+    assert Run.objects.get(pk=queued.pk).status == "success"
+    assert Message.objects.filter(thread=thread).order_by("-seq").first().text == "Echo: next"
+    thread.refresh_from_db()
+    assert thread.status == ThreadStatus.IDLE
+
+
+def test_a_paused_run_alone_waits_on_its_approval(thread):
+    say(thread, "approve: tool.call")
+    paused = services.create_run(thread=thread)
+    services.execute_run(run_id=paused.pk)
+    assert Run.objects.get(pk=paused.pk).status == "running"
+    assert Approval.objects.get(thread=thread).status == "pending"

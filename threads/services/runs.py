@@ -38,6 +38,7 @@ from ..selectors import thread_values
 from ..streams.bus import get_bus
 from ..streams.events import RunEvents
 from .checkpoints import parent_and_step, store_checkpoint
+from .state import update_state
 from .messages import append_messages, validate_content
 from .threads import activity, ensure_open, lock_thread
 from .webhooks import schedule_webhooks
@@ -88,7 +89,7 @@ def validate_run_kwargs(kwargs: dict, *, runtime: str) -> dict:
     """LangGraph's run options (`config`, `context`, `interrupt_before/after`,
     `webhook`, `command`, `after_seconds`, ...) checked where this service acts on
     them (422 otherwise); the others are kept as given."""
-    for name in ("config", "context", "command"):
+    for name in ("config", "context", "command", "checkpoint"):
         if kwargs.get(name) is not None and not isinstance(kwargs[name], dict):
             raise Invalid(f"{name} must be an object.", errors={name: ["An object."]})
     node = get_runtime(runtime).name  # a runtime is a one-node graph named after it
@@ -114,6 +115,14 @@ def validate_run_kwargs(kwargs: dict, *, runtime: str) -> dict:
         raise Invalid(f"after_seconds must be a number from 0 to {MAX_AFTER_SECONDS}.",
                       errors={"after_seconds": ["Out of range."]})
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def run_base_checkpoint(kwargs: dict) -> tuple[str, str] | None:
+    """(namespace, id) of the checkpoint a run starts from (LangGraph's `checkpoint_id`,
+    or `checkpoint: {checkpoint_id, checkpoint_ns}`), or None: the thread's latest."""
+    ref = kwargs.get("checkpoint") or {}
+    checkpoint_id = kwargs.get("checkpoint_id") or ref.get("checkpoint_id")
+    return (str(ref.get("checkpoint_ns") or ""), str(checkpoint_id)) if checkpoint_id else None
 
 
 def validate_webhook_url(url) -> str:
@@ -173,6 +182,10 @@ def create_run(
     after_seconds = kwargs.get("after_seconds")
     locked = lock_thread(thread.pk)
     ensure_open(locked)
+    base = run_base_checkpoint(kwargs)
+    if base is not None and not Checkpoint.objects.filter(thread=locked, checkpoint_ns=base[0],
+                                                          checkpoint_id=base[1]).exists():
+        raise NotFound(f"Checkpoint '{base[1]}' not found in this thread.")
     active = Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES)
     if supersede_paused:
         paused = active.filter(status=RunStatus.RUNNING, approvals__status=ApprovalStatus.PENDING)
@@ -319,6 +332,9 @@ def execute_run(*, run_id) -> Run | None:
             return Run.objects.filter(pk=run_id).first()
         if run.start_after is not None and run.start_after > timezone.now():
             return run  # not due (a requeue, a redelivery): its countdown or the requeue starts it
+        base = run_base_checkpoint(run.kwargs or {})
+        if base is not None:  # LangGraph's run from a checkpoint: the state forks there
+            update_state(thread=thread, values=None, checkpoint_ns=base[0], checkpoint_id=base[1])
         messages = input_messages(run.input)
         if messages:
             run.start_message_seq = thread.last_message_seq + 1
@@ -459,7 +475,10 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
         )
     run.input_tokens += result.input_tokens
     run.output_tokens += result.output_tokens
-    if result.status == "awaiting":
+    # A run that pauses with runs queued behind it is over, as LangGraph's runs are at
+    # an interrupt: it ends `interrupted` and the queue moves on (no queue waits on a person).
+    superseded = result.status == "awaiting" and Run.objects.filter(thread=thread, status=RunStatus.PENDING).exists()
+    if result.status == "awaiting" and not superseded:
         approval = Approval.objects.create(
             thread=thread, run=run, tool_name=(result.approval or {}).get("tool_name", ""),
             payload=(result.approval or {}).get("payload", {}), expires_at=approval_expiry(now),
@@ -468,7 +487,8 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
         set_thread_status(thread, ThreadStatus.AWAITING)
         transaction.on_commit(partial(pause_run_stream, run, added, approval), robust=True)
         return run
-    run.status = RunStatus.SUCCESS if result.status == "success" else RunStatus.ERROR
+    run.status = (RunStatus.INTERRUPTED if superseded
+                  else RunStatus.SUCCESS if result.status == "success" else RunStatus.ERROR)
     run.result = result.result
     run.error = result.error
     run.completed_at = now

@@ -52,15 +52,21 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
                  checkpoint_ns: str = "") -> Checkpoint:
     """Write a checkpoint whose values are the base state's with `values` applied.
     The base is the latest checkpoint of the namespace, or `checkpoint_id` (404 if the
-    thread has no such checkpoint). A closed thread refuses (409)."""
+    thread has no such checkpoint). A closed thread refuses (409).
+
+    On an older checkpoint this is a fork: the messages stored since the base belong
+    to the branch left behind, so the new checkpoint counts every stored message as
+    seen (its `message_seq`) and the state is the base's values, updated."""
     locked = lock_thread(thread.pk)
     ensure_open(locked)
     in_ns = Checkpoint.objects.filter(thread=locked, checkpoint_ns=checkpoint_ns)
-    base = (in_ns.filter(checkpoint_id=checkpoint_id) if checkpoint_id else in_ns.order_by("-id")).first()
+    latest = in_ns.order_by("-id").first()
+    base = in_ns.filter(checkpoint_id=checkpoint_id).first() if checkpoint_id else latest
     if checkpoint_id and base is None:
         raise NotFound(f"Checkpoint '{checkpoint_id}' not found in this thread.")
     new_values = merge_values(channel_values(base), values)
     base_meta = base.metadata if base is not None and isinstance(base.metadata, dict) else {}
+    seen = base_meta.get("message_seq", 0) if base == latest else locked.last_message_seq
     step = base_meta.get("step")
     new_id = str(uuid.uuid4())
     return store_checkpoint(
@@ -69,7 +75,7 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
         checkpoint={"v": 1, "id": new_id, "ts": timezone.now().isoformat(), "channel_values": new_values},
         metadata={"source": "update", "step": step + 1 if isinstance(step, int) else 0,
                   "writes": {as_node or "__input__": values}, "parents": {},
-                  "message_seq": base_meta.get("message_seq", 0)},
+                  "message_seq": seen},
         run=None, writes=[],
     )
 
