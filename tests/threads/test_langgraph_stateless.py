@@ -42,6 +42,26 @@ def test_stateless_background_run_and_batch_leave_nothing(client):  # noqa: F811
     assert wait_for(nothing_left, timeout=10)
 
 
+def test_a_batch_run_with_a_thread_id_runs_on_that_thread(client):  # noqa: F811
+    """LangGraph's `RunCreate.thread_id`: that item's run goes on that thread (kept);
+    the others on temporary threads; an unknown thread is a 404 and nothing is created."""
+    import uuid
+
+    from langgraph_sdk.errors import NotFoundError
+
+    kept = client.threads.create()["thread_id"]
+    runs = client.runs.create_batch([{"thread_id": kept, "assistant_id": "echo", "input": ask("on mine")},
+                                     {"assistant_id": "echo", "input": ask("elsewhere")}])
+    assert runs[0]["thread_id"] == kept and runs[1]["thread_id"] != kept
+    assert wait_for(lambda: Thread.objects.count() == 1 and Run.objects.filter(status="success").count() == 1,
+                    timeout=10)
+    assert client.threads.get_state(kept)["values"]["messages"][-1]["content"] == "Echo: on mine"
+    with pytest.raises(NotFoundError):
+        client.runs.create_batch([{"assistant_id": "echo", "input": ask("x")},
+                                  {"thread_id": str(uuid.uuid4()), "assistant_id": "echo", "input": ask("y")}])
+    assert Run.objects.count() == 1 and Thread.objects.count() == 1
+
+
 def test_on_completion_keep_keeps_the_thread(client):  # noqa: F811
     values = client.runs.wait(None, "echo", input=ask("keep me"), on_completion="keep")
     assert values["messages"][-1]["content"] == "Echo: keep me"

@@ -34,9 +34,10 @@ from ..serializers import (
 class ThreadScopedView(GenericAPIView):
     """Resolves `thread_id` from the path: 422 malformed, 404 absent or invisible."""
 
-    def thread(self, *, write: bool = False):
+    def thread(self, *, write: bool = False, thread_id=None):
+        """The path's thread (or the one `thread_id` names)."""
         thread = tenancy.get_visible(selectors.threads_for(self.request.user), self.request.user,
-                                     self.kwargs["thread_id"], name="thread_id")
+                                     thread_id or self.kwargs["thread_id"], name="thread_id")
         if write:
             tenancy.ensure_can_write(self.request.user, thread)
         return thread

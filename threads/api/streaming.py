@@ -259,12 +259,15 @@ class StatelessRunBatchView(StatelessRunCreation):
                                                  "items": {"$ref": "#/components/schemas/RunCreateRequest"}}},
                    responses={201: RunSerializer(many=True), **errors(404, 409)})
     def post(self, request):
-        """Several background runs, each on its own temporary thread (at most 100)."""
+        """Several background runs (at most 100), each on the thread its `thread_id`
+        names (404 if you cannot write to it), or else on a temporary thread of its own."""
         if not isinstance(request.data, list) or not 1 <= len(request.data) <= 100:
             raise Invalid("The body must be a list of 1 to 100 run payloads.", errors={"body": ["1 to 100 runs."]})
         if not all(isinstance(item, dict) for item in request.data):
             raise Invalid("Each run payload must be an object.", errors={"body": ["Objects only."]})
         with transaction.atomic():  # all or none
-            runs = [self.create_stateless_run(item) for item in request.data]
+            runs = [self.create_run(self.thread(write=True, thread_id=item["thread_id"]), item)
+                    if item.get("thread_id") is not None else self.create_stateless_run(item)
+                    for item in request.data]
         fresh = Run.objects.in_bulk([r.pk for r in runs])
         return Response(RunSerializer([fresh.get(r.pk, r) for r in runs], many=True).data, status=201)
