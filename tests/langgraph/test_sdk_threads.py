@@ -210,6 +210,20 @@ def test_a_run_or_an_update_from_an_older_checkpoint_forks_the_state(client):
     assert Run.objects.filter(thread_id=tid).count() == 4
 
 
+def test_a_client_message_id_is_kept_when_new(client):
+    """The id a client gives an input message (a UUID, as LangGraph's clients make
+    them) is the stored message's and the state's; one already taken is not
+    overwritten: that message gets a new id."""
+    tid = client.threads.create()["thread_id"]
+    mine = str(uuid.uuid4())
+    values = client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "hi", "id": mine}]})
+    assert values["messages"][0]["id"] == mine and Message.objects.get(pk=mine).text == "hi"
+    values = client.runs.wait(tid, "echo", input={"messages": [
+        {"role": "user", "content": "again", "id": mine}, {"role": "user", "content": "and", "id": "not-a-uuid"}]})
+    assert [m["content"] for m in values["messages"]] == ["hi", "Echo: hi", "again", "and", "Echo: and"]
+    assert Message.objects.get(pk=mine).text == "hi" and len({m["id"] for m in values["messages"]}) == 5
+
+
 def test_copy_has_the_same_messages_checkpoints_and_metadata(client):
     thread = client.threads.create(metadata={"k": "v"})
     conversation(client, thread["thread_id"], "copy me")

@@ -40,11 +40,12 @@ def append_messages(
     *, thread: Thread, role: str, contents: list[list], run=None, agent=None, ids: list | None = None,
 ) -> list[Message]:
     """Append messages to a thread whose row the caller holds locked (no checks).
-    `ids`: the messages' ids when they were announced before (streamed tokens)."""
+    `ids`: the messages' ids when they were announced before (streamed tokens) or
+    given by the client (None: a new one)."""
     first = thread.last_message_seq + 1
     messages = [
         Message(
-            **({"id": ids[i]} if ids and i < len(ids) else {}),
+            **({"id": ids[i]} if ids and i < len(ids) and ids[i] else {}),
             thread=thread, seq=first + i, role=role, content=content, run=run, agent=agent,
             token_count=estimate_tokens(" ".join(b.get("text", "") for b in content if isinstance(b, dict))),
         )

@@ -85,6 +85,32 @@ def input_messages(input) -> list[tuple[str, list[dict]]]:
     return parsed
 
 
+def input_message_ids(input) -> list:
+    """The ids the client gave the messages of a run's `input` (as `input_messages`
+    reads them), each a UUID or None (not a UUID, or none given: the server picks)."""
+    if not isinstance(input, dict) or input.get("messages") is None:
+        return []
+    messages = input["messages"] if isinstance(input["messages"], list) else [input["messages"]]
+    ids = []
+    for message in messages:
+        try:
+            ids.append(uuid.UUID(str(message["id"])) if isinstance(message, dict) and message.get("id") else None)
+        except ValueError:
+            ids.append(None)
+    return ids
+
+
+def free_message_ids(ids: list) -> list:
+    """These ids, with None for each one a stored message has already (or repeated):
+    a client's id is kept when it is new, never overwrites. One query."""
+    taken = set(Message.objects.filter(pk__in=[i for i in ids if i]).values_list("pk", flat=True)) if any(ids) else set()
+    free, seen = [], set()
+    for i in ids:
+        free.append(i if i and i not in taken and i not in seen else None)
+        seen.add(i)
+    return free
+
+
 def validate_run_kwargs(kwargs: dict, *, runtime: str) -> dict:
     """LangGraph's run options (`config`, `context`, `interrupt_before/after`,
     `webhook`, `command`, `after_seconds`, ...) checked where this service acts on
@@ -338,8 +364,11 @@ def execute_run(*, run_id) -> Run | None:
         messages = input_messages(run.input)
         if messages:
             run.start_message_seq = thread.last_message_seq + 1
-            for role, group in groupby(messages, key=lambda m: m[0]):
-                append_messages(thread=thread, role=role, contents=[c for _, c in group], run=run, agent=None)
+            ids = free_message_ids(input_message_ids(run.input))
+            for role, group in groupby(zip(messages, ids), key=lambda m: m[0][0]):
+                group = list(group)
+                append_messages(thread=thread, role=role, contents=[c for (_, c), _ in group], run=run, agent=None,
+                                ids=[i for _, i in group])
         run.status = RunStatus.RUNNING
         run.started_at = timezone.now()
         run.save(update_fields=["status", "started_at", "start_message_seq", "updated_at"])
