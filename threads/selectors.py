@@ -98,11 +98,14 @@ def search_langgraph_threads(queryset: QuerySet, *, metadata: dict | None = None
 
 
 def thread_history(*, thread, checkpoint_ns: str = "", before: str | None = None, metadata: dict | None = None,
-                   limit: int = 10) -> list:
+                   limit: int = 10, checkpoint_id: str | None = None) -> list:
     """The thread's checkpoints in a namespace, newest first: LangGraph's history.
     `before`: only those older than that checkpoint (404 semantics left to the
-    caller: an unknown one gives nothing)."""
+    caller: an unknown one gives nothing); `checkpoint_id`: only that one, as
+    LangGraph's checkpointers list a config that names one."""
     qs = Checkpoint.objects.filter(thread=thread, checkpoint_ns=checkpoint_ns)
+    if checkpoint_id:
+        qs = qs.filter(checkpoint_id=checkpoint_id)
     if before:
         qs = qs.filter(id__lt=Subquery(qs.filter(checkpoint_id=before).values("id")[:1]))
     qs = filter_json_containment(qs, "metadata", metadata)

@@ -171,6 +171,8 @@ def test_update_state_history_and_state_at_a_checkpoint(client):
         assert STATE_KEYS <= set(h)
     assert history[1]["metadata"]["writes"] == {"echo": {"messages": [{"role": "user", "content": "hi"}],
                                                          "topic": "a"}}
+    [only] = client.threads.get_history(tid, checkpoint=first["checkpoint"])  # as LangGraph's checkpointers list
+    assert only["checkpoint"]["checkpoint_id"] == first["checkpoint"]["checkpoint_id"]
     older = client.threads.get_history(tid, before=second["checkpoint"]["checkpoint_id"], limit=5)
     assert [h["values"]["topic"] for h in older] == ["a"]
     assert [h["values"]["topic"] for h in client.threads.get_history(tid, metadata={"source": "update"}, limit=1)] \

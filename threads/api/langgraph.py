@@ -177,6 +177,7 @@ class ThreadHistoryView(StateMixin):
         checkpoints = selectors.thread_history(
             thread=thread, checkpoint_ns=(v.get("checkpoint") or {}).get("checkpoint_ns") or "",
             before=v.get("before"), metadata=v.get("metadata"), limit=v["limit"],
+            checkpoint_id=(v.get("checkpoint") or {}).get("checkpoint_id"),
         )
         if not checkpoints:
             return []
