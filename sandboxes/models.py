@@ -36,6 +36,7 @@ class Sandbox(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "sandboxes"
         indexes = [models.Index(fields=["state", "last_attempt_at"], name="sandbox_state_attempt")]
 
     def __str__(self):

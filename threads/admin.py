@@ -197,8 +197,9 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
     # --- results ---------------------------------------------------------------------
 
     def report(self, request, done: int, verb: str, skipped: dict):
-        """How many were done, then one warning per reason for those skipped."""
-        self.message_user(request, f"{plural(done, 'thread')} {verb}.", messages.SUCCESS)
+        """How many were done (a warning when none was), then one warning per reason
+        for those skipped."""
+        self.message_user(request, f"{plural(done, 'thread')} {verb}.", messages.SUCCESS if done else messages.WARNING)
         for reason, count in skipped.items():
             self.message_user(request, f"{plural(count, 'thread')} skipped: {reason}", messages.WARNING)
 
@@ -216,7 +217,7 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                 intro="These threads will be deleted with everything under them. This cannot be undone.",
                 rows=deletion_rows(deletion_impact(thread_ids_queryset=queryset)), confirm_label="Yes, delete them",
                 named=self.first_threads(queryset), named_total=selected, named_label="Threads deleted",
-                note=background_note(selected),
+                note=background_note(selected), allowed=selected > 0,
             )
         if selected > job_threshold():
             return self.start_job(request, kind=JobKind.DELETE_THREADS, targets=queryset, total=selected,
@@ -236,7 +237,7 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                       "its messages and runs stay.",
                 rows=prune_rows(queryset), confirm_label="Yes, prune them",
                 named=self.first_threads(queryset), named_total=selected, named_label="Threads pruned",
-                note=background_note(selected),
+                note=background_note(selected), allowed=selected > 0,
             )
         if selected > job_threshold():
             return self.start_job(request, kind=JobKind.PRUNE_KEEP_LATEST, targets=queryset, total=selected,
@@ -256,7 +257,7 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                 intro="Idle threads close, with their idle sub-threads; a closed thread takes no new turn.",
                 rows=rows, confirm_label="Yes, close them",
                 named=self.first_threads(queryset), named_total=rows[0][2], named_label="Threads selected",
-                note=background_note(rows[0][2]),
+                note=background_note(rows[0][2]), allowed=rows[1][2] > 0,  # only idle threads close
             )
         selected = queryset.count()
         if selected > job_threshold():
