@@ -90,7 +90,20 @@ def _field_errors(detail) -> dict:
     return {}
 
 
+def concurrent_conflict(exc) -> bool:
+    """A transaction PostgreSQL broke off because of another one (a deadlock it
+    resolved, a serialization failure): the request may be sent again."""
+    from django.db import OperationalError
+
+    cause = getattr(exc, "__cause__", None)
+    return isinstance(exc, OperationalError) and getattr(cause, "sqlstate", None) in ("40P01", "40001")
+
+
 def exception_handler(exc, context):
+    if concurrent_conflict(exc):
+        logger.warning("%s: a concurrent request won (%s)", context.get("view").__class__.__name__, exc.__cause__)
+        return Response({"detail": "A concurrent change to the same data came first; send the request again."},
+                        status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ServiceError):
         body = {"detail": exc.detail}
         if exc.errors:

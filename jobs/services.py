@@ -200,13 +200,17 @@ def _container_batch(job, *, field: str, delete_container):
 
 
 def _delete_projects(job):
+    from config.errors import NotFound
     from projects.models import Project
     from projects.services import delete_project
 
     def delete(project_id):
         project = Project.objects.filter(pk=project_id).first()
         if project is not None:  # its last thread's deletion usually took it
-            delete_project(project=project)
+            try:
+                delete_project(project=project)
+            except NotFound:  # or a concurrent deletion, meanwhile
+                pass
 
     return _container_batch(job, field="project_id", delete_container=delete)
 

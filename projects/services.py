@@ -68,22 +68,34 @@ def default_project(*, account: Account) -> Project:
 
 
 @transaction.atomic
+@transaction.atomic
 def update_project(*, project: Project, **fields) -> Project:
-    for key in ("name", "description"):
-        if key in fields:
-            setattr(project, key, fields[key])
-    project.save()
-    return project
+    """Change a project's name or description; 404 if it was deleted meanwhile (an
+    update never brings a deleted project back)."""
+    locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
+    if locked is None:
+        raise NotFound("Project not found.")
+    changed = [key for key in ("name", "description") if key in fields]
+    for key in changed:
+        setattr(locked, key, fields[key])
+    if changed:
+        locked.save(update_fields=[*changed, "updated_at"])
+    return locked
 
 
 @transaction.atomic
 def delete_project(*, project: Project) -> None:
     """Delete a project; the database removes its threads and everything under them.
+    Locked first, so of concurrent deletes one deletes it (and writes the receipt)
+    and the others get a 404.
 
     The project's `post_delete` handlers schedule its sandbox's deletion and the
     embedding cleanup of its threads.
     """
-    project.delete()
+    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    if locked is None:
+        raise NotFound("Project not found.")
+    locked.delete()
 
 
 @transaction.atomic

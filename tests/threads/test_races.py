@@ -167,3 +167,49 @@ def test_prune_keep_latest_against_run_start(http, project, owner):
         for t in threads:
             assert Thread.objects.filter(pk=t.pk).exists()
             assert Checkpoint.objects.filter(thread=t).exists()  # the newest always stays
+
+
+def agent_thread(project, owner):
+    from agents.services import create_agent
+    from threads.services.lifecycle import open_thread
+
+    agent = getattr(project, "_race_agent", None) or create_agent(account=project.account, name="racer", model="m")
+    project._race_agent = agent
+    return agent, open_thread(project=project, agent=agent, created_by=owner)
+
+
+def test_delete_and_prune_against_a_new_turn(http, project, owner):
+    """A turn updates its thread twice, so PostgreSQL checks the thread's keys again
+    (`FOR KEY SHARE` on the project): the delete's project lock must not conflict with
+    that, or the two deadlock. The delete always wins; the turn answers or 404s."""
+    keep = new_thread(project, owner)
+    for i in range(ROUNDS):
+        agent, thread = agent_thread(project, owner)
+        remove = ((lambda: http.delete(f"/threads/{thread.pk}")) if i % 2 else
+                  (lambda: http.post("/threads/prune", json={"thread_ids": [str(thread.pk)], "strategy": "delete"})))
+        gone, turn = together(remove, lambda: http.post(f"/agents/{agent.pk}/threads/{thread.pk}/turns",
+                                                        json={"message": "hi"}))
+        codes = statuses([gone, turn])
+        assert codes[0] == 200, gone.text
+        assert codes[1] in (201, 404, 409), turn.text
+        assert not Thread.objects.filter(pk=thread.pk).exists()
+        assert_consistent([thread.pk, keep.pk])
+
+
+def test_concurrent_project_deletes_and_an_update(http, account, owner):
+    """One delete deletes (one receipt); the others and a racing update get a 404 —
+    an update never brings the project back."""
+    from projects.models import Project
+    from projects.services import create_project
+    from receipts.models import DeletionReceipt
+
+    for i in range(ROUNDS // 2):
+        project = create_project(account=account, name=f"doomed-{i}")
+        new_thread(project, owner)
+        results = together(*[lambda: http.delete(f"/projects/{project.pk}")] * 4,
+                           lambda: http.patch(f"/projects/{project.pk}", json={"name": "renamed"}))
+        codes = statuses(results)
+        assert sorted(codes[:4]) == [200, 404, 404, 404], codes
+        assert codes[4] in (200, 404)
+        assert not Project.objects.filter(pk=project.pk).exists()
+        assert DeletionReceipt.objects.filter(kind="project_delete", root_ids__contains=[str(project.pk)]).count() == 1

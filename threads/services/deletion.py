@@ -5,10 +5,13 @@ sub-threads, messages, runs, checkpoints (and writes) and approvals, so a delete
 costs the same number of queries whatever a thread holds. Around that delete, in
 the same transaction:
 
-1. the threads' projects are locked (`SELECT ... FOR UPDATE`, in id order, as
-   `create_thread` locks its project), so concurrent deletes and creates in a
+1. the threads' projects are locked (`SELECT ... FOR NO KEY UPDATE`, in id order,
+   as `create_thread` locks its project), so concurrent deletes and creates in a
    project are serialised: the project of a deleted last thread is deleted exactly
-   once and never left empty;
+   once and never left empty. Not `FOR UPDATE`: a transaction that updates one of
+   the project's threads twice (a turn) takes `FOR KEY SHARE` on the project for its
+   foreign-key check, and against `FOR UPDATE` that waits while the delete waits for
+   the thread — a deadlock;
 2. the ids of everything going (roots and every level of sub-threads) are collected
    with one recursive query, before the cascade removes them, with the number of
    messages, runs and checkpoints of each (for the deletion receipt) — on PostgreSQL
@@ -89,7 +92,7 @@ class Removed(NamedTuple):
 
 
 def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
-    """Lock the projects of these roots (`SELECT ... FOR UPDATE` in id order, as
+    """Lock the projects of these roots (`SELECT ... FOR NO KEY UPDATE` in id order, as
     `create_thread` locks its project), then delete the roots with every sub-thread
     and what they hold; returns every thread removed (as (id, account_id,
     project_id) with `n_messages`, `n_runs` and `n_checkpoints`) and the projects
@@ -128,9 +131,9 @@ def delete_subtrees_sql() -> str:
     table, projects = q(Thread._meta.db_table), q(Project._meta.db_table)
     of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%s))"
     return f"""
-        {of_roots} ORDER BY id FOR UPDATE;
+        {of_roots} ORDER BY id FOR NO KEY UPDATE;
         WITH RECURSIVE roots(id) AS (
-            SELECT id FROM {table} WHERE id = ANY(%s) AND project_id IN ({of_roots} FOR UPDATE)
+            SELECT id FROM {table} WHERE id = ANY(%s) AND project_id IN ({of_roots} FOR NO KEY UPDATE)
         ),
         subtree(id) AS (
             SELECT id FROM roots
@@ -160,7 +163,8 @@ def lock_and_collect(*, root_ids: Iterable, project_ids: Iterable) -> list[Threa
     change before the delete.
     """
     locked = list(
-        Project.objects.select_for_update().filter(id__in=project_ids).order_by("id").values_list("id", flat=True)
+        Project.objects.select_for_update(no_key=True).filter(id__in=project_ids).order_by("id")
+        .values_list("id", flat=True)
     )
     if not locked:
         return []

@@ -62,7 +62,10 @@ def close_thread(*, thread: Thread) -> Thread:
         if skipped:
             raise Conflict(next(iter(skipped)))
         raise NotFound("Thread not found.")
-    return Thread.objects.get(pk=thread.pk)
+    closed_thread = Thread.objects.filter(pk=thread.pk).first()
+    if closed_thread is None:  # deleted since the close committed
+        raise NotFound("Thread not found.")
+    return closed_thread
 
 
 @transaction.atomic

@@ -63,7 +63,7 @@ def create_thread(
     if project is None:
         project = locked = default_project(account=account)
     else:
-        locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+        locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     if locked is None:
         raise NotFound("Project not found.")
     if thread_id is not None:
