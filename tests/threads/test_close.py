@@ -59,6 +59,18 @@ def test_the_closed_detail_is_the_whole_shape(api, agent, project, django_captur
     assert api.get(base(agent, thread_id)).json() == body  # a closed thread reads the same
 
 
+def test_a_closed_thread_takes_no_message_run_state_or_checkpoint(api, agent, project):  # noqa: F811
+    thread_id = create(api, agent, project)["id"]
+    api.post(base(agent, thread_id, "close"))
+    writes = [("messages", {"role": "user", "content": [{"type": "text", "text": "x"}]}), ("runs", {}),
+              ("state", {"values": {"topic": "x"}}),
+              ("checkpoints", {"checkpoint_id": "zz", "checkpoint": {}, "metadata": {}})]
+    for path, body in writes:
+        r = api.post(f"/api/threads/{thread_id}/{path}", body, format="json")
+        assert r.status_code == 409 and "closed" in r.json()["detail"], (path, r.status_code, r.content)
+    assert not Thread.objects.get(pk=thread_id).checkpoints.exists()
+
+
 def test_a_closed_thread_can_be_pruned_and_deleted(api, agent, project):  # noqa: F811
     keep = create(api, agent, project)["id"]  # keeps the project alive
     closed = [create(api, agent, project)["id"] for _ in range(2)]

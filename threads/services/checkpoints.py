@@ -7,7 +7,7 @@ from django.db.models.sql import DeleteQuery
 from config.errors import Conflict, Invalid
 
 from ..models import Checkpoint, CheckpointWrite, Thread
-from .threads import lock_thread
+from .threads import ensure_open, lock_thread
 
 
 @transaction.atomic
@@ -23,8 +23,10 @@ def put_checkpoint(
     writes: list[dict] | None = None,
 ) -> Checkpoint:
     """Store a checkpoint and its pending writes. The parent must exist in the same
-    thread and namespace (422); a checkpoint id is unique per thread and namespace (409)."""
+    thread and namespace (422); a checkpoint id is unique per thread and namespace (409);
+    a closed thread takes none (409), as it takes no message or run."""
     locked = lock_thread(thread.pk)
+    ensure_open(locked)
     if run is not None and run.thread_id != locked.pk:
         raise Invalid("The run belongs to another thread.", errors={"run_id": ["Not a run of this thread."]})
     existing = Checkpoint.objects.filter(thread=locked, checkpoint_ns=checkpoint_ns)
