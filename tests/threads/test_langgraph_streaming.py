@@ -1,6 +1,8 @@
 """LangGraph's run endpoints driven by the real `langgraph-sdk` against a live server:
 stream modes, wait, join, join_stream with a reconnect, list/get/delete, cancel."""
 
+import time
+
 import pytest
 from langgraph_sdk import get_sync_client
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -189,3 +191,25 @@ def test_the_readme_streaming_example_runs_as_written(live_server, owner, thread
     code = code.replace("http://127.0.0.1:8000", live_server.url)
     exec(code, {"ACCESS": str(RefreshToken.for_user(owner).access_token), "THREAD": str(thread.pk)})
     assert capsys.readouterr().out == "Echo: hi there"
+
+
+def test_a_thread_stream_and_a_join_end_when_the_thread_is_deleted(client, thread, settings):
+    """Deleted under them: the thread's stream ends (`end`, status `deleted`) instead of
+    sending heartbeats forever, and a join answers `__error__` (its 200 is sent
+    already), not an empty state that reads like a success."""
+    import threading
+
+    settings.RUN_STREAM_HEARTBEAT_SECONDS = 0.2
+    run = client.runs.create(str(thread.pk), "echo", input=ask("later"), after_seconds=3600)
+    streamed, joined = [], []
+    readers = [threading.Thread(target=lambda: streamed.extend(client.threads.join_stream(str(thread.pk)))),
+               threading.Thread(target=lambda: joined.append(client.runs.join(str(thread.pk), run["run_id"])))]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.5)
+    client.threads.delete(str(thread.pk))
+    for reader in readers:
+        reader.join(20)
+    assert not any(reader.is_alive() for reader in readers)
+    assert streamed[-1].event == "end" and streamed[-1].data == {"thread_id": str(thread.pk), "status": "deleted"}
+    assert joined[0]["__error__"]["error"] == "RunDeleted"

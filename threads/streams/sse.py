@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from ..models import ACTIVE_RUN_STATUSES, Run
+from ..models import ACTIVE_RUN_STATUSES, Run, Thread
 from .bus import READ_BATCH, Event, dumps, get_bus
 from .events import INTERNAL_EVENTS, wanted
 
@@ -40,13 +40,15 @@ class Follower:
 
     after: the last event id already seen (None: from the log's start);
     modes: the stream modes to pass on (None: everything); run_id: the run whose
-    `end` closes the stream (None: a thread's log, followed until the client leaves);
+    `end` closes the stream (None: a thread's log, followed until the client leaves
+    or, with `thread_id`, until the thread is deleted: an `end` with status `deleted`);
     paused: the run's log already ends with `paused` (a join from now on).
     """
 
     def __init__(self, *, log: str, after: str | None, modes=None, run_id=None, events: set | None = None,
-                 paused: bool = False):
+                 paused: bool = False, thread_id=None):
         self.log = log
+        self.thread_id = thread_id  # a thread's log: it ends when the thread is deleted
         self.after = after
         self.modes = set(modes) if modes else None
         self.events = events
@@ -95,7 +97,12 @@ class Follower:
         """The run's status in the database (at the start and when idle): a run that
         ended or went without a trace of its `end` in the log gets one now."""
         if self.run_id is None:
-            return []
+            if self.thread_id is None or Thread.objects.filter(pk=self.thread_id).exists():
+                return []
+            self.done = True
+            self.status = "deleted"
+            end = Event(id=self.after or "0-0", event="end", data={"thread_id": str(self.thread_id), "status": "deleted"})
+            return [end]
         if self.paused:
             return self.take([])  # still the log's last word: the run waits
         status = run_status(self.run_id)
@@ -182,6 +189,9 @@ async def asse(follower: Follower, *, disconnected: Callable | None = None):
 def final_body(follower: Follower, fallback: Callable[[], dict]) -> bytes:
     if follower.error is not None and follower.status == "error":
         return json.dumps({"__error__": follower.error}).encode()
+    if follower.status == "deleted":  # the 200 is sent already: the body says it
+        return json.dumps({"__error__": {"error": "RunDeleted",
+                                         "message": "The run, or its thread, was deleted before it ended."}}).encode()
     values = follower.values if follower.values is not None else fallback()
     return dumps(values).encode()
 
