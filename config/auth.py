@@ -16,7 +16,7 @@ import logging
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_simplejwt import views
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -30,6 +30,8 @@ class _CacheSafeThrottle(SimpleRateThrottle):
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)
+        except APIException:
+            raise  # the request's own fault (a body that does not parse): its 4xx, not a cache outage
         except Exception as exc:  # the cache is down: let the login through, say so
             logger.warning("Login throttle skipped, cache unavailable: %s", exc)
             return True

@@ -36,6 +36,15 @@ def test_many_usernames_from_one_address_are_throttled():
     assert set(codes[30:]) == {429}
 
 
+def test_a_malformed_login_body_is_its_own_4xx_not_a_cache_outage(caplog):
+    client = APIClient()
+    for body, content_type, code in (("null", "application/json", 422), ("{", "application/json", 422),
+                                     ("x", "text/plain", 415)):
+        r = client.generic("POST", TOKEN, body, content_type=content_type)
+        assert r.status_code == code and isinstance(r.json()["detail"], str), (body, r.status_code)
+    assert "cache unavailable" not in caplog.text
+
+
 def test_commands_refuse_weak_passwords():
     with pytest.raises(CommandError, match="too short|too common|numeric"):
         call_command("create_account", "Weak", "--owner", "weakling", "--password", "1", stdout=io.StringIO())
