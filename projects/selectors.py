@@ -20,7 +20,8 @@ def parse_uuid(value, *, name: str = "id") -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
-        raise Invalid(f"'{value}' is not a valid UUID for {name}.", errors={name: ["Must be a valid UUID."]})
+        shown = str(value) if len(str(value)) <= 80 else f"{str(value)[:77]}..."  # never echo a huge value back
+        raise Invalid(f"'{shown}' is not a valid UUID for {name}.", errors={name: ["Must be a valid UUID."]})
 
 
 def account_ids_for(user) -> QuerySet:

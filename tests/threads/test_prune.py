@@ -106,6 +106,14 @@ def test_bad_requests_are_422_and_prune_nothing(api, project, body):
     assert Thread.objects.count() == 1
 
 
+def test_too_many_bad_ids_are_one_error_and_a_huge_id_is_not_echoed(api):
+    response = api.post("/api/threads/prune", {"thread_ids": ["x"] * 1001}, format="json")
+    assert response.status_code == 422 and response.json()["errors"] == {
+        "thread_ids": ["Ensure this field has no more than 1000 elements."]}
+    response = api.delete(f"/api/threads/{'a' * 5000}")
+    assert response.status_code == 422 and len(response.content) < 300
+
+
 def test_a_body_that_is_not_an_object_is_422(api):
     response = api.post("/api/threads/prune", [str(uuid.uuid4())], format="json")
     assert response.status_code == 422 and isinstance(response.json()["detail"], str)

@@ -17,8 +17,17 @@ class ThreadIdField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
+class ThreadIdsField(serializers.ListField):
+    """The list's length is checked before its items: 1,001 bad ids are one error."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
 class PruneRequestSerializer(serializers.Serializer):
-    thread_ids = serializers.ListField(child=ThreadIdField(), allow_empty=True, max_length=MAX_IDS)
+    thread_ids = ThreadIdsField(child=ThreadIdField(), allow_empty=True, max_length=MAX_IDS)
     strategy = serializers.ChoiceField(choices=STRATEGIES, default="delete")
 
 
