@@ -2,6 +2,8 @@
 which every destructive action goes (numbers from aggregate queries, the first
 objects by name, then a service, or a background job above the threshold)."""
 
+import copy
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import ActionLocation
@@ -218,17 +220,21 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
             what = f"{opts.verbose_name} “{obj}”" if obj else plural(count, opts.verbose_name, opts.verbose_name_plural)
             return self.start_job(request, kind=self.job_kind, targets=deletable, total=threads,
                                   description=f"Delete {what} ({plural(threads, 'thread')})")
-        deleted, gone = 0, 0
+        deleted, gone, logged = 0, 0, []
         for target in queryset.order_by("pk"):
             try:
+                shown = copy.copy(target)  # for the admin's history: a deletion may clear the instance's pk
                 self.delete_one(target)
                 deleted += 1
+                logged.append(shown)
             except NotFound:
                 gone += 1
             except ServiceError as exc:  # refused meanwhile (or listed as refused above)
                 self.message_user(request, f"“{target}” refused: {exc.detail}", messages.WARNING)
                 if obj is not None:
                     return HttpResponseRedirect(change_url)
+        if logged:
+            self.log_deletions(request, logged)  # "Recent actions" and each object's history
         if deleted:
             self.message_user(request, self.deleted_message(deleted, threads, obj), messages.SUCCESS)
         if gone:

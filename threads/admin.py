@@ -222,6 +222,9 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
         if selected > job_threshold():
             return self.start_job(request, kind=JobKind.DELETE_THREADS, targets=queryset, total=selected,
                                   description=f"Delete {plural(selected, 'thread')}")
+        # the admin's history, written before they go (without the list's per-row counts)
+        self.log_deletions(request, list(Thread.objects.filter(pk__in=queryset.order_by().values("pk"))
+                                         .only("pk", "title")))
         deleted = sum(services.delete_threads(thread_ids=ids) for ids in id_batches(queryset, BATCH))
         gone = selected - deleted
         self.report(request, deleted, "deleted", {"already deleted, or removed with a parent": gone} if gone else {})
@@ -285,6 +288,7 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
         if request.method == "POST" and request.POST.get("post") == "yes":
             try:
                 services.delete_thread(thread=thread)
+                self.log_deletions(request, [thread])
                 self.message_user(request, f"Thread “{thread}” deleted.", messages.SUCCESS)
             except ServiceError as exc:
                 self.message_user(request, exc.detail, messages.WARNING)

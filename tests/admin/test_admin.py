@@ -143,6 +143,10 @@ def test_delete_all_matching_a_filter(staff, project, other_account, django_capt
         r = staff.post(f"{THREADS}?q=old-import", {**data, "shown_at": shown_at, "post": "yes"}, follow=True)
     assert texts(r) == ["3 threads deleted."]
     assert set(Thread.objects.values_list("pk", flat=True)) == {survivor.pk, late.pk}
+    from django.contrib.admin.models import DELETION, LogEntry
+
+    logged = LogEntry.objects.filter(action_flag=DELETION).values_list("object_id", flat=True)
+    assert sorted(logged) == sorted(str(t.pk) for t in doomed)
 
 
 def test_change_page_delete_goes_through_the_service(staff, project, django_capture_on_commit_callbacks):

@@ -144,6 +144,10 @@ def test_select_all_deletes_only_what_the_page_counted(superuser, account, djang
         done = superuser.post(f"{PROJECTS}?q=old", {**data, "shown_at": shown_at, "post": "yes"}, follow=True)
     assert texts(done) == ["2 projects deleted (0 threads)."]
     assert set(Project.objects.filter(name__startswith="old").values_list("pk", flat=True)) == {late.pk}
+    from django.contrib.admin.models import DELETION, LogEntry
+
+    history = LogEntry.objects.filter(action_flag=DELETION)  # "Recent actions", as Django's own deletions
+    assert sorted(history.values_list("object_id", flat=True)) == sorted(str(p.pk) for p in shown)
 
 
 @pytest.mark.parametrize("as_user", ["superuser", "deleter"])
