@@ -182,6 +182,10 @@ else:
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "memory://"
 # Without a broker, tasks run in-process (on commit, where they follow a write).
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL == "memory://")
+# In-process (no broker): a run executes in a thread of the web process once its
+# creation committed, so `POST .../runs` answers `pending` at once and a stream follows
+# the run as it goes, as with a worker. Off: within the request that created it.
+RUNS_IN_BACKGROUND = env_bool("RUNS_IN_BACKGROUND", True)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -18,6 +18,9 @@ from .settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") not in ("0", "false", "False")
+# In-process runs execute within the request, so a test reads their outcome at once and
+# no thread outlives it; tests/threads/test_runs_in_background.py turns this on.
+RUNS_IN_BACKGROUND = False
 
 # Templates use plain static URLs in tests; the compressed, hashed storage that
 # production uses is exercised by tests/ops (after a collectstatic of its own).

@@ -280,12 +280,15 @@ def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
     """
     from ..tasks import execute_run, resume_run
 
+    in_process = current_app.conf.task_always_eager
     if approval is None:
         delay = max(0.0, (run.start_after - timezone.now()).total_seconds()) if run.start_after else 0.0
-        if delay and current_app.conf.task_always_eager:
+        if in_process and (delay or settings.RUNS_IN_BACKGROUND):
             send = partial(run_in_process_later, execute_run, str(run.pk), delay=delay)
         else:
             send = partial(execute_run.apply_async, (str(run.pk),), countdown=delay or None)
+    elif in_process and settings.RUNS_IN_BACKGROUND:
+        send = partial(run_in_process_later, resume_run, str(run.pk), str(approval.pk))
     else:
         send = partial(resume_run.delay, str(run.pk), str(approval.pk))
     transaction.on_commit(send, robust=True)
@@ -293,8 +296,9 @@ def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
 
 def run_in_process_later(task, *args, delay: float = 0.0) -> threading.Thread:
     """Embedded mode (tasks in-process, no worker, no beat): run `task` in a daemon
-    thread after `delay` seconds, so a delayed start or a webhook delivery never holds
-    the request. Nothing of it survives a restart: that is what the worker is for."""
+    thread after `delay` seconds, so a run (`RUNS_IN_BACKGROUND`), a delayed start or a
+    webhook delivery never holds the request. Nothing of it survives a restart: that
+    is what the worker is for."""
     def call():
         try:
             task.apply(args=args)
