@@ -50,7 +50,7 @@ def test_stream_messages_tuple_mode_streams_the_answer_token_by_token(client, th
     assert [c[0]["content"] for c in chunks] == ["Echo:", " one", " two", " three"]
     assert all(c[1]["run_id"] == parts[0].data["run_id"] for c in chunks)
     update = next(p.data for p in parts if p.event == "updates")
-    (message,) = update["agent"]["messages"]
+    (message,) = update["echo"]["messages"]  # keyed by the graph's node, as get_graph names it
     assert message["content"] == "Echo: one two three"
     assert message["id"] == chunks[0][0]["id"]  # the streamed chunks are this message
     assert events.index("updates") > max(i for i, e in enumerate(events) if e == "messages")
@@ -74,6 +74,15 @@ def test_stream_events_debug_and_custom_modes(client, thread):
     assert [d["type"] for d in debug] == ["task", "task_result"]
     assert debug[1]["payload"]["result"][0][1][0]["content"] == "Echo: a b"
     assert [p.data for p in parts if p.event == "custom"] == [{"tokens": 3}]
+    assert {p.data["name"] for p in parts if p.event == "events"} == {"echo"}  # the graph's node
+
+
+def test_stream_tasks_mode_sends_the_node_s_task_and_its_result(client, thread):
+    parts = list(client.runs.stream(str(thread.pk), "echo", input=ask("a b"), stream_mode="tasks"))
+    tasks = [p.data for p in parts if p.event == "tasks"]
+    assert [t["name"] for t in tasks] == ["echo", "echo"]
+    assert tasks[0]["triggers"] == ["start"] and tasks[1]["error"] is None
+    assert tasks[1]["result"][0][1][0]["content"] == "Echo: a b"
 
 
 def test_thread_stream_replays_each_mode_from_last_event_id(client, thread):

@@ -586,7 +586,7 @@ def interrupt_runs(*, runs: QuerySet) -> int:
     the threads' status. After commit, the runs' webhooks are called, their executors
     are told to stop, their streams end, and stateless runs' threads are deleted."""
     active = runs.filter(status__in=ACTIVE_RUN_STATUSES)
-    stopped = list(Run.objects.filter(pk__in=active.values("pk")).only("pk", "thread_id", "kwargs"))
+    stopped = list(Run.objects.filter(pk__in=active.values("pk")).only("pk", "thread_id", "kwargs", "runtime"))
     if not stopped:
         return 0
     Approval.objects.filter(run__in=[r.pk for r in stopped], status=ApprovalStatus.PENDING).update(

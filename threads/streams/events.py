@@ -14,17 +14,17 @@ failed); in between, the events of the stream modes the run was created with:
 Every event goes to the run's log and to its thread's log (the thread stream).
 """
 
+from django.conf import settings
 from django.utils import timezone
 
 from .bus import get_bus, run_log, thread_log
 
-STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "events", "custom", "debug", "tasks", "checkpoints")
+STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "events", "custom", "debug", "tasks")
 DEFAULT_STREAM_MODES = ["values"]
 # `paused` / `resumed`: a run waits on an interrupt or approval / continues after it.
 # Always published, never sent to a client: they tell a follower where a wait ends.
 INTERNAL_EVENTS = ("paused", "resumed")
 CONTROL_EVENTS = ("metadata", "error", "end", *INTERNAL_EVENTS)
-NODE = "agent"
 
 
 def normalize_modes(stream_mode) -> list[str]:
@@ -51,16 +51,18 @@ def wanted(event: str, modes) -> bool:
 class RunEvents:
     """The publisher of one run's events (in the executing process)."""
 
-    def __init__(self, *, run_id, thread_id, kwargs: dict | None = None):
+    def __init__(self, *, run_id, thread_id, kwargs: dict | None = None, node: str | None = None):
         self.run_id = str(run_id)
         self.thread_id = str(thread_id)
+        # The graph's one node, as `get_graph` and `interrupt_before` name it: the runtime's.
+        self.node = node or settings.DEFAULT_RUNTIME
         self.modes = set(normalize_modes((kwargs or {}).get("stream_mode")))
         self.bus = get_bus()
         self._partial: dict[str, str] = {}
 
     @classmethod
     def of(cls, run) -> "RunEvents":
-        return cls(run_id=run.pk, thread_id=run.thread_id, kwargs=run.kwargs)
+        return cls(run_id=run.pk, thread_id=run.thread_id, kwargs=run.kwargs, node=run.runtime or None)
 
     def emit(self, event: str, data) -> None:
         if wanted(event, self.modes):
@@ -78,8 +80,9 @@ class RunEvents:
     def started(self, values: dict) -> None:
         self.emit("values", values)
         self.emit("events", self._event("on_chain_start", {"input": values}))
-        self.emit("debug", {"type": "task", "timestamp": timezone.now().isoformat(), "step": 1,
-                            "payload": {"id": self.run_id, "name": NODE, "input": values, "triggers": ["start"]}})
+        task = {"id": self.run_id, "name": self.node, "input": values, "triggers": ["start"]}
+        self.emit("tasks", task)
+        self.emit("debug", {"type": "task", "timestamp": timezone.now().isoformat(), "step": 1, "payload": task})
 
     def produced(self, new_messages: list[dict]) -> None:
         """The messages a run stored: each answer complete, and the node's update."""
@@ -87,15 +90,17 @@ class RunEvents:
             if message.get("type") == "ai":
                 self.emit("messages/complete", [message])
         if new_messages:
-            self.emit("updates", {NODE: {"messages": new_messages}})
+            self.emit("updates", {self.node: {"messages": new_messages}})
 
     def finished(self, *, values: dict, new_messages: list[dict], error: str | None = None,
                  status: str = "success") -> None:
         self.produced(new_messages)
-        if new_messages:
+        if new_messages or error is not None:
+            result = {"id": self.run_id, "name": self.node, "error": error, "interrupts": [],
+                      "result": [["messages", new_messages]] if new_messages else []}
+            self.emit("tasks", result)
             self.emit("debug", {"type": "task_result", "timestamp": timezone.now().isoformat(), "step": 1,
-                                "payload": {"id": self.run_id, "name": NODE, "error": error,
-                                            "result": [["messages", new_messages]]}})
+                                "payload": result})
         self.emit("values", values)
         self.emit("events", self._event("on_chain_end", {"output": values}))
         if error is not None:
@@ -109,6 +114,8 @@ class RunEvents:
         here; `command: {resume}` continues the same run, and a join after that follows
         it to its end."""
         self.produced(new_messages)
+        self.emit("tasks", {"id": self.run_id, "name": self.node, "error": None, "interrupts": interrupts,
+                            "result": [["messages", new_messages]] if new_messages else []})
         self.emit("updates", {"__interrupt__": interrupts})
         self.emit("values", {**values, "__interrupt__": interrupts})
         self.emit("paused", {"run_id": self.run_id, "status": "interrupted"})
@@ -128,7 +135,7 @@ class RunEvents:
         """One token of the assistant message `message_id`."""
         chunk = {"type": "AIMessageChunk", "content": text, "id": message_id, "tool_calls": [],
                  "additional_kwargs": {}, "response_metadata": {}}
-        meta = {"run_id": self.run_id, "thread_id": self.thread_id, "langgraph_node": NODE,
+        meta = {"run_id": self.run_id, "thread_id": self.thread_id, "langgraph_node": self.node,
                 "langgraph_step": 1}
         self.emit("messages", [chunk, meta])
         if "messages" in self.modes:
@@ -142,4 +149,4 @@ class RunEvents:
         self.emit("custom", data)
 
     def _event(self, name: str, data: dict) -> dict:
-        return {"event": name, "name": NODE, "run_id": self.run_id, "data": data, "tags": [], "metadata": {}}
+        return {"event": name, "name": self.node, "run_id": self.run_id, "data": data, "tags": [], "metadata": {}}
