@@ -363,6 +363,8 @@ class RunListQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=10)
     offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    select = serializers.ListField(child=serializers.ChoiceField(choices=RunSerializer.Meta.fields), required=False,
+                                   help_text="LangGraph's `select`: only these fields of each run.")
 
 
 class RunsCancelSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ import time
 
 import pytest
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.errors import UnprocessableEntityError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from threads import services
@@ -138,6 +139,10 @@ def test_background_run_list_get_join_and_delete(client, thread):
     runs = client.runs.list(str(thread.pk))
     assert isinstance(runs, list) and [r["run_id"] for r in runs] == [run["run_id"]]
     assert client.runs.list(str(thread.pk), status="pending") == []
+    assert client.runs.list(str(thread.pk), select=["run_id", "status"]) == [
+        {"run_id": run["run_id"], "status": "success"}]
+    with pytest.raises(UnprocessableEntityError):
+        client.runs.list(str(thread.pk), select=["bogus"])
     assert client.runs.get(str(thread.pk), run["run_id"])["status"] == "success"
     client.runs.delete(str(thread.pk), run["run_id"])
     assert client.runs.list(str(thread.pk)) == []

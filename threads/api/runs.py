@@ -28,6 +28,7 @@ from ..serializers import (
     RunListQuerySerializer,
     RunSerializer,
     RunsCancelSerializer,
+    select_fields,
 )
 
 
@@ -197,7 +198,8 @@ class RunsView(RunCreation):
         qs = Run.objects.filter(thread=thread).order_by("-seq")
         if q.get("status"):
             qs = qs.filter(status=q["status"])
-        return Response(RunSerializer(qs[q["offset"]: q["offset"] + q["limit"]], many=True).data)
+        runs = RunSerializer(qs[q["offset"]: q["offset"] + q["limit"]], many=True).data
+        return Response([select_fields(run, q.get("select")) for run in runs])
 
     @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(409)})
     def post(self, request, thread_id):
