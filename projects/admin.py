@@ -3,12 +3,14 @@ account goes through its service (`delete_project`, `delete_account`) after a
 confirmation page; above the job threshold, as a background job."""
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from config.admin_base import ReadMostlyAdmin, ServiceDeletionAdmin
 from jobs.models import JobKind
 
 from . import services
-from .models import Account, Membership, Project
+from .models import Account, Membership, Project, Role
 from .selectors import account_deletion_impact, project_deletion_impact
 
 EMBEDDINGS = "Embeddings removed from the vector store"
@@ -88,3 +90,33 @@ class ProjectAdmin(ServiceDeletionAdmin, ReadMostlyAdmin):
 
     def delete_one(self, obj):
         services.delete_project(project=obj)
+
+
+User = get_user_model()
+
+
+class MemberAwareUserAdmin(UserAdmin):
+    """Django's user admin, with what deleting a user does here: the user's
+    memberships go too (`projects.signals`, a soft reference Django's collector does
+    not see), so the delete page lists them; a user who is the last owner of an
+    account is refused (the account would be left with no one who can reach it), with
+    the reason: add another owner, or delete the account first."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = {user.pk for user in objs}
+        memberships = list(Membership.objects.filter(user_id__in=users).select_related("account", "user")
+                           .order_by("account__name"))
+        deleted += [f"Membership: {m}" for m in memberships]
+        if memberships:
+            counts["memberships"] = len(memberships)
+        owned = {m.account_id: m for m in memberships if m.role == Role.OWNER}
+        others = set(Membership.objects.filter(account_id__in=owned, role=Role.OWNER).exclude(user_id__in=users)
+                     .values_list("account_id", flat=True))
+        protected += [f"Account “{m.account}”: {m.user} is its last owner — add another owner, or delete the "
+                      f"account first." for account_id, m in owned.items() if account_id not in others]
+        return deleted, counts, perms_needed, protected
+
+
+admin.site.unregister(User)
+admin.site.register(User, MemberAwareUserAdmin)

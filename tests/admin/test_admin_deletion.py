@@ -186,3 +186,21 @@ def test_agent_versions_titled_by_name(superuser, account):
     version = agent.versions.get(number=2)
     assert str(version) == "Writer v2"
     assert b"Writer v2" in superuser.get(f"/admin/agents/agentversion/{version.pk}/change/").content
+
+
+def test_deleting_a_user_lists_their_memberships_and_refuses_a_last_owner(superuser):
+    """A user's memberships go with them (a soft reference Django's page would not
+    show): the page lists them; the last owner of an account is refused, with why."""
+    alice, bob, carol = (ensure_user(username=n, password="pw-123456") for n in ("alice", "bob", "carol"))
+    alone = create_account(name="Alone", owner=alice)
+    shared = create_account(name="Shared", owner=bob)
+    Membership.objects.create(account=shared, user=carol, role="owner")
+    page = superuser.get(f"/admin/auth/user/{bob.pk}/delete/")
+    assert page.status_code == 200 and "Membership: bob in Shared (owner)" in page.content.decode()
+    superuser.post(f"/admin/auth/user/{bob.pk}/delete/", {"post": "yes"})
+    assert not type(bob).objects.filter(pk=bob.pk).exists()
+    assert list(shared.memberships.values_list("user__username", flat=True)) == ["carol"]
+    page = superuser.get(f"/admin/auth/user/{alice.pk}/delete/")
+    assert "alice is its last owner" in page.content.decode() and "Account “Alone”" in page.content.decode()
+    superuser.post(f"/admin/auth/user/{alice.pk}/delete/", {"post": "yes"})
+    assert type(alice).objects.filter(pk=alice.pk).exists() and alone.memberships.filter(user=alice).exists()
