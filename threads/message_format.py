@@ -69,12 +69,25 @@ def normalise(message, *, new_id) -> dict:
     return full
 
 
+REMOVE_ALL = "__remove_all__"  # LangGraph's RemoveMessage id that clears the list
+
+
 def add_messages(left: list, right: list) -> list:
     """LangGraph's `add_messages` reducer: append, a message with an id already
-    present replaces it in place."""
+    present replaces it in place, a `{"type": "remove", "id"}` removes that one
+    (`__remove_all__`: every message before it; an id not there is a ValueError)."""
     merged = list(left or [])
     index = {m.get("id"): i for i, m in enumerate(merged) if isinstance(m, dict)}
     for message in right:
+        if message.get("type") == "remove":
+            if message.get("id") == REMOVE_ALL:
+                merged = []
+            elif message.get("id") in index:
+                merged = [m for m in merged if not (isinstance(m, dict) and m.get("id") == message["id"])]
+            else:
+                raise ValueError(f"No message with id '{message.get('id')}' to remove.")
+            index = {m.get("id"): i for i, m in enumerate(merged) if isinstance(m, dict)}
+            continue
         if message.get("id") in index:
             merged[index[message["id"]]] = message
         else:

@@ -226,6 +226,32 @@ def test_a_client_message_id_is_kept_when_new(client):
     assert Message.objects.get(pk=mine).text == "hi" and len({m["id"] for m in values["messages"]}) == 5
 
 
+def test_update_state_removes_messages_from_the_state_as_add_messages_does(client):
+    """LangGraph's RemoveMessage through `update_state`, on any message of the state —
+    also one stored since the last checkpoint; the thread's stored messages stay (the
+    record), only the state leaves it out. An id not in the state is a 422."""
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "one"}]})
+    conversation(client, tid, "two")
+    # Stored since the last checkpoint (the native messages endpoint): part of the state
+    # a run or an update starts from.
+    three = services.post_message(thread=Thread.objects.get(pk=tid), role="user",
+                                  content=[{"type": "text", "text": "three"}])
+    state = client.threads.get_state(tid)["values"]["messages"]
+    assert [m["content"] for m in state] == ["one", "Echo: one", "two", "Echo: two"]
+    by_text = {**{m["content"]: m["id"] for m in state}, "three": str(three.pk)}
+    client.threads.update_state(tid, {"messages": [{"type": "remove", "id": by_text["Echo: one"]},
+                                                   {"type": "remove", "id": by_text["three"]}]})
+    assert [m["content"] for m in client.threads.get_state(tid)["values"]["messages"]] == [
+        "one", "two", "Echo: two"]
+    with pytest.raises(UnprocessableEntityError):
+        client.threads.update_state(tid, {"messages": [{"type": "remove", "id": "not-there"}]})
+    client.threads.update_state(tid, {"messages": [{"type": "remove", "id": "__remove_all__"},
+                                                   {"type": "human", "content": "fresh"}]})
+    assert [m["content"] for m in client.threads.get_state(tid)["values"]["messages"]] == ["fresh"]
+    assert Message.objects.filter(thread_id=tid).count() == 5  # the record keeps every message
+
+
 def test_copy_has_the_same_messages_checkpoints_and_metadata(client):
     thread = client.threads.create(metadata={"k": "v"})
     conversation(client, thread["thread_id"], "copy me")

@@ -12,7 +12,7 @@ from config.errors import Invalid, NotFound
 
 from ..message_format import add_messages, normalise
 from ..models import Checkpoint, CheckpointWrite, Message, Thread
-from ..selectors import channel_values
+from ..selectors import channel_values, thread_values
 from ..vectorstore import schedule_message_indexing
 from .checkpoints import store_checkpoint
 from .threads import create_thread, ensure_open, lock_thread
@@ -38,13 +38,21 @@ def merge_values(values: dict, update) -> dict:
             if key == "messages":
                 incoming = value if isinstance(value, list) else [value]
                 try:
-                    incoming = [normalise(m, new_id=lambda: str(uuid.uuid4())) for m in incoming]
+                    incoming = [removal(m) if isinstance(m, dict) and m.get("type") == "remove"
+                                else normalise(m, new_id=lambda: str(uuid.uuid4())) for m in incoming]
+                    merged["messages"] = add_messages(merged.get("messages") or [], incoming)
                 except ValueError as exc:
                     raise Invalid(str(exc), errors={"values": [str(exc)]})
-                merged["messages"] = add_messages(merged.get("messages") or [], incoming)
             else:
                 merged[key] = value
     return merged
+
+
+def removal(message: dict) -> dict:
+    """LangGraph's RemoveMessage, `{"type": "remove", "id"}` (the id is required)."""
+    if not isinstance(message.get("id"), str) or not message["id"]:
+        raise ValueError("A remove message needs the id of the message to remove.")
+    return {"type": "remove", "id": message["id"]}
 
 
 @transaction.atomic
@@ -54,9 +62,12 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     The base is the latest checkpoint of the namespace, or `checkpoint_id` (404 if the
     thread has no such checkpoint). A closed thread refuses (409).
 
-    On an older checkpoint this is a fork: the messages stored since the base belong
-    to the branch left behind, so the new checkpoint counts every stored message as
-    seen (its `message_seq`) and the state is the base's values, updated."""
+    On the current state the base is what a reader sees (the latest checkpoint's values
+    and the messages stored since); on an older checkpoint this is a fork: the messages
+    stored since the base belong to the branch left behind. Either way the new
+    checkpoint counts every stored message as seen (its `message_seq`). `messages`
+    follow LangGraph's `add_messages`, removals (`{"type": "remove", "id"}`) included;
+    a stored message stays in the thread's messages, only the state leaves it out."""
     locked = lock_thread(thread.pk)
     ensure_open(locked)
     in_ns = Checkpoint.objects.filter(thread=locked, checkpoint_ns=checkpoint_ns)
@@ -64,9 +75,12 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     base = in_ns.filter(checkpoint_id=checkpoint_id).first() if checkpoint_id else latest
     if checkpoint_id and base is None:
         raise NotFound(f"Checkpoint '{checkpoint_id}' not found in this thread.")
-    new_values = merge_values(channel_values(base), values)
+    # On the current state: the state a reader sees (the checkpoint's channel and the
+    # messages stored since), so an update can replace or remove any of its messages.
+    current = base == latest and not checkpoint_ns
+    new_values = merge_values(thread_values(locked.pk) if current else channel_values(base), values)
     base_meta = base.metadata if base is not None and isinstance(base.metadata, dict) else {}
-    seen = base_meta.get("message_seq", 0) if base == latest else locked.last_message_seq
+    seen = base_meta.get("message_seq", 0) if base == latest and not current else locked.last_message_seq
     step = base_meta.get("step")
     new_id = str(uuid.uuid4())
     return store_checkpoint(
