@@ -67,9 +67,9 @@ class ConfirmationMixin:
     """The confirmation page of a destructive action, styled like Django's own.
 
     With "select all" (`select_across`), Django evaluates the changelist's query again
-    when the page is posted back: the page carries the time it was shown, and what
-    was created since is left out, so the action reaches no object the page did not
-    count.
+    when the page is posted back: the page carries the time it was shown, and objects
+    created since are left out (an older object that came to match the filters since
+    would still be included; one that stopped matching, or went, is not).
     """
 
     def response_action(self, request, queryset, **kwargs):

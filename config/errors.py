@@ -102,8 +102,8 @@ def concurrent_conflict(exc) -> bool:
 def exception_handler(exc, context):
     if concurrent_conflict(exc):
         logger.warning("%s: a concurrent request won (%s)", context.get("view").__class__.__name__, exc.__cause__)
-        return Response({"detail": "A concurrent change to the same data came first; send the request again."},
-                        status=status.HTTP_409_CONFLICT)
+        return Response({"detail": "A concurrent change to the same data came first; send the request again.",
+                         "code": "concurrent_conflict"}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ServiceError):
         body = {"detail": exc.detail}
         if exc.errors:

@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import connection, transaction
 
 from config.errors import Invalid, NotFound
 
@@ -61,13 +61,12 @@ def default_project(*, account: Account) -> Project:
     """The account's default project, created if it has none. The caller holds the
     account's row lock (as thread creation does), so two creations never make two;
     the partial unique index backs it."""
-    project = Project.objects.select_for_update().filter(account=account, is_default=True).first()
+    project = Project.objects.select_for_update(no_key=True).filter(account=account, is_default=True).first()
     if project is None:
         project = Project.objects.create(account=account, name=DEFAULT_PROJECT_NAME, is_default=True)
     return project
 
 
-@transaction.atomic
 @transaction.atomic
 def update_project(*, project: Project, **fields) -> Project:
     """Change a project's name or description; 404 if it was deleted meanwhile (an
@@ -92,10 +91,31 @@ def delete_project(*, project: Project) -> None:
     The project's `post_delete` handlers schedule its sandbox's deletion and the
     embedding cleanup of its threads.
     """
-    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     if locked is None:
         raise NotFound("Project not found.")
+    lock_threads_of(project_id=locked.pk)
     locked.delete()
+
+
+def lock_threads_of(**owner) -> None:
+    """Lock the threads of a project or an account (`project_id=` / `account_id=`; in
+    id order, one statement) before it goes. A turn holds its thread and, updating it a
+    second time, takes `FOR KEY SHARE` on the thread's project and account for its
+    foreign-key checks: deleting the owner first would wait for the thread while the
+    turn waits for the owner — a deadlock. So the owner is locked `FOR NO KEY UPDATE`
+    (which that check does not wait on), then its threads, then it is deleted.
+    PostgreSQL only (elsewhere a write locks the database)."""
+    from threads.models import Thread
+
+    if connection.vendor != "postgresql":
+        return
+    (column, value), = owner.items()
+    assert column in ("project_id", "account_id")
+    table = connection.ops.quote_name(Thread._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {column} = %s ORDER BY id FOR UPDATE) t",
+                       [value])
 
 
 @transaction.atomic
@@ -111,7 +131,8 @@ def delete_account(*, account: Account) -> None:
     database-level. Accounts with many threads are deleted by a background job that
     first deletes the threads in batches (`jobs`), then calls this.
     """
-    locked = Account.objects.select_for_update().filter(pk=account.pk).first()
+    locked = Account.objects.select_for_update(no_key=True).filter(pk=account.pk).first()
     if locked is None:
         raise NotFound("Account not found.")
+    lock_threads_of(account_id=locked.pk)
     locked.delete()

@@ -118,6 +118,9 @@ def test_a_graph_name_or_its_default_assistant_id_reads_as_that_assistant(client
     assert run["messages"][-1]["content"] == "Echo: hi"
     with pytest.raises(NotFoundError):
         client.assistants.get(str(uuid.uuid5(uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"), "nope")))
+    with pytest.raises(ConflictError):  # its id is taken by the graph's default assistant
+        client.assistants.create("echo", assistant_id=system_id)
+    assert not Agent.objects.filter(pk=system_id).exists()
 
 
 def test_config_that_is_not_an_object_or_a_model_too_long_is_a_422(client):

@@ -60,6 +60,12 @@ def test_a_batch_run_with_a_thread_id_runs_on_that_thread(client):  # noqa: F811
         client.runs.create_batch([{"assistant_id": "echo", "input": ask("x")},
                                   {"thread_id": str(uuid.uuid4()), "assistant_id": "echo", "input": ask("y")}])
     assert Run.objects.count() == 1 and Thread.objects.count() == 1
+    from langgraph_sdk.errors import UnprocessableEntityError
+
+    for bad in ("", 0, "nope"):
+        with pytest.raises(UnprocessableEntityError):
+            client.runs.create_batch([{"thread_id": bad, "assistant_id": "echo", "input": ask("z")}])
+    assert Run.objects.count() == 1
 
 
 def test_on_completion_keep_keeps_the_thread(client):  # noqa: F811

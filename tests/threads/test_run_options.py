@@ -361,6 +361,16 @@ def test_no_input_on_a_thread_paused_at_a_breakpoint_continues_it(lg, thread):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_no_input_on_a_thread_paused_on_a_tool_approval_is_409(lg, thread):
+    lg.runs.create(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "approve:deploy"}]})
+    assert wait_for(lambda: thread.approvals.filter(status="pending").exists())
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        lg.runs.create(str(thread.pk), "echo")
+    assert caught.value.response.status_code == 409 and "resume" in caught.value.response.json()["detail"]
+    assert thread.approvals.get().status == "pending" and Run.objects.filter(thread=thread).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_command_resume_with_nothing_waiting_is_409(lg, thread):
     with pytest.raises(httpx.HTTPStatusError) as caught:
         lg.runs.create(str(thread.pk), "echo", command={"resume": True})

@@ -283,3 +283,24 @@ def test_a_paused_run_alone_waits_on_its_approval(thread):
     services.execute_run(run_id=paused.pk)
     assert Run.objects.get(pk=paused.pk).status == "running"
     assert Approval.objects.get(thread=thread).status == "pending"
+
+
+def test_a_run_from_a_checkpoint_gone_before_it_starts_fails_and_the_queue_moves_on(thread):
+    """Checked when created, the checkpoint may go before the run starts (a prune, a
+    rollback): the run ends `error` instead of staying `pending` at the queue's head."""
+    say(thread, "one")
+    first = services.create_run(thread=thread)
+    services.execute_run(run_id=first.pk)
+    say(thread, "two")
+    services.execute_run(run_id=services.create_run(thread=thread).pk)
+    older = Checkpoint.objects.filter(thread=thread).order_by("id").first()
+    forked = services.create_run(thread=thread, input={"messages": [{"role": "user", "content": "fork"}]},
+                                 kwargs={"checkpoint_id": older.checkpoint_id})
+    behind = services.create_run(thread=thread, input={"messages": [{"role": "user", "content": "after"}]},
+                                 multitask_strategy="enqueue")
+    older.delete()
+    services.execute_run(run_id=forked.pk)
+    forked.refresh_from_db()
+    assert forked.status == "error" and "is gone" in forked.error
+    services.execute_run(run_id=behind.pk)
+    assert Run.objects.get(pk=behind.pk).status == "success"

@@ -38,7 +38,7 @@ class ThreadScopedView(GenericAPIView):
     def thread(self, *, write: bool = False, thread_id=None):
         """The path's thread (or the one `thread_id` names)."""
         thread = tenancy.get_visible(selectors.threads_for(self.request.user), self.request.user,
-                                     thread_id or self.kwargs["thread_id"], name="thread_id")
+                                     self.kwargs["thread_id"] if thread_id is None else thread_id, name="thread_id")
         if write:
             tenancy.ensure_can_write(self.request.user, thread)
         return thread

@@ -34,7 +34,7 @@ from ..models import (
 )
 from ..runtime import RuntimeResult, get_runtime
 from ..message_format import from_stored
-from ..selectors import thread_values
+from ..selectors import latest_checkpoint, thread_values
 from ..streams.bus import get_bus
 from ..streams.events import RunEvents
 from .checkpoints import parent_and_step, store_checkpoint
@@ -192,8 +192,9 @@ def create_run(
     `supersede_paused` (LangGraph's runs, for which a run stopped at an interrupt is
     over): a run of the thread paused on an approval does not count as active —
     without `input` and paused at a breakpoint it continues (as `command: {resume}`,
-    and is returned); otherwise it is interrupted, its approval cancelled, and the new
-    run starts instead of queueing behind a run that waits on a person.
+    and is returned); without `input` and paused on a tool approval, 409 (decide it);
+    with `input` it is interrupted, its approval cancelled, and the new run starts
+    instead of queueing behind a run that waits on a person.
     """
     if runtime is not None and runtime not in settings.THREAD_RUNTIMES:
         raise Invalid(f"Unknown runtime '{runtime}'.", errors={"runtime": ["Unknown runtime."]})
@@ -218,6 +219,9 @@ def create_run(
         if input is None and paused.filter(approvals__status=ApprovalStatus.PENDING,
                                            approvals__payload__has_key="interrupt").exists():
             return resume_with_command(thread=locked, command={"resume": None})
+        if input is None and paused.exists():
+            raise Conflict("The thread's run waits on an approval: decide it with command: {\"resume\": ...}, "
+                           "or send new input (which ends it).")
         if interrupt_runs(runs=paused):
             advance_queue(locked)
     busy = active.exists()
@@ -363,20 +367,51 @@ def execute_run(*, run_id) -> Run | None:
         if run.start_after is not None and run.start_after > timezone.now():
             return run  # not due (a requeue, a redelivery): its countdown or the requeue starts it
         base = run_base_checkpoint(run.kwargs or {})
-        if base is not None:  # LangGraph's run from a checkpoint: the state forks there
-            update_state(thread=thread, values=None, checkpoint_ns=base[0], checkpoint_id=base[1])
+        latest = latest_checkpoint(thread_id=thread.pk, checkpoint_ns=base[0]) if base is not None else None
+        if base is not None and (latest is None or latest.checkpoint_id != base[1]):
+            # LangGraph's run from an older checkpoint: the state forks there
+            try:
+                update_state(thread=thread, values=None, checkpoint_ns=base[0], checkpoint_id=base[1])
+            except NotFound:  # gone since the run was created (a prune, a rollback): the run fails
+                return end_unstartable_run(run, thread, f"The checkpoint '{base[1]}' it starts from is gone.")
         messages = input_messages(run.input)
         if messages:
             run.start_message_seq = thread.last_message_seq + 1
-            ids = free_message_ids(input_message_ids(run.input))
-            for role, group in groupby(zip(messages, ids), key=lambda m: m[0][0]):
-                group = list(group)
-                append_messages(thread=thread, role=role, contents=[c for (_, c), _ in group], run=run, agent=None,
-                                ids=[i for _, i in group])
+            append_input_messages(thread, run, messages)
         run.status = RunStatus.RUNNING
         run.started_at = timezone.now()
         run.save(update_fields=["status", "started_at", "start_message_seq", "updated_at"])
     return continue_run(run=run)
+
+
+def append_input_messages(thread: Thread, run: Run, messages: list) -> None:
+    """A run's input messages, stored with the ids the client gave them when free (a
+    message of another thread taking one meanwhile: stored again with new ids)."""
+    ids = free_message_ids(input_message_ids(run.input))
+    for attempt in (ids, [None] * len(ids)):
+        try:
+            with transaction.atomic():
+                for role, group in groupby(zip(messages, attempt), key=lambda m: m[0][0]):
+                    group = list(group)
+                    append_messages(thread=thread, role=role, contents=[c for (_, c), _ in group], run=run,
+                                    agent=None, ids=[i for _, i in group])
+            return
+        except IntegrityError:
+            if not any(attempt):
+                raise
+            thread.refresh_from_db(fields=["last_message_seq", "message_tokens"])
+
+
+def end_unstartable_run(run: Run, thread: Thread, error: str) -> Run:
+    """A queued run that cannot start ends `error` (in the caller's transaction,
+    holding the thread), and the queue moves on."""
+    run.status = RunStatus.ERROR
+    run.error = error
+    run.completed_at = timezone.now()
+    run.save(update_fields=["status", "error", "completed_at", "updated_at"])
+    advance_queue(thread)
+    transaction.on_commit(partial(finish_run_stream, run, []), robust=True)
+    return run
 
 
 def next_queued_run(thread: Thread) -> Run | None:

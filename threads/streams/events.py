@@ -95,12 +95,11 @@ class RunEvents:
     def finished(self, *, values: dict, new_messages: list[dict], error: str | None = None,
                  status: str = "success") -> None:
         self.produced(new_messages)
-        if new_messages or error is not None:
-            result = {"id": self.run_id, "name": self.node, "error": error, "interrupts": [],
-                      "result": [["messages", new_messages]] if new_messages else []}
-            self.emit("tasks", result)
-            self.emit("debug", {"type": "task_result", "timestamp": timezone.now().isoformat(), "step": 1,
-                                "payload": result})
+        result = {"id": self.run_id, "name": self.node, "error": error, "interrupts": [],
+                  "result": [["messages", new_messages]] if new_messages else []}
+        self.emit("tasks", result)
+        self.emit("debug", {"type": "task_result", "timestamp": timezone.now().isoformat(), "step": 1,
+                            "payload": result})
         self.emit("values", values)
         self.emit("events", self._event("on_chain_end", {"output": values}))
         if error is not None:

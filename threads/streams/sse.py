@@ -58,6 +58,7 @@ class Follower:
         self.error = None
         self.status = None
         self.paused = paused  # the run waits on an interrupt (its log's last word is `paused`)
+        self.gone_once = False  # the run was found gone once (see `check`)
         self.bus = get_bus()
 
     def passes(self, event: Event) -> bool:
@@ -111,6 +112,11 @@ class Follower:
         last = self.bus.last_id(self.log)
         if last is not None and last != self.after:
             return []  # the log has more to give (its end among it)
+        if status is None and not self.gone_once:
+            # Gone: a stateless run's thread is deleted just before its `end` is
+            # published, so look once more before calling it deleted.
+            self.gone_once = True
+            return []
         self.done = True
         self.status = status or "deleted"
         end = Event(id=self.after or "0-0", event="end", data={"run_id": str(self.run_id), "status": self.status})
