@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from agents.models import Agent
 from agents.selectors import resolve_assistant
 from config.errors import Invalid, NotFound
-from config.schema import errors
+from config.schema import errors, selectable
 from projects import selectors as tenancy
 
 from .. import selectors, services
@@ -190,7 +190,8 @@ class RunsView(RunCreation):
     queryset = Run.objects.none()  # for the schema: the model of the view
     pagination_class = None  # a plain list (LangGraph's runs.list): limit/offset are its own parameters
 
-    @extend_schema(parameters=[RunListQuerySerializer], responses=RunSerializer(many=True))
+    @extend_schema(parameters=[RunListQuerySerializer],
+                   responses=selectable(RunSerializer, "RunListResult")(many=True))
     def get(self, request, thread_id):
         """The thread's runs, newest first, as a list (LangGraph's `runs.list`)."""
         thread = self.thread()
