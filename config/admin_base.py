@@ -111,10 +111,17 @@ class ConfirmationMixin:
         """Submit a background job and send the user to its page."""
         from jobs.services import submit_job
 
+        from jobs.models import FINISHED_STATES
+
         job = submit_job(kind=kind, targets=targets, total=total, description=description,
                          created_by=request.user, source="admin")
-        self.message_user(request, f"{description}: started in the background. This page follows its progress.",
-                          messages.INFO)
+        job.refresh_from_db(fields=["state"])
+        if job.state in FINISHED_STATES:  # tasks in-process (no broker): it has run already
+            self.message_user(request, f"{description}: {job.get_state_display().lower()}. This page has its figures.",
+                              messages.SUCCESS if job.state == "done" else messages.WARNING)
+        else:
+            self.message_user(request, f"{description}: started in the background. This page follows its progress.",
+                              messages.INFO)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
 
 

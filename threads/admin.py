@@ -222,10 +222,11 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
         if selected > job_threshold():
             return self.start_job(request, kind=JobKind.DELETE_THREADS, targets=queryset, total=selected,
                                   description=f"Delete {plural(selected, 'thread')}")
-        # the admin's history, written before they go (without the list's per-row counts)
-        self.log_deletions(request, list(Thread.objects.filter(pk__in=queryset.order_by().values("pk"))
-                                         .only("pk", "title")))
+        # for the admin's history: the threads as they were (without the list's per-row counts)
+        shown = list(Thread.objects.filter(pk__in=queryset.order_by().values("pk")).only("pk", "title"))
         deleted = sum(services.delete_threads(thread_ids=ids) for ids in id_batches(queryset, BATCH))
+        kept = set(Thread.objects.filter(pk__in=[t.pk for t in shown]).values_list("pk", flat=True))
+        self.log_deletions(request, [t for t in shown if t.pk not in kept])  # those that went
         gone = selected - deleted
         self.report(request, deleted, "deleted", {"already deleted, or removed with a parent": gone} if gone else {})
         return None

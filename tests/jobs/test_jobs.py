@@ -54,6 +54,18 @@ def confirm_as_job(staff, url, selection, capture) -> tuple:
     return page, r, Job.objects.get()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_job_run_in_process_is_reported_done_not_started(small_jobs, staff, project):
+    """Without a broker the job runs as it is submitted (the admin's request commits
+    as it goes): the message says it is done, not that it started in the background."""
+    doomed = make_threads(project, 7, messages=1)
+    selection = {"action": "delete_threads", "_selected_action": [str(t.pk) for t in doomed]}
+    staff.post(THREADS, selection)
+    page = staff.post(THREADS, {**selection, "post": "yes"}, follow=True)
+    assert texts(page) == ["Delete 7 threads: done. This page has its figures."]
+    assert Job.objects.get().state == JobState.DONE and not Thread.objects.filter(pk__in=doomed).exists()
+
+
 def test_bulk_delete_over_threshold_runs_as_a_job(small_jobs, staff, project, django_capture_on_commit_callbacks):
     doomed = make_threads(project, 7, messages=2)
     keep = make_threads(create_project(account=project.account, name="Other"), 1)[0]
