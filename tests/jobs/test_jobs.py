@@ -63,7 +63,7 @@ def test_a_job_run_in_process_is_reported_done_not_started(small_jobs, staff, pr
     staff.post(THREADS, selection)
     page = staff.post(THREADS, {**selection, "post": "yes"}, follow=True)
     assert texts(page) == ["Delete 7 threads: done. This page has its figures."]
-    assert Job.objects.get().state == JobState.DONE and not Thread.objects.filter(pk__in=doomed).exists()
+    assert Job.objects.get().state == JobState.DONE and not Thread.objects.filter(pk__in=[t.pk for t in doomed]).exists()
 
 
 def test_bulk_delete_over_threshold_runs_as_a_job(small_jobs, staff, project, django_capture_on_commit_callbacks):
