@@ -291,10 +291,14 @@ def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
             send = partial(run_in_process_later, execute_run, str(run.pk), delay=delay)
         else:
             send = partial(execute_run.apply_async, (str(run.pk),), countdown=delay or None)
-    elif in_process and settings.RUNS_IN_BACKGROUND:
-        send = partial(run_in_process_later, resume_run, str(run.pk), str(approval.pk))
     else:
-        send = partial(resume_run.delay, str(run.pk), str(approval.pk))
+        # Resumed from the moment the decision commits, not when an executor picks the
+        # run up: a join sent right after the decision follows the run past its pause.
+        transaction.on_commit(partial(publish, RunEvents.of(run).resumed), robust=True)
+        if in_process and settings.RUNS_IN_BACKGROUND:
+            send = partial(run_in_process_later, resume_run, str(run.pk), str(approval.pk))
+        else:
+            send = partial(resume_run.delay, str(run.pk), str(approval.pk))
     transaction.on_commit(send, robust=True)
 
 
