@@ -101,9 +101,9 @@ class AssistantsView(AssistantView):
                    parameters=[ACCOUNT_HEADER_PARAMETER], summary="Create an assistant")
     def post(self, request):
         v = body(request, AssistantCreateSerializer)
-        if v.get("assistant_id") and graph_named(v["assistant_id"]) is not None:
-            raise Conflict(f"{v['assistant_id']} is the id of graph {graph_named(v['assistant_id'])}'s default "
-                           "assistant; choose another id.")
+        taken_by = graph_named(v["assistant_id"]) if v.get("assistant_id") else None
+        if taken_by is not None:
+            raise Conflict(f"{v['assistant_id']} is the id of graph {taken_by}'s default assistant; choose another id.")
         account = tenancy.account_for_new_object(request.user, request.headers.get(tenancy.ACCOUNT_HEADER))
         config, context = v.get("config") or {}, v.get("context") or {}
         agent = services.create_agent(

@@ -52,17 +52,19 @@ MESSAGE_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant"
 MAX_AFTER_SECONDS = 366 * 24 * 3600
 
 
+def input_message_list(input) -> list:
+    """The raw messages of a run's LangGraph `input` (`{"messages": [...]}` or one)."""
+    if not isinstance(input, dict) or input.get("messages") is None:
+        return []
+    return input["messages"] if isinstance(input["messages"], list) else [input["messages"]]
+
+
 def input_messages(input) -> list[tuple[str, list[dict]]]:
     """The LangGraph messages of a run's `input` (`{"messages": [{"role"|"type",
     "content"}]}`) as (role, content blocks); 422 for a malformed one. A string
     content becomes one text block; a string message is a user message."""
-    if not isinstance(input, dict) or input.get("messages") is None:
-        return []
-    messages = input["messages"]
-    if not isinstance(messages, list):
-        messages = [messages]
     parsed = []
-    for i, message in enumerate(messages):
+    for i, message in enumerate(input_message_list(input)):
         if isinstance(message, str):
             message = {"role": "user", "content": message}
         if not isinstance(message, dict):
@@ -88,11 +90,8 @@ def input_messages(input) -> list[tuple[str, list[dict]]]:
 def input_message_ids(input) -> list:
     """The ids the client gave the messages of a run's `input` (as `input_messages`
     reads them), each a UUID or None (not a UUID, or none given: the server picks)."""
-    if not isinstance(input, dict) or input.get("messages") is None:
-        return []
-    messages = input["messages"] if isinstance(input["messages"], list) else [input["messages"]]
     ids = []
-    for message in messages:
+    for message in input_message_list(input):
         try:
             ids.append(uuid.UUID(str(message["id"])) if isinstance(message, dict) and message.get("id") else None)
         except ValueError:
@@ -214,7 +213,7 @@ def create_run(
                                                           checkpoint_id=base[1]).exists():
         raise NotFound(f"Checkpoint '{base[1]}' not found in this thread.")
     active = Run.objects.filter(thread=locked, status__in=ACTIVE_RUN_STATUSES)
-    if supersede_paused:
+    if supersede_paused and locked.status == ThreadStatus.AWAITING:  # (no query on a thread not waiting)
         paused = active.filter(status=RunStatus.RUNNING, approvals__status=ApprovalStatus.PENDING)
         if input is None and paused.filter(approvals__status=ApprovalStatus.PENDING,
                                            approvals__payload__has_key="interrupt").exists():
@@ -284,21 +283,18 @@ def schedule_execution(run: Run, *, approval: Approval | None = None) -> None:
     """
     from ..tasks import execute_run, resume_run
 
-    in_process = current_app.conf.task_always_eager
     if approval is None:
+        task, args = execute_run, (str(run.pk),)
         delay = max(0.0, (run.start_after - timezone.now()).total_seconds()) if run.start_after else 0.0
-        if in_process and (delay or settings.RUNS_IN_BACKGROUND):
-            send = partial(run_in_process_later, execute_run, str(run.pk), delay=delay)
-        else:
-            send = partial(execute_run.apply_async, (str(run.pk),), countdown=delay or None)
     else:
+        task, args, delay = resume_run, (str(run.pk), str(approval.pk)), 0.0
         # Resumed from the moment the decision commits, not when an executor picks the
         # run up: a join sent right after the decision follows the run past its pause.
         transaction.on_commit(partial(publish, RunEvents.of(run).resumed), robust=True)
-        if in_process and settings.RUNS_IN_BACKGROUND:
-            send = partial(run_in_process_later, resume_run, str(run.pk), str(approval.pk))
-        else:
-            send = partial(resume_run.delay, str(run.pk), str(approval.pk))
+    if current_app.conf.task_always_eager and (delay or settings.RUNS_IN_BACKGROUND):
+        send = partial(run_in_process_later, task, *args, delay=delay)
+    else:
+        send = partial(task.apply_async, args, countdown=delay or None)
     transaction.on_commit(send, robust=True)
 
 
