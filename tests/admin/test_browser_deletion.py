@@ -380,3 +380,35 @@ def test_closing_threads_and_deleting_agents_over_threshold_run_as_jobs(live_ser
     receipts = DeletionReceipt.objects.filter(operation_id=agents_job.pk)
     assert {r.kind for r in receipts} == {"agent_delete"} and sum(r.threads_closed for r in receipts) == 8
     assert sum(r.agents for r in receipts) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_select_all_deletes_only_what_the_page_counted(live_server):
+    """"Select all" matching a search, in the browser: a thread that starts to match
+    while the confirmation page is read (created through the API) is not deleted."""
+    import httpx
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    user = make_staff("superuser")
+    project = create_project(account=create_account(name="Pin Co", owner=user), name="P")
+    make_threads(project, 60, messages=1, title="batch")
+    other = make_threads(project, 1, title="other")[0]
+    token = str(RefreshToken.for_user(user).access_token)
+    with chromium_page() as page:
+        log_in(page, live_server, user)
+        page.goto(f"{live_server.url}/admin/threads/thread/?q=batch")
+        page.check("#action-toggle")
+        page.click("span.question a")  # "Select all 60 threads"
+        page.select_option("select[name=action]", "delete_threads")
+        page.click("button[name=index]")
+        page.wait_for_selector("text=Delete 60 threads?")
+        confirmed = numbers(page)["threads"]
+        late = httpx.post(f"{live_server.url}/api/threads", headers={"Authorization": f"Bearer {token}"},
+                          json={"project_id": str(project.pk), "title": "batch late"}, timeout=30)
+        page.click("input[type=submit][value='Yes, delete them']")
+        page.wait_for_selector("ul.messagelist li")
+        shown = messages_shown(page)
+    assert late.status_code == 201, late.text
+    assert confirmed == "60" and shown == ["60 threads deleted."]
+    assert set(Thread.objects.values_list("title", flat=True)) == {"other", "batch late"}
+    assert Thread.objects.filter(pk=other.pk).exists()
