@@ -53,6 +53,17 @@ def test_every_operation_documents_its_errors(schema):
                 assert "detail" in component["properties"], (method, path, code)
 
 
+def test_the_schema_states_what_the_api_rejects(schema):
+    """What the API refuses, the schema says: an empty `stream_mode` list or message
+    `content`, a cursor that is not a thread id."""
+    parts = schema["components"]["schemas"]
+    modes = parts["RunCreateRequest"]["properties"]["stream_mode"]["oneOf"][1]
+    assert modes["minItems"] == 1
+    assert parts["MessageCreateRequest"]["properties"]["content"]["minItems"] == 1
+    listing = schema["paths"]["/api/agents/{agent_id}/threads/"]["get"]["parameters"]
+    assert next(p for p in listing if p["name"] == "cursor")["schema"]["format"] == "uuid"
+
+
 def test_invalid_pagination_is_422(api):
     for query in ("limit=-1", "limit=0", "limit=501", "limit=abc", "offset=abc", "offset=-1", "limit="):
         r = api.get(f"/api/threads?{query}")

@@ -178,7 +178,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class MessageCreateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=MessageRole.choices)
-    content = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    content = serializers.ListField(child=serializers.DictField(), allow_empty=False, min_length=1)
     run_id = serializers.UUIDField(required=False, allow_null=True)
 
 
@@ -252,7 +252,8 @@ class RunSerializer(serializers.ModelSerializer):
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "enum": list(STREAM_MODES)},
-                               {"type": "array", "items": {"type": "string", "enum": list(STREAM_MODES)}}]})
+                               {"type": "array", "items": {"type": "string", "enum": list(STREAM_MODES)},
+                                "minItems": 1, "maxItems": len(STREAM_MODES)}]})
 class StreamModeField(serializers.Field):
     """A stream mode or a list of them (LangGraph's `stream_mode`)."""
 

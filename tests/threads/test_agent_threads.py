@@ -163,6 +163,10 @@ def test_list_with_status_filter_and_cursor(api, agent, project):
     closed = api.get(base(agent), {"status": "closed"}).json()["threads"]
     assert [t["id"] for t in closed] == [ids[0]]
     assert api.get(base(agent), {"status": "nope"}).status_code == 422
+    bad = api.get(base(agent), {"cursor": "not-a-uuid"})
+    assert bad.status_code == 422 and "cursor" in bad.json()["errors"]
+    gone = api.get(base(agent), {"cursor": "00000000-0000-0000-0000-000000000000"})
+    assert gone.status_code == 422 and gone.json()["detail"] == "Unknown cursor."
 
 
 # --- the status machine -----------------------------------------------------------------

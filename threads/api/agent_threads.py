@@ -42,7 +42,7 @@ class DetailQuerySerializer(serializers.Serializer):
 class ListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ThreadStatus.choices, required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
-    cursor = serializers.CharField(required=False)
+    cursor = serializers.UUIDField(required=False, help_text="`nextCursor` of the previous page.")
 
 
 class TurnRequestSerializer(serializers.Serializer):
@@ -86,7 +86,7 @@ class AgentThreadsView(AgentThreadView):
         if q.validated_data.get("status"):
             qs = qs.filter(status=q.validated_data["status"])
         if q.validated_data.get("cursor"):
-            anchor = Thread.objects.filter(agent=agent, pk=tenancy.parse_uuid(q.validated_data["cursor"], name="cursor")).first()
+            anchor = Thread.objects.filter(agent=agent, pk=q.validated_data["cursor"]).first()
             if anchor is None:
                 raise Invalid("Unknown cursor.", errors={"cursor": ["Unknown cursor."]})
             qs = qs.filter(created_at__lte=anchor.created_at).exclude(created_at=anchor.created_at, pk__gte=anchor.pk)
