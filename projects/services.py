@@ -4,16 +4,21 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 
-from config.errors import Invalid, NotFound
+from config.errors import Conflict, Invalid, NotFound
 
 from .models import Account, Membership, Project, Role
 
 
 def validate_new_password(*, username: str, password: str) -> None:
-    """Django's password validators (AUTH_PASSWORD_VALIDATORS) for this user: a 422
-    listing every reason the password is refused."""
+    """The password of a user about to be created: a 409 if the user exists (a command
+    never changes an existing user's password as a side effect; `changepassword` does),
+    else Django's password validators (AUTH_PASSWORD_VALIDATORS): a 422 listing every
+    reason the password is refused."""
     User = get_user_model()
-    user = User.objects.filter(username=username).first() or User(username=username)
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"User '{username}' already exists and keeps their password: leave out --password, "
+                       f"or change it with `manage.py changepassword {username}`.")
+    user = User(username=username)
     try:
         password_validation.validate_password(password, user=user)
     except DjangoValidationError as exc:

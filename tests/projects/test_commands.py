@@ -27,3 +27,22 @@ def test_seed_demo_makes_data():
     assert Thread.objects.count() == 3 and Message.objects.count() == 12
     assert Checkpoint.objects.count() == 6
     assert "3 threads" in out.getvalue()
+
+
+def test_an_existing_user_keeps_their_password():
+    """Running the README's create_account line again, or naming an existing user,
+    must not change that user's password behind the operator's back."""
+    call_command("create_account", "Acme", "--owner", "alice", "--password", "alice-password-1", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="already exists and keeps their password"):
+        call_command("create_account", "Acme 2", "--owner", "alice", "--password", "another-password-2")
+    account = Account.objects.get(name="Acme")
+    with pytest.raises(CommandError, match="changepassword alice"):
+        call_command("add_member", str(account.pk), "alice", "--role", "viewer", "--password", "another-password-2")
+    from django.contrib.auth import get_user_model
+
+    alice = get_user_model().objects.get(username="alice")
+    assert alice.check_password("alice-password-1")
+    assert Account.objects.filter(name="Acme 2").count() == 0
+    out = io.StringIO()
+    call_command("create_account", "Acme 2", "--owner", "alice", stdout=out)  # no password: alice owns both
+    assert Membership.objects.filter(user=alice, role="owner").count() == 2

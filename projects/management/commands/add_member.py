@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("account_id")
         parser.add_argument("username")
         parser.add_argument("--role", required=True, choices=Role.values)
-        parser.add_argument("--password", help="password to set for the user")
+        parser.add_argument("--password", help="password of the user, when the command creates them (an existing user keeps theirs)")
 
     def handle(self, *args, account_id, username, role, password, **options):
         try:

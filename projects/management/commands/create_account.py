@@ -10,7 +10,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--owner", required=True, help="username of the owner (created if missing)")
-        parser.add_argument("--password", help="password to set for the owner")
+        parser.add_argument("--password", help="password of the owner, when the command creates them (an existing user keeps theirs)")
         parser.add_argument("--thread-limit", type=int, help="maximum number of threads (default: site default)")
         parser.add_argument("--agent-limit", type=int, help="maximum number of agents (default: site default)")
 
