@@ -73,12 +73,15 @@ class AgentTrigger(models.Model):
     cron = models.CharField(max_length=120, blank=True, default="")
     timezone = models.CharField(max_length=64, blank=True, default="UTC")
     input = models.JSONField(default=dict, blank=True)
-    # The thread a webhook or schedule starts runs on (None: a new thread each time).
+    # The thread a webhook or schedule starts runs on (None: a new thread of `project`
+    # each time). A trigger goes with its thread or its project (as LangGraph deletes a
+    # thread's crons with it): left behind, it would fire into nothing, or start new
+    # threads where its one thread was.
     thread = models.ForeignKey(
-        "threads.Thread", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+        "threads.Thread", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="+"
     )
     project = models.ForeignKey(
-        "projects.Project", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+        "projects.Project", null=True, blank=True, on_delete=models.DB_CASCADE, related_name="+"
     )
     # Only a hash of a webhook's secret is stored; revoking clears it.
     secret_hash = models.CharField(max_length=128, blank=True, default="")

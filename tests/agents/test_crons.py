@@ -12,6 +12,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from agents import services as agent_services
 from agents.models import AgentTrigger
+from projects import services as project_services
 from projects.models import Role
 from threads import services
 from threads.models import Message, Run, RunStatus, Thread
@@ -184,6 +185,24 @@ def test_deleting_the_agent_stops_its_crons(lg, thread, agent):
     cron = lg.crons.create_for_thread(str(thread.pk), str(agent.pk), schedule="* * * * *")
     agent_services.delete_agent(agent=agent)
     assert lg.crons.search() == [] and not AgentTrigger.objects.filter(pk=cron["cron_id"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_s_crons_go_with_it_and_a_project_s_with_it(lg, thread, agent, account, owner, project):
+    """As on LangGraph, deleting a thread deletes its crons: left behind, a thread's cron
+    started a new, kept thread every tick where its one thread had been."""
+    mine = lg.crons.create_for_thread(str(thread.pk), str(agent.pk), schedule="* * * * *",
+                                      input={"messages": [{"role": "user", "content": "orphan?"}]})
+    services.create_thread(project=project, created_by=owner)  # the project stays
+    other_project = project_services.create_project(account=account, name="Elsewhere")
+    elsewhere, _ = agent_services.create_trigger(agent=agent, kind="schedule", cron="* * * * *",
+                                              project=other_project, created_by=owner)
+    lg.threads.delete(str(thread.pk))
+    assert not AgentTrigger.objects.filter(pk=mine["cron_id"]).exists()
+    assert lg.crons.search(thread_id=str(thread.pk)) == [] and lg.crons.count() == 1
+    assert fire(mine["cron_id"]) == 0 and not Thread.objects.filter(schedule_id=mine["cron_id"]).exists()
+    project_services.delete_project(project=other_project)
+    assert not AgentTrigger.objects.filter(pk=elsewhere.pk).exists() and lg.crons.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)

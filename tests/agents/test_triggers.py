@@ -84,7 +84,7 @@ def test_webhook_starts_a_run_and_is_404_once_revoked(api, anon, agent, project,
     assert api.delete(f"/api/agents/{agent.pk}/triggers/{trigger.pk}").status_code == 404
 
 
-def test_webhook_on_a_busy_thread_is_409_and_without_a_place_to_run_too(anon, agent, project, account):
+def test_webhook_on_a_busy_thread_is_409_and_gone_with_its_project(anon, agent, project, account):
     thread = thread_services.create_thread(project=project, agent=agent)
     thread_services.create_run(thread=thread, agent=agent)  # stays pending (no commit in this test)
     _, secret = services.create_trigger(agent=agent, kind="webhook", thread=thread)
@@ -93,8 +93,9 @@ def test_webhook_on_a_busy_thread_is_409_and_without_a_place_to_run_too(anon, ag
     elsewhere = project_services.create_project(account=account, name="Gone soon")
     _, secret = services.create_trigger(agent=agent, kind="webhook", project=elsewhere)
     orphan = AgentTrigger.objects.get(project=elsewhere)
-    project_services.delete_project(project=elsewhere)
-    assert anon.post(f"/api/webhooks/{orphan.pk}/{secret}", {}, format="json").status_code == 409
+    project_services.delete_project(project=elsewhere)  # the trigger goes with the project it runs in
+    assert not AgentTrigger.objects.filter(pk=orphan.pk).exists()
+    assert anon.post(f"/api/webhooks/{orphan.pk}/{secret}", {}, format="json").status_code == 404
 
 
 def test_schedule_fires_once_per_due_time_even_with_two_ticks(agent, project):
