@@ -13,6 +13,7 @@
 """
 
 import json
+import math
 import re
 
 from django.conf import settings
@@ -48,7 +49,10 @@ def check_json_value(data) -> str | None:
                 return "NUL (\\u0000) characters are not allowed in JSON strings."
             if _SURROGATE.search(item):
                 return "Unpaired surrogate characters (\\ud800-\\udfff) are not allowed in JSON strings."
-        elif isinstance(item, bool) or item is None or isinstance(item, float):
+        elif isinstance(item, float):
+            if not math.isfinite(item):  # 1e309 parses to infinity: no JSON column takes it
+                return "Numbers must be finite (1e309 and the like overflow to infinity)."
+        elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not -MAX_INT64 - 1 <= item <= MAX_INT64:

@@ -91,6 +91,18 @@ def test_thread_ttl_beyond_64_bits_is_422(api, project, ttl):
     assert counts() == before
 
 
+@pytest.mark.parametrize("field, value", [("ttl", "1e309"), ("ttl", "-1e309"), ("metadata", '{"a": 1e309}'),
+                                          ("metadata", '{"a": [1, -2e400]}')])
+def test_a_number_that_overflows_to_infinity_is_422(api, project, field, value):
+    """`json.loads` turns 1e309 into infinity (no `parse_constant` call): no column
+    takes it, and `int(inf)` raised."""
+    before = counts()
+    raw = f'{{"project_id": "{project.pk}", "{field}": {value}}}'.encode()
+    body = assert_refused(post_raw(api, "/api/threads", raw), 422)
+    assert "finite" in body["detail"]
+    assert counts() == before
+
+
 def test_thread_with_a_valid_ttl_is_created(api, project):
     before = counts()
     response = api.post("/api/threads", {"project_id": str(project.pk), "ttl": 60}, format="json")

@@ -97,8 +97,8 @@ class TTLField(serializers.Field):
                 self.fail("invalid")
             strategy = strategy or ""
             data = data.get("ttl")
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or data < 1 or data != int(data) \
-                or data > 10**9:
+        if isinstance(data, bool) or not isinstance(data, (int, float)) or not 1 <= data <= 10**9 \
+                or data != int(data):
             self.fail("invalid")
         return int(data), strategy
 
