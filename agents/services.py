@@ -53,7 +53,7 @@ def _lock_account(account_id) -> Account:
     account (the same lock thread creation takes): with no agent yet, two "new default"
     writes would otherwise both pass and collide on the one-default index. Lock order:
     account, then agents."""
-    account = Account.objects.select_for_update().filter(pk=account_id).first()
+    account = Account.objects.select_for_update(no_key=True).filter(pk=account_id).first()
     if account is None:
         raise NotFound("Account not found.")
     return account
@@ -72,6 +72,21 @@ def _lock_agent(agent_id) -> Agent:
     if agent is None:
         raise NotFound("Agent not found.")
     return agent
+
+
+def hold_agent(agent_id) -> None:
+    """Keep the agent from being deleted until this transaction ends (`FOR KEY SHARE`,
+    what a row referencing it takes anyway: no wait on a deletion's `FOR NO KEY
+    UPDATE`, but the deletion's `DELETE` waits); 404 if it is already gone — not a
+    foreign-key violation at commit. SQLite's transactions are serialised whole."""
+    from django.db import connection
+
+    table = connection.ops.quote_name(Agent._meta.db_table)
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s{lock}", [Agent._meta.pk.get_db_prep_value(agent_id, connection)])
+        if cursor.fetchone() is None:
+            raise NotFound("Agent not found.")
 
 
 def _internal_flags(metadata: dict | None) -> dict:
@@ -209,11 +224,19 @@ def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
     locked = _lock_agent(agent.pk)
     ensure_deletable(locked)
     with receipts.operation(DeletionKind.AGENT_DELETE, root_ids=[locked.pk]):
+        # The triggers first: a webhook call holds its trigger's row, then takes the
+        # account's (as every thread creation) — so the account is locked after them.
+        delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
+        # Then the account, `FOR NO KEY UPDATE`: thread creation holds the account's
+        # row lock while it checks the agent and inserts (`create_thread`), so a thread
+        # bound to the agent is either committed before its threads are read here (and
+        # closed or deleted with the rest) or created after, to find the agent gone
+        # (404). Not `FOR UPDATE`: a turn's foreign-key recheck takes `FOR KEY SHARE`.
+        Account.objects.select_for_update(no_key=True).filter(pk=locked.account_id).values_list("pk").first()
         if delete_threads:
             owned = Thread.objects.filter(Q(agent=locked) | Q(account_id=locked.account_id,
                                                               metadata__assistant_id=str(locked.pk)))
             delete_thread_set(thread_ids=owned.values_list("pk", flat=True))
-        delete_triggers(triggers=AgentTrigger.objects.filter(agent=locked))
         force_close_threads(
             thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED)
             .values_list("pk", flat=True)

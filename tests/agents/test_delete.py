@@ -87,9 +87,10 @@ def test_delete_agent_keeps_history(api, anon, account, project, owner, django_c
 
 
 def test_deletion_is_set_based(account, project, owner):
-    """Deleting an agent with 30 threads costs the same queries as with 2 (20 here,
+    """Deleting an agent with 30 threads costs the same queries as with 2 (21 here,
     6 of them the savepoints of the test's transaction, one listing the interrupted
-    runs whose event streams end after commit, one the deletion receipt)."""
+    runs whose event streams end after commit, one the deletion receipt, one the
+    account's row lock that keeps threads from being created with the agent meanwhile)."""
     counts = []
     for n in (2, 30):
         agent, *_ = agent_with_history(account, project, owner, threads=n)
@@ -97,7 +98,7 @@ def test_deletion_is_set_based(account, project, owner):
             services.delete_agent(agent=agent)
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
-    assert counts[1] <= 20, counts
+    assert counts[1] <= 21, counts
 
 
 def test_default_and_system_agents_are_400(api, account):

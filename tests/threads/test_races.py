@@ -15,7 +15,7 @@ from threads.services import create_thread, post_message, put_checkpoint
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROUNDS = 12
-ALLOWED = {200, 201, 404, 409}
+ALLOWED = {200, 201, 204, 404, 409}
 
 
 def together(*calls) -> list:
@@ -258,3 +258,67 @@ def test_account_delete_against_a_new_turn(http, owner):
         assert gone == "deleted", gone
         assert statuses([turn])[0] in (201, 404), turn.text
         assert not Account.objects.filter(pk=account.pk).exists()
+
+
+@pytest.mark.parametrize("delete_threads", [False, True])
+def test_agent_delete_against_thread_creation(http, project, owner, delete_threads):
+    """Deleting an agent while threads bound to it are created. A thread creation
+    takes the account's lock, which the deletion takes first: it commits before the
+    deletion reads the agent's threads (and is closed, or deleted with
+    `delete_threads`) or finds the agent gone (404). Never a foreign-key violation
+    (500) at commit, a deadlock, or a thread that escapes the deletion idle and
+    unbound (each seen before)."""
+    from agents.models import Agent
+    from agents.services import create_agent
+    from threads.models import ThreadStatus
+
+    new_thread(project, owner)  # keeps the project when the agent's threads are deleted
+    for i in range(ROUNDS // 2):
+        agent = create_agent(account=project.account, name=f"doomed-{i}", model="echo-1", created_by=owner)
+        path = f"/assistants/{agent.pk}?delete_threads=true" if delete_threads else f"/agents/{agent.pk}"
+        results = together(lambda: http.delete(path), *[
+            lambda: http.post(f"/agents/{agent.pk}/threads", json={"projectId": str(project.pk), "message": "hello"}),
+            lambda: http.post("/threads", json={"project_id": str(project.pk), "agent_id": str(agent.pk)}),
+        ] * 3)
+        codes = statuses(results)
+        assert codes[0] in (200, 204), results[0].text
+        assert all(c in (201, 404) for c in codes[1:]), [(r.status_code, r.text[:200]) for r in results]
+        assert not Agent.objects.filter(pk=agent.pk).exists()
+        for r in results[1:]:
+            if r.status_code == 201:
+                made = Thread.objects.filter(pk=r.json().get("id") or r.json().get("thread_id")).first()
+                if delete_threads:
+                    assert made is None, "a thread created with the deleted agent was left behind"
+                else:
+                    assert made is not None and made.status == ThreadStatus.CLOSED and made.agent_id is None
+
+
+def test_agent_delete_against_runs_of_it(http, project, owner):
+    """Runs of an agent on threads of no agent (which bind it), while the agent is
+    deleted: a run holds the agent (`FOR KEY SHARE`) until it commits, or finds it gone
+    (404) — never a foreign-key violation (500) at commit. The run that committed first
+    stays, with its agent reference cleared. A run that starts executing on such a
+    thread during the deletion can deadlock with it (each locks a row the other's
+    foreign keys need): PostgreSQL breaks it off, the loser answers 409
+    `concurrent_conflict` and nothing is half done (the agent is there, or gone)."""
+    from agents.models import Agent
+    from agents.services import create_agent
+
+    new_thread(project, owner)
+    for i in range(ROUNDS // 2):
+        agent = create_agent(account=project.account, name=f"used-{i}", model="echo-1", created_by=owner)
+        free = [new_thread(project, owner) for _ in range(3)]
+        results = together(lambda: http.delete(f"/agents/{agent.pk}"), *[
+            lambda t=t: http.post(f"/threads/{t.pk}/runs", json={"assistant_id": str(agent.pk)}) for t in free])
+        for r in results:
+            assert not isinstance(r, Exception), r
+            assert r.status_code in (200, 201, 404, 409), (r.status_code, r.text[:300])
+        if results[0].status_code == 409:  # broken off: nothing deleted, and it can be sent again
+            assert results[0].json()["code"] == "concurrent_conflict"
+            assert Agent.objects.filter(pk=agent.pk).exists()
+            assert http.delete(f"/agents/{agent.pk}").status_code == 200
+        assert not Agent.objects.filter(pk=agent.pk).exists()
+        made = [r.json()["run_id"] for r in results[1:] if r.status_code == 200]
+        assert Run.objects.filter(pk__in=made).count() == len(made)
+        assert not Run.objects.filter(agent_id=agent.pk).exists()
+        assert_consistent([t.pk for t in free])

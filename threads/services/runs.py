@@ -233,6 +233,12 @@ def create_run(
             with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt for the runs rolled back
                 for run in Run.objects.filter(pk__in=doomed):
                     remove_run(run, account_id=locked.account_id)
+    if agent is not None and agent.pk != locked.agent_id:
+        # Another agent than the thread's (whose deletion would close this thread under
+        # its lock): held until commit, or a 404 if deleted meanwhile.
+        from agents.services import hold_agent
+
+        hold_agent(agent.pk)
     if bind_agent and agent is not None and locked.agent_id is None:
         Thread.objects.filter(pk=locked.pk).update(agent=agent)
         locked.agent = agent

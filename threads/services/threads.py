@@ -57,7 +57,7 @@ def create_thread(
     # already deleted the project (404).
     if project is None and account is None:
         raise Invalid("A thread needs a project or an account.", errors={"project_id": ["Required."]})
-    account = Account.objects.select_for_update().filter(pk=account.pk if project is None else project.account_id).first()
+    account = Account.objects.select_for_update(no_key=True).filter(pk=account.pk if project is None else project.account_id).first()
     if account is None:
         raise NotFound("Project not found." if project is not None else "Account not found.")
     if project is None:
@@ -75,8 +75,12 @@ def create_thread(
             raise Conflict(f"Thread {thread_id} already exists.")
     if caches.thread_slots_used(account.pk) >= account.effective_thread_limit:
         raise LimitReached("The account's thread limit is reached.")
-    if agent is not None and agent.account_id != project.account_id:
-        raise NotFound("Agent not found.")
+    if agent is not None:
+        if agent.account_id != project.account_id:
+            raise NotFound("Agent not found.")
+        from agents.services import hold_agent
+
+        hold_agent(agent.pk)  # under the account's lock, which an agent's deletion takes first
     if parent_thread is not None:
         if parent_thread.project_id != project.pk:
             raise Invalid("The parent thread belongs to another project.", errors={"parent_thread_id": ["Not in this project."]})
