@@ -108,6 +108,9 @@ class Message(models.Model):
         "agents.Agent", null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="messages"
     )
     token_count = models.PositiveIntegerField(default=0)
+    # Its run was rolled back (LangGraph's `rollback`): kept as the record, out of the
+    # thread's state, as if the run had never been.
+    rolled_back = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

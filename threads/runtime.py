@@ -107,18 +107,12 @@ class EchoRuntime(Runtime):
     state_schema = MESSAGES_SCHEMA
 
     def execute(self, *, run, history: list) -> RuntimeResult:
-        from .message_format import make_message, message_text, normalise
+        from .message_format import make_message, message_text
         from .selectors import state_and_new_messages
 
-        values, stored = state_and_new_messages(run.thread_id)
+        # The run's input messages were stored when it started: they are in the state.
+        values, _ = state_and_new_messages(run.thread_id)
         channel = list(values.get("messages") or [])
-        if not any(m.role == "user" for m in stored):
-            # A LangGraph input's messages join the state, unless they were stored as messages.
-            for message in input_messages(run.input):
-                try:
-                    channel.append(normalise(message, new_id=lambda: str(uuid.uuid4())))
-                except ValueError:
-                    continue
         last = next((m for m in reversed(channel) if isinstance(m, dict) and m.get("type") == "human"), None)
         text = message_text(last) if last is not None else ""
         if run.input and isinstance(run.input, dict) and not text:
@@ -142,12 +136,6 @@ class EchoRuntime(Runtime):
             checkpoint={"v": 1, "channel_values": {**values, "messages": channel + [ai]}},
             checkpoint_metadata={"writes": {self.name: {"messages": [ai]}}},
         )
-
-
-def input_messages(input) -> list:
-    """The messages of a LangGraph input (`{"messages": [...]}`), or []."""
-    messages = input.get("messages") if isinstance(input, dict) else None
-    return messages if isinstance(messages, list) else []
 
 
 TOKEN = re.compile(r"\s*\S+")

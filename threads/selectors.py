@@ -244,8 +244,8 @@ def state_and_new_messages(thread_id) -> tuple[dict, list]:
     latest = latest_checkpoint(thread_id=thread_id)
     values = dict(channel_values(latest))
     seen = (latest.metadata or {}).get("message_seq", 0) if latest is not None else 0
-    new = list(Message.objects.filter(thread_id=thread_id, seq__gt=seen if isinstance(seen, int) else 0)
-               .order_by("seq"))
+    new = list(Message.objects.filter(thread_id=thread_id, seq__gt=seen if isinstance(seen, int) else 0,
+                                      rolled_back=False).order_by("seq"))
     if new or "messages" in values:
         values["messages"] = list(values.get("messages") or []) + [from_stored(m) for m in new]
     return values, new

@@ -282,3 +282,49 @@ def test_delete_and_prune_both_strategies(client):
     assert not Thread.objects.filter(pk=c).exists() and not Run.objects.filter(thread_id=c).exists()
     with pytest.raises(NotFoundError):
         client.threads.delete(c)
+
+
+def contents(state) -> list:
+    return [(m["type"], m["content"]) for m in state["values"]["messages"]]
+
+
+def test_a_run_s_input_messages_join_the_state_once(client):
+    """Input without a user message (a system or an assistant message) was put into
+    the state twice: once stored, once again from the run's input."""
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "q1"}]})
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "system", "content": "be nice"}]})
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "assistant", "content": "noted"}]})
+    assert contents(client.threads.get_state(tid)) == [
+        ("human", "q1"), ("ai", "Echo: q1"), ("system", "be nice"), ("ai", "Echo: q1"), ("ai", "noted"),
+        ("ai", "Echo: q1")]
+
+
+def test_a_run_at_a_breakpoint_continues_from_the_edited_state(client):
+    """LangGraph's human-in-the-loop edit: pause before the node, edit the state,
+    continue — the run answers the edited state (it re-added its original input
+    after the edit, and answered that)."""
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "pause"}]},
+                     interrupt_before=["echo"])
+    assert client.threads.get_state(tid)["next"] == ["echo"]
+    client.threads.update_state(tid, {"messages": [{"type": "human", "content": "edited question"}]})
+    client.runs.wait(tid, "echo", input=None)
+    assert contents(client.threads.get_state(tid)) == [
+        ("human", "pause"), ("human", "edited question"), ("ai", "Echo: edited question")]
+
+
+def test_a_rolled_back_run_s_input_leaves_the_state_and_stays_on_record(client):
+    """After `cancel(action="rollback")` the state is as before the run — also for the
+    next run, which used to see the rolled-back input again."""
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "keep"}]})
+    held = client.runs.create(tid, "echo", input={"messages": [{"role": "user", "content": "approve: tool.hold"}]})
+    assert Run.objects.get(pk=held["run_id"]).status == "running"  # paused on its approval
+    client.runs.cancel(tid, held["run_id"], action="rollback")
+    assert contents(client.threads.get_state(tid)) == [("human", "keep"), ("ai", "Echo: keep")]
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "next"}]})
+    assert contents(client.threads.get_state(tid)) == [
+        ("human", "keep"), ("ai", "Echo: keep"), ("human", "next"), ("ai", "Echo: next")]
+    kept = Message.objects.get(thread_id=tid, rolled_back=True)  # the record of what was sent
+    assert kept.text == "approve: tool.hold" and kept.run_id is None

@@ -232,7 +232,7 @@ def create_run(
         if multitask_strategy == MultitaskStrategy.ROLLBACK:
             with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt for the runs rolled back
                 for run in Run.objects.filter(pk__in=doomed):
-                    remove_run(run, account_id=locked.account_id)
+                    roll_back_run(run, account_id=locked.account_id)
     if agent is not None and agent.pk != locked.agent_id:
         # Another agent than the thread's (whose deletion would close this thread under
         # its lock): held until commit, or a 404 if deleted meanwhile.
@@ -457,7 +457,8 @@ def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
         elif point is None and stops_at(run, "interrupt_before", runtime.name):
             result = breakpoint_result("before", runtime.name)
         else:
-            history = list(Message.objects.filter(thread_id=run.thread_id).order_by("-seq")[: settings.RUNTIME_HISTORY])
+            history = list(Message.objects.filter(thread_id=run.thread_id, rolled_back=False)
+                           .order_by("-seq")[: settings.RUNTIME_HISTORY])
             result = runtime.execute(run=run, history=history[::-1])
             if result.status == "success" and stops_at(run, "interrupt_after", runtime.name):
                 result = replace(result, status="awaiting",
@@ -661,7 +662,8 @@ def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:
 def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | None:
     """LangGraph's cancel: `interrupt` stops the run and keeps its checkpoints;
     `rollback` deletes the run and its checkpoints (the thread's state returns to
-    before the run; its messages stay, detached). 409 if the run is not active."""
+    before the run; its messages stay, detached, as the record: see `roll_back_run`).
+    409 if the run is not active."""
     if action not in CANCEL_ACTIONS:
         raise Invalid(f"Unknown action '{action}'.", errors={"action": ["interrupt or rollback."]})
     locked, run = lock_run(thread=thread, run_id=run_id)
@@ -669,7 +671,7 @@ def cancel_run(*, thread: Thread, run_id, action: str = "interrupt") -> Run | No
         raise Conflict(f"The run is not active (status '{run.status}').")
     interrupt_runs(runs=Run.objects.filter(pk=run.pk))
     if action == "rollback":
-        remove_run(run, account_id=locked.account_id)
+        roll_back_run(run, account_id=locked.account_id)
     advance_queue(locked)
     if action == "rollback":
         return None
@@ -716,7 +718,7 @@ def cancel_many(*, threads: QuerySet, run_ids=None, status: str = "all", action:
         account_of = {t.pk: t.account_id for t in locked}
         with receipts.operation(DeletionKind.RUN_DELETE):  # one receipt per account for the runs rolled back
             for run in Run.objects.filter(pk__in=targets):
-                remove_run(run, account_id=account_of[run.thread_id])
+                roll_back_run(run, account_id=account_of[run.thread_id])
     for thread in locked:
         advance_queue(thread)
     return count
@@ -785,6 +787,15 @@ def delete_finished_run_sql() -> str:
     return (f"SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s FOR NO KEY UPDATE;"
             f" SELECT status FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s FOR UPDATE;"
             f" {relink_and_delete_sql(finished)}")
+
+
+def roll_back_run(run: Run, *, account_id) -> None:
+    """LangGraph's rollback of a run (the caller holds its thread's lock): the run goes
+    as in `remove_run`, and the messages it added (its input) leave the thread's
+    state — kept, detached, as the record of what was sent, but never again part of
+    what a run or `GET state` sees."""
+    Message.objects.filter(run_id=run.pk).update(rolled_back=True)
+    remove_run(run, account_id=account_id)
 
 
 def remove_run(run: Run, *, account_id) -> None:
