@@ -136,6 +136,31 @@ def test_delete_thread_against_posting_messages(http, project, owner):
         assert_consistent([thread.pk, keep.pk])
 
 
+def test_a_thread_delete_s_receipt_counts_what_went_with_it(http, project, owner):
+    """Messages posted and runs deleted while a thread is deleted: its receipt counts
+    exactly what the cascade removed (it counted in a snapshot taken before writers
+    holding the thread's lock committed: 2 messages for 16 posted, 3 runs for 1)."""
+    from receipts.models import DeletionReceipt
+
+    new_thread(project, owner)  # the project stays
+    for _ in range(ROUNDS // 2):
+        thread = new_thread(project, owner)  # one message
+        runs = [Run.objects.create(thread=thread, seq=i + 1, status="success") for i in range(3)]
+        Thread.objects.filter(pk=thread.pk).update(last_run_seq=3)
+        body = {"role": "user", "content": [{"type": "text", "text": "racing"}]}
+        results = together(
+            lambda: http.delete(f"/threads/{thread.pk}"),
+            *[lambda: http.post(f"/threads/{thread.pk}/messages", json=body)] * 6,
+            *[lambda r=r: http.delete(f"/threads/{thread.pk}/runs/{r.pk}") for r in runs[:2]],
+        )
+        codes = statuses(results)
+        assert codes[0] == 200
+        posted = codes[1:7].count(201)
+        runs_deleted = codes[7:].count(200)
+        receipt = DeletionReceipt.objects.get(kind="thread_delete", root_ids__contains=[str(thread.pk)])
+        assert (receipt.messages, receipt.runs) == (1 + posted, 3 - runs_deleted), (codes, receipt.messages, receipt.runs)
+
+
 def test_delete_run_against_cancel(http, project, owner):
     thread = new_thread(project, owner)
     for i in range(ROUNDS):

@@ -98,11 +98,13 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
     project_id) with `n_messages`, `n_runs` and `n_checkpoints`) and the projects
     that may be left without a thread (to be checked again by the caller).
 
-    On PostgreSQL one round trip of two statements (the second takes its snapshot
-    once the locks are held, so it sees every sub-thread created before them): the
-    lock, then a recursive CTE that collects and counts the subtrees, a
-    data-modifying CTE that deletes the roots (the database cascade takes the rest)
-    and the check for projects left empty.
+    On PostgreSQL one round trip of three statements, each taking its snapshot once
+    the locks before it are held: the projects' lock; the subtrees' threads locked
+    (`FOR NO KEY UPDATE`, in id order, as every writer of a thread locks it), so a
+    message or run written meanwhile is committed before the counts are read, and the
+    receipt counts what the cascade removes; then a recursive CTE that collects and
+    counts the subtrees, a data-modifying CTE that deletes the roots (the database
+    cascade takes the rest) and the check for projects left empty.
     Elsewhere: lock, collect and count, delete; every project touched may be empty.
     """
     if connection.vendor != "postgresql":
@@ -114,7 +116,8 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
         return removed, sorted({t.project_id for t in removed}) if roots else []
     ids = list(root_ids)
     with connection.cursor() as cursor:
-        cursor.execute(delete_subtrees_sql(), [ids, ids, ids])
+        cursor.execute(delete_subtrees_sql(), [ids, ids, ids, ids])
+        cursor.nextset()
         cursor.nextset()
         removed = [Removed(*row) for row in cursor.fetchall()]
     return removed, sorted({t.project_id for t in removed if t.emptied})
@@ -132,6 +135,11 @@ def delete_subtrees_sql() -> str:
     of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%s))"
     return f"""
         {of_roots} ORDER BY id FOR NO KEY UPDATE;
+        WITH RECURSIVE subtree(id) AS (
+            SELECT id FROM {table} WHERE id = ANY(%s)
+            UNION SELECT child.id FROM {table} child JOIN subtree ON child.parent_thread_id = subtree.id
+        )
+        SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM subtree) ORDER BY t.id FOR NO KEY UPDATE OF t;
         WITH RECURSIVE roots(id) AS (
             SELECT id FROM {table} WHERE id = ANY(%s) AND project_id IN ({of_roots} FOR NO KEY UPDATE)
         ),
