@@ -153,13 +153,14 @@ def celery_worker_process(transactional_db, settings):
             proc.kill()
 
 
-def start_worker(env) -> subprocess.Popen:
-    """A Celery worker process (solo pool) with `env`; its output goes to var/test-worker.log."""
+def start_worker(env, name: str | None = None) -> subprocess.Popen:
+    """A Celery worker process (solo pool) with `env`, named `name` (a new name by
+    default); its output goes to var/test-worker.log."""
     (ROOT / "var").mkdir(exist_ok=True)
     log = open(ROOT / "var" / "test-worker.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "--loglevel=INFO",
-         "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
+         "-n", name or f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
 

@@ -179,6 +179,9 @@ class Run(models.Model):
     error = models.TextField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The Celery worker (its node name) that started it ("" in-process): a worker that
+    # stopped mid-run ends the runs it lost when it starts again (`recover_lost_runs`).
+    executor = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

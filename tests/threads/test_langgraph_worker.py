@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from tests.conftest import wait_for
+import signal
+
+from tests.conftest import start_worker, wait_for, wait_for_worker
 from threads.models import Run
 
 from .test_langgraph_stateless import nothing_left
@@ -67,3 +69,38 @@ def test_stateless_runs_and_their_webhook_through_the_worker(client, account, re
     assert wait_for(lambda: hook.bodies, timeout=30)
     ((status, body),) = hook.bodies
     assert status == 200 and body["status"] == "success" and body["kwargs"]["webhook"] == hook.url
+
+
+def test_a_run_lost_with_its_worker_ends_when_the_worker_starts_again(client, thread, celery_worker_process):  # noqa: F811
+    """A worker killed mid-run (SIGKILL, or a supervisor's stop that does not wait)
+    left the run `running` for ever, and every later run of the thread `pending`
+    behind it. Started again under its name, the worker ends it `error`, and the
+    thread takes runs again."""
+    env = dict(celery_worker_process.env, ECHO_TOKEN_DELAY="0.5")
+    name = f"lost-{time.monotonic_ns()}@localhost"
+    celery_worker_process.terminate()
+    celery_worker_process.wait(timeout=30)
+    slow = start_worker(env, name=name)
+    try:
+        wait_for_worker(slow)
+        run = client.runs.create(str(thread.pk), "echo", input=ask(" ".join(f"w{i}" for i in range(60))))
+        assert wait_for(lambda: Run.objects.get(pk=run["run_id"]).status == "running", timeout=30)
+        queued = client.runs.create(str(thread.pk), "echo", input=ask("after"), multitask_strategy="enqueue")
+        slow.send_signal(signal.SIGKILL)
+        slow.wait(timeout=30)
+        time.sleep(1)
+        lost = Run.objects.get(pk=run["run_id"])
+        assert lost.status == "running" and lost.executor == name
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+    again = start_worker(env, name=name)
+    try:
+        wait_for_worker(again)
+        assert wait_for(lambda: Run.objects.get(pk=run["run_id"]).status == "error", timeout=30)
+        assert "stopped before it finished" in Run.objects.get(pk=run["run_id"]).error
+        assert wait_for(lambda: Run.objects.get(pk=queued["run_id"]).status == "success", timeout=60)
+        assert client.runs.wait(str(thread.pk), "echo", input=ask("and now"))["messages"][-1]["content"] == "Echo: and now"
+    finally:
+        again.terminate()
+        again.wait(timeout=30)

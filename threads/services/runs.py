@@ -32,6 +32,8 @@ from ..models import (
     ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, MultitaskStrategy, Run, RunStatus, Thread,
     ThreadStatus,
 )
+from config.celery import worker_name
+
 from ..runtime import RuntimeResult, get_runtime
 from ..message_format import from_stored
 from ..selectors import latest_checkpoint, thread_values
@@ -386,8 +388,27 @@ def execute_run(*, run_id) -> Run | None:
             append_input_messages(thread, run, messages)
         run.status = RunStatus.RUNNING
         run.started_at = timezone.now()
-        run.save(update_fields=["status", "started_at", "start_message_seq", "updated_at"])
+        run.executor = worker_name()
+        run.save(update_fields=["status", "started_at", "start_message_seq", "executor", "updated_at"])
     return continue_run(run=run)
+
+
+def recover_lost_runs(*, executor: str) -> int:
+    """Runs a worker left `running` when it stopped mid-run (killed, or its process
+    lost before it could finish them). Called when that worker starts again, so none
+    of its runs is executing: each of them still `running` and not paused on an
+    approval ends `error`, as a runtime failure does (the runs queued behind it start,
+    its streams end, its webhook is sent). Returns how many."""
+    if not executor:
+        return 0
+    lost = list(Run.objects.filter(status=RunStatus.RUNNING, executor=executor)
+                .exclude(approvals__status=ApprovalStatus.PENDING).values_list("pk", flat=True))
+    error = f"The worker executing it ({executor}) stopped before it finished; send it again."
+    ended = [record_result(run_id=run_id, result=RuntimeResult(status="error", error=error)) for run_id in lost]
+    count = sum(1 for run in ended if run is not None and run.status == RunStatus.ERROR and run.error == error)
+    if count:
+        logger.warning("Ended %d run(s) that worker %s lost when it stopped", count, executor)
+    return count
 
 
 def append_input_messages(thread: Thread, run: Run, messages: list) -> None:
