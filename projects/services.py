@@ -25,10 +25,25 @@ def validate_new_password(*, username: str, password: str) -> None:
         raise Invalid("The password is refused: " + " ".join(exc.messages), errors={"password": exc.messages})
 
 
+LIMIT_MAX = 2_147_483_647  # an account's thread or agent limit: a PostgreSQL integer
+
+
+def _invalid(exc: DjangoValidationError, what: str) -> Invalid:
+    messages = exc.message_dict if hasattr(exc, "error_dict") else {what: exc.messages}
+    return Invalid(" ".join(f"{field}: {' '.join(msgs)}" for field, msgs in messages.items()), errors=messages)
+
+
 @transaction.atomic
 def ensure_user(*, username: str, password: str | None = None):
-    """Return the user with that name, creating it (with the password) if missing."""
+    """Return the user with that name, creating it (with the password) if missing. A
+    name the user model refuses (empty, too long, characters outside letters, digits
+    and @.+-_) is a 422 before anything is written."""
     User = get_user_model()
+    if not User.objects.filter(username=username).exists():
+        try:
+            User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
+        except DjangoValidationError as exc:
+            raise _invalid(exc, "username")
     user, created = User.objects.get_or_create(username=username)
     if created or password:
         if password:
@@ -41,7 +56,20 @@ def ensure_user(*, username: str, password: str | None = None):
 
 @transaction.atomic
 def create_account(*, name: str, owner, thread_limit: int | None = None, agent_limit: int | None = None) -> Account:
-    account = Account.objects.create(name=name, thread_limit=thread_limit, agent_limit=agent_limit)
+    """A 422 for what the table would refuse (a blank or too long name, a limit below 0
+    or beyond the column's range), before anything is written."""
+    account = Account(name=name, thread_limit=thread_limit, agent_limit=agent_limit)
+    if not name.strip():
+        raise Invalid("name: The account name is empty.", errors={"name": ["The account name is empty."]})
+    for field, limit in (("thread_limit", thread_limit), ("agent_limit", agent_limit)):
+        if limit is not None and not 0 <= limit <= LIMIT_MAX:  # the same range on every database
+            message = f"Must be between 0 and {LIMIT_MAX}; got {limit}."
+            raise Invalid(f"{field}: {message}", errors={field: [message]})
+    try:
+        account.full_clean()
+    except DjangoValidationError as exc:
+        raise _invalid(exc, "name")
+    account.save(force_insert=True)
     Membership.objects.create(account=account, user=owner, role=Role.OWNER)
     return account
 

@@ -267,34 +267,47 @@ def on_sandboxes_deleted(*, sandbox_ids: Iterable) -> None:
         refresh_cleanup_state(receipt_ids=ids)
 
 
-def reconcile_deletions(*, min_age_seconds: float | None = None, limit: int = 500) -> dict:
+def reconcile_deletions(*, min_age_seconds: float | None = None, limit: int | None = 500, progress=None) -> dict:
     """Run the cleanup of every receipt still pending whose last attempt (or, never
     attempted, whose creation) is older than `min_age_seconds` (default
-    `DELETION_RECONCILE_MIN_AGE`). Returns {"complete": n, "pending": n}."""
-    if min_age_seconds is None:
-        min_age_seconds = settings.DELETION_RECONCILE_MIN_AGE
-    cutoff = timezone.now() - timedelta(seconds=min_age_seconds)
+    `DELETION_RECONCILE_MIN_AGE`): the `limit` oldest, or all (`limit=None`, with
+    `progress(totals)` after each page of 500). Returns {"complete": n, "pending": n}."""
+    from sandboxes.services import due_id_pages, reconcile_cutoff
+
+    cutoff = reconcile_cutoff(min_age_seconds, default=settings.DELETION_RECONCILE_MIN_AGE)
     due = Q(last_attempt_at__lte=cutoff) | Q(last_attempt_at__isnull=True, created_at__lte=cutoff)
-    ids = list(
-        DeletionReceipt.objects.filter(due, cleanup_state=CleanupState.PENDING)
-        .order_by("created_at").values_list("id", flat=True)[:limit]
-    )
+    due = DeletionReceipt.objects.filter(due, cleanup_state=CleanupState.PENDING)
     totals = {"complete": 0, "pending": 0}
-    for receipt_id in ids:
-        try:
-            states = clean_up(receipt_ids=[receipt_id])
-        except CleanupIncomplete:
-            states = {"complete": 0, "pending": 1}
-        for key in totals:
-            totals[key] += states[key]
+    for ids in due_id_pages(due, order_by="created_at", limit=limit):
+        for receipt_id in ids:
+            try:
+                states = clean_up(receipt_ids=[receipt_id])
+            except CleanupIncomplete:
+                states = {"complete": 0, "pending": 1}
+            for key in totals:
+                totals[key] += states[key]
+        if progress is not None:
+            progress(dict(totals))
     return totals
+
+
+def pending_receipts_count() -> int:
+    """How many receipts wait for their outside cleanup (due or not)."""
+    return DeletionReceipt.objects.filter(cleanup_state=CleanupState.PENDING).count()
 
 
 def purgeable_receipts(*, older_than_days: int | None = None):
     """Receipts past the retention whose cleanup is complete."""
+    from config.errors import Invalid
+
     if older_than_days is None:
         older_than_days = settings.DELETION_RECEIPT_RETENTION_DAYS
-    cutoff = timezone.now() - timedelta(days=older_than_days)
+    if older_than_days < 0:
+        raise Invalid("--older-than-days must be 0 or more.")
+    try:
+        cutoff = timezone.now() - timedelta(days=older_than_days)
+    except OverflowError:
+        raise Invalid(f"--older-than-days {older_than_days} reaches back before year 1: give fewer days.")
     return DeletionReceipt.objects.filter(created_at__lt=cutoff, cleanup_state=CleanupState.COMPLETE)
 
 

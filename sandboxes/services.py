@@ -10,6 +10,7 @@ asked for them.
 """
 
 import logging
+import math
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from config.errors import Conflict, NotFound
+from config.errors import Conflict, Invalid, NotFound
 from config.tasks import send_after_commit
 from projects.models import Project
 
@@ -187,43 +188,80 @@ def delete_sandbox_at_provider(*, sandbox_id) -> bool:
     return True
 
 
-def reconcile_sandbox_creation(*, min_age_seconds: float | None = None, limit: int = 500) -> int:
+def reconcile_cutoff(min_age_seconds: float | None, *, default: float, now=None):
+    """`now` less `min_age_seconds` (None: `default`), the cutoff of a reconciler.
+    Invalid for an age that is negative, not finite, or reaches before year 1."""
+    if min_age_seconds is None:
+        min_age_seconds = default
+    if not math.isfinite(min_age_seconds) or min_age_seconds < 0:
+        raise Invalid(f"--min-age must be a number of seconds, 0 or more; got {min_age_seconds}.")
+    try:
+        return (now or timezone.now()) - timedelta(seconds=min_age_seconds)
+    except OverflowError:
+        raise Invalid(f"--min-age {min_age_seconds:g} reaches back before year 1: give fewer seconds.")
+
+
+def due_id_pages(due, *, order_by: str, limit: int | None, page_size: int = 500):
+    """The ids of `due`: with a `limit`, one page of the first ones by `order_by` (a
+    periodic task's bounded share); without, every one, page by page (keyset on the
+    primary key: each row once, however the rows handled change meanwhile)."""
+    if limit is not None:
+        return [list(due.order_by(order_by).values_list("id", flat=True)[:limit])]
+    from threads.selectors import id_batches
+
+    return id_batches(due, page_size)
+
+
+def reconcile_sandbox_creation(*, min_age_seconds: float | None = None, limit: int | None = 500,
+                               progress=None) -> int:
     """Create at the provider every sandbox still `creating` (its task was lost: broker
     down, worker crash) whose last change is older than `min_age_seconds` (default
-    `SANDBOX_RECONCILE_MIN_AGE`). Returns how many were attempted."""
-    if min_age_seconds is None:
-        min_age_seconds = settings.SANDBOX_RECONCILE_MIN_AGE
-    cutoff = timezone.now() - timedelta(seconds=min_age_seconds)
-    ids = list(
-        Sandbox.objects.filter(state=SandboxState.CREATING, updated_at__lte=cutoff)
-        .order_by("updated_at").values_list("id", flat=True)[:limit]
-    )
-    return sum(create_sandbox_at_provider(sandbox_id=sandbox_id) for sandbox_id in ids)
+    `SANDBOX_RECONCILE_MIN_AGE`): the `limit` oldest, or all (`limit=None`, with
+    `progress(attempted, seen)` after each page of 500). Returns how many were attempted."""
+    cutoff = reconcile_cutoff(min_age_seconds, default=settings.SANDBOX_RECONCILE_MIN_AGE)
+    due = Sandbox.objects.filter(state=SandboxState.CREATING, updated_at__lte=cutoff)
+    attempted = seen = 0
+    for ids in due_id_pages(due, order_by="updated_at", limit=limit):
+        attempted += sum(create_sandbox_at_provider(sandbox_id=sandbox_id) for sandbox_id in ids)
+        seen += len(ids)
+        if progress is not None:
+            progress(attempted, seen)
+    return attempted
 
 
-def reconcile_sandboxes(*, min_age_seconds: float | None = None, limit: int = 500) -> dict:
+def reconcile_sandboxes(*, min_age_seconds: float | None = None, limit: int | None = 500, progress=None) -> dict:
     """Retry every sandbox still `pending_deletion` whose last attempt is older than
-    `min_age_seconds` (default `SANDBOX_RECONCILE_MIN_AGE`), and send to the outbox
-    any live sandbox whose project is gone (deleted behind the service's back).
+    `min_age_seconds` (default `SANDBOX_RECONCILE_MIN_AGE`) — the `limit` least
+    recently tried, or all (`limit=None`, with `progress(totals)` after each page of
+    500) — and send to the outbox any live sandbox whose project is gone (deleted
+    behind the service's back).
 
     Returns {"orphaned": n, "deleted": n, "failed": n}.
     """
-    if min_age_seconds is None:
-        min_age_seconds = settings.SANDBOX_RECONCILE_MIN_AGE
     now = timezone.now()
+    cutoff = reconcile_cutoff(min_age_seconds, default=settings.SANDBOX_RECONCILE_MIN_AGE, now=now)
     orphaned = Sandbox.objects.filter(project__isnull=True, state__in=LIVE_STATES).update(
         state=SandboxState.PENDING_DELETION, deletion_requested_at=now, updated_at=now
     )
-    due = Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=now - timedelta(seconds=min_age_seconds))
-    ids = list(
-        Sandbox.objects.filter(due, state=SandboxState.PENDING_DELETION)
-        .order_by("last_attempt_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    deleted = failed = 0
-    for sandbox_id in ids:
-        try:
-            deleted += delete_sandbox_at_provider(sandbox_id=sandbox_id)
-        except ProviderError:
-            failed += 1
-    return {"orphaned": orphaned, "deleted": deleted, "failed": failed}
+    due = Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff)
+    due = Sandbox.objects.filter(due, state=SandboxState.PENDING_DELETION)
+    totals = {"orphaned": orphaned, "deleted": 0, "failed": 0}
+    for ids in due_id_pages(due, order_by="last_attempt_at", limit=limit):
+        for sandbox_id in ids:
+            try:
+                totals["deleted"] += delete_sandbox_at_provider(sandbox_id=sandbox_id)
+            except ProviderError:
+                totals["failed"] += 1
+        if progress is not None:
+            progress(dict(totals))
+    return totals
+
+
+def outbox_backlog() -> dict:
+    """How many sandboxes wait for the provider: {"creating": n, "pending_deletion": n}."""
+    from django.db.models import Count
+
+    found = dict(Sandbox.objects.filter(state__in=[SandboxState.CREATING, SandboxState.PENDING_DELETION])
+                 .order_by().values_list("state").annotate(n=Count("pk")))
+    return {"creating": found.get(SandboxState.CREATING, 0),
+            "pending_deletion": found.get(SandboxState.PENDING_DELETION, 0)}

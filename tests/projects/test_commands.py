@@ -46,3 +46,32 @@ def test_an_existing_user_keeps_their_password():
     out = io.StringIO()
     call_command("create_account", "Acme 2", "--owner", "alice", stdout=out)  # no password: alice owns both
     assert Membership.objects.filter(user=alice, role="owner").count() == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["Acme", "--owner", "bob", "--thread-limit", "-5"], "thread_limit"),
+    (["Acme", "--owner", "bob", "--agent-limit", "-1"], "agent_limit"),
+    (["Acme", "--owner", "bob", "--thread-limit", "99999999999"], "thread_limit"),
+    (["x" * 300, "--owner", "bob"], "name"),
+    (["", "--owner", "bob"], "empty"),
+    (["   ", "--owner", "bob"], "empty"),
+    (["Acme", "--owner", "b" * 200], "username"),
+    (["Acme", "--owner", "bad user!"], "username"),
+    (["Acme", "--owner", ""], "username"),
+    (["Acme", "--owner", "bob", "--password", "bob-password-1", "--thread-limit", "-5"], "thread_limit"),
+])
+def test_create_account_refuses_bad_input_and_leaves_nothing(args, message):
+    """A clear error, not a traceback, and no owner left behind by a refused account."""
+    from django.contrib.auth import get_user_model
+
+    with pytest.raises(CommandError, match=message):
+        call_command("create_account", *args, stdout=io.StringIO())
+    assert not Account.objects.exists() and not get_user_model().objects.exists()
+
+
+def test_add_member_refuses_a_bad_username():
+    out = io.StringIO()
+    call_command("create_account", "Acme", "--owner", "alice", stdout=out)
+    with pytest.raises(CommandError, match="username"):
+        call_command("add_member", out.getvalue().strip(), "bad user!", "--role", "viewer")
+    assert Membership.objects.count() == 1

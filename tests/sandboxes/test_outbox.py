@@ -5,7 +5,7 @@ import logging
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from projects.models import Project
@@ -102,3 +102,24 @@ def test_a_deleted_sandbox_is_not_deleted_twice(http_sandbox, fake_provider, dja
     assert fake_provider.calls_to("DELETE") == 1
     assert reconcile_sandboxes(min_age_seconds=0) == {"orphaned": 0, "deleted": 0, "failed": 0}
     assert fake_provider.calls_to("DELETE") == 1
+
+
+def test_the_reconcile_command_deletes_every_pending_sandbox_not_just_500():
+    Sandbox.objects.bulk_create(
+        Sandbox(provider="local", state=SandboxState.PENDING_DELETION) for _ in range(1001)  # never created
+    )
+    out = StringIO()
+    call_command("reconcile_sandboxes", "--min-age", "0", stdout=out)
+    assert not Sandbox.objects.filter(state=SandboxState.PENDING_DELETION).exists()
+    lines = out.getvalue().splitlines()
+    assert "500 sandboxes pending deletion attempted: 500 deleted, 0 failed" in lines
+    assert "1001 deleted, 0 failed (still pending), 0 orphaned sandboxes sent for deletion" in lines
+    assert "Still waiting for the provider: 0 creating, 0 pending deletion" in lines
+
+
+@pytest.mark.parametrize("min_age", ["inf", "nan", "1e300", "-1"])
+def test_the_reconcile_command_refuses_a_bad_min_age(min_age):
+    Sandbox.objects.create(provider="local", state=SandboxState.PENDING_DELETION)
+    with pytest.raises(CommandError, match="--min-age"):
+        call_command("reconcile_sandboxes", "--min-age", min_age, stdout=StringIO())
+    assert Sandbox.objects.get().state == SandboxState.PENDING_DELETION

@@ -258,3 +258,135 @@ def test_a_progress_bar_on_a_terminal_plain_lines_otherwise(project, monkeypatch
     out = run("--project", str(project.pk), "--yes", "--batch-size", "2")
     assert "6/6" in terminal.getvalue() and "threads processed," not in out  # the bar, not the lines
     assert "Pruned 6 of 6" in out
+
+
+# --- what an operator relies on: no widened selection, no surprise, no traceback -----------
+
+
+@pytest.mark.parametrize("option", ["--account", "--project", "--agent", "--ids-file", "--older-than"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_filter_is_an_error_not_everything(project, other_account, option, value):
+    threads = make_threads(project, 2, status=ThreadStatus.IDLE)
+    threads += make_threads(create_project(account=other_account, name="x"), 2, status=ThreadStatus.IDLE)
+    with pytest.raises(CommandError, match=f"^{option} is empty"):
+        run(option, value, "--status", "idle", "--yes")
+    assert remaining() == ids(threads)
+
+
+@pytest.mark.parametrize("strategy", ["delete", "keep_latest"])
+def test_threads_created_after_the_count_are_not_pruned(project, monkeypatch, strategy):
+    """What is pruned is what was announced and confirmed, never more."""
+    from threads.management.commands.prune_threads import Command
+
+    counted = make_threads(project, 3, checkpoints=2)
+    late = []
+
+    def confirm_while_threads_arrive(self, question):
+        assert "Prune 3 threads" in question
+        late.extend(make_threads(project, 4, checkpoints=2))  # created between the count and the prune
+
+    monkeypatch.setattr(Command, "confirm", confirm_while_threads_arrive)
+    out = run("--project", str(project.pk), "--strategy", strategy, "--batch-size", "2")
+    assert "3 threads match" in out and "Pruned 3 of 3 threads processed" in out
+    if strategy == "delete":
+        assert remaining() == ids(late)
+    else:
+        assert Checkpoint.objects.filter(thread__in=counted).count() == 3
+        assert Checkpoint.objects.filter(thread__in=late).count() == 8
+
+
+def test_a_thread_deleted_after_the_count_makes_it_fewer(project, monkeypatch):
+    from threads.management.commands.prune_threads import Command
+
+    threads = make_threads(project, 3)
+    monkeypatch.setattr(Command, "confirm", lambda self, question: Thread.objects.filter(pk=threads[0].pk).delete())
+    out = run("--project", str(project.pk))
+    assert "Pruned 2 of 2 threads processed" in out and not remaining()
+
+
+@pytest.mark.parametrize("older_than", ["99999999999w", "3000000d", "9" * 5000 + "s"])
+def test_an_older_than_beyond_the_calendar_is_an_error(project, older_than):
+    make_threads(project, 1)
+    with pytest.raises(CommandError, match="--older-than"):
+        run("--older-than", older_than, "--yes")
+    assert Thread.objects.count() == 1
+
+
+def test_ids_file_encoding(project, tmp_path):
+    threads = make_threads(project, 3)
+    with_bom = tmp_path / "bom.txt"
+    with_bom.write_bytes(f"{threads[0].pk}\n{threads[1].pk}\n".encode("utf-8-sig"))
+    out = run("--ids-file", str(with_bom), "--yes")
+    assert "Pruned 2 of 2" in out and remaining() == {threads[2].pk}
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(f"{threads[2].pk}\n".encode() + "caf\xe9\n".encode("latin-1"))
+    with pytest.raises(CommandError, match="not UTF-8 text"):
+        run("--ids-file", str(latin1), "--yes")
+    assert remaining() == {threads[2].pk}
+
+
+def test_ids_file_load_shows_progress(project, tmp_path, monkeypatch):
+    from threads.management.commands import prune_threads
+
+    monkeypatch.setattr(prune_threads, "IDS_PROGRESS_EVERY", 1000)
+    threads = make_threads(project, 2)
+    ids_file = tmp_path / "ids.txt"
+    import uuid
+
+    ids_file.write_text("".join(f"{uuid.uuid4()}\n" for _ in range(2500)) + f"{threads[0].pk}\n")
+    out = run("--ids-file", str(ids_file), "--yes")
+    lines = out.splitlines()
+    assert f"1,000 ids read from {ids_file}" in lines and f"2,000 ids read from {ids_file}" in lines
+    assert lines.index(f"2,000 ids read from {ids_file}") < next(i for i, l in enumerate(lines) if "match" in l)
+    assert remaining() == {threads[1].pk}
+
+
+def test_end_of_input_at_the_prompt_aborts(project, monkeypatch):
+    make_threads(project, 2)
+    monkeypatch.setattr(sys, "stdin", Terminal(""))  # Ctrl-D: input() raises EOFError
+    with pytest.raises(CommandError, match="Aborted: nothing changed"):
+        run("--project", str(project.pk))
+    assert Thread.objects.count() == 2
+
+
+class CtrlCAfter(io.StringIO):
+    """Lines of an ids file, then Ctrl-C while the file is still being read."""
+
+    def __init__(self, lines):
+        super().__init__()
+        self.lines = lines
+
+    def __iter__(self):
+        yield from self.lines
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_loading_ids_or_counting_changes_nothing(project, monkeypatch):
+    threads = make_threads(project, 3)
+    monkeypatch.setattr(sys, "stdin", CtrlCAfter([f"{t.pk}\n" for t in threads]))
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        run("--ids-file", "-", "--yes", stderr=stderr)
+    assert exit_.value.code == 130 and stderr.getvalue().strip() == "Interrupted: nothing changed."
+    assert remaining() == ids(threads)
+
+    def ctrl_c_on_count(execute, sql, params, many, context):
+        if "COUNT(" in sql.upper():
+            raise KeyboardInterrupt
+        return execute(sql, params, many, context)
+
+    stderr = io.StringIO()
+    with connection.execute_wrapper(ctrl_c_on_count), pytest.raises(SystemExit) as exit_:
+        run("--project", str(project.pk), "--yes", stderr=stderr)
+    assert exit_.value.code == 130 and stderr.getvalue().strip() == "Interrupted: nothing changed."
+    assert remaining() == ids(threads)
+    run("--project", str(project.pk), "--yes")  # and the next run works (no temporary table left behind)
+    assert not remaining()
+
+
+def test_the_help_says_how_its_prunes_reach_metrics():
+    from threads.management.commands.prune_threads import Command
+
+    assert "PROMETHEUS_MULTIPROC_DIR" in Command().create_parser("manage.py", "prune_threads").format_help()
+    assert "PROMETHEUS_MULTIPROC_DIR" in (ROOT / "docs" / "operations.md").read_text().split("### prune_threads")[1]

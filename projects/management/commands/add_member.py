@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from config.errors import ServiceError
 from projects import services
@@ -22,11 +23,12 @@ class Command(BaseCommand):
             raise CommandError(exc.detail)
         if account is None:
             raise CommandError(f"No account {account_id}.")
-        if password is not None:
-            try:
+        try:
+            if password is not None:
                 services.validate_new_password(username=username, password=password)
-            except ServiceError as exc:
-                raise CommandError(exc.detail)
-        user = services.ensure_user(username=username, password=password)
-        services.add_member(account=account, user=user, role=role)
+            with transaction.atomic():
+                user = services.ensure_user(username=username, password=password)
+                services.add_member(account=account, user=user, role=role)
+        except ServiceError as exc:
+            raise CommandError(exc.detail)
         self.stdout.write(f"{username} is {role} of {account.name} ({account.id})")

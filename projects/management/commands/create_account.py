@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from config.errors import ServiceError
 from projects import services
@@ -15,11 +16,13 @@ class Command(BaseCommand):
         parser.add_argument("--agent-limit", type=int, help="maximum number of agents (default: site default)")
 
     def handle(self, *args, name, owner, password, thread_limit, agent_limit, **options):
-        if password is not None:
-            try:
+        try:
+            if password is not None:
                 services.validate_new_password(username=owner, password=password)
-            except ServiceError as exc:
-                raise CommandError(exc.detail)
-        user = services.ensure_user(username=owner, password=password)
-        account = services.create_account(name=name, owner=user, thread_limit=thread_limit, agent_limit=agent_limit)
+            with transaction.atomic():  # a refused account leaves no owner behind
+                user = services.ensure_user(username=owner, password=password)
+                account = services.create_account(name=name, owner=user, thread_limit=thread_limit,
+                                                  agent_limit=agent_limit)
+        except ServiceError as exc:
+            raise CommandError(exc.detail)
         self.stdout.write(str(account.id))

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import ServiceError
 from receipts.services import purge_receipts, purgeable_receipts
 
 
@@ -17,11 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, older_than_days=None, dry_run=False, **options):
         days = settings.DELETION_RECEIPT_RETENTION_DAYS if older_than_days is None else older_than_days
-        if days < 0:
-            raise CommandError("--older-than-days must be 0 or more.")
+        try:
+            old = purgeable_receipts(older_than_days=days)  # checks the age before anything is deleted
+        except ServiceError as exc:
+            raise CommandError(exc.detail)
         if dry_run:
-            n = purgeable_receipts(older_than_days=days).count()
-            self.stdout.write(f"{n:,} receipt(s) older than {days} day(s) would be purged.")
+            self.stdout.write(f"{old.count():,} receipt(s) older than {days} day(s) would be purged.")
             return
         n = purge_receipts(older_than_days=days, progress=lambda done: self.stdout.write(f"{done:,} purged"))
         self.stdout.write(f"Purged {n:,} receipt(s) older than {days} day(s).")

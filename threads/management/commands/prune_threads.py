@@ -5,6 +5,14 @@ the API and the TTL sweeper (`threads.services.pruning.prune_batch`). Each batch
 one transaction: Ctrl-C, or a failure, never leaves half a batch. Memory stays flat
 however many threads match: ids are read batch by batch (keyset pagination), and the
 ids of an `--ids-file` are streamed into a temporary table rather than into a list.
+
+What is pruned is what was counted (and confirmed): the ids matching when the count
+is taken are pinned in a temporary table, and the batches take only those (that
+still match), never a thread created meanwhile.
+
+The counters this command bumps (`threadkeeper_deleted`, ...) reach `/metrics` only
+if it runs with the stack's `PROMETHEUS_MULTIPROC_DIR` exported (see
+docs/operations.md#prune_threads).
 """
 
 import re
@@ -15,8 +23,9 @@ from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from itertools import batched
 
+from django.core.exceptions import EmptyResultSet
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -28,47 +37,74 @@ from threads.models import Thread, ThreadStatus
 from threads.selectors import deletion_impact, id_batches, keep_latest_impact
 from threads.services.pruning import STRATEGIES, prune_batch
 
-DURATION = re.compile(r"^(\d+)([smhdw])$")
+DURATION = re.compile(r"^([0-9]+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 FILTERS = ("older_than", "status", "account", "project", "agent", "ids_file")
 IDS_TABLE = "prune_threads_ids"
+PINNED_TABLE = "prune_threads_pinned"
+IDS_PROGRESS_EVERY = 100_000  # ids read from an ids file between two progress lines
 
 
-def parse_duration(text: str) -> timedelta:
+def older_than_cutoff(text: str):
+    """The last-activity time before which `--older-than` selects threads."""
     match = DURATION.match(text.strip())
-    if not match or int(match.group(1)) == 0:
+    if not match or not match.group(1).strip("0"):
         raise CommandError(
-            f"--older-than takes a positive number and a unit (s, m, h, d, w), e.g. 30d or 12h; got '{text}'."
+            f"--older-than takes a positive number and a unit (s, m, h, d, w), e.g. 30d or 12h; got '{text[:60]}'."
         )
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timezone.now() - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    except (OverflowError, ValueError):  # beyond timedelta's range (or int's digits), or before year 1
+        raise CommandError(f"--older-than {text[:60]} reaches back before year 1: give a shorter duration.")
 
 
 @contextmanager
-def ids_table(path: str):
-    """The ids of an ids file (`-`: stdin) in a temporary table, inserted 1,000 at a
-    time: yields `SELECT id FROM <table>` for a `pk__in`. Every line is checked
-    before anything is pruned; a malformed one is a CommandError naming its line."""
-    table = connection.ops.quote_name(IDS_TABLE)
-    column = Thread._meta.pk
-    try:
-        stream = nullcontext(sys.stdin) if path == "-" else open(path)
-    except OSError as exc:
-        raise CommandError(f"Cannot read {path}: {exc}")
+def temporary_ids_table(name: str):
+    """A temporary table of thread ids, dropped on the way out: yields its quoted name."""
+    table = connection.ops.quote_name(name)
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {table} (id {column.db_type(connection)} PRIMARY KEY)")
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} (id {Thread._meta.pk.db_type(connection)} PRIMARY KEY)")
     try:
-        with stream as lines_read, connection.cursor() as cursor:
-            lines = ((n, line.strip()) for n, line in enumerate(lines_read, 1) if line.strip())
-            for chunk in batched(lines, 1000):
-                rows = [(column.get_db_prep_value(_line_id(n, text), connection),) for n, text in chunk]
-                cursor.executemany(f"INSERT INTO {table} (id) VALUES (%s) ON CONFLICT DO NOTHING", rows)
-        yield RawSQL(f"SELECT id FROM {table}", [])
+        yield table
     finally:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
         except DatabaseError:  # a lost connection took the table (and the real error) with it
             pass
+
+
+@contextmanager
+def ids_table(path: str, progress=None):
+    """The ids of an ids file (`-`: stdin) in a temporary table, inserted 1,000 at a
+    time: yields `SELECT id FROM <table>` for a `pk__in`. Every line is checked
+    before anything is pruned; a malformed one is a CommandError naming its line.
+    UTF-8 (a byte-order mark is allowed); `progress(n)` every IDS_PROGRESS_EVERY ids."""
+    column = Thread._meta.pk
+    try:
+        stream = nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8-sig")
+    except OSError as exc:
+        raise CommandError(f"Cannot read {path}: {exc}")
+    with temporary_ids_table(IDS_TABLE) as table:
+        read, line = 0, 0
+        with stream as lines_read, connection.cursor() as cursor:
+
+            def numbered():
+                nonlocal line
+                for line, text in enumerate(lines_read, 1):
+                    if text := text.strip().lstrip("\ufeff"):
+                        yield line, text
+
+            try:
+                for chunk in batched(numbered(), 1000):
+                    rows = [(column.get_db_prep_value(_line_id(n, text), connection),) for n, text in chunk]
+                    cursor.executemany(f"INSERT INTO {table} (id) VALUES (%s) ON CONFLICT DO NOTHING", rows)
+                    if progress is not None and (read + len(rows)) // IDS_PROGRESS_EVERY > read // IDS_PROGRESS_EVERY:
+                        progress(read + len(rows))
+                    read += len(rows)
+            except UnicodeDecodeError:
+                raise CommandError(f"The ids file {path} is not UTF-8 text: undecodable bytes after line {line}.")
+        yield RawSQL(f"SELECT id FROM {table}", [])
 
 
 def _line_id(number: int, text: str):
@@ -79,7 +115,9 @@ def _line_id(number: int, text: str):
 
 
 class Command(BaseCommand):
-    help = "Prune threads in bulk: delete them, or keep only their latest checkpoints (keep_latest)."
+    help = ("Prune threads in bulk: delete them, or keep only their latest checkpoints (keep_latest). Only the "
+            "threads counted (and confirmed) are pruned. Run beside the stack, export its PROMETHEUS_MULTIPROC_DIR "
+            "for the prune to count in /metrics.")
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than", help="last activity older than this: 15m, 12h, 30d, 2w")
@@ -99,28 +137,36 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         if not 1 <= o["batch_size"] <= 5000:
             raise CommandError("--batch-size must be between 1 and 5000.")
-        if not any(o[key] for key in FILTERS):
+        for key in FILTERS:  # an empty filter must not silently widen the selection to everything
+            if o[key] is not None and not o[key].strip():
+                raise CommandError(f"--{key.replace('_', '-')} is empty.")
+        if all(o[key] is None for key in FILTERS):
             raise CommandError("Give at least one filter: --older-than, --status, --account, --project, --agent "
                                "or --ids-file.")
         if o["ids_file"] == "-" and not (o["yes"] or o["dry_run"]):
             raise CommandError("With ids on stdin there is no terminal to confirm on: pass --yes (or --no-input).")
         selection = self.select(o)
-        # One log line for the whole run, with its totals, after the progress bar.
-        with destructive_operation("prune_threads", strategy=o["strategy"]):
-            if o["ids_file"]:
-                with ids_table(o["ids_file"]) as ids:
-                    self.prune(selection.filter(pk__in=ids), o)
-            else:
-                self.prune(selection, o)
+        try:
+            # One log line for the whole run, with its totals, after the progress bar.
+            with destructive_operation("prune_threads", strategy=o["strategy"]):
+                if o["ids_file"] is not None:
+                    progress = lambda n: self.stdout.write(f"{n:,} ids read from {o['ids_file']}")  # noqa: E731
+                    with ids_table(o["ids_file"], progress=progress) as ids:
+                        self.prune(selection.filter(pk__in=ids), o)
+                else:
+                    self.prune(selection, o)
+        except KeyboardInterrupt:  # before any batch (a batch's own Ctrl-C is handled in run_batches)
+            self.stderr.write("Interrupted: nothing changed.")
+            raise SystemExit(130)
 
     def select(self, o):
         selection = Thread.objects.all()
-        if o["older_than"]:
-            selection = selection.filter(last_activity_at__lt=timezone.now() - parse_duration(o["older_than"]))
-        if o["status"]:
+        if o["older_than"] is not None:
+            selection = selection.filter(last_activity_at__lt=older_than_cutoff(o["older_than"]))
+        if o["status"] is not None:
             selection = selection.filter(status=o["status"])
         for option, field in (("account", "account_id"), ("project", "project_id"), ("agent", "agent_id")):
-            if o[option]:
+            if o[option] is not None:
                 try:
                     selection = selection.filter(**{field: parse_uuid(o[option], name=f"--{option}")})
                 except ServiceError as exc:
@@ -128,6 +174,20 @@ class Command(BaseCommand):
         return selection
 
     def prune(self, selection, o):
+        """Pin the matching ids, then count, confirm and prune those only."""
+        with temporary_ids_table(PINNED_TABLE) as table:
+            try:
+                select, params = selection.order_by().values("pk").query.sql_with_params()
+            except EmptyResultSet:  # nothing can match: the table stays empty
+                select = None
+            if select is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"INSERT INTO {table} (id) SELECT selected.* FROM ({select}) selected", params)
+            # The selection's filters still apply at prune time: a pinned thread that
+            # stopped matching (or was deleted) meanwhile is left out, so never more.
+            self.prune_pinned(selection.filter(pk__in=RawSQL(f"SELECT id FROM {table}", [])), o)
+
+    def prune_pinned(self, selection, o):
         if o["strategy"] == "delete":
             impact = deletion_impact(thread_ids_queryset=selection)
             total = selection.count()
@@ -166,8 +226,9 @@ class Command(BaseCommand):
 
         kind = JobKind.DELETE_THREADS if o["strategy"] == "delete" else JobKind.PRUNE_KEEP_LATEST
         verb = "Delete" if o["strategy"] == "delete" else "Prune old checkpoints of"
-        job = submit_job(kind=kind, targets=selection, total=total, description=f"{verb} {total:,} threads",
-                         source="command", batch_size=o["batch_size"])
+        with transaction.atomic():  # the job and its targets, or nothing (Ctrl-C)
+            job = submit_job(kind=kind, targets=selection, total=total, description=f"{verb} {total:,} threads",
+                             source="command", batch_size=o["batch_size"])
         self.stdout.write(self.style.SUCCESS(
             f"Job {job.pk} submitted: {total} threads in batches of {o['batch_size']}. Follow it (and cancel it) "
             f"in the admin at {reverse('admin:jobs_job_change', args=[job.pk])}"
@@ -176,7 +237,12 @@ class Command(BaseCommand):
     def confirm(self, question):
         if not sys.stdin.isatty():
             raise CommandError("No terminal to confirm on: pass --yes (or --no-input).")
-        if input(question).strip().lower() not in ("y", "yes"):
+        try:
+            answer = input(question)
+        except EOFError:  # Ctrl-D: no answer is not a yes
+            answer = ""
+            self.stdout.write("")
+        if answer.strip().lower() not in ("y", "yes"):
             raise CommandError("Aborted: nothing changed.")
 
     def run_batches(self, selection, total, o):
