@@ -627,8 +627,12 @@ class HistorySerializer(HistoryQuerySerializer):
     checkpoint = CheckpointRefSerializer(required=False, allow_null=True)
 
     def validate_before(self, value):
-        if isinstance(value, dict):
-            value = value.get("checkpoint_id")
+        if isinstance(value, dict):  # a checkpoint reference, or a config (`{"configurable": {...}}`)
+            configurable = value.get("configurable")
+            value = value.get("checkpoint_id") or (
+                configurable.get("checkpoint_id") if isinstance(configurable, dict) else None)
+            if value is None:
+                raise serializers.ValidationError("A checkpoint reference names its checkpoint_id.")
         if value is not None and not isinstance(value, str):
             raise serializers.ValidationError("A checkpoint id or a checkpoint reference.")
         return value or None

@@ -175,6 +175,11 @@ def test_update_state_history_and_state_at_a_checkpoint(client):
     assert only["checkpoint"]["checkpoint_id"] == first["checkpoint"]["checkpoint_id"]
     older = client.threads.get_history(tid, before=second["checkpoint"]["checkpoint_id"], limit=5)
     assert [h["values"]["topic"] for h in older] == ["a"]
+    # `before` as a config, the shape LangGraph's history entries carry (it was ignored: the whole history)
+    config = {"configurable": {"checkpoint_id": second["checkpoint"]["checkpoint_id"]}}
+    assert [h["values"]["topic"] for h in client.threads.get_history(tid, before=config)] == ["a"]
+    with pytest.raises(UnprocessableEntityError):
+        client.threads.get_history(tid, before={"configurable": {}})
     assert [h["values"]["topic"] for h in client.threads.get_history(tid, metadata={"source": "update"}, limit=1)] \
         == ["b"]
     at_first = client.threads.get_state(tid, checkpoint_id=first["checkpoint"]["checkpoint_id"])
@@ -328,3 +333,17 @@ def test_a_rolled_back_run_s_input_leaves_the_state_and_stays_on_record(client):
         ("human", "keep"), ("ai", "Echo: keep"), ("human", "next"), ("ai", "Echo: next")]
     kept = Message.objects.get(thread_id=tid, rolled_back=True)  # the record of what was sent
     assert kept.text == "approve: tool.hold" and kept.run_id is None
+
+
+def test_a_busy_thread_refuses_a_state_update(client):
+    """The run writes its result over the state it started from: an update sent while
+    it runs answered 200 and was then lost. As on LangGraph, a busy thread is a 409;
+    a thread paused on an interrupt takes the update."""
+    tid = client.threads.create()["thread_id"]
+    run = client.runs.create(tid, "echo", input={"messages": [{"role": "user", "content": "later"}]},
+                             after_seconds=3600)
+    with pytest.raises(ConflictError):
+        client.threads.update_state(tid, {"x": 1})
+    client.runs.cancel(tid, run["run_id"])
+    client.threads.update_state(tid, {"x": 1})
+    assert client.threads.get_state(tid)["values"]["x"] == 1

@@ -379,7 +379,8 @@ def execute_run(*, run_id) -> Run | None:
         if base is not None and (latest is None or latest.checkpoint_id != base[1]):
             # LangGraph's run from an older checkpoint: the state forks there
             try:
-                update_state(thread=thread, values=None, checkpoint_ns=base[0], checkpoint_id=base[1])
+                update_state(thread=thread, values=None, checkpoint_ns=base[0], checkpoint_id=base[1],
+                             while_busy=True)
             except NotFound:  # gone since the run was created (a prune, a rollback): the run fails
                 return end_unstartable_run(run, thread, f"The checkpoint '{base[1]}' it starts from is gone.")
         messages = input_messages(run.input)

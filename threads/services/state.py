@@ -8,10 +8,10 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Invalid, NotFound
+from config.errors import Conflict, Invalid, NotFound
 
 from ..message_format import add_messages, normalise
-from ..models import Checkpoint, CheckpointWrite, Message, Thread
+from ..models import Checkpoint, CheckpointWrite, Message, Thread, ThreadStatus
 from ..selectors import channel_values, thread_values
 from ..vectorstore import schedule_message_indexing
 from .checkpoints import store_checkpoint
@@ -57,7 +57,7 @@ def removal(message: dict) -> dict:
 
 @transaction.atomic
 def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoint_id: str | None = None,
-                 checkpoint_ns: str = "") -> Checkpoint:
+                 checkpoint_ns: str = "", while_busy: bool = False) -> Checkpoint:
     """Write a checkpoint whose values are the base state's with `values` applied.
     The base is the latest checkpoint of the namespace, or `checkpoint_id` (404 if the
     thread has no such checkpoint). A closed thread refuses (409).
@@ -67,9 +67,18 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     stored since the base belong to the branch left behind. Either way the new
     checkpoint counts every stored message as seen (its `message_seq`). `messages`
     follow LangGraph's `add_messages`, removals (`{"type": "remove", "id"}`) included;
-    a stored message stays in the thread's messages, only the state leaves it out."""
+    a stored message stays in the thread's messages, only the state leaves it out.
+
+    A thread with a run in progress or queued (`running`) refuses (409), as LangGraph's
+    busy thread does: the run writes its result over the state it started from, so an
+    update now would be lost. A thread paused on an interrupt takes updates (that is
+    how its state is edited before it continues). `while_busy`: for the run itself,
+    forking the state where it starts."""
     locked = lock_thread(thread.pk)
     ensure_open(locked)
+    if locked.status == ThreadStatus.RUNNING and not while_busy:
+        raise Conflict("The thread has a run in progress or queued; update its state once the run has ended "
+                       "(or cancel it).")
     in_ns = Checkpoint.objects.filter(thread=locked, checkpoint_ns=checkpoint_ns)
     latest = in_ns.order_by("-id").first()
     base = in_ns.filter(checkpoint_id=checkpoint_id).first() if checkpoint_id else latest
