@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from threads.serializers import WebhookURLField
+from threads.serializers import StreamModeField, WebhookURLField
 
 from .models import AgentTrigger, AgentVersion, TriggerKind
 from .selectors import CRON_SORT_FIELDS
@@ -182,7 +182,8 @@ class AssistantConfigSerializer(serializers.Serializer):
     becomes the agent's model) has at most 200 characters, as an agent's."""
 
     def validate_config(self, value):
-        if value is not None and not isinstance(value.get("configurable", {}) or {}, dict):
+        configurable = value.get("configurable") if value is not None else None
+        if configurable is not None and not isinstance(configurable, dict):  # [] too, not only a truthy list
             raise serializers.ValidationError("configurable must be an object.")
         return value
 
@@ -300,7 +301,7 @@ class CronOptionsSerializer(serializers.Serializer):
     end_time = serializers.DateTimeField(required=False, allow_null=True)
     enabled = serializers.BooleanField(required=False, allow_null=True)
     timezone = serializers.CharField(required=False, allow_null=True, max_length=64)
-    stream_mode = serializers.JSONField(required=False, allow_null=True)
+    stream_mode = StreamModeField(required=False, allow_null=True)
     stream_subgraphs = serializers.BooleanField(required=False, allow_null=True)
     stream_resumable = serializers.BooleanField(required=False, allow_null=True)
     durability = serializers.ChoiceField(choices=["sync", "async", "exit"], required=False, allow_null=True)

@@ -153,6 +153,8 @@ def test_stateless_cron_runs_on_a_new_thread_each_time(lg, agent, account):
     ({"schedule": "@daily", "webhook": "ftp://x/y"}, "webhook"),
     ({"schedule": "@daily", "input": {"messages": [{"role": "robot", "content": "x"}]}}, "input"),
     ({"schedule": "@daily", "interrupt_before": ["nope"]}, "interrupt_before"),
+    ({"schedule": "@daily", "stream_mode": "nope"}, "stream_mode"),
+    ({"schedule": "@daily", "stream_mode": []}, "stream_mode"),
     ({}, "schedule"),
 ])
 def test_bad_cron_bodies_are_422(lg, thread, agent, body, field):

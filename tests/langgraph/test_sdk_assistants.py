@@ -124,15 +124,17 @@ def test_a_graph_name_or_its_default_assistant_id_reads_as_that_assistant(client
 
 
 def test_config_that_is_not_an_object_or_a_model_too_long_is_a_422(client):
-    for config, context in (({"configurable": "x"}, None), ({"configurable": [1]}, None),
+    for config, context in (({"configurable": "x"}, None), ({"configurable": [1]}, None), ({"configurable": []}, None),
+                            ({"configurable": ""}, None), ({"configurable": 0}, None),
                             ({"configurable": {"model": "m" * 201}}, None), (None, {"model": "m" * 201})):
         with pytest.raises(UnprocessableEntityError) as refused:
             client.assistants.create("echo", config=config, context=context)
         assert refused.value.response.json()["detail"]
     created = client.assistants.create("echo", config={"configurable": {"model": {"provider": "x"}}})
     assert created["config"] == {"configurable": {"model": {"provider": "x"}}}  # a non-string model is kept as is
-    with pytest.raises(UnprocessableEntityError):
-        client.assistants.update(created["assistant_id"], config={"configurable": "x"})
+    for configurable in ("x", [], 0):
+        with pytest.raises(UnprocessableEntityError):
+            client.assistants.update(created["assistant_id"], config={"configurable": configurable})
     assert Agent.objects.count() == 1
 
 
