@@ -4,6 +4,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, Exists, JSONField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Coalesce
 
 from projects.selectors import account_ids_for, visible_to, writable_account_ids_for
 
@@ -94,6 +95,8 @@ def search_langgraph_threads(queryset: QuerySet, *, metadata: dict | None = None
     if status:
         qs = filter_langgraph_status(qs, status)
     field = THREAD_SORT_FIELDS[sort_by]
+    if field == "state_updated_at":  # as shown: a thread without a checkpoint shows its updated_at
+        qs, field = qs.annotate(state_sort=Coalesce("state_updated_at", "updated_at")), "state_sort"
     return qs.order_by(f"-{field}" if sort_order == "desc" else field, "-id" if sort_order == "desc" else "id")
 
 

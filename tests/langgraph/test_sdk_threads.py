@@ -347,3 +347,21 @@ def test_a_busy_thread_refuses_a_state_update(client):
     client.runs.cancel(tid, run["run_id"])
     client.threads.update_state(tid, {"x": 1})
     assert client.threads.get_state(tid)["values"]["x"] == 1
+
+
+def test_updated_at_moves_with_runs_and_state_and_sorts_recent_activity_first(client):
+    """`updated_at` stayed at creation whatever happened on the thread, and sorting by
+    `state_updated_at` put the threads without a checkpoint first."""
+    older, newer, bare = (client.threads.create()["thread_id"] for _ in range(3))
+    created = client.threads.get(older)["updated_at"]
+    client.runs.wait(older, "echo", input={"messages": [{"role": "user", "content": "hi"}]})
+    after_run = client.threads.get(older)["updated_at"]
+    assert after_run > created
+    client.threads.update_state(newer, {"x": 1})
+    assert client.threads.get(newer)["updated_at"] > created
+    client.threads.update_state(older, {"x": 2})
+    assert client.threads.get(older)["updated_at"] > after_run
+    ids = [t["thread_id"] for t in client.threads.search(sort_by="updated_at", sort_order="desc")]
+    assert ids[:3] == [older, newer, bare]
+    by_state = [t["thread_id"] for t in client.threads.search(sort_by="state_updated_at", sort_order="desc")]
+    assert by_state[:3] == [older, newer, bare]

@@ -15,7 +15,7 @@ from ..models import Checkpoint, CheckpointWrite, Message, Thread, ThreadStatus
 from ..selectors import channel_values, thread_values
 from ..vectorstore import schedule_message_indexing
 from .checkpoints import store_checkpoint
-from .threads import create_thread, ensure_open, lock_thread
+from .threads import activity, create_thread, ensure_open, lock_thread
 
 
 def checkpoint_config(checkpoint: Checkpoint | None, *, thread_id) -> dict:
@@ -92,6 +92,7 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     seen = base_meta.get("message_seq", 0) if base == latest and not current else locked.last_message_seq
     step = base_meta.get("step")
     new_id = str(uuid.uuid4())
+    Thread.objects.filter(pk=locked.pk).update(**activity(locked))
     return store_checkpoint(
         thread=locked, checkpoint_ns=checkpoint_ns, checkpoint_id=new_id,
         parent_checkpoint_id=base.checkpoint_id if base is not None else None,

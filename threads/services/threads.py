@@ -170,10 +170,12 @@ def expiry(ttl_minutes: int | None, now):
 
 def activity(thread: Thread) -> dict:
     """The fields to update when something happens on a (locked) thread: its last
-    activity, and its expiry moved along with it."""
+    activity and `updated_at` (LangGraph's thread moves it with its status and state,
+    and sorts on it), and its expiry moved along with it."""
     now = timezone.now()
-    thread.last_activity_at, thread.expires_at = now, expiry(thread.ttl_minutes, now)
-    return {"last_activity_at": now, "expires_at": thread.expires_at}
+    thread.last_activity_at = thread.updated_at = now
+    thread.expires_at = expiry(thread.ttl_minutes, now)
+    return {"last_activity_at": now, "updated_at": now, "expires_at": thread.expires_at}
 
 
 def lock_thread(thread_id) -> Thread:
