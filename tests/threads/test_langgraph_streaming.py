@@ -227,3 +227,32 @@ def test_a_thread_stream_and_a_join_end_when_the_thread_is_deleted(client, threa
     assert not any(reader.is_alive() for reader in readers)
     assert streamed[-1].event == "end" and streamed[-1].data == {"thread_id": str(thread.pk), "status": "deleted"}
     assert joined[0]["__error__"]["error"] == "RunDeleted"
+
+
+def test_with_the_bus_unreachable_streams_end_cleanly_and_joins_follow_the_database(client, thread, settings):
+    """Redis down: a join answered 200 and then cut its body short (a traceback in the
+    server's log). Now a stream sends an `error` event (`StreamUnavailable`) and ends,
+    and a join or wait follows the run's status in the database and answers its state
+    — for a run that ended, and for one that ends while the join waits."""
+    import threading
+
+    done = client.runs.wait(str(thread.pk), "echo", input=ask("before"))
+    assert done["messages"][-1]["content"] == "Echo: before"
+    finished = client.runs.list(str(thread.pk))[0]
+    later = client.runs.create(str(thread.pk), "echo", input=ask("later"), after_seconds=3600)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # the run streams' bus: nothing listens there
+    settings.RUN_STREAM_HEARTBEAT_SECONDS = 0.2
+    with pytest.raises(Exception) as refused:  # before any event: a 503 saying why
+        list(client.runs.join_stream(str(thread.pk), finished["run_id"]))
+    assert refused.value.response.status_code == 503 and "Redis" in refused.value.response.json()["detail"]
+    streamed = list(client.runs.join_stream(str(thread.pk), finished["run_id"], last_event_id="0-0"))
+    assert [p.event for p in streamed] == ["error"] and streamed[0].data["error"] == "StreamUnavailable"
+    assert client.runs.join(str(thread.pk), finished["run_id"])["messages"][-1]["content"] == "Echo: before"
+    joined = []
+    reader = threading.Thread(target=lambda: joined.append(client.runs.join(str(thread.pk), later["run_id"])))
+    reader.start()
+    time.sleep(0.6)
+    assert joined == []  # still waiting on the run, in the database
+    client.runs.cancel(str(thread.pk), later["run_id"])
+    reader.join(20)
+    assert not reader.is_alive() and joined[0]["messages"][-1]["content"] == "Echo: before"

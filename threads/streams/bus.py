@@ -43,6 +43,18 @@ class Event:
     data: Any
 
 
+def _bus_errors() -> tuple:
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # no Redis client: the in-process bus
+        return (OSError,)
+    return (RedisError, OSError)
+
+
+# What a bus that cannot be reached raises (Redis down, a socket gone).
+BUS_ERRORS = _bus_errors()
+
+
 def dumps(data) -> str:
     return json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
 

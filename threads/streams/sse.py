@@ -7,20 +7,27 @@ ASGI server's event loop, so a slow client costs no thread there). When nothing
 arrives for `RUN_STREAM_HEARTBEAT_SECONDS`, a stream sends an SSE comment (which also
 reveals a client that went away) and asks the database, once, whether its run still
 exists and is active: a run whose executor was lost ends its stream this way.
+
+A bus that cannot be reached (Redis down) never cuts a response short: a stream
+sends an `error` event (`StreamUnavailable`) and ends — the run goes on — and a
+`wait` or `join` follows the run's status in the database instead, then answers its
+state from there.
 """
 
+import asyncio
 import json
 import logging
 import threading
-from functools import partial
+import time
 from collections.abc import Callable
+from functools import partial
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from ..models import ACTIVE_RUN_STATUSES, Run, Thread
-from .bus import READ_BATCH, Event, dumps, get_bus
+from ..models import ACTIVE_RUN_STATUSES, ApprovalStatus, Run, RunStatus, Thread
+from .bus import BUS_ERRORS, READ_BATCH, Event, dumps, get_bus
 from .events import INTERNAL_EVENTS, wanted
 
 logger = logging.getLogger(__name__)
@@ -150,6 +157,18 @@ def on_close(callback: Callable[[], None] | None) -> None:
     threading.Thread(target=call, daemon=True).start()
 
 
+def unavailable(follower: Follower, exc: Exception) -> bytes:
+    """The last frame of a stream whose bus cannot be reached: the stream ends (not
+    the run, so no on-disconnect action either)."""
+    logger.warning("Run stream %s ended: the event bus is unreachable (%s)", follower.log, exc)
+    follower.done = True
+    return frame(Event(id=follower.after or "0-0", event="error", data={
+        "error": "StreamUnavailable",
+        "message": "The event stream is unavailable (its bus cannot be reached); the run goes on. "
+                   "Join it again later, or read the thread's state.",
+    }))
+
+
 def sse(follower: Follower, *, disconnected: Callable | None = None):
     """SSE frames for a WSGI server (blocking reads)."""
     heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
@@ -166,6 +185,8 @@ def sse(follower: Follower, *, disconnected: Callable | None = None):
                 continue
             for event in follower.take(events):
                 yield frame(event)
+    except BUS_ERRORS as exc:
+        yield unavailable(follower, exc)
     finally:
         if not follower.done:
             on_close(disconnected)
@@ -187,9 +208,31 @@ async def asse(follower: Follower, *, disconnected: Callable | None = None):
                 continue
             for event in follower.take(events):
                 yield frame(event)
+    except BUS_ERRORS as exc:
+        yield unavailable(follower, exc)
     finally:
         if not follower.done:
             on_close(disconnected)
+
+
+def run_outcome(follower: Follower) -> bool:
+    """Without the bus: whether the run has ended (or paused on an interrupt), from the
+    database; if so the follower is done with its status (and error)."""
+    row = Run.objects.filter(pk=follower.run_id).values_list("status", "error").first()
+    status, error = row if row is not None else (None, None)
+    paused = status == RunStatus.RUNNING and Run.objects.filter(
+        pk=follower.run_id, approvals__status=ApprovalStatus.PENDING).exists()
+    if status in ACTIVE_RUN_STATUSES and not paused:
+        return False
+    follower.done = True
+    follower.status = "interrupted" if paused else (status or "deleted")
+    if status == RunStatus.ERROR:
+        follower.error = {"error": "RunError", "message": error or ""}
+    return True
+
+
+def bus_lost(follower: Follower, exc: Exception) -> None:
+    logger.warning("Run log %s unreachable (%s): following the run in the database", follower.log, exc)
 
 
 def final_body(follower: Follower, fallback: Callable[[], dict]) -> bytes:
@@ -208,14 +251,20 @@ def body_at_end(follower: Follower, fallback: Callable[[], dict], *, disconnecte
     left) meanwhile. The body is the run's last `values` (else `fallback()`)."""
     heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
     try:
-        follower.check()
-        while not follower.done:
-            events = follower.bus.read(follower.log, follower.after, heartbeat)
-            if events:
-                follower.take(events)
-            else:
+        try:
+            follower.check()
+            while not follower.done:
+                events = follower.bus.read(follower.log, follower.after, heartbeat)
+                if events:
+                    follower.take(events)
+                else:
+                    yield b"\n"
+                    follower.check()
+        except BUS_ERRORS as exc:
+            bus_lost(follower, exc)
+            while not run_outcome(follower):
                 yield b"\n"
-                follower.check()
+                time.sleep(heartbeat)
         yield final_body(follower, fallback)
     finally:
         if not follower.done:
@@ -226,14 +275,20 @@ async def abody_at_end(follower: Follower, fallback: Callable[[], dict], *, disc
     heartbeat = settings.RUN_STREAM_HEARTBEAT_SECONDS
     check = partial(in_thread, follower.check)
     try:
-        await check()
-        while not follower.done:
-            events = await follower.bus.aread(follower.log, follower.after, heartbeat)
-            if events:
-                follower.take(events)
-            else:
+        try:
+            await check()
+            while not follower.done:
+                events = await follower.bus.aread(follower.log, follower.after, heartbeat)
+                if events:
+                    follower.take(events)
+                else:
+                    yield b"\n"
+                    await check()
+        except BUS_ERRORS as exc:
+            bus_lost(follower, exc)
+            while not await in_thread(run_outcome, follower):
                 yield b"\n"
-                await check()
+                await asyncio.sleep(heartbeat)
         yield await in_thread(final_body, follower, fallback)
     finally:
         if not follower.done:
