@@ -8,9 +8,18 @@ https://docs.djangoproject.com/en/6.1/howto/deployment/asgi/
 """
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings')
 
-application = get_asgi_application()
+try:
+    application = get_asgi_application()
+except ImproperlyConfigured as exc:
+    # Settings that cannot work (config.settings names them) stop the server. Exit
+    # status 3 is uvicorn's "startup failure": its supervisor (--workers N) then stops
+    # instead of restarting the worker for ever; any other server just sees it exit.
+    sys.stderr.write(f"config.asgi: the application cannot start: {exc}\n")
+    sys.exit(3)

@@ -7,8 +7,11 @@ local-memory cache, Celery tasks executed in-process and sandboxes as local
 directories. See `.env.example` for every variable.
 """
 
+import ipaddress
 import logging
+import math
 import os
+import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -24,27 +27,115 @@ if ENV_FILE:
     load_dotenv(ENV_FILE, override=False)
 
 
+# A value that cannot be used is refused at startup, naming the variable and what it
+# accepts, rather than failing later (a traceback without the name, or an error on
+# every request or task that reads it). The helpers record each problem and go on
+# with the default, so one ImproperlyConfigured at the end of this module lists them
+# all; every process (manage.py, uvicorn, the Celery worker and beat) loads these
+# settings first, so none starts with a bad value.
+_ERRORS: list[str] = []
+
+
+def _refuse(message: str, default):
+    _ERRORS.append(message)
+    return default
+
+
+TRUE_SPELLINGS = ("1", "true", "yes", "on")
+FALSE_SPELLINGS = ("0", "false", "no", "off")
+
+
 def env_bool(name: str, default: bool = False) -> bool:
+    """1/true/yes/on or 0/false/no/off (any case); unset or empty: the default."""
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    spelled = value.strip().lower()
+    if spelled in TRUE_SPELLINGS:
+        return True
+    if spelled in FALSE_SPELLINGS:
+        return False
+    return _refuse(f"{name} must be one of {', '.join(TRUE_SPELLINGS)} (on) or {', '.join(FALSE_SPELLINGS)} "
+                   f"(off), got {value!r}", default)
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """A whole number, at least `minimum`; unset or empty: the default."""
     value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        return _refuse(f"{name} must be an integer, got {value!r}", default)
+    if number < minimum:
+        return _refuse(f"{name} must be at least {minimum}, got {value!r}", default)
+    return number
+
+
+def env_float(name: str, default: float, minimum: float = 0.0, *, positive: bool = False) -> float:
+    """A finite number, at least `minimum` (above it with `positive`); unset or empty: the default."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        return _refuse(f"{name} must be a number, got {value!r}", default)
+    if not math.isfinite(number):
+        return _refuse(f"{name} must be a finite number, got {value!r}", default)
+    if number < minimum or (positive and number <= minimum):
+        return _refuse(f"{name} must be {'greater than' if positive else 'at least'} {minimum:g}, got {value!r}",
+                       default)
+    return number
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...], *, lower: bool = True) -> str:
+    """One of `choices` (case-insensitive unless `lower` is off); unset or empty: the default."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    spelled = value.strip().lower() if lower else value.strip()
+    if spelled in choices:
+        return spelled
+    return _refuse(f"{name} must be one of {', '.join(choices)}, got {value!r}", default)
 
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str:
+    """A throttle rate as Django REST framework reads it: `<requests>/<period>`, the
+    period a second, minute, hour or day (`30/min`, `5/s`, `100/hour`, `1000/day`)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*", value, re.IGNORECASE)
+    if not match or int(match.group(1)) < 1:
+        return _refuse(f"{name} must be a rate such as 30/min: at least 1 request per s, sec, second, m, min, "
+                       f"minute, h, hour, d or day, got {value!r}", default)
+    # REST framework reads the count and the period's first letter, as written here.
+    return f"{int(match.group(1))}/{match.group(2).lower()}"
+
+
+def env_networks(name: str, default: str) -> list[str]:
+    """Comma-separated IP networks (`10.0.0.0/8`, `::1/128`) or addresses."""
+    networks = env_list(name, default)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            _refuse(f"{name} must be comma-separated IP networks such as 10.0.0.0/8 or ::1/128; "
+                    f"{network!r} is not one ({exc})", None)
+    return networks
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
+        _refuse("SECRET_KEY is required when DEBUG is off.", None)
     SECRET_KEY = "insecure-development-key-only-for-debug-mode-0123456789"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -201,21 +292,21 @@ CELERY_BEAT_SCHEDULE = {
     # beat: sandboxes
     "reconcile-sandboxes": {
         "task": "sandboxes.tasks.reconcile_sandboxes",
-        "schedule": env_int("SANDBOX_RECONCILE_INTERVAL", 300),  # seconds
+        "schedule": env_int("SANDBOX_RECONCILE_INTERVAL", 300, minimum=1),  # seconds
     },
     # beat: agents
     "fire-due-agent-triggers": {"task": "agents.tasks.fire_due_triggers", "schedule": 60.0},
     # beat: threads ttl
     "sweep-expired-threads": {
         "task": "threads.tasks.sweep_expired_threads",
-        "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
+        "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5, minimum=1),
     },
     "requeue-pending-runs": {"task": "threads.tasks.requeue_pending_runs", "schedule": 60.0},
     "reindex-pending-messages": {"task": "threads.tasks.reindex_pending_messages", "schedule": 60.0},
     # beat: deletion receipts (the outbox of a deletion's outside cleanup)
     "reconcile-deletions": {
         "task": "receipts.tasks.reconcile_deletions",
-        "schedule": env_int("DELETION_RECONCILE_INTERVAL", 300),  # seconds
+        "schedule": env_int("DELETION_RECONCILE_INTERVAL", 300, minimum=1),  # seconds
     },
     "purge-deletion-receipts": {"task": "receipts.tasks.purge_receipts", "schedule": 24 * 3600.0},
     # beat: approvals
@@ -253,15 +344,15 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
     # Login throttling (config.auth), counted in the cache.
     "DEFAULT_THROTTLE_RATES": {
-        "login": os.environ.get("LOGIN_RATE_PER_IP", "30/min"),
-        "login_username": os.environ.get("LOGIN_RATE_PER_USERNAME", "10/min"),
+        "login": env_rate("LOGIN_RATE_PER_IP", "30/min"),
+        "login_username": env_rate("LOGIN_RATE_PER_USERNAME", "10/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 60)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 60, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "SIGNING_KEY": SECRET_KEY,
     # Refresh tokens rotate and the used one is blacklisted; access tokens carry a hash
@@ -295,14 +386,14 @@ SPECTACULAR_SETTINGS = {
 
 # --- Runtimes: {name: dotted path of a threads.runtime.Runtime} ----------------
 THREAD_RUNTIMES = {"echo": "threads.runtime.EchoRuntime"}
-DEFAULT_RUNTIME = os.environ.get("DEFAULT_RUNTIME", "echo")
+DEFAULT_RUNTIME = env_choice("DEFAULT_RUNTIME", "echo", tuple(THREAD_RUNTIMES), lower=False)
 # The model of an assistant created through LangGraph's API that names none
 # (`config.configurable.model` or `context.model`).
 DEFAULT_ASSISTANT_MODEL = os.environ.get("DEFAULT_ASSISTANT_MODEL", "echo-1")
 # A run still pending after this many seconds is sent to the worker again (beat).
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 120)
 # A run's `webhook`: seconds per POST, retries of a failed one, first backoff (doubling).
-WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 WEBHOOK_MAX_RETRIES = env_int("WEBHOOK_MAX_RETRIES", 5)
 WEBHOOK_RETRY_BACKOFF = env_int("WEBHOOK_RETRY_BACKOFF", 2)
 # Whether a run's webhook may reach loopback, private and link-local addresses (a
@@ -310,28 +401,30 @@ WEBHOOK_RETRY_BACKOFF = env_int("WEBHOOK_RETRY_BACKOFF", 2)
 # be pointed at internal services.
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", DEBUG)
 # How many recent messages a runtime is given.
-RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50)
+RUNTIME_HISTORY = env_int("RUNTIME_HISTORY", 50, minimum=1)
 # Seconds between the echo runtime's streamed tokens.
-ECHO_TOKEN_DELAY = float(os.environ.get("ECHO_TOKEN_DELAY", "0.02"))
+ECHO_TOKEN_DELAY = env_float("ECHO_TOKEN_DELAY", 0.02)
 
 # --- Run streams (the event bus: Redis with REDIS_URL, else in-process) ------------
 # How long a run's events stay after its last one (resuming with Last-Event-ID, joining).
-RUN_STREAM_RETENTION_SECONDS = env_int("RUN_STREAM_RETENTION_SECONDS", 3600)
-RUN_STREAM_MAX_EVENTS = env_int("RUN_STREAM_MAX_EVENTS", 10_000)
+RUN_STREAM_RETENTION_SECONDS = env_int("RUN_STREAM_RETENTION_SECONDS", 3600, minimum=1)
+RUN_STREAM_MAX_EVENTS = env_int("RUN_STREAM_MAX_EVENTS", 10_000, minimum=1)
 # A stream with nothing to send says so (an SSE comment) this often, and then checks
 # that its run still exists (a worker lost mid-run never publishes its `end`).
-RUN_STREAM_HEARTBEAT_SECONDS = float(os.environ.get("RUN_STREAM_HEARTBEAT_SECONDS", "5"))
+RUN_STREAM_HEARTBEAT_SECONDS = env_float("RUN_STREAM_HEARTBEAT_SECONDS", 5.0, positive=True)
 
 # --- Thread time-to-live ---------------------------------------------------------
 # A thread expires `ttl` minutes after its last activity (its own `ttl`, else
 # default_ttl; None: threads without their own ttl never expire). The sweeper runs
 # every sweep_interval_minutes and prunes at most sweep_limit threads per run with
 # the strategy (`delete` or `keep_latest`).
+# The prune strategies of threads.services.pruning.STRATEGIES (a test keeps them equal).
+THREAD_TTL_STRATEGIES = ("delete", "keep_latest")
 THREAD_TTL = {
-    "strategy": os.environ.get("THREAD_TTL_STRATEGY", "delete"),
+    "strategy": env_choice("THREAD_TTL_STRATEGY", "delete", THREAD_TTL_STRATEGIES),
     "default_ttl": env_int("THREAD_TTL_DEFAULT_MINUTES", 0) or None,
-    "sweep_interval_minutes": env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5),
-    "sweep_limit": env_int("THREAD_TTL_SWEEP_LIMIT", 1000),
+    "sweep_interval_minutes": env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5, minimum=1),
+    "sweep_limit": env_int("THREAD_TTL_SWEEP_LIMIT", 1000, minimum=1),
 }
 
 # --- Models: context windows (tokens) for the agent-thread detail's contextWindow ---
@@ -342,7 +435,7 @@ MODEL_REGISTRY = {
     "claude-sonnet-4": {"context_window": 200_000},
     "claude-opus-4": {"context_window": 200_000},
 }
-DEFAULT_CONTEXT_WINDOW = env_int("DEFAULT_CONTEXT_WINDOW", 128_000)
+DEFAULT_CONTEXT_WINDOW = env_int("DEFAULT_CONTEXT_WINDOW", 128_000, minimum=1)
 # Minutes a pending approval waits before it times out (0: never).
 APPROVAL_TIMEOUT_MINUTES = env_int("APPROVAL_TIMEOUT_MINUTES", 60)
 
@@ -351,22 +444,26 @@ APPROVAL_TIMEOUT_MINUTES = env_int("APPROVAL_TIMEOUT_MINUTES", 60)
 # (Celery, in batches of `batch_size` threads per transaction) with a progress page.
 BACKGROUND_JOBS = {
     "threshold": env_int("BACKGROUND_JOB_THRESHOLD", 1000),
-    "batch_size": env_int("BACKGROUND_JOB_BATCH_SIZE", 1000),
+    "batch_size": env_int("BACKGROUND_JOB_BATCH_SIZE", 1000, minimum=1),
 }
 
 # --- Product limits -------------------------------------------------------
 # Input limits of the API (413 / 422 beyond them; see config/parsers.py).
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 2_621_440)  # bytes per request body
-API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)  # nesting levels of a JSON body
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 2_621_440, minimum=1)  # bytes per request body
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32, minimum=1)  # nesting levels of a JSON body
 DEFAULT_THREAD_LIMIT = env_int("DEFAULT_THREAD_LIMIT", 10_000)
 DEFAULT_AGENT_LIMIT = env_int("DEFAULT_AGENT_LIMIT", 100)
 
 # --- Sandboxes ------------------------------------------------------------
-SANDBOX_PROVIDER = os.environ.get("SANDBOX_PROVIDER", "local")
+# The providers of sandboxes.providers.PROVIDERS (a test keeps them equal).
+SANDBOX_PROVIDERS = ("local", "http")
+SANDBOX_PROVIDER = env_choice("SANDBOX_PROVIDER", "local", SANDBOX_PROVIDERS)
 SANDBOX_ROOT = os.environ.get("SANDBOX_ROOT") or str(BASE_DIR / "var" / "sandboxes")
 SANDBOX_API_URL = os.environ.get("SANDBOX_API_URL", "")
 SANDBOX_API_KEY = os.environ.get("SANDBOX_API_KEY", "")
-SANDBOX_API_TIMEOUT = float(os.environ.get("SANDBOX_API_TIMEOUT", "10"))
+SANDBOX_API_TIMEOUT = env_float("SANDBOX_API_TIMEOUT", 10.0, positive=True)
+if SANDBOX_PROVIDER == "http" and not SANDBOX_API_URL.strip():
+    _refuse("SANDBOX_PROVIDER=http needs SANDBOX_API_URL (the provider API's base URL)", None)
 # Deletion outbox: task retries with exponential backoff (factor in whole seconds:
 # 2, 4, 8, ...), then the reconciler retries rows whose last attempt is this old.
 SANDBOX_DELETE_MAX_RETRIES = env_int("SANDBOX_DELETE_MAX_RETRIES", 6)
@@ -383,7 +480,9 @@ DELETION_RECONCILE_MIN_AGE = env_int("DELETION_RECONCILE_MIN_AGE", 120)
 DELETION_CLEANUP_MAX_RETRIES = env_int("DELETION_CLEANUP_MAX_RETRIES", SANDBOX_DELETE_MAX_RETRIES)
 
 # --- Vector store, account caches -------------------------------------------
-VECTOR_STORE_BACKEND = os.environ.get("VECTOR_STORE_BACKEND", "threads.vectorstore.DatabaseVectorStore")
+# A dotted path to a subclass of threads.vectorstore.VectorStore; imported when the apps are
+# ready (config.apps), where a path that does not name one stops the process.
+VECTOR_STORE_BACKEND = os.environ.get("VECTOR_STORE_BACKEND", "").strip() or "threads.vectorstore.DatabaseVectorStore"
 ACCOUNT_CACHE_TIMEOUT = env_int("ACCOUNT_CACHE_TIMEOUT", 3600)
 # A message still waiting to be embedded this many seconds after it was written is
 # indexed by the beat task `reindex_pending_messages` (its task was lost or failed).
@@ -411,14 +510,14 @@ STORAGES = {
 
 # --- Health, metrics ------------------------------------------------------------
 # /readyz: seconds each dependency check may take.
-READYZ_TIMEOUT = float(os.environ.get("READYZ_TIMEOUT", "2"))
+READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 2.0, positive=True)
 # /metrics: allowed from these networks, or from anywhere with `Authorization: Bearer <METRICS_TOKEN>`.
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Logging: one line per event, `plain` or `json` (LOG_FORMAT), a request id on each ----
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
 # Celery and kombu log at LOG_LEVEL in a worker; with tasks in-process (the embedded
 # defaults) only their errors, else their per-task lines (and kombu's warning about
 # the in-memory broker) would break up a command's progress bar.
@@ -437,7 +536,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["request_id"],
         }
     },
@@ -459,3 +558,10 @@ LOGGING = {
         "py.warnings": {"handlers": [], "propagate": True},
     },
 }
+
+# --- Refuse what cannot work (see the helpers at the top) ---------------------------
+if _ERRORS:
+    raise ImproperlyConfigured(
+        "Invalid settings (from the environment or the .env file; see docs/operations.md#settings):\n  "
+        + "\n  ".join(_ERRORS)
+    )
