@@ -133,9 +133,22 @@ def env_networks(name: str, default: str) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        _refuse("SECRET_KEY is required when DEBUG is off.", None)
+# With DEBUG off the key signs sessions, password resets and the API's tokens: it must
+# be secret and strong. Refused: none, the placeholder of .env.example, and any key
+# Django's check security.W009 calls weak (under 50 characters, under 5 distinct
+# ones, or Django's `django-insecure-` prefix).
+SECRET_KEY_PLACEHOLDERS = {"change-me", "changeme", "secret", "secret-key", "your-secret-key"}
+_GENERATE_KEY = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+if not DEBUG:
+    if not SECRET_KEY:
+        _refuse(f"SECRET_KEY is required when DEBUG is off; {_GENERATE_KEY}", None)
+    elif SECRET_KEY.strip().lower() in SECRET_KEY_PLACEHOLDERS:
+        _refuse(f"SECRET_KEY is the placeholder {SECRET_KEY!r} (as in .env.example), refused when DEBUG is off; "
+                f"{_GENERATE_KEY}", None)
+    elif len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+        _refuse("SECRET_KEY is too weak for DEBUG off (Django's security.W009): it needs at least 50 characters, "
+                f"5 of them distinct, and not the prefix 'django-insecure-'; {_GENERATE_KEY}", None)
+elif not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-only-for-debug-mode-0123456789"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")

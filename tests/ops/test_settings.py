@@ -1,8 +1,8 @@
 """Settings that just work: `.env` is read (the environment wins), the production
 settings pass `check --deploy` without a warning, CORS answers the configured origins,
 WhiteNoise serves compressed, content-hashed static files after `collectstatic`; a
-value that cannot work (a malformed number, an unknown choice) stops every process at
-startup, naming the variable."""
+value that cannot work (a malformed number, an unknown choice, a placeholder secret key
+in production) stops every process at startup, naming the variable."""
 
 import os
 import re
@@ -198,6 +198,22 @@ def test_every_bad_value_is_named_at_once():
     assert_refused(done, "JWT_ACCESS_MINUTES", "LOG_FORMAT", "METRICS_ALLOWED_NETWORKS")
 
 
+@pytest.mark.parametrize("key, expected", [
+    ("change-me", "SECRET_KEY is the placeholder 'change-me'"),
+    ("short-but-not-a-placeholder", "SECRET_KEY is too weak"),
+    ("ab" * 40, "SECRET_KEY is too weak"),
+    ("django-insecure-" + "k3Jq9vLx2Wm7Zp4Rt8Yc" * 3, "SECRET_KEY is too weak"),
+])
+def test_production_refuses_a_placeholder_or_weak_secret_key(key, expected):
+    """Accepted before with only the warning security.W009 of `check --deploy`."""
+    done = manage("check", env_extra=production_env(SECRET_KEY=key))
+    assert_refused(done, expected, "secrets.token_urlsafe(50)")
+
+
+def test_development_still_runs_with_any_secret_key():
+    assert check(SECRET_KEY="change-me").returncode == 0
+
+
 @pytest.mark.parametrize("server", [
     [".venv/bin/uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "0", "--workers", "2",
      "--lifespan", "off"],
@@ -255,9 +271,13 @@ def test_the_embedded_defaults_boot():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_env_example_values_boot():
-    """Every value of .env.example is accepted."""
-    done = manage("check", env_extra={"ENV_FILE": str(ENV_EXAMPLE)}, drop=EXAMPLE_VARIABLES)
+def test_the_env_example_values_boot_with_a_real_secret_key():
+    """Every value of .env.example is accepted; only its SECRET_KEY placeholder must be replaced."""
+    env_extra = {"ENV_FILE": str(ENV_EXAMPLE)}
+    placeholder = manage("check", env_extra=env_extra, drop=EXAMPLE_VARIABLES)
+    assert_refused(placeholder, "SECRET_KEY is the placeholder 'change-me'")
+    done = manage("check", env_extra={**env_extra, "SECRET_KEY": secrets.token_urlsafe(50)},
+                  drop=EXAMPLE_VARIABLES - {"SECRET_KEY"})
     assert done.returncode == 0, done.stdout + done.stderr
 
 
