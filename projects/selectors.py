@@ -6,11 +6,12 @@ another account's objects answer 404, never 403.
 
 import uuid
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from config.errors import Forbidden, Invalid, NotFound
 
-from .models import WRITE_ROLES, Account, Membership, Project
+from .models import WRITE_ROLES, Account, Membership, Project, Role
 
 
 def parse_uuid(value, *, name: str = "id") -> uuid.UUID:
@@ -105,6 +106,53 @@ def account_for_new_object(user, account_id=None) -> Account:
             errors={"account_id": [f"Ambiguous: send the {ACCOUNT_HEADER} header."]},
         )
     return Account.objects.get(pk=writable[0])
+
+
+# --- An account keeps at least one owner ------------------------------------------
+
+
+def accounts_left_without_owner(*, leaving) -> list[tuple[Account, list[str]]]:
+    """The rule that no account is left with no owner (no one who can reach it).
+
+    `leaving`: memberships (a queryset, or their ids) about to stop being owners —
+    deleted, demoted, moved to another account, or going with their user. Returns the
+    accounts that would then have no owner, by name, each with the usernames of its
+    owners among `leaving`; an empty list when the change is allowed. An account that
+    has no owner already is not reported (the change does not cause it).
+
+    Called inside a transaction on PostgreSQL, it first locks the accounts' rows
+    (`FOR NO KEY UPDATE`, in id order, as their deletion does) and reads the owners
+    after: of two requests each removing one of an account's two owners, the second
+    waits for the first to commit, then sees one owner left and is refused.
+    """
+    ids = set(leaving.values_list("pk", flat=True) if isinstance(leaving, QuerySet) else leaving)
+    if not ids:
+        return []
+    account_ids = sorted(set(Membership.objects.filter(pk__in=ids).values_list("account_id", flat=True)))
+    if connection.in_atomic_block:  # a no-op on SQLite, where a write locks the database
+        list(Account.objects.select_for_update(no_key=True).filter(pk__in=account_ids).order_by("pk")
+             .values_list("pk", flat=True))
+    going, staying = {}, set()
+    for account_id, pk, username in (Membership.objects.filter(account_id__in=account_ids, role=Role.OWNER)
+                                     .order_by("user__username").values_list("account_id", "pk", "user__username")):
+        if pk in ids:
+            going.setdefault(account_id, []).append(username)
+        else:
+            staying.add(account_id)
+    accounts = Account.objects.in_bulk([account_id for account_id in going if account_id not in staying])
+    return sorted(((account, going[account.pk]) for account in accounts.values()), key=lambda pair: pair[0].name)
+
+
+def last_owner_reason(account: Account, usernames: list[str]) -> str:
+    """Why a change is refused, naming every owner it would remove."""
+    names = usernames[0] if len(usernames) == 1 else f"{', '.join(usernames[:-1])} and {usernames[-1]}"
+    state = "is its last owner" if len(usernames) == 1 else "are its only owners"
+    return f"Account “{account}”: {names} {state} — add another owner, or delete the account first."
+
+
+def last_owner_refusals(*, leaving) -> list[str]:
+    """`accounts_left_without_owner` as reasons, one per account (none: allowed)."""
+    return [last_owner_reason(account, names) for account, names in accounts_left_without_owner(leaving=leaving)]
 
 
 def projects_for(user) -> QuerySet:
