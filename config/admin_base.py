@@ -108,13 +108,26 @@ class ConfirmationMixin:
         return TemplateResponse(request, "admin/confirm_bulk_action.html", context)
 
     def start_job(self, request, *, kind: str, targets, total: int, description: str):
-        """Submit a background job and send the user to its page."""
-        from jobs.services import submit_job
+        """Submit a background job and send the user to its page; or, when an
+        unfinished job of that kind already covers these targets (the page posted
+        twice), send them to that job's page, saying so, and start nothing."""
+        from jobs.models import FINISHED_STATES, Job
+        from jobs.services import submit_job_once
 
-        from jobs.models import FINISHED_STATES
-
-        job = submit_job(kind=kind, targets=targets, total=total, description=description,
-                         created_by=request.user, source="admin")
+        job, started = submit_job_once(kind=kind, targets=targets, total=total, description=description,
+                                       created_by=request.user, source="admin")
+        if not started:
+            jobs = self.admin_site._registry.get(Job)
+            if jobs is not None and jobs.has_view_permission(request, job):
+                self.message_user(request, f"{description}: already running — this job, started "
+                                           f"{timezone.localtime(job.created_at):%Y-%m-%d %H:%M:%S}, has them all; "
+                                           f"nothing new was started. This page follows its progress.",
+                                  messages.WARNING)
+                return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
+            self.message_user(request, f"{description}: already running — a job started by "
+                                       f"{job.created_by or 'someone else'} has them all; nothing new was started.",
+                              messages.WARNING)
+            return None
         job.refresh_from_db(fields=["state"])
         if job.state in FINISHED_STATES:  # tasks in-process (no broker): it has run already
             self.message_user(request, f"{description}: {job.get_state_display().lower()}. This page has its figures.",

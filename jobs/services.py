@@ -9,9 +9,12 @@ the progress, so the
 progress shown is always what is committed. A cancel request is honoured between two
 batches. There is no other way to do the work: the admin's small selections and the
 `prune_threads` command's foreground run call the same services directly.
+`submit_job_once` (the admin's) starts nothing when an unfinished job of the same kind
+already covers the selection: a confirmation posted twice runs one job.
 """
 
 import logging
+import zlib
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
@@ -60,6 +63,44 @@ def submit_job(*, kind: str, targets: QuerySet, total: int, description: str, cr
             )
     send_job(job_id=job.pk)
     return job
+
+
+JOB_SUBMIT_LOCK = 0x6A6F6273  # the advisory lock space of job submissions ("jobs")
+
+
+@transaction.atomic
+def submit_job_once(*, kind: str, targets: QuerySet, **fields) -> tuple[Job, bool]:
+    """`submit_job`, unless an unfinished job of the same kind (pending, or running
+    with no cancel requested) already has every one of `targets` among its own: then
+    that job, and nothing is started — (job, started). So a confirmation page posted
+    twice (two tabs, back and submit again, two people) runs one job: the second post
+    finds the first job's targets, all of them still listed while it runs (those it
+    has handled are gone from the second post's selection, which is why it is "every
+    one of", not "the same"). Submissions of one kind take a transaction-level lock
+    (PostgreSQL advisory lock), so two posts at the same moment do not both start."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::integer, %s::integer)",
+                           [JOB_SUBMIT_LOCK, zlib.crc32(kind.encode()) >> 1])
+    job = unfinished_job_covering(kind=kind, targets=targets)
+    if job is not None:
+        return job, False
+    return submit_job(kind=kind, targets=targets, **fields), True
+
+
+def unfinished_job_covering(*, kind: str, targets: QuerySet) -> Job | None:
+    """The oldest unfinished job of `kind` (no cancel requested) whose targets include
+    every object of `targets`; None if `targets` is empty. One query per such job (a
+    handful at most), each an anti-join on the (job, object_id) index."""
+    selected = targets.order_by().values("pk")
+    if not selected.exists():
+        return None
+    candidates = Job.objects.filter(kind=kind, state__in=[JobState.PENDING, JobState.RUNNING],
+                                    cancel_requested_at__isnull=True).order_by("created_at")
+    for job in candidates:
+        if not selected.exclude(pk__in=JobTarget.objects.filter(job_id=job.pk).values("object_id")).exists():
+            return job
+    return None
 
 
 def send_job(*, job_id) -> None:

@@ -15,7 +15,7 @@ from agents import services as agent_services
 from agents.models import Agent
 from jobs.models import Job, JobState, JobTarget
 from receipts.models import DeletionReceipt
-from jobs.services import request_cancel, run_job, submit_job
+from jobs.services import request_cancel, run_job, submit_job, submit_job_once
 from projects.models import Project
 from projects.services import create_account, create_project, ensure_user
 from tests.admin.test_admin import texts
@@ -350,3 +350,80 @@ def test_admin_job_through_a_real_worker(celery_worker_process, settings, client
     assert r.status_code == 302  # at once, before the work
     job = wait_for(lambda: Job.objects.filter(state="done").first(), timeout=60)
     assert (job.done, job.affected, job.batches) == (45, 45, 5) and not Thread.objects.exists()
+
+
+# --- A confirmation posted twice runs one job -------------------------------------
+
+
+def test_confirming_twice_runs_one_job(small_jobs, staff, project):
+    """The second post of a confirmation (two tabs, or back and submit again) while the
+    first job is unfinished goes to that job, saying so, and starts nothing — also
+    when the job has deleted some of the threads already (the second post then finds
+    only the rest: every one of them is a target of the running job)."""
+    doomed = make_threads(project, 9, messages=1)
+    selection = {"action": "delete_threads", "_selected_action": [str(t.pk) for t in doomed], "post": "yes"}
+    first = staff.post(THREADS, selection, follow=True)  # after-commit work not run: the job stays pending
+    job = Job.objects.get()
+    assert first.redirect_chain[-1][0] == f"/admin/jobs/job/{job.pk}/change/"
+    assert texts(first) == ["Delete 9 threads: started in the background. This page follows its progress."]
+    again = staff.post(THREADS, selection, follow=True)
+    assert Job.objects.count() == 1 and again.redirect_chain[-1][0] == f"/admin/jobs/job/{job.pk}/change/"
+    assert len(texts(again)) == 1 and texts(again)[0].startswith("Delete 9 threads: already running — this job")
+    assert "nothing new was started" in texts(again)[0]
+
+    Job.objects.filter(pk=job.pk).update(state=JobState.RUNNING)  # its first batch done: two threads gone
+    thread_services.delete_threads(thread_ids=[doomed[0].pk, doomed[1].pk])
+    again = staff.post(THREADS, selection, follow=True)
+    assert Job.objects.count() == 1 and again.redirect_chain[-1][0] == f"/admin/jobs/job/{job.pk}/change/"
+    assert texts(again)[0].startswith("Delete 7 threads: already running")
+
+    more = make_threads(project, 1)[0]  # a selection the job does not cover is a job of its own
+    staff.post(THREADS, {**selection, "_selected_action": [*selection["_selected_action"], str(more.pk)]})
+    assert Job.objects.count() == 2
+    staff.post(THREADS, {**selection, "action": "prune_keep_latest"})  # as is another kind over the same threads
+    assert Job.objects.filter(kind="prune_keep_latest").count() == 1 and Job.objects.count() == 3
+
+
+def test_a_cancelled_or_finished_job_does_not_hold_a_new_one(small_jobs, staff, project):
+    doomed = make_threads(project, 7)
+    selection = {"action": "close_threads", "_selected_action": [str(t.pk) for t in doomed], "post": "yes"}
+    staff.post(THREADS, selection)
+    first = Job.objects.get()
+    Job.objects.filter(pk=first.pk).update(state=JobState.RUNNING)
+    request_cancel(job=first)  # cancelling: it stops after its batch
+    staff.post(THREADS, selection)
+    second = Job.objects.exclude(pk=first.pk).get()
+    Job.objects.filter(pk=second.pk).update(state=JobState.FAILED)
+    staff.post(THREADS, selection)
+    assert Job.objects.count() == 3
+
+
+def test_deleting_a_project_twice_from_its_page_runs_one_job(small_jobs, staff, account):
+    big = create_project(account=account, name="Big")
+    make_threads(big, 7, messages=1)
+    staff.post(f"/admin/projects/project/{big.pk}/delete/", {"post": "yes"}, follow=True)
+    job = Job.objects.get()
+    again = staff.post(f"/admin/projects/project/{big.pk}/delete/", {"post": "yes"}, follow=True)
+    assert Job.objects.count() == 1 and again.redirect_chain[-1][0] == f"/admin/jobs/job/{job.pk}/change/"
+    assert texts(again)[0].startswith("Delete project “Big” (7 threads): already running")
+
+    other = ensure_user(username="other-staff")  # staff who may not see that job: told so, sent to the list
+    other.is_staff = True
+    other.save()
+    other.user_permissions.add(*Permission.objects.filter(codename__in=["view_project", "delete_project"]))
+    staff.force_login(other)
+    again = staff.post(f"/admin/projects/project/{big.pk}/delete/", {"post": "yes"}, follow=True)
+    assert Job.objects.count() == 1 and again.redirect_chain[-1][0] == "/admin/projects/project/"
+    assert texts(again) == ["Delete project “Big” (7 threads): already running — a job started by staff has them "
+                            "all; nothing new was started."]
+
+
+def test_submit_job_once(project):
+    threads = make_threads(project, 3)
+    job, started = submit_job_once(kind="delete_threads", targets=Thread.objects.all(), total=3, description="x")
+    assert started and JobTarget.objects.filter(job=job).count() == 3
+    again, started = submit_job_once(kind="delete_threads", targets=Thread.objects.filter(pk=threads[0].pk),
+                                     total=1, description="x")
+    assert (again, started) == (job, False) and Job.objects.count() == 1
+    empty, started = submit_job_once(kind="delete_threads", targets=Thread.objects.none(), total=0, description="x")
+    assert started and empty != job
