@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
@@ -137,6 +137,21 @@ class ConfirmationMixin:
                               messages.INFO)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
 
+    def already_deleted(self, request, found: int) -> int:
+        """How many of the ids posted with an action (not "select all") are no longer
+        there: Django's `response_action` has already left them out of the queryset,
+        so `found` (what is left) is compared with what was posted."""
+        if request.method != "POST" or request.POST.get("select_across") == "1":
+            return 0
+        pk = self.opts.pk
+        posted = set()
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                posted.add(pk.to_python(value))
+            except ValidationError:
+                continue
+        return max(len(posted) - found, 0)
+
 
 class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
     """Deleting through the model's deletion service, from the change page's Delete
@@ -234,13 +249,15 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
                 note=f"More than {plural(job_threshold(), 'thread')}: {self.job_note}" if threads > job_threshold()
                 else "",
             )
+        missing = 0 if obj is not None else self.already_deleted(request, count + len(refused))  # gone before
         if threads > job_threshold():
             for target, reason in refused.items():
                 self.message_user(request, f"“{target}” refused: {reason}", messages.WARNING)
+            self.skipped_message(request, missing)
             what = f"{opts.verbose_name} “{obj}”" if obj else plural(count, opts.verbose_name, opts.verbose_name_plural)
             return self.start_job(request, kind=self.job_kind, targets=deletable, total=threads,
                                   description=f"Delete {what} ({plural(threads, 'thread')})")
-        deleted, gone, logged = 0, 0, []
+        deleted, gone, logged = 0, missing, []
         for target in queryset.order_by("pk"):
             try:
                 shown = copy.copy(target)  # for the admin's history: a deletion may clear the instance's pk
@@ -257,7 +274,11 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
             self.log_deletions(request, logged)  # "Recent actions" and each object's history
         if deleted:
             self.message_user(request, self.deleted_message(deleted, threads, obj), messages.SUCCESS)
+        self.skipped_message(request, gone)
+        return None
+
+    def skipped_message(self, request, gone: int) -> None:
         if gone:
+            opts = self.opts
             self.message_user(request, f"{plural(gone, opts.verbose_name, opts.verbose_name_plural)} "
                                        f"skipped: already deleted.", messages.WARNING)
-        return None

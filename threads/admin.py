@@ -198,10 +198,11 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
 
     def report(self, request, done: int, verb: str, skipped: dict):
         """How many were done (a warning when none was), then one warning per reason
-        for those skipped."""
+        for those skipped (none for a count of 0)."""
         self.message_user(request, f"{plural(done, 'thread')} {verb}.", messages.SUCCESS if done else messages.WARNING)
         for reason, count in skipped.items():
-            self.message_user(request, f"{plural(count, 'thread')} skipped: {reason}", messages.WARNING)
+            if count:
+                self.message_user(request, f"{plural(count, 'thread')} skipped: {reason}", messages.WARNING)
 
     def first_threads(self, queryset):
         return self.named_objects(queryset, "title")
@@ -227,8 +228,10 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
         deleted = sum(services.delete_threads(thread_ids=ids) for ids in id_batches(queryset, BATCH))
         kept = set(Thread.objects.filter(pk__in=[t.pk for t in shown]).values_list("pk", flat=True))
         self.log_deletions(request, [t for t in shown if t.pk not in kept])  # those that went
-        gone = selected - deleted
-        self.report(request, deleted, "deleted", {"already deleted, or removed with a parent": gone} if gone else {})
+        self.report(request, deleted, "deleted", {
+            "already deleted, or removed with a parent": selected - deleted,  # during this request
+            "already deleted": self.already_deleted(request, selected),  # before it (not in the queryset)
+        })
         return None
 
     @admin.action(description="Prune old checkpoints (keep latest)", permissions=["delete"])
@@ -247,9 +250,9 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
             return self.start_job(request, kind=JobKind.PRUNE_KEEP_LATEST, targets=queryset, total=selected,
                                   description=f"Prune old checkpoints of {plural(selected, 'thread')}")
         pruned = sum(services.keep_latest_checkpoints(thread_ids=ids) for ids in id_batches(queryset, BATCH))
-        skipped = selected - pruned
-        self.report(request, pruned, "pruned",
-                    {"an active run, or no older checkpoint to prune": skipped} if skipped else {})
+        skipped = {"an active run, or no older checkpoint to prune": selected - pruned,
+                   "already deleted": self.already_deleted(request, selected)}
+        self.report(request, pruned, "pruned", skipped)
         return None
 
     @admin.action(description="Close selected threads", permissions=["delete"])
@@ -267,7 +270,7 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
         if selected > job_threshold():
             return self.start_job(request, kind=JobKind.CLOSE_THREADS, targets=queryset, total=selected,
                                   description=f"Close {plural(selected, 'thread')}")
-        closed, skipped = 0, {}
+        closed, skipped = 0, {"already deleted": self.already_deleted(request, selected)}
         for ids in id_batches(queryset, BATCH):
             done, refused = services.close_threads(thread_ids=ids)  # one transaction and receipt per batch
             closed += done

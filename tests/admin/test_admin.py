@@ -9,7 +9,7 @@ from django.contrib.messages import get_messages
 
 from agents import services as agent_services
 from projects.models import Project
-from projects.services import ensure_user
+from projects.services import create_project, ensure_user
 from sandboxes.models import Sandbox
 from threads import services
 from threads.models import Checkpoint, Message, Run, Thread
@@ -275,3 +275,15 @@ def test_message_list_is_searchable_and_filterable(staff, project):
     assert b"zebra" not in staff.get(url, {"role__exact": "assistant"}).content
     assert b"No agent" in staff.get(url).content  # the "no agent" filter reads in words, not "-"
     assert b"zebra" not in staff.get(url, {"agent__isnull": "True"}).content
+
+
+def test_a_second_submit_of_a_thread_action_reports_the_threads_already_deleted(staff, project):
+    threads = make_threads(project, 3)
+    assert texts(action(staff, "delete_threads", threads, confirm=True)) == ["3 threads deleted."]
+    assert texts(action(staff, "delete_threads", threads, confirm=True)) == [
+        "0 threads deleted.", "3 threads skipped: already deleted"]
+    kept = make_threads(create_project(account=project.account, name="Other"), 1, checkpoints=2)
+    assert texts(action(staff, "prune_keep_latest", [*threads[:1], *kept], confirm=True)) == [
+        "1 thread pruned.", "1 thread skipped: already deleted"]
+    assert texts(action(staff, "close_threads", [*threads[:2], *kept], confirm=True)) == [
+        "1 thread closed.", "2 threads skipped: already deleted"]

@@ -204,3 +204,29 @@ def test_deleting_a_user_lists_their_memberships_and_refuses_a_last_owner(superu
     assert "alice is its last owner" in page.content.decode() and "Account “Alone”" in page.content.decode()
     superuser.post(f"/admin/auth/user/{alice.pk}/delete/", {"post": "yes"})
     assert type(alice).objects.filter(pk=alice.pk).exists() and alone.memberships.filter(user=alice).exists()
+
+
+def test_a_second_submit_reports_what_was_already_deleted(superuser, account, make_user,
+                                                          django_capture_on_commit_callbacks):
+    """Posting a confirmation again (two tabs, back and submit) deletes nothing more and
+    says why: Django's action leaves the rows that are gone out of the queryset, so the
+    posted ids are compared with what is left."""
+    projects = [create_project(account=account, name=f"P{i}") for i in range(3)]
+    selection = {"action": "delete_with_service", "_selected_action": [str(p.pk) for p in projects], "post": "yes"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert texts(superuser.post(PROJECTS, selection, follow=True)) == ["3 projects deleted (0 threads)."]
+        assert texts(superuser.post(PROJECTS, selection, follow=True)) == ["3 projects skipped: already deleted."]
+        late = create_project(account=account, name="Late")  # some gone, one still there
+        mixed = {**selection, "_selected_action": [*selection["_selected_action"][:2], str(late.pk)]}
+        assert texts(superuser.post(PROJECTS, mixed, follow=True)) == [
+            "1 project deleted (0 threads).", "2 projects skipped: already deleted."]
+
+        accounts = [create_account(name=f"A{i}", owner=make_user(f"a-owner-{i}")) for i in range(2)]
+        selection = {"action": "delete_with_service", "_selected_action": [str(a.pk) for a in accounts], "post": "yes"}
+        superuser.post(ACCOUNTS, selection, follow=True)
+        assert texts(superuser.post(ACCOUNTS, selection, follow=True)) == ["2 accounts skipped: already deleted."]
+
+    agents = [agent_services.create_agent(account=account, name=f"Ag{i}", model="m") for i in range(2)]
+    selection = {"action": "delete_agents", "_selected_action": [str(a.pk) for a in agents], "post": "yes"}
+    superuser.post(AGENTS, selection, follow=True)
+    assert texts(superuser.post(AGENTS, selection, follow=True)) == ["2 agents skipped: already deleted."]
