@@ -186,11 +186,19 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
             MESSAGES_PER_PAGE,
         ).get_page(request.GET.get("messages_page"))
         runs = list(Run.objects.filter(thread_id=thread_id).order_by("-seq")[:RUNS_SHOWN])
+        # Links only to pages the user may open: without the view permission on
+        # messages or runs, their numbers are plain text (those pages would be a 403).
+        registry = self.admin_site._registry
+        can_view = {model: model in registry and registry[model].has_view_permission(request)
+                    for model in (Message, Run)}
         extra = {
+            "thread_sections": True,
             "thread_messages": [(m, preview(m)) for m in messages_page], "messages_page": messages_page,
-            "messages_list_url": reverse("admin:threads_message_changelist") + f"?thread__id__exact={thread_id}",
+            "messages_list_url": reverse("admin:threads_message_changelist") + f"?thread__id__exact={thread_id}"
+            if can_view[Message] else None,
             "thread_runs": runs, "runs_shown": RUNS_SHOWN,
-            "runs_list_url": reverse("admin:threads_run_changelist") + f"?thread__id__exact={thread_id}",
+            "runs_list_url": reverse("admin:threads_run_changelist") + f"?thread__id__exact={thread_id}"
+            if can_view[Run] else None,
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 

@@ -287,3 +287,30 @@ def test_a_second_submit_of_a_thread_action_reports_the_threads_already_deleted(
         "1 thread pruned.", "1 thread skipped: already deleted"]
     assert texts(action(staff, "close_threads", [*threads[:2], *kept], confirm=True)) == [
         "1 thread closed.", "2 threads skipped: already deleted"]
+
+
+def test_thread_page_links_only_to_pages_the_user_may_open(client, project):
+    thread = make_threads(project, 1, messages=2)[0]
+    run = Run.objects.create(thread=thread, seq=1, status="success", model="echo-1")
+    message = thread.messages.get(seq=1)
+    message_link = f'href="/admin/threads/message/{message.pk}/change/"'
+    run_link = f'href="/admin/threads/run/{run.pk}/change/"'
+    messages_list, runs_list = "Search and filter these messages", "All runs of this thread"
+
+    staff_with(client, "view_thread")  # threads only: the numbers as text, no link to a 403
+    html = client.get(f"{THREADS}{thread.pk}/change/").content.decode()
+    assert "Messages (2)" in html and "echo-1" in html
+    assert message_link not in html and run_link not in html
+    assert messages_list not in html and runs_list not in html
+    assert client.get(f"/admin/threads/message/{message.pk}/change/").status_code == 403  # what a link led to
+
+    client.logout()
+    staff_with(client, "view_thread", "view_message")
+    html = client.get(f"{THREADS}{thread.pk}/change/").content.decode()
+    assert message_link in html and messages_list in html and run_link not in html and runs_list not in html
+    assert client.get(f"/admin/threads/message/{message.pk}/change/").status_code == 200
+
+    client.logout()
+    staff_with(client, "view_thread", "view_message", "view_run")
+    html = client.get(f"{THREADS}{thread.pk}/change/").content.decode()
+    assert message_link in html and run_link in html and runs_list in html
