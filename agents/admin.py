@@ -64,6 +64,8 @@ class AgentAdmin(ServiceDeletionAdmin, ReadMostlyAdmin):
     job_kind = JobKind.DELETE_AGENTS
     deletion_intro = ("The agents will be deleted with their versions and triggers. Their open threads are closed; "
                       "their threads, runs and messages stay, without an agent. This cannot be undone.")
+    deletion_intro_one = ("The agent will be deleted with its versions and triggers. Its open threads are closed; "
+                          "its threads, runs and messages stay, without an agent. This cannot be undone.")
     job_note = ("the deletion runs in the background, the threads closed and released in batches, then the agents "
                 "deleted; you can follow it and cancel it on its page.")
 

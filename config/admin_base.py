@@ -167,7 +167,8 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
 
     name_field = "name"
     job_kind = ""
-    deletion_intro = ""
+    deletion_intro = ""  # the confirmation's intro for several objects
+    deletion_intro_one = ""  # for one (its page, or a selection of one); deletion_intro if empty
     job_note = "the deletion runs in the background, in batches, and you can follow it and cancel it on its page."
 
     def deletion_impact(self, queryset) -> dict:
@@ -241,7 +242,8 @@ class ServiceDeletionAdmin(ConfirmationMixin, admin.ModelAdmin):
             return self.confirm(
                 request, action=action, obj=obj,
                 title=f"Delete {opts.verbose_name} “{obj}”?" if obj else f"Delete {number(count)} {noun}?",
-                intro=self.deletion_intro, rows=self.deletion_rows(impact),
+                intro=(self.deletion_intro_one or self.deletion_intro) if obj or count == 1 else self.deletion_intro,
+                rows=self.deletion_rows(impact),
                 confirm_label="Yes, delete it" if obj else "Yes, delete them", cancel_url=change_url,
                 named=self.named_objects(deletable, self.name_field), named_total=count,
                 named_label=f"{capfirst(opts.verbose_name_plural)} deleted",

@@ -71,6 +71,9 @@ class AccountAdmin(ServiceDeletionAdmin):
     deletion_intro = ("These accounts will be deleted with everything they own: projects, threads and everything "
                       "under them, agents, memberships. Sandboxes are deleted at their provider and embeddings "
                       "removed after the deletion. This cannot be undone.")
+    deletion_intro_one = ("This account will be deleted with everything it owns: projects, threads and everything "
+                          "under them, agents, memberships. Its sandboxes are deleted at their provider and "
+                          "embeddings removed after the deletion. This cannot be undone.")
 
     def deletion_impact(self, queryset):
         return account_deletion_impact(accounts=queryset)
@@ -146,6 +149,9 @@ class ProjectAdmin(ServiceDeletionAdmin, ReadMostlyAdmin):
     deletion_intro = ("These projects will be deleted with their threads and everything under them. Their "
                       "sandboxes are deleted at their provider and embeddings removed after the deletion. "
                       "This cannot be undone.")
+    deletion_intro_one = ("This project will be deleted with its threads and everything under them. Its sandbox "
+                          "is deleted at its provider and embeddings removed after the deletion. "
+                          "This cannot be undone.")
 
     def deletion_impact(self, queryset):
         return project_deletion_impact(projects=queryset)

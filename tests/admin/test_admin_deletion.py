@@ -230,3 +230,17 @@ def test_a_second_submit_reports_what_was_already_deleted(superuser, account, ma
     selection = {"action": "delete_agents", "_selected_action": [str(a.pk) for a in agents], "post": "yes"}
     superuser.post(AGENTS, selection, follow=True)
     assert texts(superuser.post(AGENTS, selection, follow=True)) == ["2 agents skipped: already deleted."]
+
+
+def test_one_agent_delete_page_speaks_of_one(superuser, account):
+    agents = [agent_services.create_agent(account=account, name=f"Ag{i}", model="m") for i in range(2)]
+    page = superuser.get(f"{AGENTS}{agents[0].pk}/delete/").content.decode()
+    assert "The agent will be deleted with its versions and triggers. Its open threads are closed" in page
+    assert "The agents will be deleted" not in page
+    page = superuser.post(AGENTS, {"action": "delete_agents", "_selected_action": [str(a.pk) for a in agents]})
+    assert "The agents will be deleted with their versions and triggers" in page.content.decode()
+    project = create_project(account=account, name="Solo")
+    page = superuser.get(f"{PROJECTS}{project.pk}/delete/").content.decode()
+    assert "This project will be deleted with its threads" in page and "These projects" not in page
+    page = superuser.get(f"{ACCOUNTS}{account.pk}/delete/").content.decode()
+    assert "This account will be deleted with everything it owns" in page and "These accounts" not in page
