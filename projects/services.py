@@ -76,8 +76,16 @@ def create_account(*, name: str, owner, thread_limit: int | None = None, agent_l
 
 @transaction.atomic
 def add_member(*, account: Account, user, role: str) -> Membership:
+    """Add the user to the account with `role`, or change their role; a change that
+    would leave the account without an owner is refused (409)."""
+    from .selectors import last_owner_refusals
+
     if role not in Role.values:
         raise Invalid(f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.")
+    if role != Role.OWNER:
+        refusals = last_owner_refusals(leaving=Membership.objects.filter(account=account, user=user, role=Role.OWNER))
+        if refusals:
+            raise Conflict(" ".join(refusals))
     membership, _ = Membership.objects.update_or_create(account=account, user=user, defaults={"role": role})
     return membership
 

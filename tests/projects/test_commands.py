@@ -75,3 +75,15 @@ def test_add_member_refuses_a_bad_username():
     with pytest.raises(CommandError, match="username"):
         call_command("add_member", out.getvalue().strip(), "bad user!", "--role", "viewer")
     assert Membership.objects.count() == 1
+
+
+def test_add_member_never_demotes_an_account_s_last_owner():
+    out = io.StringIO()
+    call_command("create_account", "Solo", "--owner", "olga", "--password", "olga-password-1", stdout=out)
+    account = Account.objects.get(pk=out.getvalue().strip())
+    with pytest.raises(CommandError, match="olga is its last owner"):
+        call_command("add_member", str(account.pk), "olga", "--role", "viewer")
+    assert Membership.objects.get(account=account, user__username="olga").role == "owner"
+    call_command("add_member", str(account.pk), "pat", "--role", "owner", stdout=io.StringIO())
+    call_command("add_member", str(account.pk), "olga", "--role", "viewer", stdout=io.StringIO())  # pat owns it now
+    assert Membership.objects.get(account=account, user__username="olga").role == "viewer"
