@@ -144,11 +144,13 @@ class AssistantDetailView(AssistantView):
     @extend_schema(parameters=[AssistantDeleteQuerySerializer], responses={204: None}, summary="Delete an assistant")
     def delete(self, request, assistant_id):
         """Through `delete_agent`: a default or system agent is refused (400); its
-        history is kept, or with `delete_threads=true` its threads are deleted."""
+        history is kept — its threads stay open, unbound, and take runs of any other
+        assistant (its busy ones are cancelled) — or with `delete_threads=true` its
+        threads are deleted."""
         agent = self.assistant(assistant_id, write=True)
         q = AssistantDeleteQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
-        services.delete_agent(agent=agent, delete_threads=q.validated_data["delete_threads"])
+        services.delete_agent(agent=agent, delete_threads=q.validated_data["delete_threads"], close_threads=False)
         return Response(status=204)
 
 

@@ -205,7 +205,7 @@ def ensure_deletable(agent: Agent) -> None:
 
 
 @transaction.atomic
-def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
+def delete_agent(*, agent: Agent, delete_threads: bool = False, close_threads: bool = True) -> None:
     """Delete an agent with its versions and triggers, keeping its history.
 
     Triggers go through the trigger service (schedules stopped, webhook secrets
@@ -216,10 +216,12 @@ def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
     `delete_threads` (LangGraph's `?delete_threads=true`): the agent's threads (bound
     to it, or with `metadata.assistant_id` naming it) are deleted instead, with
     everything under them, through the set-based `delete_threads` — a bounded number
-    of queries whatever their number.
+    of queries whatever their number. `close_threads=False` (LangGraph's assistant
+    deletion, after which a thread takes runs of any other assistant): the threads are
+    only unbound, and the busy ones cancelled (their active runs interrupted).
     """
     from threads.services.deletion import delete_threads as delete_thread_set
-    from threads.services.lifecycle import force_close_threads
+    from threads.services.lifecycle import cancel_threads, force_close_threads
 
     locked = _lock_agent(agent.pk)
     ensure_deletable(locked)
@@ -237,10 +239,13 @@ def delete_agent(*, agent: Agent, delete_threads: bool = False) -> None:
             owned = Thread.objects.filter(Q(agent=locked) | Q(account_id=locked.account_id,
                                                               metadata__assistant_id=str(locked.pk)))
             delete_thread_set(thread_ids=owned.values_list("pk", flat=True))
-        force_close_threads(
-            thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED)
-            .values_list("pk", flat=True)
-        )
+        if close_threads:
+            force_close_threads(
+                thread_ids=Thread.objects.filter(agent=locked).exclude(status=ThreadStatus.CLOSED)
+                .values_list("pk", flat=True)
+            )
+        else:
+            cancel_threads(thread_ids=Thread.objects.filter(agent=locked).values_list("pk", flat=True))
         versions = list(locked.versions.values_list("number", flat=True))
         Agent.objects.filter(pk=locked.pk).delete()
         receipts.record(DeletionKind.AGENT_DELETE, {locked.account_id: receipts.Tally(agents=1)})

@@ -142,9 +142,19 @@ def test_delete_plain_protected_and_with_threads(client, account):
     plain = client.assistants.create("echo", name="plain")
     thread = client.threads.create()
     Thread.objects.filter(pk=thread["thread_id"]).update(agent_id=plain["assistant_id"])
+    client.runs.wait(thread["thread_id"], plain["assistant_id"], input={"messages": [{"role": "user", "content": "x"}]})
+    busy = client.threads.create()
+    paused = client.runs.create(busy["thread_id"], plain["assistant_id"],
+                                input={"messages": [{"role": "user", "content": "approve: tool.hold"}]})
     client.assistants.delete(plain["assistant_id"])
     assert not Agent.objects.filter(pk=plain["assistant_id"]).exists()
     assert Thread.objects.get(pk=thread["thread_id"]).agent_id is None  # history kept
+    # As on LangGraph, the threads stay usable (they were closed): a run of another assistant
+    assert Thread.objects.get(pk=thread["thread_id"]).status != "closed"
+    again = client.runs.wait(thread["thread_id"], "echo", input={"messages": [{"role": "user", "content": "y"}]})
+    assert [m["content"] for m in again["messages"]] == ["x", "Echo: x", "y", "Echo: y"]
+    assert Run.objects.get(pk=paused["run_id"]).status == "interrupted"  # a busy thread is cancelled
+    assert client.threads.get(busy["thread_id"])["status"] == "idle"
 
     default = client.assistants.create("echo", name="default")
     agent_services.update_agent(agent=Agent.objects.get(pk=default["assistant_id"]), is_default=True)

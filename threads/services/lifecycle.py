@@ -54,6 +54,18 @@ def cancel_thread(*, thread: Thread) -> Thread:
     return locked
 
 
+def cancel_threads(*, thread_ids: Iterable) -> int:
+    """`cancel_thread` set-based: the busy ones among these threads have their active
+    runs interrupted and pending approvals cancelled, and go idle (closed ones stay as
+    they are). Returns how many were cancelled."""
+    ids = list(Thread.objects.select_for_update(no_key=True).filter(pk__in=list(thread_ids), status__in=BUSY)
+               .order_by("pk").values_list("pk", flat=True))
+    if ids:
+        stop_activity(thread_ids=ids)
+        Thread.objects.filter(pk__in=ids).update(status=ThreadStatus.IDLE, updated_at=timezone.now())
+    return len(ids)
+
+
 def close_thread(*, thread: Thread) -> Thread:
     """`close_threads` for one thread: 404 if it is gone, 409 with the reason it was
     skipped (closed, busy, a busy sub-thread); returns it closed."""
