@@ -365,3 +365,21 @@ def test_updated_at_moves_with_runs_and_state_and_sorts_recent_activity_first(cl
     assert ids[:3] == [older, newer, bare]
     by_state = [t["thread_id"] for t in client.threads.search(sort_by="state_updated_at", sort_order="desc")]
     assert by_state[:3] == [older, newer, bare]
+
+
+def test_a_run_names_its_graph_and_assistant_in_the_thread_s_metadata(client):
+    """As LangGraph's server does (thread lists filter on them, and
+    `assistants.delete(delete_threads=True)` finds an assistant's threads by them); and
+    a run's metadata reaches the checkpoints it writes."""
+    tid = client.threads.create(metadata={"team": "ops"})["thread_id"]
+    assistant = client.assistants.create("echo")
+    client.runs.wait(tid, assistant["assistant_id"], input={"messages": [{"role": "user", "content": "hi"}]},
+                     metadata={"experiment": "A"})
+    assert client.threads.get(tid)["metadata"] == {"team": "ops", "graph_id": "echo",
+                                                   "assistant_id": assistant["assistant_id"]}
+    assert [t["thread_id"] for t in client.threads.search(metadata={"assistant_id": assistant["assistant_id"]})] == [tid]
+    [entry] = client.threads.get_history(tid, metadata={"experiment": "A"})
+    assert entry["metadata"]["run_id"] and entry["metadata"]["experiment"] == "A"
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "again"}]})
+    assert client.threads.get(tid)["metadata"]["assistant_id"] == str(uuid.uuid5(
+        uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"), "echo"))

@@ -244,6 +244,7 @@ def create_run(
     if bind_agent and agent is not None and locked.agent_id is None:
         Thread.objects.filter(pk=locked.pk).update(agent=agent)
         locked.agent = agent
+    named = agent  # the assistant this run was asked for (LangGraph's thread metadata names it)
     agent = agent if agent is not None else locked.agent
     if agent is not None and (runtime is None or (not model and not locked.model)):
         from agents.caches import agent_config  # the agent's current version, through its cache
@@ -268,6 +269,12 @@ def create_run(
         raise Conflict("The thread's run numbering is out of step; the run was not created.")
     # Queued behind an active run, the thread keeps its status (running or awaiting).
     status = {} if busy and multitask_strategy == MultitaskStrategy.ENQUEUE else {"status": ThreadStatus.RUNNING}
+    if bind_agent:  # as LangGraph's server: the thread's metadata names the graph and assistant of its last run
+        from agents.selectors import graph_assistant_id
+
+        names = {"graph_id": runtime, "assistant_id": str(named.pk if named is not None else graph_assistant_id(runtime))}
+        if any((locked.metadata or {}).get(k) != v for k, v in names.items()):
+            status["metadata"] = locked.metadata = {**(locked.metadata or {}), **names}
     Thread.objects.filter(pk=locked.pk).update(last_run_seq=seq, **status, **activity(locked))
     transaction.on_commit(partial(publish, RunEvents.of(run).metadata), robust=True)
     schedule_execution(run)
@@ -566,7 +573,7 @@ def record_result(*, run_id, result: RuntimeResult) -> Run | None:
         store_checkpoint(
             thread=thread, checkpoint_ns="", checkpoint_id=str(uuid.uuid4()),
             parent_checkpoint_id=parent_id, checkpoint=result.checkpoint,
-            metadata={**result.checkpoint_metadata, "source": "loop", "run_id": str(run.pk),
+            metadata={**(run.metadata or {}), **result.checkpoint_metadata, "source": "loop", "run_id": str(run.pk),
                       "graph_id": run.runtime, "step": step, "message_seq": thread.last_message_seq},
             run=run, writes=[],
         )
