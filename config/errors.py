@@ -157,5 +157,12 @@ def json_404(request, exception=None):
     return JsonResponse({"detail": "Not found."}, status=404)
 
 
+@csrf_exempt
+def store_404(request, exception=None):
+    """LangGraph's store (`client.store.*`) is not part of this service: say so."""
+    return JsonResponse({"detail": "This server has no LangGraph store: /api/store is not supported "
+                                   "(threads, runs, assistants and crons are)."}, status=404)
+
+
 def json_500(request):
     return JsonResponse({"detail": "Internal server error."}, status=500)

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from .auth import TokenObtainView, TokenRefreshView
-from .errors import json_404
+from .errors import json_404, store_404
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("agents.urls")),
     path("api/", include("threads.urls")),
     path("api/", include("receipts.urls")),
+    re_path(r"^api/store(/.*)?$", store_404),
     re_path(r"^api/.*$", json_404),
 ]
 

@@ -30,3 +30,14 @@ def test_without_a_token_too():
     for method in ("post", "patch", "delete"):
         response = getattr(client, method)("/api/nowhere", data="{}", content_type="application/json")
         assert response.status_code == 404 and response.json()["detail"]
+
+
+def test_the_store_says_it_is_not_supported(live_server, owner):
+    """`client.store.*` got a bare "Not found.", as for a typo: it now says the store
+    is not part of this server."""
+    client = sdk_client(live_server, owner)
+    for call in (lambda: client.store.put_item(["ns"], "k", {"v": 1}), lambda: client.store.get_item(["ns"], "k"),
+                 lambda: client.store.search_items(["ns"]), lambda: client.store.list_namespaces()):
+        with pytest.raises(NotFoundError) as missing:
+            call()
+        assert "no LangGraph store" in missing.value.response.json()["detail"]
