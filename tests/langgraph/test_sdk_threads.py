@@ -383,3 +383,14 @@ def test_a_run_names_its_graph_and_assistant_in_the_thread_s_metadata(client):
     client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "again"}]})
     assert client.threads.get(tid)["metadata"]["assistant_id"] == str(uuid.uuid5(
         uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8"), "echo"))
+
+
+def test_a_state_update_as_an_unknown_node_is_a_422(client):
+    """As `interrupt_before` with an unknown node: it was accepted silently."""
+    tid = client.threads.create()["thread_id"]
+    with pytest.raises(UnprocessableEntityError) as refused:
+        client.threads.update_state(tid, {"x": 1}, as_node="nonexistent")
+    assert "as_node" in refused.value.response.json()["errors"]
+    client.threads.update_state(tid, {"x": 1}, as_node="echo")
+    client.threads.update_state(tid, {"x": 2}, as_node="__start__")
+    assert client.threads.get_state(tid)["values"]["x"] == 2

@@ -5,6 +5,7 @@ messages, checkpoints and metadata."""
 
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,6 +75,9 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     update now would be lost. A thread paused on an interrupt takes updates (that is
     how its state is edited before it continues). `while_busy`: for the run itself,
     forking the state where it starts."""
+    if as_node is not None and as_node not in set(settings.THREAD_RUNTIMES) | {"__start__", "__input__"}:
+        raise Invalid(f"Node '{as_node}' does not exist in the graph.",
+                      errors={"as_node": [f"One of the graph's nodes: {', '.join(sorted(settings.THREAD_RUNTIMES))}."]})
     locked = lock_thread(thread.pk)
     ensure_open(locked)
     if locked.status == ThreadStatus.RUNNING and not while_busy:
