@@ -9,18 +9,10 @@ from django.contrib.messages import get_messages
 from projects.models import Account, Membership
 from projects.selectors import accounts_left_without_owner, last_owner_refusals
 from projects.services import create_account, ensure_user
+from tests.admin.test_admin_deletion import superuser  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 MEMBERSHIPS, ACCOUNTS, USERS = "/admin/projects/membership/", "/admin/projects/account/", "/admin/auth/user/"
-
-
-@pytest.fixture
-def superuser(client):
-    user = ensure_user(username="root", password="pw-1234")
-    user.is_staff = user.is_superuser = True
-    user.save()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
