@@ -26,7 +26,7 @@ from django.utils import timezone
 from config.tasks import send_after_commit
 from receipts.context import acting
 
-from .models import FINISHED_STATES, Job, JobKind, JobState, JobTarget
+from .models import Job, JobKind, JobState, JobTarget
 
 logger = logging.getLogger(__name__)
 
