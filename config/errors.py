@@ -63,6 +63,13 @@ class Invalid(ServiceError):
     default_detail = "Invalid input."
 
 
+class Unavailable(ServiceError):
+    """A service the request needs is unreachable (the run streams' bus): try again."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service this request needs is unreachable; try again shortly."
+
+
 def _flatten(detail) -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():
@@ -99,21 +106,7 @@ def concurrent_conflict(exc) -> bool:
     return isinstance(exc, OperationalError) and getattr(cause, "sqlstate", None) in ("40P01", "40001")
 
 
-def unreachable_bus(exc) -> bool:
-    """Redis (the run streams' bus) unreachable: the request may be sent again later."""
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
-    except ImportError:
-        return False
-    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
-
-
 def exception_handler(exc, context):
-    if unreachable_bus(exc):
-        logger.warning("%s: Redis unreachable (%s)", context.get("view").__class__.__name__, exc)
-        return Response({"detail": "The run event stream is unavailable (Redis cannot be reached); "
-                                   "try again shortly.", "code": "unavailable"},
-                        status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if concurrent_conflict(exc):
         logger.warning("%s: a concurrent request won (%s)", context.get("view").__class__.__name__, exc.__cause__)
         return Response({"detail": "A concurrent change to the same data came first; send the request again.",

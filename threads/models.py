@@ -110,7 +110,7 @@ class Message(models.Model):
     token_count = models.PositiveIntegerField(default=0)
     # Its run was rolled back (LangGraph's `rollback`): kept as the record, out of the
     # thread's state, as if the run had never been.
-    rolled_back = models.BooleanField(default=False)
+    rolled_back = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -181,7 +181,7 @@ class Run(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     # The Celery worker (its node name) that started it ("" in-process): a worker that
     # stopped mid-run ends the runs it lost when it starts again (`recover_lost_runs`).
-    executor = models.CharField(max_length=255, blank=True, default="")
+    executor = models.CharField(max_length=255, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -333,6 +333,10 @@ def test_a_rolled_back_run_s_input_leaves_the_state_and_stays_on_record(client):
         ("human", "keep"), ("ai", "Echo: keep"), ("human", "next"), ("ai", "Echo: next")]
     kept = Message.objects.get(thread_id=tid, rolled_back=True)  # the record of what was sent
     assert kept.text == "approve: tool.hold" and kept.run_id is None
+    in_state = sum(Message.objects.filter(thread_id=tid, rolled_back=False).values_list("token_count", flat=True))
+    assert Thread.objects.get(pk=tid).message_tokens == in_state  # the estimate counts the state only
+    copy = client.threads.copy(tid)["thread_id"]  # a copy keeps it out of the state too
+    assert contents(client.threads.get_state(copy)) == contents(client.threads.get_state(tid))
 
 
 def test_a_busy_thread_refuses_a_state_update(client):

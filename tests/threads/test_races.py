@@ -347,3 +347,42 @@ def test_agent_delete_against_runs_of_it(http, project, owner):
         assert Run.objects.filter(pk__in=made).count() == len(made)
         assert not Run.objects.filter(agent_id=agent.pk).exists()
         assert_consistent([t.pk for t in free])
+
+
+def test_assistant_delete_against_a_run_on_its_idle_thread(http, project, owner):
+    """LangGraph's assistant deletion keeps the threads open, but clears their agent:
+    it must hold them (all, not only the busy ones) before deleting the agent, or a
+    run created on one meanwhile deadlocks with it."""
+    from agents.models import Agent
+    from agents.services import create_agent
+
+    new_thread(project, owner)
+    for i in range(ROUNDS // 2):
+        agent = create_agent(account=project.account, name=f"assistant-{i}", model="echo-1", created_by=owner)
+        mine = [create_thread(project=project, created_by=owner, agent=agent) for _ in range(2)]
+        results = together(lambda: http.delete(f"/assistants/{agent.pk}"), *[
+            lambda t=t: http.post(f"/threads/{t.pk}/runs", json={"assistant_id": str(agent.pk)}) for t in mine])
+        codes = statuses(results)
+        assert codes[0] == 204 and all(c in (201, 404) for c in codes[1:]), codes
+        assert not Agent.objects.filter(pk=agent.pk).exists()
+        assert_consistent([t.pk for t in mine])
+
+
+def test_close_and_delete_of_a_thread_whose_sub_thread_sorts_first(http, project, owner):
+    """Closing locks the thread, then its subtree; the deletion must lock the same way
+    (roots first), or with a sub-thread whose id sorts before its parent's the two
+    deadlock."""
+    from agents.services import create_agent
+
+    new_thread(project, owner)
+    agent = create_agent(account=project.account, name="closer", model="echo-1", created_by=owner)
+    for i in range(ROUNDS // 2):
+        parent = create_thread(project=project, created_by=owner, agent=agent,
+                               thread_id=uuid.UUID(f"ffffffff-0000-4000-8000-{i:012d}"))
+        create_thread(project=project, created_by=owner, parent_thread=parent, agent=agent,
+                      thread_id=uuid.UUID(f"00000000-0000-4000-8000-{i:012d}"))
+        results = together(lambda: http.delete(f"/threads/{parent.pk}"),
+                           lambda: http.post(f"/agents/{agent.pk}/threads/{parent.pk}/close"))
+        codes = statuses(results)
+        assert codes[0] == 200 and codes[1] in (200, 404, 409), codes
+        assert not Thread.objects.filter(pk=parent.pk).exists()

@@ -30,7 +30,7 @@ from ..serializers import (
     RunSerializer,
     ThreadStreamQuerySerializer,
 )
-from ..streams.bus import EVENT_ID, get_bus, run_log, thread_log
+from ..streams.bus import EVENT_ID, get_bus, reachable, run_log, thread_log
 from ..streams.sse import Follower, abody_at_end, asse, body_at_end, sse
 from .runs import RunCreation, ThreadScopedView
 
@@ -165,7 +165,7 @@ class RunJoinStreamView(RunOfThreadMixin, ThreadScopedView):
         q = self.query(JoinStreamQuerySerializer)
         after, paused = self.last_event_id(), False
         if after is None and not run.kwargs.get("stream_resumable"):
-            last = get_bus().last(run_log(run.pk))
+            last = reachable(get_bus().last, run_log(run.pk))
             after, paused = (last.id, last.event == "paused") if last is not None else (None, False)
         disconnected = cancel_on_disconnect(run) if q["cancel_on_disconnect"] else None
         # Joined from now on while the run waits on an interrupt: the stream ends at once.
@@ -188,7 +188,7 @@ class ThreadStreamView(StreamingMixin, ThreadScopedView):
         events = None
         if "run_modes" not in modes:
             events = set().union(*(self.THREAD_MODES[m] for m in modes))
-        after = self.last_event_id() or get_bus().last_id(thread_log(thread.pk))
+        after = self.last_event_id() or reachable(get_bus().last_id, thread_log(thread.pk))
         return self.event_stream(Follower(log=thread_log(thread.pk), after=after, events=events, thread_id=thread.pk))
 
 

@@ -98,11 +98,12 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
     project_id) with `n_messages`, `n_runs` and `n_checkpoints`) and the projects
     that may be left without a thread (to be checked again by the caller).
 
-    On PostgreSQL one round trip of three statements, each taking its snapshot once
-    the locks before it are held: the projects' lock; the subtrees' threads locked
-    (`FOR NO KEY UPDATE`, in id order, as every writer of a thread locks it), so a
-    message or run written meanwhile is committed before the counts are read, and the
-    receipt counts what the cascade removes; then a recursive CTE that collects and
+    On PostgreSQL one round trip of four statements, each taking its snapshot once
+    the locks before it are held: the projects' lock; the roots' threads, then their
+    subtrees' (`FOR NO KEY UPDATE`, in id order, as every writer of a thread locks it,
+    and roots first as `close_threads` locks them), so a message or run written
+    meanwhile is committed before the counts are read, and the receipt counts what
+    the cascade removes; then a recursive CTE that collects and
     counts the subtrees, a data-modifying CTE that deletes the roots (the database
     cascade takes the rest) and the check for projects left empty.
     Elsewhere: lock, collect and count, delete; every project touched may be empty.
@@ -116,9 +117,9 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
         return removed, sorted({t.project_id for t in removed}) if roots else []
     ids = list(root_ids)
     with connection.cursor() as cursor:
-        cursor.execute(delete_subtrees_sql(), [ids, ids, ids, ids])
-        cursor.nextset()
-        cursor.nextset()
+        cursor.execute(delete_subtrees_sql(), [ids, ids, ids, ids, ids])
+        for _ in range(3):
+            cursor.nextset()
         removed = [Removed(*row) for row in cursor.fetchall()]
     return removed, sorted({t.project_id for t in removed if t.emptied})
 
@@ -135,6 +136,7 @@ def delete_subtrees_sql() -> str:
     of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%s))"
     return f"""
         {of_roots} ORDER BY id FOR NO KEY UPDATE;
+        SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE;
         WITH RECURSIVE subtree(id) AS (
             SELECT id FROM {table} WHERE id = ANY(%s)
             UNION SELECT child.id FROM {table} child JOIN subtree ON child.parent_thread_id = subtree.id

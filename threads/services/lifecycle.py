@@ -55,11 +55,13 @@ def cancel_thread(*, thread: Thread) -> Thread:
 
 
 def cancel_threads(*, thread_ids: Iterable) -> int:
-    """`cancel_thread` set-based: the busy ones among these threads have their active
-    runs interrupted and pending approvals cancelled, and go idle (closed ones stay as
-    they are). Returns how many were cancelled."""
-    ids = list(Thread.objects.select_for_update(no_key=True).filter(pk__in=list(thread_ids), status__in=BUSY)
-               .order_by("pk").values_list("pk", flat=True))
+    """`cancel_thread` set-based: these threads are locked (all of them, in id order:
+    a caller about to change them, as an agent's deletion clears their agent, holds
+    them before anything else can), and the busy ones have their active runs
+    interrupted and pending approvals cancelled, and go idle (closed ones stay as they
+    are). Returns how many were cancelled."""
+    locked = Thread.objects.select_for_update(no_key=True).filter(pk__in=list(thread_ids)).order_by("pk")
+    ids = [pk for pk, status in locked.values_list("pk", "status") if status in BUSY]
     if ids:
         stop_activity(thread_ids=ids)
         Thread.objects.filter(pk__in=ids).update(status=ThreadStatus.IDLE, updated_at=timezone.now())

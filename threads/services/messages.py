@@ -71,7 +71,8 @@ def compact_thread(*, thread: Thread, through_seq: int, summary: str) -> Thread:
     locked = lock_thread(thread.pk)
     if not isinstance(through_seq, int) or not 0 <= through_seq <= locked.last_message_seq:
         raise Invalid("through_seq must be a message seq of this thread.", errors={"through_seq": ["Out of range."]})
-    compacted = Message.objects.filter(thread=locked, seq__lte=through_seq).aggregate(n=Sum("token_count"))["n"] or 0
+    compacted = (Message.objects.filter(thread=locked, seq__lte=through_seq, rolled_back=False)
+                 .aggregate(n=Sum("token_count"))["n"] or 0)
     Thread.objects.filter(pk=locked.pk).update(
         compaction_summary=summary, compaction_through_seq=through_seq, compacted_tokens=compacted
     )

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
@@ -357,6 +358,8 @@ def resume_run(*, run_id, approval_id) -> Run | None:
     approval = Approval.objects.filter(pk=approval_id, run_id=run_id).first()
     if run is None or approval is None:
         return run
+    # The worker continuing the run is its executor now (see `recover_lost_runs`).
+    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(executor=worker_name())
     return continue_run(run=run, approval=approval)
 
 
@@ -823,7 +826,10 @@ def roll_back_run(run: Run, *, account_id) -> None:
     as in `remove_run`, and the messages it added (its input) leave the thread's
     state — kept, detached, as the record of what was sent, but never again part of
     what a run or `GET state` sees."""
+    tokens = Message.objects.filter(run_id=run.pk, rolled_back=False).aggregate(n=Sum("token_count"))["n"] or 0
     Message.objects.filter(run_id=run.pk).update(rolled_back=True)
+    if tokens:  # the thread's token estimate counts what its state holds
+        Thread.objects.filter(pk=run.thread_id).update(message_tokens=Greatest(F("message_tokens") - tokens, 0))
     remove_run(run, account_id=account_id)
 
 

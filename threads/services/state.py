@@ -138,7 +138,8 @@ def copy_thread(*, thread: Thread, created_by=None) -> Thread:
     source = lock_thread(thread.pk)  # after the project's lock, as every creation orders them
     messages = Message.objects.bulk_create(
         [Message(thread=copy, seq=m.seq, role=m.role, content=m.content, agent_id=m.agent_id,
-                 token_count=m.token_count) for m in source.messages.order_by("seq").iterator(chunk_size=2000)],
+                 token_count=m.token_count, rolled_back=m.rolled_back)
+         for m in source.messages.order_by("seq").iterator(chunk_size=2000)],
         batch_size=1000,
     )
     schedule_message_indexing(message_ids=[m.pk for m in messages])  # the copy is searchable too

@@ -55,6 +55,18 @@ def _bus_errors() -> tuple:
 BUS_ERRORS = _bus_errors()
 
 
+def reachable(call, *args):
+    """`call(*args)` on the bus for a request that has not started streaming: an
+    unreachable bus is a 503 with its `detail` (`Unavailable`), not a 500."""
+    from config.errors import Unavailable
+
+    try:
+        return call(*args)
+    except BUS_ERRORS as exc:
+        raise Unavailable("The run event stream is unavailable (its bus, Redis, cannot be reached); "
+                          "try again shortly.") from exc
+
+
 def dumps(data) -> str:
     return json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
 
