@@ -132,11 +132,33 @@ def delete_project(*, project: Project) -> None:
     The project's `post_delete` handlers schedule its sandbox's deletion and the
     embedding cleanup of its threads.
     """
+    lock_triggers_of(project_id=project.pk)
     locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     if locked is None:
         raise NotFound("Project not found.")
     lock_threads_of(project_id=locked.pk)
     locked.delete()
+
+
+def lock_triggers_of(**owner) -> None:
+    """Lock the agent triggers that go with a project or an account (`project_id=` /
+    `account_id=`) before the owner itself. A webhook or a schedule firing holds its
+    trigger's row, then takes the account's and project's locks to start its run: a
+    deletion that locked the owner first and then reached the trigger through the
+    database cascade would wait for it while it waits for the owner — a deadlock. So
+    the triggers come first (in id order, one statement). PostgreSQL only."""
+    from agents.models import Agent, AgentTrigger
+
+    if connection.vendor != "postgresql":
+        return
+    (column, value), = owner.items()
+    q = connection.ops.quote_name
+    triggers, agents = q(AgentTrigger._meta.db_table), q(Agent._meta.db_table)
+    where = {"project_id": "project_id = %s",
+             "account_id": f"agent_id IN (SELECT id FROM {agents} WHERE account_id = %s)"}[column]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {triggers} WHERE {where} ORDER BY id FOR UPDATE) t",
+                       [value])
 
 
 def lock_threads_of(**owner) -> None:
@@ -172,6 +194,7 @@ def delete_account(*, account: Account) -> None:
     database-level. Accounts with many threads are deleted by a background job that
     first deletes the threads in batches (`jobs`), then calls this.
     """
+    lock_triggers_of(account_id=account.pk)
     locked = Account.objects.select_for_update(no_key=True).filter(pk=account.pk).first()
     if locked is None:
         raise NotFound("Account not found.")

@@ -294,7 +294,8 @@ def test_project_and_account_deletes_cost_the_same_queries_whatever_they_hold(
         make_threads(project, n, messages=2, checkpoints=2)
         second = project_services.create_project(account=account, name="q")
         make_threads(second, n, messages=1)
-        counts.append(_queries(django_assert_max_num_queries, 10,  # the project's row lock, then its threads'
+        # the project's triggers, its row lock, then its threads': a lock each, in that order
+        counts.append(_queries(django_assert_max_num_queries, 11,
                                lambda: project_services.delete_project(project=project)))
         counts.append(_queries(django_assert_max_num_queries, 7, lambda: Account.objects.get(pk=account.pk).delete()))
         project_receipt, account_receipt = DeletionReceipt.objects.filter(account_id=account.pk).order_by("created_at")

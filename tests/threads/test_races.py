@@ -386,3 +386,32 @@ def test_close_and_delete_of_a_thread_whose_sub_thread_sorts_first(http, project
         codes = statuses(results)
         assert codes[0] == 200 and codes[1] in (200, 404, 409), codes
         assert not Thread.objects.filter(pk=parent.pk).exists()
+
+
+def test_thread_and_project_deletes_against_their_webhooks_firing(http, project, owner, live_server):
+    """A webhook call holds its trigger's row, then takes the project and thread locks;
+    a deletion reaches the trigger through the cascade: it locks the triggers first,
+    so the call either ran first or finds its trigger gone — never a deadlock."""
+    from agents.models import AgentTrigger
+    from agents.services import create_agent, create_trigger
+    from projects.services import create_project
+
+    agent = create_agent(account=project.account, name="hooked", model="echo-1", created_by=owner)
+    new_thread(project, owner)
+
+    def fire(trigger, secret):
+        with httpx.Client(base_url=live_server.url, timeout=60) as anon:
+            return anon.post(f"/api/webhooks/{trigger.pk}/{secret}", json={"message": "ping"})
+
+    for i in range(ROUNDS // 2):
+        thread = new_thread(project, owner)
+        on_thread, secret = create_trigger(agent=agent, kind="webhook", thread=thread)
+        doomed = create_project(account=project.account, name=f"hooked-{i}")
+        new_thread(doomed, owner)
+        on_project, project_secret = create_trigger(agent=agent, kind="webhook", project=doomed)
+        results = together(lambda: http.delete(f"/threads/{thread.pk}"), lambda: http.delete(f"/projects/{doomed.pk}"),
+                           *[lambda: fire(on_thread, secret)] * 2, *[lambda: fire(on_project, project_secret)] * 2)
+        codes = statuses(results)
+        assert codes[:2] == [200, 200], codes
+        assert not AgentTrigger.objects.filter(pk__in=[on_thread.pk, on_project.pk]).exists()
+        assert_consistent([thread.pk])

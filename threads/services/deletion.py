@@ -98,8 +98,12 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
     project_id) with `n_messages`, `n_runs` and `n_checkpoints`) and the projects
     that may be left without a thread (to be checked again by the caller).
 
-    On PostgreSQL one round trip of four statements, each taking its snapshot once
-    the locks before it are held: the projects' lock; the roots' threads, then their
+    On PostgreSQL one round trip of five statements, each taking its snapshot once
+    the locks before it are held: the agent triggers of the projects (a thread's, or a
+    project's that may go with its last thread — `FOR UPDATE`, first: a webhook or a
+    schedule firing holds its trigger, then takes the project and thread locks, and
+    the cascade would reach the trigger after them); the projects' lock; the roots'
+    threads, then their
     subtrees' (`FOR NO KEY UPDATE`, in id order, as every writer of a thread locks it,
     and roots first as `close_threads` locks them), so a message or run written
     meanwhile is committed before the counts are read, and the receipt counts what
@@ -117,8 +121,8 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
         return removed, sorted({t.project_id for t in removed}) if roots else []
     ids = list(root_ids)
     with connection.cursor() as cursor:
-        cursor.execute(delete_subtrees_sql(), [ids, ids, ids, ids, ids])
-        for _ in range(3):
+        cursor.execute(delete_subtrees_sql(), [ids, ids, ids, ids, ids, ids])
+        for _ in range(4):
             cursor.nextset()
         removed = [Removed(*row) for row in cursor.fetchall()]
     return removed, sorted({t.project_id for t in removed if t.emptied})
@@ -131,10 +135,14 @@ def delete_subtrees_sql() -> str:
     delete's snapshot (correlated counts, each an index lookup), so before it; the
     database cascade removes them (explicit data-modifying deletes that count what
     they return measured slower: 1.7x the cascade at 100k messages)."""
+    from agents.models import AgentTrigger
+
     q = connection.ops.quote_name
     table, projects = q(Thread._meta.db_table), q(Project._meta.db_table)
     of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%s))"
     return f"""
+        SELECT id FROM {q(AgentTrigger._meta.db_table)} WHERE project_id IN (SELECT project_id FROM {table}
+            WHERE id = ANY(%s)) ORDER BY id FOR UPDATE;
         {of_roots} ORDER BY id FOR NO KEY UPDATE;
         SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE;
         WITH RECURSIVE subtree(id) AS (
