@@ -234,7 +234,7 @@ def delete_agent(*, agent: Agent, delete_threads: bool = False, close_threads: b
         # bound to the agent is either committed before its threads are read here (and
         # closed or deleted with the rest) or created after, to find the agent gone
         # (404). Not `FOR UPDATE`: a turn's foreign-key recheck takes `FOR KEY SHARE`.
-        Account.objects.select_for_update(no_key=True).filter(pk=locked.account_id).values_list("pk").first()
+        _lock_account(locked.account_id)
         if delete_threads:
             owned = Thread.objects.filter(Q(agent=locked) | Q(account_id=locked.account_id,
                                                               metadata__assistant_id=str(locked.pk)))

@@ -146,38 +146,39 @@ def lock_triggers_of(**owner) -> None:
     trigger's row, then takes the account's and project's locks to start its run: a
     deletion that locked the owner first and then reached the trigger through the
     database cascade would wait for it while it waits for the owner — a deadlock. So
-    the triggers come first (in id order, one statement). PostgreSQL only."""
+    the triggers come first. PostgreSQL only."""
     from agents.models import Agent, AgentTrigger
 
-    if connection.vendor != "postgresql":
-        return
     (column, value), = owner.items()
-    q = connection.ops.quote_name
-    triggers, agents = q(AgentTrigger._meta.db_table), q(Agent._meta.db_table)
+    agents = connection.ops.quote_name(Agent._meta.db_table)
     where = {"project_id": "project_id = %s",
              "account_id": f"agent_id IN (SELECT id FROM {agents} WHERE account_id = %s)"}[column]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {triggers} WHERE {where} ORDER BY id FOR UPDATE) t",
-                       [value])
+    _lock_in_id_order(AgentTrigger, where, value)
 
 
 def lock_threads_of(**owner) -> None:
-    """Lock the threads of a project or an account (`project_id=` / `account_id=`; in
-    id order, one statement) before it goes. A turn holds its thread and, updating it a
-    second time, takes `FOR KEY SHARE` on the thread's project and account for its
-    foreign-key checks: deleting the owner first would wait for the thread while the
-    turn waits for the owner — a deadlock. So the owner is locked `FOR NO KEY UPDATE`
-    (which that check does not wait on), then its threads, then it is deleted.
-    PostgreSQL only (elsewhere a write locks the database)."""
+    """Lock the threads of a project or an account (`project_id=` / `account_id=`)
+    before it goes. A turn holds its thread and, updating it a second time, takes `FOR
+    KEY SHARE` on the thread's project and account for its foreign-key checks: deleting
+    the owner first would wait for the thread while the turn waits for the owner — a
+    deadlock. So the owner is locked `FOR NO KEY UPDATE` (which that check does not
+    wait on), then its threads, then it is deleted. PostgreSQL only."""
     from threads.models import Thread
 
-    if connection.vendor != "postgresql":
-        return
     (column, value), = owner.items()
     assert column in ("project_id", "account_id")
-    table = connection.ops.quote_name(Thread._meta.db_table)
+    _lock_in_id_order(Thread, f"{column} = %s", value)
+
+
+def _lock_in_id_order(model, where: str, value) -> None:
+    """`SELECT ... FOR UPDATE` of `model`'s rows matching `where`, in id order, in one
+    statement (no row sent back). A no-op off PostgreSQL, where a write locks the
+    whole database."""
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {column} = %s ORDER BY id FOR UPDATE) t",
+        cursor.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {where} ORDER BY id FOR UPDATE) t",
                        [value])
 
 

@@ -275,6 +275,14 @@ def test_bulk_delete_over_threshold_runs_as_a_job(live_server, settings, who):
     assert sum(r.threads for r in receipts) == 10 and {r.cleanup_state for r in receipts} == {"complete"}
 
 
+def select_all_and_run(page, action: str) -> None:
+    """On a changelist: tick the page, take "Select all N" across pages, run `action`."""
+    page.check("#action-toggle")
+    page.click("span.question a")
+    page.select_option("select[name=action]", action)
+    page.click("button[name=index]")
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_job_page_follows_progress_live_and_cancels_between_batches(live_server, celery_worker_process, settings):
@@ -287,10 +295,7 @@ def test_job_page_follows_progress_live_and_cancels_between_batches(live_server,
     with chromium_page() as page:
         log_in(page, live_server, user)
         page.goto(f"{live_server.url}/admin/threads/thread/")
-        page.check("#action-toggle")
-        page.click("span.question a")  # "Select all 3,000 threads"
-        page.select_option("select[name=action]", "delete_threads")
-        page.click("button[name=index]")
+        select_all_and_run(page, "delete_threads")
         page.wait_for_selector("#background-note")
         confirm = numbers(page)
         page.click("input[type=submit][value='Yes, delete them']")
@@ -397,10 +402,7 @@ def test_select_all_deletes_only_what_the_page_counted(live_server):
     with chromium_page() as page:
         log_in(page, live_server, user)
         page.goto(f"{live_server.url}/admin/threads/thread/?q=batch")
-        page.check("#action-toggle")
-        page.click("span.question a")  # "Select all 60 threads"
-        page.select_option("select[name=action]", "delete_threads")
-        page.click("button[name=index]")
+        select_all_and_run(page, "delete_threads")
         page.wait_for_selector("text=Delete 60 threads?")
         confirmed = numbers(page)["threads"]
         late = httpx.post(f"{live_server.url}/api/threads", headers={"Authorization": f"Bearer {token}"},
