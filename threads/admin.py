@@ -208,9 +208,18 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
         """How many were done (a warning when none was), then one warning per reason
         for those skipped (none for a count of 0)."""
         self.message_user(request, f"{plural(done, 'thread')} {verb}.", messages.SUCCESS if done else messages.WARNING)
+        self.report_skipped(request, skipped)
+
+    def report_skipped(self, request, skipped: dict):
         for reason, count in skipped.items():
             if count:
                 self.message_user(request, f"{plural(count, 'thread')} skipped: {reason}", messages.WARNING)
+
+    def start_thread_job(self, request, *, total: int, **job):
+        """`start_job`, first saying how many of the posted threads were already
+        deleted (the job's scope is those still there; its page reports the rest)."""
+        self.report_skipped(request, {"already deleted": self.already_deleted(request, total)})
+        return self.start_job(request, total=total, **job)
 
     def first_threads(self, queryset):
         return self.named_objects(queryset, "title")
@@ -229,8 +238,8 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                 note=background_note(selected), allowed=selected > 0,
             )
         if selected > job_threshold():
-            return self.start_job(request, kind=JobKind.DELETE_THREADS, targets=queryset, total=selected,
-                                  description=f"Delete {plural(selected, 'thread')}")
+            return self.start_thread_job(request, kind=JobKind.DELETE_THREADS, targets=queryset, total=selected,
+                                         description=f"Delete {plural(selected, 'thread')}")
         # for the admin's history: the threads as they were (without the list's per-row counts)
         shown = list(Thread.objects.filter(pk__in=queryset.order_by().values("pk")).only("pk", "title"))
         deleted = sum(services.delete_threads(thread_ids=ids) for ids in id_batches(queryset, BATCH))
@@ -255,8 +264,8 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                 note=background_note(selected), allowed=selected > 0,
             )
         if selected > job_threshold():
-            return self.start_job(request, kind=JobKind.PRUNE_KEEP_LATEST, targets=queryset, total=selected,
-                                  description=f"Prune old checkpoints of {plural(selected, 'thread')}")
+            return self.start_thread_job(request, kind=JobKind.PRUNE_KEEP_LATEST, targets=queryset, total=selected,
+                                         description=f"Prune old checkpoints of {plural(selected, 'thread')}")
         pruned = sum(services.keep_latest_checkpoints(thread_ids=ids) for ids in id_batches(queryset, BATCH))
         skipped = {"an active run, or no older checkpoint to prune": selected - pruned,
                    "already deleted": self.already_deleted(request, selected)}
@@ -276,8 +285,8 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
             )
         selected = queryset.count()
         if selected > job_threshold():
-            return self.start_job(request, kind=JobKind.CLOSE_THREADS, targets=queryset, total=selected,
-                                  description=f"Close {plural(selected, 'thread')}")
+            return self.start_thread_job(request, kind=JobKind.CLOSE_THREADS, targets=queryset, total=selected,
+                                         description=f"Close {plural(selected, 'thread')}")
         closed, skipped = 0, {"already deleted": self.already_deleted(request, selected)}
         for ids in id_batches(queryset, BATCH):
             done, refused = services.close_threads(thread_ids=ids)  # one transaction and receipt per batch

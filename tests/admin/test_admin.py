@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 
 from agents import services as agent_services
+from jobs.models import Job, JobKind
 from projects.models import Project
 from projects.services import create_project, ensure_user
 from sandboxes.models import Sandbox
@@ -314,3 +315,15 @@ def test_thread_page_links_only_to_pages_the_user_may_open(client, project):
     staff_with(client, "view_thread", "view_message", "view_run")
     html = client.get(f"{THREADS}{thread.pk}/change/").content.decode()
     assert message_link in html and run_link in html and runs_list in html
+
+
+def test_a_thread_action_run_as_a_job_reports_the_threads_already_deleted(staff, project, settings):
+    """Above the job threshold the posted threads still there make the job; those
+    already gone are reported on the way to its page, as below the threshold."""
+    settings.BACKGROUND_JOBS = {**settings.BACKGROUND_JOBS, "threshold": 2, "batch_size": 2}
+    threads = make_threads(project, 5)
+    services.delete_threads(thread_ids=[t.pk for t in threads[:2]])
+    shown = texts(action(staff, "delete_threads", threads, confirm=True))
+    assert "2 threads skipped: already deleted" in shown
+    job = Job.objects.get()
+    assert (job.kind, job.total) == (JobKind.DELETE_THREADS, 3)
