@@ -114,3 +114,30 @@ def test_json_logs_one_line_per_event_with_the_request_id(tmp_path):
     # A header that is not a plain token is replaced by a fresh id.
     assert all(e["request_id"] != "bad id with spaces" for e in events)
     assert len(events) == 4, events
+
+
+def test_a_prune_commands_counts_reach_the_metrics_of_the_machine(tmp_path):
+    """With the stack's PROMETHEUS_MULTIPROC_DIR exported (docs/operations.md), what
+    `prune_threads` removed is in what `/metrics` serves from another process; the
+    command's own process is gone by then."""
+    env = embedded_env(tmp_path)
+    assert manage(env, "migrate", "--noinput", capture_output=True).returncode == 0
+    seeded = manage(env, "seed_demo", "--threads", "12", "--messages", "3", capture_output=True)
+    account = re.search(r"Made account ([0-9a-f-]{36})", seeded.stdout).group(1)
+    (tmp_path / "prometheus").mkdir()
+    metered = {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+
+    done = manage(metered, "prune_threads", "--account", account, "--yes", "--batch-size", "5", capture_output=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    scraped = manage(metered, "shell", "-c", "from config.metrics import render; print(render()[0].decode())",
+                     capture_output=True)
+    assert scraped.returncode == 0, scraped.stderr
+
+    def sample(name, label):
+        found = re.search(rf'^{name}\{{{label}\}} (\S+)$', scraped.stdout, re.MULTILINE)
+        return float(found.group(1)) if found else None
+
+    assert sample("threadkeeper_deleted_total", 'kind="threads"') == 12, scraped.stdout
+    assert sample("threadkeeper_deleted_total", 'kind="messages"') == 36, scraped.stdout
+    assert sample("threadkeeper_destructive_operations_total", 'operation="prune_delete"') == 3, scraped.stdout
+    assert sample("threadkeeper_prune_batch_duration_seconds_count", 'strategy="delete"') == 3, scraped.stdout
