@@ -79,14 +79,19 @@ def hold_agent(agent_id) -> None:
     what a row referencing it takes anyway: no wait on a deletion's `FOR NO KEY
     UPDATE`, but the deletion's `DELETE` waits); 404 if it is already gone — not a
     foreign-key violation at commit. SQLite's transactions are serialised whole."""
+    _hold(Agent, agent_id, missing="Agent not found.")
+
+
+def _hold(model, pk, *, missing: str) -> None:
+    """`hold_agent` for a row of any table a new row is about to reference."""
     from django.db import connection
 
-    table = connection.ops.quote_name(Agent._meta.db_table)
+    table = connection.ops.quote_name(model._meta.db_table)
     lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s{lock}", [Agent._meta.pk.get_db_prep_value(agent_id, connection)])
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s{lock}", [model._meta.pk.get_db_prep_value(pk, connection)])
         if cursor.fetchone() is None:
-            raise NotFound("Agent not found.")
+            raise NotFound(missing)
 
 
 def _internal_flags(metadata: dict | None) -> dict:
@@ -370,15 +375,25 @@ def create_trigger(
     for obj in (thread, project):
         if obj is not None and obj.account_id != agent.account_id:
             raise NotFound("Project or thread not found.")
+    project_id = project.pk if project is not None else thread.project_id
     next_fire_at, secret = None, None
     if kind == TriggerKind.SCHEDULE:
         next_fire_at = _first_fire_time(cron, timezone_name)
         next_fire_at = next_fire_at if enabled and not _past_end(next_fire_at, end_time) else None
     else:
         secret = secrets.token_urlsafe(32)
+    # The rows the trigger references, held until it is committed: one deleted
+    # meanwhile is a 404 here, not a foreign-key violation at the insert; a deletion
+    # that comes later waits, then takes the new trigger with it (the cascade). The
+    # thread and project first: an assistant deleted with its threads deletes them
+    # before the agent row.
+    if thread is not None:
+        _hold(Thread, thread.pk, missing="Thread not found.")
+    _hold(Project, project_id, missing="Project not found.")
+    hold_agent(agent.pk)
     trigger = AgentTrigger.objects.create(
         agent=agent, kind=kind, cron=cron if kind == TriggerKind.SCHEDULE else "", timezone=timezone_name,
-        input=input or {}, thread=thread, project=project or (thread.project if thread else None),
+        input=input or {}, thread=thread, project_id=project_id,
         secret_hash=_hash_secret(secret) if secret else "", next_fire_at=next_fire_at, payload=payload or {},
         metadata=metadata or {}, end_time=end_time, is_active=enabled, on_run_completed=on_run_completed,
         created_by=created_by,

@@ -15,6 +15,7 @@ from agents import services
 from agents.models import AgentTrigger
 from agents.tasks import fire_due_triggers
 from projects import services as project_services
+from tests.conftest import client_for
 from threads import services as thread_services
 from threads.models import Run, Thread
 
@@ -163,3 +164,57 @@ def test_two_beat_processes_at_once_start_one_run_per_due_trigger(account, proje
         w.join()
     assert sum(started) == 3 and Run.objects.count() == 3
     assert sorted(Thread.objects.values_list("schedule_id", flat=True)) == sorted(t.pk for t in triggers)
+
+
+def test_a_trigger_for_a_thread_or_project_deleted_meanwhile_is_404(agent, project, account):
+    """The view read the thread or project, then it was deleted before the trigger
+    was written: a 404, not a foreign-key violation (a 500), and no trigger."""
+    from config.errors import NotFound
+
+    thread = thread_services.create_thread(project=project, agent=agent)
+    thread_services.create_thread(project=project, agent=agent)  # the project outlives the thread
+    thread_services.delete_thread(thread=thread)
+    with pytest.raises(NotFound, match="Thread not found"):
+        services.create_trigger(agent=agent, kind="webhook", thread=thread)
+    elsewhere = project_services.create_project(account=account, name="Gone soon")
+    project_services.delete_project(project=elsewhere)
+    with pytest.raises(NotFound, match="Project not found"):
+        services.create_trigger(agent=agent, kind="schedule", cron="@daily", project=elsewhere)
+    other = services.create_agent(account=account, name="Gone too", model="m")
+    services.delete_agent(agent=other)
+    with pytest.raises(NotFound, match="Agent not found"):
+        services.create_trigger(agent=other, kind="webhook", project=project)
+    assert not AgentTrigger.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("gone", ["agent", "thread", "project"])
+def test_triggers_created_while_what_they_reference_is_deleted(owner, account, gone):
+    """Trigger creations racing the deletion of their agent, thread or project: each
+    is a 201 (the deletion then takes it with it) or a 404, never a 500, and no
+    trigger outlives what it referenced."""
+    project = project_services.create_project(account=account, name="Racing")
+    agent = services.create_agent(account=account, name="a", model="m")
+    thread = thread_services.create_thread(project=project, agent=agent)
+    body = {"kind": "webhook", "thread_id": str(thread.pk)} if gone == "thread" else \
+        {"kind": "schedule", "cron": "* * * * *", "project_id": str(project.pk)}
+    delete = {"agent": f"/api/agents/{agent.pk}", "thread": f"/api/threads/{thread.pk}",
+              "project": f"/api/projects/{project.pk}"}[gone]
+    statuses, barrier = [], threading.Barrier(5)
+
+    def call(method, path, data=None):
+        try:
+            barrier.wait()
+            statuses.append(getattr(client_for(owner), method)(path, data, format="json").status_code)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=call, args=("post", f"/api/agents/{agent.pk}/triggers", body))
+               for _ in range(4)] + [threading.Thread(target=call, args=("delete", delete))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(set(statuses)) in ([200, 201], [200, 404], [200, 201, 404]), statuses
+    assert not AgentTrigger.objects.exists()
