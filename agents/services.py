@@ -52,7 +52,8 @@ def _lock_account(account_id) -> Account:
     """The account's row lock serialises agent creations and default switches of one
     account (the same lock thread creation takes): with no agent yet, two "new default"
     writes would otherwise both pass and collide on the one-default index. Lock order:
-    account, then agents."""
+    account, then the default agents it unsets (`update_agent` holds its own agent
+    first, as a deletion does)."""
     account = Account.objects.select_for_update(no_key=True).filter(pk=account_id).first()
     if account is None:
         raise NotFound("Account not found.")
@@ -158,9 +159,13 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
     next numbered version and moves current_version; other fields change in place.
     The internal flags (`is_system`, `is_suna_default`) stay as they are: a new
     `metadata` can neither add nor remove them."""
-    if fields.get("is_default") is True:
-        _lock_account(agent.account_id)
     locked = _lock_agent(agent.pk)
+    if fields.get("is_default") is True and not locked.is_default:
+        # The agent first, as its deletion locks it (then its triggers, then the
+        # account): the account first here deadlocked with a deletion of the same
+        # agent. Only an agent becoming the default takes the account's lock, and no
+        # default switch waits on it (`_unset_other_defaults` skips non-defaults).
+        _lock_account(locked.account_id)
     previous = locked.current_version
     config_changes = _validate_config({k: fields[k] for k in CONFIG_FIELDS if k in fields})
     if config_changes:

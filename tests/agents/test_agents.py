@@ -97,6 +97,53 @@ def test_concurrent_new_defaults_in_an_empty_account_leave_one_default(account):
     assert Agent.objects.count() == 4 and Agent.objects.filter(is_default=True).count() == 1
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_making_an_agent_the_default_while_it_is_deleted_never_deadlocks(account):
+    """The deletion locks the agent, then the account; making it the default locked
+    them the other way round (PostgreSQL broke one off: a 409 `concurrent_conflict`).
+    Now one of them wins: the agent is deleted, or it is the default (deletion 400)."""
+    from config.errors import NotFound, Protected
+
+    other = services.create_agent(account=account, name="other", model="m", is_default=True)
+    for round_ in range(10):
+        agent = services.create_agent(account=account, name=f"a{round_}", model="m")
+        outcomes, errors, barrier = [], [], threading.Barrier(3)
+
+        def run(step):
+            try:
+                barrier.wait()
+                step()
+                outcomes.append(step.__name__)
+            except (NotFound, Protected) as exc:
+                outcomes.append(type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - a deadlock is the failure this test looks for
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        def update():
+            services.update_agent(agent=agent, is_default=True)
+
+        def update_other():
+            services.update_agent(agent=other, is_default=True, name="other")
+
+        def delete():
+            services.delete_agent(agent=agent)
+
+        workers = [threading.Thread(target=run, args=(step,)) for step in (update, update_other, delete)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert errors == []
+        assert Agent.objects.filter(is_default=True).count() == 1
+        if not Agent.objects.filter(pk=agent.pk).exists():
+            assert "delete" in outcomes
+        else:
+            assert "Protected" in outcomes
+
+
 def test_agent_limit_is_402_served_from_the_count_cache(api, account, django_capture_on_commit_callbacks):
     account.agent_limit = 2
     account.save()
