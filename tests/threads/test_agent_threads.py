@@ -387,3 +387,13 @@ def test_the_detail_reads_the_same_queries_and_no_more_turns_at_5000_than_at_50(
         counts.append(len(queries))
         assert len(body["turns"]) == 50 and body["turns"][-1]["seq"] == n and body["hasMoreTurns"] == (n > 50)
     assert counts[0] == counts[1]
+
+
+def test_cursors_beyond_a_seq_column_are_422(api, agent, project):
+    """Seqs are 32-bit: a bigger cursor is refused (it reached the database, a 500)."""
+    thread = create(api, agent, project)["id"]
+    for param in ("afterSeq", "beforeSeq", "beforeTurnSeq"):
+        for value in (2**31, 2**63, 10**20):
+            r = api.get(base(agent, thread), {param: value})
+            assert r.status_code == 422 and param in r.json()["errors"], (param, value, r.content)
+        assert api.get(base(agent, thread), {param: 2**31 - 1}).status_code == 200

@@ -14,7 +14,7 @@ from projects.models import Project
 from .. import services
 from ..detail import DEFAULT_TURNS, MAX_MESSAGES, MAX_TURNS, build_detail, load_thread, summary
 from ..models import Thread, ThreadStatus
-from ..serializers import AgentThreadDetailSerializer, AgentThreadListSerializer
+from ..serializers import MAX_INT32, AgentThreadDetailSerializer, AgentThreadListSerializer
 
 
 class AgentThreadCreateSerializer(serializers.Serializer):
@@ -26,10 +26,11 @@ class AgentThreadCreateSerializer(serializers.Serializer):
 
 
 class DetailQuerySerializer(serializers.Serializer):
-    afterSeq = serializers.IntegerField(required=False, min_value=0)
-    beforeSeq = serializers.IntegerField(required=False, min_value=1)
+    # Seqs are 32-bit columns; a bigger cursor is a 422, not a 500 from the database.
+    afterSeq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32)
+    beforeSeq = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT32)
     limit = serializers.IntegerField(required=False, min_value=0, max_value=MAX_MESSAGES, default=100)
-    beforeTurnSeq = serializers.IntegerField(required=False, min_value=1)
+    beforeTurnSeq = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT32)
     turnsLimit = serializers.IntegerField(required=False, min_value=0, max_value=MAX_TURNS, default=DEFAULT_TURNS)
     debug = serializers.BooleanField(required=False, default=False)
 
