@@ -72,9 +72,11 @@ class TriggerDocumentSerializer(serializers.Serializer):
     cron = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     timezone = serializers.CharField(max_length=64, required=False, default="UTC")
     input = serializers.DictField(required=False, default=dict)
+    is_active = serializers.BooleanField(required=False, default=True)  # a paused schedule stays paused
 
 
 class TriggerCreateSerializer(TriggerDocumentSerializer):
+    is_active = None  # an export's field: a new trigger is active
     thread_id = serializers.UUIDField(required=False, allow_null=True)
     project_id = serializers.UUIDField(required=False, allow_null=True)
 

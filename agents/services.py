@@ -327,7 +327,7 @@ def import_agent(*, account: Account, document: dict, created_by=None, project: 
     if project is not None:
         for t in document.get("triggers", []):
             create_trigger(agent=agent, kind=t["kind"], cron=t.get("cron", ""), timezone_name=t.get("timezone", "UTC"),
-                           input=t.get("input", {}), project=project)
+                           input=t.get("input", {}), project=project, enabled=t.get("is_active", True))
     return agent
 
 

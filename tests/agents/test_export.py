@@ -76,3 +76,21 @@ def test_bad_documents_are_422_and_create_nothing(api, account, project, documen
     assert r.status_code == 422, r.content
     assert r.json()["detail"]
     assert not Agent.objects.exists()
+
+
+def test_a_paused_schedule_is_imported_paused(api, account, project):
+    """The export says which triggers are active; import kept none of it (a paused
+    cron came back firing)."""
+    from agents import services
+
+    agent = services.create_agent(account=account, name="Paused", model="m")
+    services.create_cron(agent=agent, schedule="0 9 * * *", project=project, enabled=False)
+    services.create_trigger(agent=agent, kind="schedule", cron="0 10 * * *", project=project)
+    doc = api.get(f"/api/agents/{agent.pk}/export").json()
+    assert [t["is_active"] for t in doc["triggers"]] == [False, True]
+    r = api.post("/api/agents/import", {"account_id": str(account.pk), "project_id": str(project.pk),
+                                        "document": doc}, format="json")
+    assert r.status_code == 201, r.content
+    imported = AgentTrigger.objects.filter(agent_id=r.json()["id"])
+    assert {t.cron: (t.is_active, t.next_fire_at is None) for t in imported} == {
+        "0 9 * * *": (False, True), "0 10 * * *": (True, False)}
