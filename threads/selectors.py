@@ -187,6 +187,18 @@ def keep_latest_impact(*, thread_ids_queryset: QuerySet) -> dict:
     return {**counts, "checkpoints": superseded_checkpoints(thread_ids=prunable).count()}
 
 
+def referenced_by_a_trigger(project_id: str, subtree: str) -> str:
+    """SQL: the project (`project_id`, a column) has an agent trigger that stays when
+    the threads of the CTE `subtree` go — one with no thread (it starts a new thread of
+    the project each time), or on a thread outside the subtree. Such a project is not
+    left empty by the deletion (`empty_projects`, and the admin's impact count)."""
+    from agents.models import AgentTrigger
+
+    q = connection.ops.quote_name
+    return (f"EXISTS (SELECT 1 FROM {q(AgentTrigger._meta.db_table)} tr WHERE tr.project_id = {project_id}"
+            f" AND (tr.thread_id IS NULL OR tr.thread_id NOT IN (SELECT id FROM {subtree})))")
+
+
 def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
     """What deleting these threads would remove, counted in one query (a recursive
     CTE for the sub-threads and aggregate subqueries; no row is listed): threads
@@ -218,6 +230,7 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
             WHERE proj.id IN (SELECT project_id FROM {t} WHERE id IN (SELECT id FROM subtree))
               AND NOT EXISTS (SELECT 1 FROM {t} other
                               WHERE other.project_id = proj.id AND other.id NOT IN (SELECT id FROM subtree))
+              AND NOT {referenced_by_a_trigger("proj.id", "subtree")}
         )
         SELECT
             (SELECT COUNT(*) FROM subtree),

@@ -13,7 +13,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from agents import services as agent_services
 from agents.models import AgentTrigger
 from projects import services as project_services
-from projects.models import Role
+from projects.models import Project, Role
 from threads import services
 from threads.models import Message, Run, RunStatus, Thread
 
@@ -143,6 +143,19 @@ def test_stateless_cron_runs_on_a_new_thread_each_time(lg, agent, account):
     assert set(Run.objects.filter(thread__in=threads).values_list("status", flat=True)) == {RunStatus.SUCCESS}
     assert lg.crons.search(assistant_id=str(agent.pk))[0]["on_run_completed"] == "keep"
     assert lg.crons.create(str(agent.pk), schedule="@daily")["on_run_completed"] == "delete"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stateless_cron_outlives_the_threads_it_deletes(lg, agent, account):
+    """Each tick's new thread is deleted after its run (`on_run_completed: delete`, the
+    default). It is the only thread of the account's default project, but the cron
+    refers to that project: the project stays, and the cron with it, for the next tick."""
+    cron = lg.crons.create(str(agent.pk), schedule="@daily", input={"messages": [{"role": "user", "content": "t"}]})
+    assert not Thread.objects.filter(account=account).exists()
+    for _ in range(2):
+        assert fire(cron["cron_id"]) == 1
+        assert not Thread.objects.filter(account=account).exists()  # deleted after its run
+    assert lg.crons.count() == 1 and Project.objects.filter(account=account, is_default=True).exists()
 
 
 @pytest.mark.django_db(transaction=True)

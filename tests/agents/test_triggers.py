@@ -15,9 +15,11 @@ from agents import services
 from agents.models import AgentTrigger
 from agents.tasks import fire_due_triggers
 from projects import services as project_services
+from projects.models import Project
 from tests.conftest import client_for
 from threads import services as thread_services
 from threads.models import Run, Thread
+from threads.selectors import deletion_impact
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +99,35 @@ def test_webhook_on_a_busy_thread_is_409_and_gone_with_its_project(anon, agent, 
     project_services.delete_project(project=elsewhere)  # the trigger goes with the project it runs in
     assert not AgentTrigger.objects.filter(pk=orphan.pk).exists()
     assert anon.post(f"/api/webhooks/{orphan.pk}/{secret}", {}, format="json").status_code == 404
+
+
+def test_a_project_a_trigger_refers_to_outlives_its_last_thread(api, anon, agent, account,
+                                                                django_capture_on_commit_callbacks):
+    """Suna deletes a project with its last thread only when nothing else refers to it:
+    a webhook that starts a new thread of the project each time does. Deleting the
+    thread it started leaves the project (and its trigger) in place; the next call
+    starts another thread there. A thread's own trigger goes with the thread, and a
+    project with nothing left goes as before."""
+    hooked = project_services.create_project(account=account, name="Hooked")
+    _, secret = services.create_trigger(agent=agent, kind="webhook", project=hooked)
+    trigger = AgentTrigger.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = anon.post(f"/api/webhooks/{trigger.pk}/{secret}", {"message": "one"}, format="json")
+    thread = Run.objects.get(pk=first.json()["run_id"]).thread
+    assert thread.project_id == hooked.pk and Thread.objects.filter(project=hooked).count() == 1
+
+    assert deletion_impact(thread_ids_queryset=Thread.objects.filter(pk=thread.pk))["projects"] == 0
+    assert api.delete(f"/api/threads/{thread.pk}").status_code == 200
+    assert Project.objects.filter(pk=hooked.pk).exists() and AgentTrigger.objects.filter(pk=trigger.pk).exists()
+    second = anon.post(f"/api/webhooks/{trigger.pk}/{secret}", {"message": "two"}, format="json")
+    assert second.status_code == 202 and Thread.objects.filter(project=hooked).count() == 1
+
+    alone = project_services.create_project(account=account, name="Alone")
+    own = thread_services.create_thread(project=alone, agent=agent)
+    services.create_trigger(agent=agent, kind="schedule", cron="@daily", thread=own)
+    assert deletion_impact(thread_ids_queryset=Thread.objects.filter(pk=own.pk))["projects"] == 1
+    assert api.delete(f"/api/threads/{own.pk}").status_code == 200
+    assert not Project.objects.filter(pk=alone.pk).exists() and not AgentTrigger.objects.filter(thread_id=own.pk).exists()
 
 
 def test_schedule_fires_once_per_due_time_even_with_two_ticks(agent, project):

@@ -47,6 +47,7 @@ from receipts.models import DeletionKind
 from sandboxes.services import request_sandbox_deletion
 
 from ..models import Checkpoint, Message, Run, Thread
+from ..selectors import referenced_by_a_trigger
 
 
 def delete_thread(*, thread: Thread) -> None:
@@ -163,6 +164,7 @@ def delete_subtrees_sql() -> str:
             SELECT project_id FROM touched WHERE NOT EXISTS (
                 SELECT 1 FROM {table} other WHERE other.project_id = touched.project_id
                 AND NOT EXISTS (SELECT 1 FROM subtree WHERE subtree.id = other.id))
+            AND NOT {referenced_by_a_trigger("touched.project_id", "subtree")}
         )
         SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied,
         {counts_of(table)}
@@ -243,11 +245,17 @@ def delete_empty_projects(*, project_ids: Iterable) -> Emptied:
 
 
 def empty_projects(*, project_ids: Iterable) -> list:
-    """Which of these projects have no thread: one query (an EXISTS per project,
-    stopping at its first thread)."""
+    """Which of these projects have no thread and no agent trigger left (a trigger that
+    starts a new thread of its project each time refers to the project, as Suna keeps
+    a project that "has other references"; a thread's triggers went with it): one
+    query (EXISTS per project, stopping at the first row)."""
+    from agents.models import AgentTrigger
+
     has_threads = Exists(Thread.objects.filter(project_id=OuterRef("pk")))
+    has_triggers = Exists(AgentTrigger.objects.filter(project_id=OuterRef("pk")))
     return list(
-        Project.objects.filter(~has_threads, id__in=list(project_ids)).order_by("id").values_list("id", flat=True)
+        Project.objects.filter(~has_threads, ~has_triggers, id__in=list(project_ids)).order_by("id")
+        .values_list("id", flat=True)
     )
 
 
