@@ -1,11 +1,11 @@
 """The Celery app. Tasks are autodiscovered from each app's `tasks.py`."""
 
-import os
-
 import logging
+import os
+import uuid
 
 from celery import Celery
-from celery.signals import celeryd_init, worker_ready
+from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -14,31 +14,55 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-# The node name of the worker this process belongs to ("" outside a worker): each run
-# records the worker that started it. Set in the worker's main process before its pool
-# starts, so its pool processes inherit it.
-_worker = {"name": ""}
+# The node name of the worker this process belongs to ("" outside a worker) and the id
+# of its lease (None outside a worker; see threads.services.workers): each run records
+# the worker that started it. Set in the worker's main process before its pool starts,
+# so its pool processes inherit them.
+_worker = {"name": "", "lease": None, "heartbeat": None}
 
 
 def worker_name() -> str:
     return _worker["name"]
 
 
+def worker_lease() -> uuid.UUID | None:
+    return _worker["lease"]
+
+
 @celeryd_init.connect
 def _remember_worker_name(sender=None, **kwargs):
     _worker["name"] = str(sender or "")
+    _worker["lease"] = uuid.uuid4()  # this start of the worker's; taken when it is ready
 
 
 @worker_ready.connect
-def _recover_lost_runs(sender=None, **kwargs):
-    """A worker starting again ends the runs it left `running` when it stopped."""
+def _take_lease_and_recover_lost_runs(sender=None, **kwargs):
+    """A worker ready takes its lease, keeps renewing it (a heartbeat thread), and ends
+    the runs its name lost when it stopped before (those of a predecessor whose lease
+    is still live: once it expires)."""
     from django.db import connection
 
+    from threads.models import WorkerLease
     from threads.services.runs import recover_lost_runs
+    from threads.services.workers import Heartbeat, take_lease
 
+    name = getattr(sender, "hostname", "") or worker_name()
+    if _worker["lease"] is None:
+        _worker["lease"] = uuid.uuid4()
+    lease, recheck = WorkerLease(pk=_worker["lease"], name=name), False
     try:
-        recover_lost_runs(executor=getattr(sender, "hostname", "") or worker_name())
-    except Exception:  # never keeps the worker from serving
-        logging.getLogger(__name__).exception("Recovering the runs this worker lost failed")
+        lease, others = take_lease(lease_id=lease.pk, name=name)
+        recheck = bool(others)
+        recover_lost_runs(executor=name)
+    except Exception:  # never keeps the worker from serving (the heartbeat takes the lease later)
+        logging.getLogger(__name__).exception("Taking this worker's lease or recovering its lost runs failed")
     finally:
         connection.close()
+    _worker["heartbeat"] = Heartbeat(lease, recheck=recheck)
+    _worker["heartbeat"].start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**kwargs):
+    if _worker["heartbeat"] is not None:
+        _worker["heartbeat"].stop()

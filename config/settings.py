@@ -300,6 +300,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "socket_connect_timeout": 1}
 CELERY_TIMEZONE = "UTC"
+# A worker renews its lease every quarter of this many seconds (a heartbeat thread);
+# a run whose worker's lease is older is ended `error` by the beat task
+# `recover_lost_runs` (the worker was killed, scaled down, or lost its host).
+WORKER_LEASE_SECONDS = env_int("WORKER_LEASE_SECONDS", 60, minimum=2)
 # Periodic jobs (run `celery -A config beat`). Each app adds its entries here.
 CELERY_BEAT_SCHEDULE = {
     # beat: sandboxes
@@ -315,6 +319,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * env_int("THREAD_TTL_SWEEP_INTERVAL_MINUTES", 5, minimum=1),
     },
     "requeue-pending-runs": {"task": "threads.tasks.requeue_pending_runs", "schedule": 60.0},
+    # beat: runs of workers whose lease expired (at most half a lease late, a minute at most)
+    "recover-lost-runs": {
+        "task": "threads.tasks.recover_lost_runs", "schedule": min(60.0, WORKER_LEASE_SECONDS / 2),
+    },
     "reindex-pending-messages": {"task": "threads.tasks.reindex_pending_messages", "schedule": 60.0},
     # beat: deletion receipts (the outbox of a deletion's outside cleanup)
     "reconcile-deletions": {

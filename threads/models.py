@@ -8,6 +8,7 @@ database itself, in the same statement, whoever issues the delete.
 import uuid
 
 from django.db import models
+from django.db.models.functions import Now
 
 
 class ThreadStatus(models.TextChoices):
@@ -179,9 +180,12 @@ class Run(models.Model):
     error = models.TextField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
-    # The Celery worker (its node name) that started it ("" in-process): a worker that
-    # stopped mid-run ends the runs it lost when it starts again (`recover_lost_runs`).
+    # The Celery worker (its node name) that started it ("" in-process), and the lease
+    # of that worker process (`WorkerLease`; null in-process, while the run waits for a
+    # worker to resume it, and for runs started before leases): a run whose worker's
+    # lease expired is ended (`recover_lost_runs`).
     executor = models.CharField(max_length=255, blank=True, default="", db_default="")
+    executor_lease = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -198,6 +202,25 @@ class Run(models.Model):
 
     def __str__(self):
         return f"run {self.seq} of {self.thread_id} ({self.status})"
+
+
+class WorkerLease(models.Model):
+    """One start of a Celery worker process, alive while its heartbeat thread renews
+    `renewed_at` (every quarter of `WORKER_LEASE_SECONDS`, by the database's clock).
+    Two workers under one node name hold two leases, so neither is taken for the
+    other. No foreign key from the runs: a lease outlives nothing, and old ones are
+    pruned once no running run names them."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)  # the worker's node name (`-n`)
+    started_at = models.DateTimeField(db_default=Now())
+    renewed_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "renewed_at"], name="worker_lease_name_renewed")]
+
+    def __str__(self):
+        return f"{self.name} ({self.pk})"
 
 
 class Checkpoint(models.Model):

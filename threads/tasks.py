@@ -73,6 +73,17 @@ def requeue_pending_runs() -> int:
     return requeue()
 
 
+@shared_task
+def recover_lost_runs() -> int:
+    """Periodic (beat): end the runs of workers whose lease expired (killed, scaled
+    down, their host gone); prune long-expired leases."""
+    from .services.runs import recover_lost_runs as recover
+    from .services.workers import prune_leases
+
+    prune_leases()
+    return recover()
+
+
 @shared_task(acks_late=True)
 def resume_run(run_id: str, approval_id: str) -> str | None:
     """Resume a run paused on an approval, once the approval was decided."""

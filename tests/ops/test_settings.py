@@ -146,6 +146,7 @@ def test_a_malformed_number_is_refused_naming_the_variable(name, value):
     ("SANDBOX_API_TIMEOUT", "0", "SANDBOX_API_TIMEOUT must be greater than 0, got '0'"),
     ("ECHO_TOKEN_DELAY", "-0.5", "ECHO_TOKEN_DELAY must be at least 0, got '-0.5'"),
     ("RUN_STREAM_HEARTBEAT_SECONDS", "inf", "RUN_STREAM_HEARTBEAT_SECONDS must be a finite number, got 'inf'"),
+    ("WORKER_LEASE_SECONDS", "1", "WORKER_LEASE_SECONDS must be at least 2, got '1'"),
 ])
 def test_a_value_out_of_range_is_refused_naming_the_variable(name, value, expected):
     assert_refused(check(**{name: value}), expected)

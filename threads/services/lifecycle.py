@@ -205,6 +205,9 @@ def resolve_approval(*, thread: Thread, approval_id, decision: str) -> Approval:
     approval.save(update_fields=["status", "decided_at"])
     run = Run.objects.filter(pk=approval.run_id, status=RunStatus.RUNNING).first()
     if run is not None and not Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).exists():
+        # Executing nowhere until a worker resumes it (`resume_run`): not lost with the
+        # worker that paused it, which may be gone (see `recover_lost_runs`).
+        Run.objects.filter(pk=run.pk).update(executor="", executor_lease=None)
         set_thread_status(locked, ThreadStatus.RUNNING)
         schedule_execution(run, approval=approval)
     return approval

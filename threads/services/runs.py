@@ -33,7 +33,7 @@ from ..models import (
     ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, MultitaskStrategy, Run, RunStatus, Thread,
     ThreadStatus,
 )
-from config.celery import worker_name
+from config.celery import worker_lease, worker_name
 
 from ..runtime import RuntimeResult, get_runtime
 from ..message_format import from_stored
@@ -358,8 +358,10 @@ def resume_run(*, run_id, approval_id) -> Run | None:
     approval = Approval.objects.filter(pk=approval_id, run_id=run_id).first()
     if run is None or approval is None:
         return run
-    # The worker continuing the run is its executor now (see `recover_lost_runs`).
-    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(executor=worker_name())
+    # The worker continuing the run is its executor now, under its lease (see `recover_lost_runs`).
+    run.executor, run.executor_lease = worker_name(), worker_lease()
+    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(executor=run.executor,
+                                                                   executor_lease=run.executor_lease)
     return continue_run(run=run, approval=approval)
 
 
@@ -399,27 +401,59 @@ def execute_run(*, run_id) -> Run | None:
             append_input_messages(thread, run, messages)
         run.status = RunStatus.RUNNING
         run.started_at = timezone.now()
-        run.executor = worker_name()
-        run.save(update_fields=["status", "started_at", "start_message_seq", "executor", "updated_at"])
+        run.executor, run.executor_lease = worker_name(), worker_lease()
+        run.save(update_fields=["status", "started_at", "start_message_seq", "executor", "executor_lease",
+                                "updated_at"])
     return continue_run(run=run)
 
 
-def recover_lost_runs(*, executor: str) -> int:
-    """Runs a worker left `running` when it stopped mid-run (killed, or its process
-    lost before it could finish them). Called when that worker starts again, so none
-    of its runs is executing: each of them still `running` and not paused on an
-    approval ends `error`, as a runtime failure does (the runs queued behind it start,
-    its streams end, its webhook is sent). Returns how many."""
-    if not executor:
+def recover_lost_runs(*, executor: str | None = None, limit: int = 500) -> int:
+    """End the runs lost with their worker: each run still `running`, not paused on an
+    approval, whose worker's lease expired (`services.workers`: killed, scaled down,
+    its host gone) ends `error` as a runtime failure does (the runs queued behind it
+    start, its stream ends, its webhook is sent), through `record_result`, which
+    checks again under the run's lock that it is still lost. Beat calls it for every
+    worker (`limit` runs per call, the oldest first); a worker starting calls it for
+    its own name (`executor`), which also ends that name's runs started before leases
+    (by this worker's predecessor). A run under a live lease is never ended: its
+    worker executes it, even a second worker under the same name; nor one paused on
+    an approval, nor one in-process (no executor). Returns how many ended."""
+    from .workers import expired_leases
+
+    if executor == "":
         return 0
-    lost = list(Run.objects.filter(status=RunStatus.RUNNING, executor=executor)
-                .exclude(approvals__status=ApprovalStatus.PENDING).values_list("pk", flat=True))
-    error = f"The worker executing it ({executor}) stopped before it finished; send it again."
-    ended = [record_result(run_id=run_id, result=RuntimeResult(status="error", error=error)) for run_id in lost]
-    count = sum(1 for run in ended if run is not None and run.status == RunStatus.ERROR and run.error == error)
+    runs = Run.objects.filter(status=RunStatus.RUNNING).exclude(approvals__status=ApprovalStatus.PENDING)
+    lost = Q(executor_lease__in=expired_leases().values("pk"))
+    if executor is not None:
+        runs, lost = runs.filter(executor=executor), lost | Q(executor_lease__isnull=True)
+    found = list(runs.filter(lost).order_by("started_at").values_list("pk", "executor", "executor_lease")[:limit])
+    count, workers = 0, set()
+    for run_id, name, lease in found:
+        reason = "its lease expired" if lease is not None else "it started again"
+        error = f"The worker executing it ({name}) stopped before it finished ({reason}); send it again."
+        try:
+            run = record_result(run_id=run_id, result=RuntimeResult(status="error", error=error), lost=(name, lease))
+        except Exception:  # the next call tries it again; the others go on
+            logger.exception("Ending run %s, lost with worker %s, failed", run_id, name)
+            continue
+        if run is not None and run.status == RunStatus.ERROR and run.error == error:
+            count += 1
+            workers.add(name)
     if count:
-        logger.warning("Ended %d run(s) that worker %s lost when it stopped", count, executor)
+        logger.warning("Ended %d run(s) lost with their worker (%s)", count, ", ".join(sorted(workers)))
     return count
+
+
+def still_lost(run: Run, lost: tuple[str, uuid.UUID | None]) -> bool:
+    """Whether a run found lost (under `lost`: its executor and lease then) still is,
+    under its lock: not resumed by another worker, not paused, its lease not renewed."""
+    from .workers import expired_leases
+
+    if (run.executor, run.executor_lease) != lost:
+        return False
+    if Approval.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).exists():
+        return False
+    return run.executor_lease is None or expired_leases().filter(pk=run.executor_lease).exists()
 
 
 def append_input_messages(thread: Thread, run: Run, messages: list) -> None:
@@ -557,13 +591,22 @@ def resume_with_command(*, thread: Thread, command: dict) -> Run:
 
 
 @transaction.atomic
-def record_result(*, run_id, result: RuntimeResult) -> Run | None:
+def record_result(*, run_id, result: RuntimeResult, lost: tuple[str, uuid.UUID | None] | None = None) -> Run | None:
+    """Record what a run produced, if it is still `running`: a run cancelled, timed
+    out or ended as lost meanwhile stays as it is, and a late result (a worker whose
+    lease lapsed) is dropped. `lost` (`recover_lost_runs`): the run's executor and
+    lease when it was found lost; recorded only if `still_lost`."""
     thread = Thread.objects.select_for_update(of=("self",), no_key=True).filter(runs__pk=run_id).first()
     run = Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
     if thread is None or run is None:
         return None  # the run (or its thread) was deleted while the runtime worked
     if run.status != RunStatus.RUNNING:
-        return run  # interrupted or rolled back meanwhile: the output is dropped
+        return run  # interrupted, rolled back or ended as lost meanwhile: the output is dropped
+    if lost is not None:
+        if not still_lost(run, lost):
+            return run
+        # A worker only slow (its lease lapsed) stops producing for it, as for a cancel.
+        transaction.on_commit(partial(publish, get_bus().cancel, run.pk), robust=True)
     now = timezone.now()
     added = []
     if result.messages:
