@@ -12,7 +12,9 @@ from django.utils import timezone
 from config.errors import Conflict, Invalid, NotFound
 
 from ..message_format import add_messages, normalise
-from ..models import Checkpoint, CheckpointWrite, Message, Thread, ThreadStatus
+from ..models import (
+    Approval, ApprovalStatus, Checkpoint, CheckpointWrite, Message, Run, RunStatus, Thread, ThreadStatus,
+)
 from ..selectors import channel_values, thread_values
 from ..vectorstore import schedule_message_indexing
 from .checkpoints import store_checkpoint
@@ -128,17 +130,24 @@ def apply_supersteps(*, thread: Thread, supersteps: list) -> None:
 @transaction.atomic
 def copy_thread(*, thread: Thread, created_by=None) -> Thread:
     """A new thread in the same project with the same metadata, messages (same seq)
-    and checkpoints (with their pending writes). Runs and sub-threads are not copied;
-    the copied checkpoints belong to no run. Takes a thread slot like any creation."""
+    and checkpoints (with their pending writes). Takes a thread slot like any creation.
+
+    Runs and sub-threads are not copied, and the copied checkpoints belong to no run,
+    except for a run paused on an interrupt (a breakpoint or a tool approval): as
+    LangGraph copies a paused graph's checkpoints, the copy is paused the same way —
+    the run is copied (a new id; `running`, its messages and checkpoints its own, no
+    `webhook`) with its pending approvals, and the copy is `awaiting`. Either thread
+    can then be resumed, or given new input, without touching the other."""
     copy = create_thread(
         project=thread.project, created_by=created_by, agent=thread.agent, title=thread.title,
         metadata=thread.metadata, instructions=thread.instructions, model=thread.model, tools=thread.tools,
         ttl_minutes=thread.ttl_minutes, ttl_strategy=thread.ttl_strategy,
     )
     source = lock_thread(thread.pk)  # after the project's lock, as every creation orders them
+    runs = copy_paused_runs(source=source, copy=copy)
     messages = Message.objects.bulk_create(
         [Message(thread=copy, seq=m.seq, role=m.role, content=m.content, agent_id=m.agent_id,
-                 token_count=m.token_count, rolled_back=m.rolled_back)
+                 token_count=m.token_count, rolled_back=m.rolled_back, run_id=runs.get(m.run_id))
          for m in source.messages.order_by("seq").iterator(chunk_size=2000)],
         batch_size=1000,
     )
@@ -146,19 +155,45 @@ def copy_thread(*, thread: Thread, created_by=None) -> Thread:
     old = list(Checkpoint.objects.filter(thread=source).order_by("id"))
     new = Checkpoint.objects.bulk_create(
         [Checkpoint(thread=copy, checkpoint_ns=c.checkpoint_ns, checkpoint_id=c.checkpoint_id,
-                    parent_checkpoint_id=c.parent_checkpoint_id, checkpoint=c.checkpoint, metadata=c.metadata)
+                    parent_checkpoint_id=c.parent_checkpoint_id, checkpoint=c.checkpoint, metadata=c.metadata,
+                    run_id=runs.get(c.run_id))
          for c in old],
         batch_size=1000,
     )
     new_pk = {o.pk: n.pk for o, n in zip(old, new)}
     CheckpointWrite.objects.bulk_create(
-        [CheckpointWrite(checkpoint_id=new_pk[w.checkpoint_id], thread_id=copy.pk, run_id=None, task_id=w.task_id,
-                         idx=w.idx, channel=w.channel, type=w.type, value=w.value, task_path=w.task_path)
+        [CheckpointWrite(checkpoint_id=new_pk[w.checkpoint_id], thread_id=copy.pk, run_id=runs.get(w.run_id),
+                         task_id=w.task_id, idx=w.idx, channel=w.channel, type=w.type, value=w.value,
+                         task_path=w.task_path)
          for w in CheckpointWrite.objects.filter(thread_id=source.pk).iterator(chunk_size=2000)
          if w.checkpoint_id in new_pk],
         batch_size=1000,
     )
+    paused = {"status": ThreadStatus.AWAITING, "last_run_seq": 1} if runs else {}
     Thread.objects.filter(pk=copy.pk).update(last_message_seq=source.last_message_seq,
-                                             message_tokens=source.message_tokens)
+                                             message_tokens=source.message_tokens, **paused)
     copy.refresh_from_db()
     return copy
+
+
+def copy_paused_runs(*, source: Thread, copy: Thread) -> dict:
+    """The run of `source` paused on an interrupt (at most one: one `running` run per
+    thread), copied to `copy` as its run 1 with its pending approvals; {old id: new id}.
+    The copy's run sends no webhook: its creator asked for one about their own run."""
+    paused = Run.objects.filter(thread=source, status=RunStatus.RUNNING,
+                                approvals__status=ApprovalStatus.PENDING).distinct().first()
+    if paused is None:
+        return {}
+    run = Run.objects.create(
+        thread=copy, agent_id=paused.agent_id, seq=1, status=RunStatus.RUNNING, runtime=paused.runtime,
+        model=paused.model, input=paused.input, metadata=paused.metadata, message=paused.message,
+        multitask_strategy=paused.multitask_strategy,
+        kwargs={k: v for k, v in (paused.kwargs or {}).items() if k not in ("webhook", "temporary")},
+        start_message_seq=paused.start_message_seq, input_tokens=paused.input_tokens,
+        output_tokens=paused.output_tokens, started_at=paused.started_at,
+    )
+    Approval.objects.bulk_create([
+        Approval(thread=copy, run=run, tool_name=a.tool_name, payload=a.payload, expires_at=a.expires_at)
+        for a in paused.approvals.filter(status=ApprovalStatus.PENDING).order_by("created_at")
+    ])
+    return {paused.pk: run.pk}

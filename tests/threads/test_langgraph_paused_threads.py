@@ -1,0 +1,97 @@
+"""LangGraph's threads paused on an interrupt, through the real `langgraph-sdk`
+against a live server: a copy is paused the same way and resumes on its own."""
+
+import pytest
+from langgraph_sdk import get_sync_client
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tests.conftest import wait_for
+from threads.models import Approval
+
+from .test_run_options import receiver  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def client(live_server, owner, account):
+    token = RefreshToken.for_user(owner).access_token
+    return get_sync_client(url=f"{live_server.url}/api", api_key=None,
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def ask(text):
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def contents(state) -> list:
+    return [m["content"] for m in state["values"]["messages"]]
+
+
+def paused(client, text="hi", **options) -> tuple[str, str]:
+    """A new thread whose run waits on an interrupt: (thread id, run id)."""
+    tid = client.threads.create()["thread_id"]
+    run = client.runs.create(tid, "echo", input=ask(text), **options)
+    assert wait_for(lambda: Approval.objects.filter(thread_id=tid, status="pending").exists())
+    return tid, run["run_id"]
+
+
+def waiting_on(state) -> tuple:
+    """What a state says the graph waits on, without the ids (a task's is its run's,
+    an interrupt's its approval's: each thread has its own)."""
+    return (state["next"], [(t["name"], [i["value"] for i in t["interrupts"]]) for t in state["tasks"]],
+            [i["value"] for i in state["interrupts"]])
+
+
+# --- copy ---------------------------------------------------------------------------
+
+
+def test_a_copy_of_a_thread_paused_at_a_breakpoint_is_paused_the_same_way_and_resumes_on_its_own(
+        client, receiver):  # noqa: F811
+    hook = receiver()
+    tid, run_id = paused(client, interrupt_before=["echo"], webhook=hook.url)
+    copy = client.threads.copy(tid)["thread_id"]
+    original, copied = client.threads.get_state(tid), client.threads.get_state(copy)
+    assert waiting_on(copied) == waiting_on(original)
+    assert copied["next"] == ["echo"] and copied["interrupts"][0]["value"]["tool_name"] == "interrupt_before:echo"
+    assert copied["values"] == original["values"]
+    assert client.threads.get(copy)["status"] == client.threads.get(tid)["status"] == "interrupted"
+    assert client.threads.get(copy)["interrupts"]  # the thread shows them too
+    [copied_run] = client.runs.list(copy)
+    assert copied_run["status"] == "running" and copied_run["run_id"] != run_id
+    assert "webhook" not in copied_run["kwargs"]  # the original's creator asked for it, about their run
+
+    client.runs.create(copy, "echo", command={"resume": True})  # the copy goes on...
+    final = client.runs.join(copy, copied_run["run_id"])
+    assert [m["content"] for m in final["messages"]] == ["hi", "Echo: hi"]
+    assert client.threads.get(copy)["status"] == "idle" and client.threads.get_state(copy)["next"] == []
+    assert waiting_on(client.threads.get_state(tid)) == waiting_on(original)  # ...the original still waits
+    assert client.runs.get(tid, run_id)["status"] == "running"
+    assert client.threads.get_state(tid)["values"] == original["values"]
+
+    client.runs.create(tid, "echo", command={"resume": True})  # and continues on its own
+    assert [m["content"] for m in client.runs.join(tid, run_id)["messages"]] == ["hi", "Echo: hi"]
+    assert contents(client.threads.get_state(copy)) == ["hi", "Echo: hi"]
+    assert wait_for(lambda: hook.bodies) and [b["run_id"] for _, b in hook.bodies] == [run_id]
+
+
+def test_a_copy_of_a_thread_paused_on_a_tool_approval_decides_it_apart(client):
+    tid, run_id = paused(client, "approve:deploy")
+    copy = client.threads.copy(tid)["thread_id"]
+    assert waiting_on(client.threads.get_state(copy)) == waiting_on(client.threads.get_state(tid))
+    assert client.threads.get(copy)["status"] == "interrupted"
+    client.runs.create(copy, "echo", command={"resume": {"approved": False}})
+    [copied_run] = client.runs.list(copy)
+    assert client.runs.join(copy, copied_run["run_id"]) is not None
+    assert client.runs.get(copy, copied_run["run_id"])["status"] == "success"
+    assert Approval.objects.get(thread_id=copy).status == "denied"
+    assert Approval.objects.get(thread_id=tid).status == "pending"
+    assert client.threads.get(tid)["status"] == "interrupted"
+
+
+def test_a_copy_of_a_thread_not_paused_has_no_run_and_is_idle(client):
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "echo", input=ask("hi"))
+    copy = client.threads.copy(tid)["thread_id"]
+    assert client.runs.list(copy) == [] and client.threads.get(copy)["status"] == "idle"
+    assert client.threads.get_state(copy)["next"] == []
