@@ -1,12 +1,13 @@
 """LangGraph's threads paused on an interrupt, through the real `langgraph-sdk`
-against a live server: a copy is paused the same way and resumes on its own."""
+against a live server: a copy is paused the same way and resumes on its own;
+`update_state(as_node=<the waiting node>)` moves the graph past the node."""
 
 import pytest
 from langgraph_sdk import get_sync_client
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.conftest import wait_for
-from threads.models import Approval
+from threads.models import Approval, Run
 
 from .test_run_options import receiver  # noqa: F401
 
@@ -95,3 +96,71 @@ def test_a_copy_of_a_thread_not_paused_has_no_run_and_is_idle(client):
     copy = client.threads.copy(tid)["thread_id"]
     assert client.runs.list(copy) == [] and client.threads.get(copy)["status"] == "idle"
     assert client.threads.get_state(copy)["next"] == []
+
+
+# --- update_state as a node -----------------------------------------------------------
+
+
+def test_an_update_as_the_node_a_breakpoint_waits_before_stands_for_it_and_ends_the_run(client):
+    """LangGraph's `as_node`: apply the update as if that node ran. The echo graph is
+    `__start__ -> echo -> __end__`, so after an update as `echo` nothing is next: the
+    breakpoint is resolved, the thread idle, and the paused run over (`success`, as
+    LangGraph's run that stopped at the breakpoint)."""
+    tid, run_id = paused(client, interrupt_before=["echo"])
+    client.threads.update_state(tid, {"messages": [{"type": "ai", "content": "written by hand"}]}, as_node="echo")
+    state = client.threads.get_state(tid)
+    assert (state["next"], state["tasks"], state["interrupts"]) == ([], [], [])
+    assert contents(state) == ["hi", "written by hand"] and state["metadata"]["writes"]["echo"]
+    thread = client.threads.get(tid)
+    assert thread["status"] == "idle" and not thread["interrupts"]
+    assert client.runs.get(tid, run_id)["status"] == "success"
+    final = client.runs.join(tid, run_id)
+    assert "__interrupt__" not in final and [m["content"] for m in final["messages"]] == ["hi", "written by hand"]
+    assert Approval.objects.get(thread_id=tid).status == "cancelled"
+    # The thread takes new input as any idle thread; the node never answered "hi".
+    values = client.runs.wait(tid, "echo", input=ask("next"))
+    assert [m["content"] for m in values["messages"]] == ["hi", "written by hand", "next", "Echo: next"]
+
+
+def test_an_update_as_the_start_node_leaves_the_breakpoint_waiting(client):
+    """`__start__` leads to `echo`: `next` stays `echo` (the graph has not reached it)."""
+    tid, run_id = paused(client, interrupt_before=["echo"])
+    client.threads.update_state(tid, {"note": "edited"}, as_node="__start__")
+    state = client.threads.get_state(tid)
+    assert state["next"] == ["echo"] and state["values"]["note"] == "edited"
+    assert client.threads.get(tid)["status"] == "interrupted" and client.runs.get(tid, run_id)["status"] == "running"
+    client.runs.create(tid, "echo", command={"resume": None})
+    assert [m["content"] for m in client.runs.join(tid, run_id)["messages"]] == ["hi", "Echo: hi"]
+
+
+def test_an_update_as_the_node_after_its_breakpoint_or_holding_a_tool_approval_ends_the_run(client):
+    tid, run_id = paused(client, interrupt_after=["echo"])
+    client.threads.update_state(tid, {"reviewed": True}, as_node="echo")
+    assert client.threads.get(tid)["status"] == "idle" and client.threads.get_state(tid)["next"] == []
+    run = Run.objects.get(pk=run_id)
+    assert run.status == "success" and run.result == "Echo: hi"  # the node had answered
+
+    tid, run_id = paused(client, "approve:deploy")
+    client.threads.update_state(tid, {"messages": [{"type": "ai", "content": "not deploying"}]}, as_node="echo")
+    state = client.threads.get_state(tid)
+    assert (state["next"], state["interrupts"]) == ([], []) and contents(state)[-1] == "not deploying"
+    assert client.runs.get(tid, run_id)["status"] == "success"
+    assert Approval.objects.get(thread_id=tid).status == "cancelled"
+
+
+@pytest.mark.worker
+def test_a_paused_copy_resumes_and_an_update_as_the_node_ends_the_run_through_the_worker(
+        client, celery_worker_process):
+    """The run pauses in the worker; its copy resumes there, and the original is moved
+    past its node by a state update — each on its own."""
+    tid, run_id = paused(client, "through the worker", interrupt_before=["echo"])
+    copy = client.threads.copy(tid)["thread_id"]
+    assert client.threads.get(copy)["status"] == "interrupted"
+    copied_run = client.runs.create(copy, "echo", command={"resume": True})
+    final = client.runs.join(copy, copied_run["run_id"])
+    assert [m["content"] for m in final["messages"]] == ["through the worker", "Echo: through the worker"]
+    assert Run.objects.get(pk=copied_run["run_id"]).executor  # the worker continued it
+    client.threads.update_state(tid, {"messages": [{"type": "ai", "content": "by hand"}]}, as_node="echo")
+    assert wait_for(lambda: client.runs.get(tid, run_id)["status"] == "success")
+    assert client.threads.get(tid)["status"] == "idle" and client.threads.get_state(tid)["next"] == []
+    assert contents(client.threads.get_state(tid)) == ["through the worker", "by hand"]

@@ -549,6 +549,41 @@ def breakpoint_result(point: str, node: str, *, result: str | None = None) -> Ru
     return RuntimeResult(status="awaiting", approval={"tool_name": f"interrupt_{point}:{node}", "payload": payload})
 
 
+def end_runs_paused_at(thread: Thread, *, node: str) -> int:
+    """LangGraph's `update_state(..., as_node=<the node a paused run waits on>)`: the
+    update is applied as that node's output, so the graph moves past it — to its end,
+    the runtime's one node leading to `__end__`. The run paused there (at a breakpoint
+    before or after the node, or on a tool approval inside it) ends `success`, as
+    LangGraph's run did when it stopped at the interrupt; its pending approvals are
+    `cancelled`; the thread goes idle (or its next queued run starts). The caller holds
+    the thread's lock and has written the update's checkpoint. Returns how many runs
+    ended."""
+    waiting = [a for a in Approval.objects.filter(thread=thread, status=ApprovalStatus.PENDING,
+                                                   run__status=RunStatus.RUNNING).select_related("run")
+               if node in (paused_node(a), a.run.runtime)]
+    if not waiting:
+        return 0
+    Approval.objects.filter(pk__in=[a.pk for a in waiting]).update(status=ApprovalStatus.CANCELLED,
+                                                                   decided_at=timezone.now())
+    runs = {a.run_id: (a.payload or {}).get("result") if (a.payload or {}).get("interrupt") == "after" else None
+            for a in waiting}
+    for run_id, answer in runs.items():
+        record_result(run_id=run_id, result=RuntimeResult(status="success", result=answer))
+    return len(runs)
+
+
+def paused_node(approval: Approval) -> str:
+    """The graph node a pending approval holds its run at: a breakpoint's node, else
+    (a tool approval, inside the node) its runtime's one node."""
+    node = (approval.payload or {}).get("node")
+    if isinstance(node, str) and node:
+        return node
+    try:
+        return get_runtime(approval.run.runtime).name
+    except KeyError:  # a runtime no longer configured
+        return approval.run.runtime
+
+
 RESUME_DECISIONS = {True: "approve", "approve": "approve", "approved": "approve", "yes": "approve",
                     False: "deny", "deny": "deny", "denied": "deny", "reject": "deny", "no": "deny"}
 

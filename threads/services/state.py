@@ -75,7 +75,10 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     A thread with a run in progress or queued (`running`) refuses (409), as LangGraph's
     busy thread does: the run writes its result over the state it started from, so an
     update now would be lost. A thread paused on an interrupt takes updates (that is
-    how its state is edited before it continues). `while_busy`: for the run itself,
+    how its state is edited before it continues). As LangGraph's `as_node`, an update
+    as the node the paused run waits on is that node's output: the graph is past it,
+    at its end, so the run ends (`runs.end_runs_paused_at`); as `__start__`/`__input__`
+    (or none) the run still waits before it. `while_busy`: for the run itself,
     forking the state where it starts."""
     if as_node is not None and as_node not in set(settings.THREAD_RUNTIMES) | {"__start__", "__input__"}:
         raise Invalid(f"Node '{as_node}' does not exist in the graph.",
@@ -99,7 +102,7 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     step = base_meta.get("step")
     new_id = str(uuid.uuid4())
     Thread.objects.filter(pk=locked.pk).update(**activity(locked))
-    return store_checkpoint(
+    checkpoint = store_checkpoint(
         thread=locked, checkpoint_ns=checkpoint_ns, checkpoint_id=new_id,
         parent_checkpoint_id=base.checkpoint_id if base is not None else None,
         checkpoint={"v": 1, "id": new_id, "ts": timezone.now().isoformat(), "channel_values": new_values},
@@ -108,6 +111,11 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
                   "message_seq": seen},
         run=None, writes=[],
     )
+    if as_node in settings.THREAD_RUNTIMES and locked.status == ThreadStatus.AWAITING:
+        from .runs import end_runs_paused_at
+
+        end_runs_paused_at(locked, node=as_node)  # the update stands for the node the run waits on
+    return checkpoint
 
 
 def apply_supersteps(*, thread: Thread, supersteps: list) -> None:
