@@ -224,19 +224,23 @@ class CheckpointCreateSerializer(serializers.Serializer):
 
 class RunSerializer(serializers.ModelSerializer):
     """LangGraph's run object (`run_id, thread_id, assistant_id, created_at,
-    updated_at, status, metadata, multitask_strategy, kwargs`), and ours besides."""
+    updated_at, status, metadata, multitask_strategy, kwargs, cancel_reason`), and
+    ours besides."""
 
     run_id = serializers.UUIDField(source="id", read_only=True)
     thread_id = serializers.UUIDField(read_only=True)
     assistant_id = serializers.SerializerMethodField()
+    cancel_reason = serializers.SerializerMethodField(
+        help_text="LangGraph's reason for a cancel. Not recorded here: always null (an interrupted run's "
+                  "`status` says it was cancelled).")
     agent_id = serializers.UUIDField(read_only=True, allow_null=True)
     token_usage = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
         fields = ["run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata",
-                  "multitask_strategy", "kwargs", "start_after", "agent_id", "seq", "runtime", "model", "input",
-                  "message",
+                  "multitask_strategy", "kwargs", "cancel_reason", "start_after", "agent_id", "seq", "runtime",
+                  "model", "input", "message",
                   "start_message_seq", "end_message_seq", "token_usage", "result", "error", "started_at",
                   "completed_at"]
         read_only_fields = fields
@@ -246,6 +250,9 @@ class RunSerializer(serializers.ModelSerializer):
         if run.agent_id:
             return str(run.agent_id)
         return str((run.kwargs or {}).get("assistant_id") or run.runtime)
+
+    def get_cancel_reason(self, run) -> str | None:
+        return None
 
     def get_token_usage(self, run) -> dict:
         return {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}

@@ -1,9 +1,15 @@
-"""LangGraph's threads paused on an interrupt, through the real `langgraph-sdk`
-against a live server: a copy is paused the same way and resumes on its own;
-`update_state(as_node=<the waiting node>)` moves the graph past the node."""
+"""LangGraph's threads paused on an interrupt, and the thread and run contract
+around them, through the real `langgraph-sdk` against a live server: a copy is paused
+the same way and resumes on its own; `update_state(as_node=<the waiting node>)`
+moves the graph past the node; `runs.list(select=...)` takes every field the SDK can
+send."""
+
+from typing import get_args, get_type_hints
 
 import pytest
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.schema import Run as SDKRun
+from langgraph_sdk.schema import RunSelectField
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.conftest import wait_for
@@ -164,3 +170,25 @@ def test_a_paused_copy_resumes_and_an_update_as_the_node_ends_the_run_through_th
     assert wait_for(lambda: client.runs.get(tid, run_id)["status"] == "success")
     assert client.threads.get(tid)["status"] == "idle" and client.threads.get_state(tid)["next"] == []
     assert contents(client.threads.get_state(tid)) == ["through the worker", "by hand"]
+
+
+# --- runs.list(select=...) -------------------------------------------------------------
+
+
+def test_runs_list_selects_every_field_the_sdk_can_send(client):
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "echo", input=ask("hi"))
+    held = client.runs.create(tid, "echo", input=ask("approve:x"))
+    assert wait_for(lambda: Approval.objects.filter(thread_id=tid, status="pending").exists())
+    client.runs.cancel(tid, held["run_id"])
+    fields = list(get_args(RunSelectField))
+    assert "cancel_reason" in fields
+    for field in fields:
+        assert [set(r) for r in client.runs.list(tid, select=[field])] == [{field}, {field}]
+    runs = client.runs.list(tid, select=fields)
+    assert [set(r) for r in runs] == [set(fields)] * 2
+    assert [r["status"] for r in runs] == ["interrupted", "success"]
+    # Not recorded here: null, as LangGraph's server answers for a run with no reason.
+    assert [r["cancel_reason"] for r in runs] == [None, None]
+    whole = client.runs.get(tid, held["run_id"])
+    assert set(get_type_hints(SDKRun)) <= set(whole) and whole["cancel_reason"] is None
