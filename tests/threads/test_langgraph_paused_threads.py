@@ -2,18 +2,21 @@
 around them, through the real `langgraph-sdk` against a live server: a copy is paused
 the same way and resumes on its own; `update_state(as_node=<the waiting node>)`
 moves the graph past the node; `runs.list(select=...)` takes every field the SDK can
-send."""
+send; a thread id held by another account is answered as that account's threads are."""
 
+import uuid
 from typing import get_args, get_type_hints
 
 import pytest
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.errors import ConflictError, NotFoundError
 from langgraph_sdk.schema import Run as SDKRun
 from langgraph_sdk.schema import RunSelectField
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.conftest import wait_for
-from threads.models import Approval, Run
+from threads import services
+from threads.models import Approval, Run, Thread
 
 from .test_run_options import receiver  # noqa: F401
 
@@ -192,3 +195,30 @@ def test_runs_list_selects_every_field_the_sdk_can_send(client):
     assert [r["cancel_reason"] for r in runs] == [None, None]
     whole = client.runs.get(tid, held["run_id"])
     assert set(get_type_hints(SDKRun)) <= set(whole) and whole["cancel_reason"] is None
+
+
+# --- a thread id taken in another account ----------------------------------------------
+
+
+def test_a_thread_id_another_account_holds_is_answered_as_that_account_s_threads_are(client, other_account):
+    """`raise`: the same 409 as for one of the caller's own ids (it says the id is taken,
+    not whose). `do_nothing`: the thread cannot be returned, so it is not found — the
+    very answer any read of another account's thread gets."""
+    theirs = services.create_thread(project=other_account.projects.create(name="P"), metadata={"owner": "them"})
+    mine = client.threads.create(thread_id=str(uuid.uuid4()))["thread_id"]
+    with pytest.raises(ConflictError) as own:
+        client.threads.create(thread_id=mine, if_exists="raise")
+    with pytest.raises(ConflictError) as foreign:
+        client.threads.create(thread_id=str(theirs.pk), if_exists="raise")
+    same = own.value.response.json()["detail"].replace(mine, str(theirs.pk))
+    assert foreign.value.response.json() == {"detail": same}
+
+    with pytest.raises(NotFoundError) as taken:
+        client.threads.create(thread_id=str(theirs.pk), if_exists="do_nothing", metadata={"owner": "me"})
+    with pytest.raises(NotFoundError) as read:
+        client.threads.get(str(theirs.pk))
+    assert taken.value.response.json() == read.value.response.json() == {"detail": "Thread not found."}
+    theirs.refresh_from_db()
+    assert theirs.metadata == {"owner": "them"} and Thread.objects.filter(pk=theirs.pk).count() == 1
+    # The caller's own threads keep LangGraph's semantics.
+    assert client.threads.create(thread_id=mine, if_exists="do_nothing")["thread_id"] == mine

@@ -6,7 +6,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from agents.models import Agent
-from config.errors import Conflict, NotFound
+from config.errors import NotFound
 from config.schema import errors
 from projects import selectors as tenancy
 from projects.models import Project
@@ -84,10 +84,10 @@ class ThreadViewSet(viewsets.GenericViewSet):
             supersteps=v.get("supersteps"),
         )
         if thread.existed:
-            # do_nothing: the existing thread, if the caller may see it; else it is
-            # simply taken.
+            # do_nothing: the existing thread, if the caller may see it. Another
+            # account's is not found, as everywhere (a 409 would say whose it is not).
             if not selectors.threads_for(request.user).filter(pk=thread.pk).exists():
-                raise Conflict(f"Thread {thread.pk} already exists.")
+                raise NotFound("Thread not found.")
             return render_thread(request, thread.pk)
         return render_thread(request, thread.pk, status=201)
 
