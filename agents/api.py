@@ -3,7 +3,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework import viewsets
+from rest_framework import generics, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -86,11 +86,12 @@ class AgentViewSet(viewsets.GenericViewSet):
         services.delete_agent(agent=agent)
         return Response({"message": "Agent deleted successfully"})
 
-    @extend_schema(responses=inline_serializer("AgentVersionList", {"results": AgentVersionSerializer(many=True)}))
+    @extend_schema(responses=AgentVersionSerializer(many=True))
     @action(detail=True, methods=["get"])
     def versions(self, request, pk=None):
-        agent = self.agent(pk)
-        return Response({"results": AgentVersionSerializer(agent.versions.order_by("number"), many=True).data})
+        """Every version, oldest first, paginated (`limit`, `offset`) as every list."""
+        page = self.paginate_queryset(self.agent(pk).versions.order_by("number"))
+        return self.get_paginated_response(AgentVersionSerializer(page, many=True).data)
 
     @extend_schema(responses={(200, "application/json"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
@@ -120,11 +121,13 @@ class AgentScopedView(APIView):
         return agent
 
 
-class TriggerListView(AgentScopedView):
-    @extend_schema(responses=inline_serializer("TriggerList", {"results": TriggerSerializer(many=True)}))
+class TriggerListView(AgentScopedView, generics.GenericAPIView):
+    serializer_class = TriggerSerializer  # the page's items; the list is paginated (`limit`, `offset`) as every list
+
+    @extend_schema(responses=TriggerSerializer(many=True))
     def get(self, request, agent_id):
-        agent = self.agent(request, agent_id)
-        return Response({"results": TriggerSerializer(agent.triggers.order_by("created_at"), many=True).data})
+        page = self.paginate_queryset(self.agent(request, agent_id).triggers.order_by("created_at", "id"))
+        return self.get_paginated_response(TriggerSerializer(page, many=True).data)
 
     @extend_schema(request=TriggerCreateSerializer, responses={201: TriggerSerializer})
     def post(self, request, agent_id):

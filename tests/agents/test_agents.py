@@ -271,3 +271,23 @@ def test_another_accounts_agent_is_404(api, account, other_account, project):
     assert stranger.get("/api/agents").json()["results"] == []
     body = {"account_id": str(account.pk), "name": "x", "system_prompt": "", "model": "m"}
     assert stranger.post("/api/agents", body, format="json").status_code == 404
+
+
+def test_versions_and_triggers_are_paginated_like_every_list(api, account, project):
+    """`limit`/`offset` page an agent's versions (oldest first) and triggers (in the
+    order created), with `count` and the next page's link; a bad `limit` is a 422."""
+    agent = services.create_agent(account=account, name="Paged", model="m1")
+    for n in range(2, 6):
+        services.update_agent(agent=agent, model=f"m{n}")
+    for _ in range(3):
+        services.create_trigger(agent=agent, kind="webhook", project=project)
+    versions = api.get(f"/api/agents/{agent.pk}/versions", {"limit": 2, "offset": 1}).json()
+    assert versions["count"] == 5 and [v["number"] for v in versions["results"]] == [2, 3]
+    assert "offset=3" in versions["next"]
+    first = api.get(f"/api/agents/{agent.pk}/triggers", {"limit": 2}).json()
+    rest = api.get(f"/api/agents/{agent.pk}/triggers", {"limit": 2, "offset": 2}).json()
+    assert first["count"] == 3 and len(first["results"]) == 2 and rest["next"] is None
+    assert {t["id"] for t in first["results"] + rest["results"]} == {str(t.pk) for t in agent.triggers.all()}
+    for url in (f"/api/agents/{agent.pk}/versions", f"/api/agents/{agent.pk}/triggers"):
+        bad = api.get(url, {"limit": 0})
+        assert bad.status_code == 422 and "detail" in bad.json()
