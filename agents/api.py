@@ -129,7 +129,7 @@ class TriggerListView(AgentScopedView, generics.GenericAPIView):
         page = self.paginate_queryset(self.agent(request, agent_id).triggers.order_by("created_at", "id"))
         return self.get_paginated_response(TriggerSerializer(page, many=True).data)
 
-    @extend_schema(request=TriggerCreateSerializer, responses={201: TriggerSerializer})
+    @extend_schema(request=TriggerCreateSerializer, responses={201: TriggerSerializer, **errors(409)})
     def post(self, request, agent_id):
         agent = self.agent(request, agent_id, write=True)
         data = TriggerCreateSerializer(data=request.data)

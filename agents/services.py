@@ -380,6 +380,8 @@ def create_trigger(
     for obj in (thread, project):
         if obj is not None and obj.account_id != agent.account_id:
             raise NotFound("Project or thread not found.")
+    if thread is not None and thread.status == ThreadStatus.CLOSED:  # it could never start a run there
+        raise Conflict("The thread is closed: it takes no new run, so a trigger on it would never fire.")
     project_id = project.pk if project is not None else thread.project_id
     next_fire_at, secret = None, None
     if kind == TriggerKind.SCHEDULE:

@@ -249,3 +249,17 @@ def test_triggers_created_while_what_they_reference_is_deleted(owner, account, g
         w.join()
     assert sorted(set(statuses)) in ([200, 201], [200, 404], [200, 201, 404]), statuses
     assert not AgentTrigger.objects.exists()
+
+
+def test_a_trigger_on_a_closed_thread_is_409(api, agent, project):
+    """A closed thread takes no new run: a trigger on it could never fire (as a call of
+    a webhook on it is a 409), so creating one is refused; a cron on it too."""
+    thread = thread_services.create_thread(project=project, agent=agent)
+    thread_services.close_thread(thread=thread)
+    for body in ({"kind": "webhook", "thread_id": str(thread.pk)},
+                 {"kind": "schedule", "cron": "@daily", "thread_id": str(thread.pk)}):
+        refused = api.post(f"/api/agents/{agent.pk}/triggers", body, format="json")
+        assert refused.status_code == 409 and "closed" in refused.json()["detail"]
+    cron = api.post(f"/api/threads/{thread.pk}/runs/crons", {"assistant_id": str(agent.pk), "schedule": "@daily"},
+                    format="json")
+    assert cron.status_code == 409 and not AgentTrigger.objects.exists()
