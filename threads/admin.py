@@ -216,10 +216,11 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                 self.message_user(request, f"{plural(count, 'thread')} skipped: {reason}", messages.WARNING)
 
     def start_thread_job(self, request, *, total: int, **job):
-        """`start_job`, first saying how many of the posted threads were already
-        deleted (the job's scope is those still there; its page reports the rest)."""
+        """`start_job`, then saying how many of the posted threads were already deleted
+        (the job's scope is those still there; its page reports the rest)."""
+        response = self.start_job(request, total=total, **job)
         self.report_skipped(request, {"already deleted": self.already_deleted(request, total)})
-        return self.start_job(request, total=total, **job)
+        return response
 
     def first_threads(self, queryset):
         return self.named_objects(queryset, "title")

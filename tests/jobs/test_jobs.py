@@ -376,6 +376,7 @@ def test_confirming_twice_runs_one_job(small_jobs, staff, project):
     again = staff.post(THREADS, selection, follow=True)
     assert Job.objects.count() == 1 and again.redirect_chain[-1][0] == f"/admin/jobs/job/{job.pk}/change/"
     assert texts(again)[0].startswith("Delete 7 threads: already running")
+    assert texts(again)[1:] == ["2 threads skipped: already deleted"]
 
     more = make_threads(project, 1)[0]  # a selection the job does not cover is a job of its own
     staff.post(THREADS, {**selection, "_selected_action": [*selection["_selected_action"], str(more.pk)]})
