@@ -51,7 +51,7 @@ def test_dry_run_prints_what_would_go_and_changes_nothing(project):
 
     out = run("--project", str(project.pk), "--dry-run")
     assert "3 threads match" in out and "6 messages" in out and "12 checkpoints" in out
-    assert "1 projects left empty" in out and "Dry run: nothing changed." in out
+    assert "1 project left empty" in out and "Dry run: nothing changed." in out
 
     out = run("--project", str(project.pk), "--strategy", "keep_latest", "--dry-run")
     assert "3 threads match" in out and "removes 9 checkpoints" in out

@@ -29,6 +29,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from config.admin_base import plural
 from config.errors import ServiceError
 from config.observability import destructive_operation
 from projects.selectors import parse_uuid
@@ -192,17 +193,18 @@ class Command(BaseCommand):
             impact = deletion_impact(thread_ids_queryset=selection)
             total = selection.count()
             self.stdout.write(
-                f"{total} threads match. Deleting them removes {impact['threads']} threads (with their "
-                f"sub-threads), {impact['messages']} messages, {impact['runs']} runs, {impact['checkpoints']} "
-                f"checkpoints, {impact['projects']} projects left empty and {impact['sandboxes']} sandboxes."
+                f"{plural(total, 'thread')} match. Deleting them removes {plural(impact['threads'], 'thread')} "
+                f"(with their sub-threads), {plural(impact['messages'], 'message')}, "
+                f"{plural(impact['runs'], 'run')}, {plural(impact['checkpoints'], 'checkpoint')}, "
+                f"{plural(impact['projects'], 'project')} left empty and {plural(impact['sandboxes'], 'sandbox', 'sandboxes')}."
             )
         else:
             impact = keep_latest_impact(thread_ids_queryset=selection)
             total = impact["threads"]
             self.stdout.write(
-                f"{total} threads match ({impact['skipped_active_run']} with an active run will be skipped). "
-                f"Keeping their latest checkpoint per namespace removes {impact['checkpoints']} checkpoints "
-                f"with their pending writes."
+                f"{plural(total, 'thread')} match ({impact['skipped_active_run']} with an active run will be "
+                f"skipped). Keeping their latest checkpoint per namespace removes "
+                f"{plural(impact['checkpoints'], 'checkpoint')} with their pending writes."
             )
         if o["dry_run"]:
             self.stdout.write("Dry run: nothing changed.")
