@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import Conflict
+from config.errors import Conflict, NotFound
 from config.schema import errors, selectable
 from projects import selectors as tenancy
 from threads.api.threads import ACCOUNT_HEADER_PARAMETER
@@ -97,7 +97,7 @@ class AssistantView(APIView):
 
 class AssistantsView(AssistantView):
     @extend_schema(request=AssistantCreateSerializer,
-                   responses={200: AssistantSerializer, 201: AssistantSerializer, **errors(409)},
+                   responses={200: AssistantSerializer, 201: AssistantSerializer, **errors(404, 409)},
                    parameters=[ACCOUNT_HEADER_PARAMETER], summary="Create an assistant")
     def post(self, request):
         v = body(request, AssistantCreateSerializer)
@@ -113,8 +113,10 @@ class AssistantsView(AssistantView):
             config=config, context=context, model=model_of(config, context) or settings.DEFAULT_ASSISTANT_MODEL,
         )
         if agent.existed:
+            # do_nothing: the existing assistant, if the caller may see it. Another
+            # account's is not found, as every read of it (as a thread id, `POST /threads`).
             if not agents_for(request.user).filter(pk=agent.pk).exists():
-                raise Conflict(f"Assistant {agent.pk} already exists.")
+                raise NotFound("Agent not found.")  # the words of a read of it
             return self.render(agent.pk)
         return self.render(agent.pk, status=201)
 

@@ -80,6 +80,20 @@ def test_caller_chosen_id_if_exists_search_and_count(client):
         client.assistants.get(str(uuid.uuid4()))
 
 
+def test_an_assistant_id_another_account_holds_is_answered_as_that_account_s_assistants_are(client, other_account):
+    """As for thread ids: `raise` is the 409 an own taken id gets, `do_nothing` the 404
+    any read of that account's assistant gets; theirs is untouched."""
+    theirs = agent_services.create_agent(account=other_account, name="theirs", model="echo-1")
+    with pytest.raises(ConflictError):
+        client.assistants.create("echo", assistant_id=str(theirs.pk))
+    with pytest.raises(NotFoundError) as taken:
+        client.assistants.create("echo", assistant_id=str(theirs.pk), if_exists="do_nothing", name="mine")
+    with pytest.raises(NotFoundError) as read:
+        client.assistants.get(str(theirs.pk))
+    assert taken.value.response.json() == read.value.response.json() == {"detail": "Agent not found."}
+    assert Agent.objects.get(pk=theirs.pk).name == "theirs" and Agent.objects.filter(name="mine").count() == 0
+
+
 def test_a_run_with_an_assistant_binds_the_run_and_the_thread(client):
     assistant = client.assistants.create("echo", name="Binder")
     thread = client.threads.create()
