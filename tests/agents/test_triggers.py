@@ -263,3 +263,11 @@ def test_a_trigger_on_a_closed_thread_is_409(api, agent, project):
     cron = api.post(f"/api/threads/{thread.pk}/runs/crons", {"assistant_id": str(agent.pk), "schedule": "@daily"},
                     format="json")
     assert cron.status_code == 409 and not AgentTrigger.objects.exists()
+
+
+def test_a_webhook_call_that_is_not_json_is_415_and_starts_nothing(anon, agent, project):
+    _, secret = services.create_trigger(agent=agent, kind="webhook", project=project)
+    trigger = AgentTrigger.objects.get()
+    refused = anon.post(f"/api/webhooks/{trigger.pk}/{secret}", "message=hi", content_type="text/plain")
+    assert refused.status_code == 415 and refused.json()["detail"]
+    assert not Run.objects.exists() and AgentTrigger.objects.get().fire_count == 0
