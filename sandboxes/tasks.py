@@ -1,10 +1,14 @@
 """Thin Celery tasks for sandboxes: each calls a service function."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
 from . import services
 from .providers import ProviderError
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -12,16 +16,21 @@ def create_sandbox(sandbox_id: str) -> None:
     services.create_sandbox_at_provider(sandbox_id=sandbox_id)
 
 
-@shared_task(
-    autoretry_for=(ProviderError,),
-    max_retries=settings.SANDBOX_DELETE_MAX_RETRIES,
-    retry_backoff=settings.SANDBOX_RETRY_BACKOFF,
-    retry_backoff_max=settings.SANDBOX_RETRY_BACKOFF_MAX,
-    retry_jitter=False,
-)
-def delete_sandbox(sandbox_id: str) -> bool:
-    """Retried with exponential backoff; after the last retry the reconciler takes over."""
-    return services.delete_sandbox_at_provider(sandbox_id=sandbox_id)
+@shared_task(bind=True, max_retries=settings.SANDBOX_DELETE_MAX_RETRIES)
+def delete_sandbox(self, sandbox_id: str) -> bool:
+    """Retried with exponential backoff; after the last retry the reconciler takes over
+    (a warning, not a task error: a provider outage is expected)."""
+    try:
+        return services.delete_sandbox_at_provider(sandbox_id=sandbox_id)
+    except ProviderError as exc:
+        if self.request.is_eager:
+            return False
+        if self.request.retries >= self.max_retries:
+            logger.warning("Deleting sandbox %s given up after %d attempts; left to the reconciler: %s",
+                           sandbox_id, self.request.retries + 1, exc)
+            return False
+        countdown = min(settings.SANDBOX_RETRY_BACKOFF * 2 ** self.request.retries, settings.SANDBOX_RETRY_BACKOFF_MAX)
+        raise self.retry(exc=exc, countdown=countdown)
 
 
 @shared_task

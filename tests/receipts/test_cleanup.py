@@ -175,3 +175,27 @@ def test_broker_down_then_up_with_a_real_worker(celery_worker_process, api, proj
     assert wait_for(lambda: DeletionReceipt.objects.get().cleanup_state == "complete", timeout=30)
     assert not Embedding.objects.filter(thread_id=thread.pk).exists()
     assert DeletionReceipt.objects.get().embeddings == 1
+
+
+def test_the_task_gives_up_to_the_reconciler_with_a_warning_not_a_task_error(
+    api, project, http_sandbox, fake_provider, caplog, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """On a worker, the last retry of a cleanup the provider keeps refusing is an
+    expected outage: a warning, and the receipt left pending to the reconciler (it
+    raised, which Celery logs as an unexpected task error with a traceback)."""
+    fake_provider.fail_with = 500
+    delete_last_thread(api, project, django_capture_on_commit_callbacks)
+    receipt = DeletionReceipt.objects.get()
+    task = tasks.clean_up_deletions
+    task.push_request(retries=task.max_retries, is_eager=False, called_directly=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="receipts.tasks"):
+            assert task.run(receipt_ids=[str(receipt.pk)]) == {"complete": 0, "pending": 1}
+    finally:
+        task.pop_request()
+    assert "left to the reconciler" in caplog.text
+    receipt.refresh_from_db()
+    assert receipt.cleanup_state == "pending" and "500" in receipt.cleanup_error
+
+    fake_provider.fail_with = None
+    assert reconcile_deletions(min_age_seconds=0) == {"complete": 1, "pending": 0}

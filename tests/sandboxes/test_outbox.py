@@ -123,3 +123,27 @@ def test_the_reconcile_command_refuses_a_bad_min_age(min_age):
     with pytest.raises(CommandError, match="--min-age"):
         call_command("reconcile_sandboxes", "--min-age", min_age, stdout=StringIO())
     assert Sandbox.objects.get().state == SandboxState.PENDING_DELETION
+
+
+def test_the_delete_task_gives_up_to_the_reconciler_with_a_warning_not_a_task_error(
+    http_sandbox, fake_provider, caplog, django_capture_on_commit_callbacks  # noqa: F811
+):
+    from sandboxes.tasks import delete_sandbox
+
+    with django_capture_on_commit_callbacks(execute=True):
+        http_sandbox.project.delete()
+    Sandbox.objects.filter(pk=http_sandbox.pk).update(state=SandboxState.PENDING_DELETION)
+    fake_provider.fail_with = 429
+    delete_sandbox.push_request(retries=delete_sandbox.max_retries, is_eager=False, called_directly=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="sandboxes.tasks"):
+            assert delete_sandbox.run(str(http_sandbox.pk)) is False
+    finally:
+        delete_sandbox.pop_request()
+    assert "left to the reconciler" in caplog.text
+    http_sandbox.refresh_from_db()
+    assert http_sandbox.state == SandboxState.PENDING_DELETION and "429" in http_sandbox.last_error
+
+    fake_provider.fail_with = None
+    assert reconcile_sandboxes(min_age_seconds=0)["deleted"] == 1
+    assert http_sandbox.external_id not in fake_provider.sandboxes
