@@ -183,36 +183,38 @@ def clean_up(*, receipt_ids: Iterable) -> dict:
     the attempt when something failed (the task retries).
     """
     from sandboxes.providers import ProviderError
-    from sandboxes.services import delete_sandbox_at_provider
+    from sandboxes.services import delete_sandbox_at_provider, one_pass
     from threads.vectorstore import remove_embeddings
 
     receipts = list(DeletionReceipt.objects.filter(pk__in=list(receipt_ids), cleanup_state=CleanupState.PENDING))
     errors = {}
-    for receipt in receipts:
-        now = timezone.now()
-        problems = []
-        if receipt.embeddings_removed_at is None and (receipt.embedding_thread_ids or receipt.embedding_project_ids):
-            try:
-                removed = remove_embeddings(
-                    thread_ids=receipt.embedding_thread_ids, project_ids=receipt.embedding_project_ids
-                )
-            except Exception as exc:  # the vector store is outside: any failure is retried
-                problems.append(f"embeddings: {exc}")
-            else:
-                DeletionReceipt.objects.filter(pk=receipt.pk).update(
-                    embeddings=receipt.embeddings + removed, embeddings_removed_at=now,
-                    embedding_thread_ids=[], embedding_project_ids=[],
-                )
-        for sandbox_id in receipt.sandbox_links.values_list("sandbox_id", flat=True):
-            try:
-                delete_sandbox_at_provider(sandbox_id=sandbox_id)
-            except ProviderError as exc:
-                problems.append(f"sandbox {sandbox_id}: {exc}")
-        DeletionReceipt.objects.filter(pk=receipt.pk).update(
-            cleanup_attempts=receipt.cleanup_attempts + 1, last_attempt_at=now
-        )
-        if problems:
-            errors[receipt.pk] = "; ".join(problems)
+    with one_pass():  # a provider that times out is waited for once, not once per sandbox
+        for receipt in receipts:
+            now = timezone.now()
+            problems = []
+            embeddings = receipt.embedding_thread_ids or receipt.embedding_project_ids
+            if receipt.embeddings_removed_at is None and embeddings:
+                try:
+                    removed = remove_embeddings(
+                        thread_ids=receipt.embedding_thread_ids, project_ids=receipt.embedding_project_ids
+                    )
+                except Exception as exc:  # the vector store is outside: any failure is retried
+                    problems.append(f"embeddings: {exc}")
+                else:
+                    DeletionReceipt.objects.filter(pk=receipt.pk).update(
+                        embeddings=receipt.embeddings + removed, embeddings_removed_at=now,
+                        embedding_thread_ids=[], embedding_project_ids=[],
+                    )
+            for sandbox_id in receipt.sandbox_links.values_list("sandbox_id", flat=True):
+                try:
+                    delete_sandbox_at_provider(sandbox_id=sandbox_id)
+                except ProviderError as exc:
+                    problems.append(f"sandbox {sandbox_id}: {exc}")
+            DeletionReceipt.objects.filter(pk=receipt.pk).update(
+                cleanup_attempts=receipt.cleanup_attempts + 1, last_attempt_at=now
+            )
+            if problems:
+                errors[receipt.pk] = "; ".join(problems)
     handled = [r.pk for r in receipts]
     refresh_cleanup_state(receipt_ids=handled, errors=errors)  # (a sandbox confirmation may have done it)
     states = {"complete": 0, "pending": 0}
@@ -272,22 +274,23 @@ def reconcile_deletions(*, min_age_seconds: float | None = None, limit: int | No
     attempted, whose creation) is older than `min_age_seconds` (default
     `DELETION_RECONCILE_MIN_AGE`): the `limit` oldest, or all (`limit=None`, with
     `progress(totals)` after each page of 500). Returns {"complete": n, "pending": n}."""
-    from sandboxes.services import due_id_pages, reconcile_cutoff
+    from sandboxes.services import due_id_pages, one_pass, reconcile_cutoff
 
     cutoff = reconcile_cutoff(min_age_seconds, default=settings.DELETION_RECONCILE_MIN_AGE)
     due = Q(last_attempt_at__lte=cutoff) | Q(last_attempt_at__isnull=True, created_at__lte=cutoff)
     due = DeletionReceipt.objects.filter(due, cleanup_state=CleanupState.PENDING)
     totals = {"complete": 0, "pending": 0}
-    for ids in due_id_pages(due, order_by="created_at", limit=limit):
-        for receipt_id in ids:
-            try:
-                states = clean_up(receipt_ids=[receipt_id])
-            except CleanupIncomplete:
-                states = {"complete": 0, "pending": 1}
-            for key in totals:
-                totals[key] += states[key]
-        if progress is not None:
-            progress(dict(totals))
+    with one_pass():  # a provider found unreachable is not waited for again in this run
+        for ids in due_id_pages(due, order_by="created_at", limit=limit):
+            for receipt_id in ids:
+                try:
+                    states = clean_up(receipt_ids=[receipt_id])
+                except CleanupIncomplete:
+                    states = {"complete": 0, "pending": 1}
+                for key in totals:
+                    totals[key] += states[key]
+            if progress is not None:
+                progress(dict(totals))
     return totals
 
 

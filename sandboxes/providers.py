@@ -21,6 +21,11 @@ class ProviderError(Exception):
     """The provider failed (error status, timeout, unreachable); worth a retry."""
 
 
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or did not answer in time: its other
+    sandboxes are not tried again in the same reconciler pass (`sandboxes.services`)."""
+
+
 class SandboxProvider:
     name = ""
 
@@ -77,6 +82,8 @@ class HttpProvider(SandboxProvider):
                 method, f"{self.url}{path}", timeout=self.timeout,
                 headers={"Authorization": f"Bearer {self.api_key}"}, **kwargs,
             )
+        except httpx.TransportError as exc:  # refused, unreachable, timed out
+            raise ProviderUnavailable(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise ProviderError(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
 

@@ -147,3 +147,44 @@ def test_the_delete_task_gives_up_to_the_reconciler_with_a_warning_not_a_task_er
     fake_provider.fail_with = None
     assert reconcile_sandboxes(min_age_seconds=0)["deleted"] == 1
     assert http_sandbox.external_id not in fake_provider.sandboxes
+
+
+@pytest.mark.parametrize("outage", ["timeout", "refused"])
+def test_an_unreachable_provider_is_waited_for_once_per_pass_not_once_per_sandbox(
+    account, settings, fake_provider, django_capture_on_commit_callbacks, outage  # noqa: F811
+):
+    """A provider that times out (or refuses connections) during an account deletion
+    and the reconcilers: each pass calls it once, and the other sandboxes wait,
+    untouched, for the next pass (each waited out the timeout in turn: a pass over
+    500 sandboxes held a worker 500 × SANDBOX_API_TIMEOUT). Once it recovers, every
+    sandbox is deleted and the receipt completes."""
+    from projects.services import create_project, delete_account
+    from receipts.models import DeletionReceipt
+    from receipts.services import reconcile_deletions
+
+    use_http_provider(settings, fake_provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(5):
+            provision_sandbox(project=create_project(account=account, name=f"P{i}"))
+    assert len(fake_provider.sandboxes) == 5
+    if outage == "timeout":
+        fake_provider.delay = 1.0  # the client gives up after 0.3 s
+    else:
+        settings.SANDBOX_API_URL = "http://127.0.0.1:1/api"  # nothing listens there
+
+    with django_capture_on_commit_callbacks(execute=True):
+        delete_account(account=account)
+    assert fake_provider.calls_to("DELETE") == (1 if outage == "timeout" else 0)
+    assert Sandbox.objects.filter(state=SandboxState.PENDING_DELETION).count() == 5
+    assert sorted(Sandbox.objects.values_list("attempts", flat=True)) == [0, 0, 0, 0, 1]
+    assert reconcile_sandboxes(min_age_seconds=0) == {"orphaned": 0, "deleted": 0, "failed": 5}
+    assert reconcile_deletions(min_age_seconds=0) == {"complete": 0, "pending": 1}
+    assert fake_provider.calls_to("DELETE") == (3 if outage == "timeout" else 0)
+    receipt = DeletionReceipt.objects.get()
+    assert receipt.cleanup_state == "pending" and "unreachable earlier in this pass" in receipt.cleanup_error
+
+    fake_provider.delay = 0.0
+    use_http_provider(settings, fake_provider)
+    assert reconcile_deletions(min_age_seconds=0) == {"complete": 1, "pending": 0}
+    assert not fake_provider.sandboxes
+    assert Sandbox.objects.filter(state=SandboxState.DELETED).count() == 5
