@@ -2,14 +2,19 @@
 
 - `local`: a directory per sandbox under `settings.SANDBOX_ROOT` (the embedded default).
 - `http`: a provider REST API shaped like Daytona's — `POST {url}/sandbox` creates
-  and answers `{"id": ...}`, `DELETE {url}/sandbox/{id}` deletes (404: already gone),
-  authenticated with `Authorization: Bearer <SANDBOX_API_KEY>`, each call bounded by
-  `SANDBOX_API_TIMEOUT` seconds.
+  and answers `{"id": ...}`, `GET {url}/sandbox?labels={"threadkeeper_id": ...}` lists
+  the sandboxes carrying that label, `DELETE {url}/sandbox/{id}` deletes (404: already
+  gone), authenticated with `Authorization: Bearer <SANDBOX_API_KEY>`, each call
+  bounded by `SANDBOX_API_TIMEOUT` seconds.
 
 Deleting is idempotent everywhere: a sandbox that is already gone counts as deleted,
-so a retry after a lost answer is harmless.
+so a retry after a lost answer is harmless. Creating is made so by `find`: every
+sandbox is labelled with its own id at creation, so one whose creation answer was lost
+(a timeout, a 5xx after the work was done) is found again — adopted by the next
+creation, or deleted with its row — never left running at the provider.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -37,6 +42,10 @@ class SandboxProvider:
         """Delete it; succeeds when it is already gone."""
         raise NotImplementedError
 
+    def find(self, *, sandbox_id: str) -> list[str]:
+        """The ids at the provider of the sandboxes created for `sandbox_id`."""
+        raise NotImplementedError
+
 
 class LocalProvider(SandboxProvider):
     name = "local"
@@ -56,6 +65,9 @@ class LocalProvider(SandboxProvider):
         except OSError as exc:
             raise ProviderError(str(exc)) from exc
         return sandbox_id
+
+    def find(self, *, sandbox_id):
+        return [sandbox_id] if self.path_of(sandbox_id).is_dir() else []
 
     def delete(self, *, external_id):
         try:
@@ -95,6 +107,17 @@ class HttpProvider(SandboxProvider):
             return str(response.json()["id"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ProviderError("POST /sandbox: no id in the answer") from exc
+
+    def find(self, *, sandbox_id):
+        response = self._request("GET", "/sandbox", params={"labels": json.dumps({"threadkeeper_id": sandbox_id})})
+        if response.status_code != 200:
+            raise ProviderError(f"GET /sandbox: HTTP {response.status_code}")
+        try:
+            found = response.json()
+            found = found.get("items", found) if isinstance(found, dict) else found
+            return [str(item["id"]) for item in found]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProviderError("GET /sandbox: not a list of sandboxes") from exc
 
     def delete(self, *, external_id):
         response = self._request("DELETE", f"/sandbox/{external_id}")

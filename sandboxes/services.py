@@ -106,6 +106,10 @@ def create_sandbox_at_provider(*, sandbox_id) -> bool:
     `last_attempt_at`, so the task and the reconciler never create it twice at once,
     and no lock is held while the provider is called). If the project was deleted
     meanwhile, the new sandbox goes straight back to the deletion outbox.
+
+    The provider is asked first for a sandbox already labelled with this one's id: an
+    earlier creation whose answer was lost (a timeout, a 5xx, a worker lost mid-call)
+    may have made it. That one is adopted, never a second created beside it.
     """
     now = timezone.now()
     lease = now - timedelta(seconds=2 * settings.SANDBOX_API_TIMEOUT + 5)
@@ -117,7 +121,9 @@ def create_sandbox_at_provider(*, sandbox_id) -> bool:
         return False
     labels = {"project_id": str(sandbox.project_id), "account_id": str(sandbox.account_id)}
     try:
-        external_id = get_provider(sandbox.provider).create(sandbox_id=str(sandbox.pk), labels=labels)
+        provider = get_provider(sandbox.provider)
+        found = provider.find(sandbox_id=str(sandbox.pk))
+        external_id = found[0] if found else provider.create(sandbox_id=str(sandbox.pk), labels=labels)
     except ProviderError as exc:
         _note_unreachable(sandbox.provider, exc)
         logger.warning("Creating sandbox %s at %s failed: %s", sandbox.pk, sandbox.provider, exc)
@@ -186,6 +192,10 @@ def delete_sandbox_at_provider(*, sandbox_id) -> bool:
     Returns False when there is nothing to do (already deleted, or another worker is
     on it: the row is locked with SKIP LOCKED while the provider is called). On a
     provider error the attempt is recorded and ProviderError raised (to retry).
+
+    A sandbox without an external id whose creation was attempted (`last_attempt_at`
+    set) may still exist at the provider — its creation's answer was lost — so the
+    provider is asked for those labelled with its id, and they are deleted.
     """
     failure = None
     with transaction.atomic():
@@ -198,11 +208,17 @@ def delete_sandbox_at_provider(*, sandbox_id) -> bool:
             return False
         if sandbox.provider in (_unreachable.get() or ()):  # not tried: the row stays as is
             raise ProviderUnavailable(f"{sandbox.provider}: not tried, unreachable earlier in this pass")
+        created_maybe = sandbox.last_attempt_at is not None  # claimed for creation once at least
         sandbox.attempts += 1
         sandbox.last_attempt_at = timezone.now()
         try:
-            if sandbox.external_id:  # empty: its creation never reached the provider
+            if sandbox.external_id:
                 get_provider(sandbox.provider).delete(external_id=sandbox.external_id)
+            elif created_maybe:  # its creation's answer may have been lost
+                provider = get_provider(sandbox.provider)
+                for external_id in provider.find(sandbox_id=str(sandbox.pk)):
+                    provider.delete(external_id=external_id)
+            # (else: never claimed for creation, nothing of it at the provider)
         except ProviderError as exc:
             failure = exc
             sandbox.last_error = str(exc)[:2000]

@@ -1,7 +1,10 @@
 """A small local HTTP server playing the sandbox provider (Daytona-shaped API):
-`POST /sandbox` → 201 `{"id"}`, `DELETE /sandbox/{id}` → 204 (404 when unknown),
-bearer-key authentication. A test can make it fail (`fail_with = 500`) or hang past
-the client's timeout (`delay = seconds`), and read the calls it received.
+`POST /sandbox` → 201 `{"id"}`, `GET /sandbox?labels={json}` → the sandboxes carrying
+those labels, `DELETE /sandbox/{id}` → 204 (404 when unknown), bearer-key
+authentication. A test can make it fail (`fail_with = 500`) or hang past the client's
+timeout (`delay = seconds`; only for some methods with `slow_methods = {"POST"}`), and
+read the calls it received. A request it answers too late is still carried out, as a
+real provider would (a sandbox created after the client gave up).
 
 Use the `fake_provider` fixture (import it into the test module), and
 `use_http_provider(settings, fake_provider)` to point the service at it.
@@ -10,6 +13,7 @@ Use the `fake_provider` fixture (import it into the test module), and
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,6 +32,8 @@ class _Server(ThreadingHTTPServer):
 class FakeProvider:
     def __init__(self):
         self.sandboxes: set[str] = set()
+        self.labels: dict[str, dict] = {}
+        self.slow_methods: set[str] | None = None  # None: every method
         self.calls: list[tuple[str, str]] = []
         self.fail_with: int | None = None
         self.delay = 0.0
@@ -47,7 +53,7 @@ class FakeProvider:
             def log_message(self, *args):
                 pass
 
-            def _answer(self, status: int, body: dict | None = None):
+            def _answer(self, status: int, body: dict | list | None = None):
                 data = json.dumps(body).encode() if body is not None else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -59,6 +65,8 @@ class FakeProvider:
                 with provider.lock:
                     provider.calls.append((self.command, self.path))
                     delay, fail_with = provider.delay, provider.fail_with
+                    if provider.slow_methods is not None and self.command not in provider.slow_methods:
+                        delay = 0
                 if delay:
                     time.sleep(delay)
                 if self.headers.get("Authorization") != f"Bearer {API_KEY}":
@@ -71,13 +79,24 @@ class FakeProvider:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
+                body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path != "/api/sandbox" or not self._gate():
                     return
                 external_id = f"sb-{uuid.uuid4().hex[:12]}"
                 with provider.lock:
                     provider.sandboxes.add(external_id)
+                    provider.labels[external_id] = body.get("labels") or {}
                 self._answer(201, {"id": external_id, "state": "started"})
+
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                if url.path != "/api/sandbox" or not self._gate():
+                    return
+                wanted = json.loads(urllib.parse.parse_qs(url.query).get("labels", ["{}"])[0])
+                with provider.lock:
+                    found = [{"id": sid, "labels": provider.labels.get(sid, {})} for sid in sorted(provider.sandboxes)
+                             if wanted.items() <= provider.labels.get(sid, {}).items()]
+                self._answer(200, found)
 
             def do_DELETE(self):
                 if not self.path.startswith("/api/sandbox/") or not self._gate():

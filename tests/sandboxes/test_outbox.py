@@ -188,3 +188,82 @@ def test_an_unreachable_provider_is_waited_for_once_per_pass_not_once_per_sandbo
     assert reconcile_deletions(min_age_seconds=0) == {"complete": 1, "pending": 0}
     assert not fake_provider.sandboxes
     assert Sandbox.objects.filter(state=SandboxState.DELETED).count() == 5
+
+
+def slow_creation(settings, fake_provider, project, django_capture_on_commit_callbacks):  # noqa: F811
+    """A creation the provider carries out after the client gave up: `error` here,
+    a sandbox there."""
+    use_http_provider(settings, fake_provider)
+    fake_provider.delay, fake_provider.slow_methods = 0.8, {"POST"}  # the client gives up after 0.3 s
+    with django_capture_on_commit_callbacks(execute=True):
+        sandbox, _ = provision_sandbox(project=project)
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.ERROR and sandbox.external_id == "" and "Timeout" in sandbox.last_error
+    import time
+
+    deadline = time.monotonic() + 5
+    while not fake_provider.sandboxes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fake_provider.sandboxes) == 1  # made at the provider all the same
+    fake_provider.delay = 0.0
+    return sandbox
+
+
+def test_a_sandbox_whose_creation_timed_out_is_deleted_at_the_provider_with_its_project(
+    api, project, settings, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """Its row had no external id, so its deletion was marked done without asking the
+    provider: the sandbox stayed there for ever."""
+    from receipts.models import DeletionReceipt
+
+    sandbox = slow_creation(settings, fake_provider, project, django_capture_on_commit_callbacks)
+    thread = create_thread(project=project)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/threads/{thread.pk}").status_code == 200
+
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.DELETED
+    assert not fake_provider.sandboxes
+    assert DeletionReceipt.objects.get().cleanup_state == "complete"
+
+
+def test_a_failed_creation_is_deleted_only_once_the_provider_answers(
+    project, settings, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    sandbox = slow_creation(settings, fake_provider, project, django_capture_on_commit_callbacks)
+    fake_provider.fail_with = 503
+    with django_capture_on_commit_callbacks(execute=True):
+        project.delete()
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.PENDING_DELETION and "503" in sandbox.last_error
+    fake_provider.fail_with = None
+    assert reconcile_sandboxes(min_age_seconds=0)["deleted"] == 1
+    assert not fake_provider.sandboxes
+
+
+def test_a_sandbox_never_sent_to_the_provider_is_deleted_without_asking_it(
+    project, settings, fake_provider, broker_down, django_capture_on_commit_callbacks  # noqa: F811
+):
+    use_http_provider(settings, fake_provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        sandbox, _ = provision_sandbox(project=project)  # its creation task is lost
+    broker_down()
+    with django_capture_on_commit_callbacks(execute=True):
+        project.delete()  # its cleanup runs in-process
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.DELETED and not fake_provider.calls
+
+
+def test_creating_again_after_a_timed_out_creation_adopts_the_sandbox_it_made(
+    api, project, settings, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """A retried creation found the first one's sandbox: one at the provider, not two
+    (the first one, unknown to the service, was never deleted)."""
+    sandbox = slow_creation(settings, fake_provider, project, django_capture_on_commit_callbacks)
+    (first,) = fake_provider.sandboxes
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/projects/{project.pk}/sandbox")
+    assert response.status_code in (200, 201, 202), response.content
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.READY and sandbox.external_id == first
+    assert fake_provider.sandboxes == {first} and fake_provider.calls_to("POST") == 1
