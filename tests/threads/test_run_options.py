@@ -20,7 +20,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tests.conftest import start_worker, wait_for, wait_for_worker
 from threads import services
 from threads.models import Message, Run, RunStatus
-from threads.services.webhooks import deliver_webhook, public_address
+from threads.services.webhooks import WebhookFailed, deliver_webhook, public_address
 
 
 @pytest.fixture
@@ -151,6 +151,48 @@ def test_a_webhook_host_resolving_to_a_private_address_is_never_posted(receiver,
     assert hook.bodies == []
     settings.WEBHOOK_ALLOW_PRIVATE = True  # the same delivery to 127.0.0.1, allowed
     assert deliver_webhook(url=hook.url, run={"run_id": "r1"}) == 200 and len(hook.bodies) == 1
+
+
+def trickling_receiver(answer_head: bytes, *, trickle: bytes = b"", every: float = 0.0, times: int = 0) -> str:
+    """A receiver on a raw socket: reads the POST, sends `answer_head`, then `trickle`
+    every `every` seconds, `times` times, then ends its headers. Returns its URL."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = server.accept()
+        with conn, server:
+            conn.recv(65536)
+            conn.sendall(answer_head)
+            try:
+                for _ in range(times):
+                    time.sleep(every)
+                    conn.sendall(trickle)
+                conn.sendall(b"\r\n")
+            except OSError:  # the client hung up
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout(settings):
+    """WEBHOOK_TIMEOUT_SECONDS bounds the whole attempt: a receiver sending a header
+    line every half second (each read within the socket timeout) held the delivery
+    for as long as it kept sending, and its answer then counted as delivered."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    url = trickling_receiver(b"HTTP/1.1 200 OK\r\n", trickle=b"X-Slow: 1\r\n", every=0.5, times=12)
+    started = time.monotonic()
+    with pytest.raises(WebhookFailed, match="no complete answer within 1 s"):  # retried, with backoff
+        deliver_webhook(url=url, run={"run_id": "r1"})
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_redirect_is_not_followed_nor_taken_for_a_delivery(settings, caplog):
+    url = trickling_receiver(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://169.254.169.254/\r\n"
+                             b"Content-Length: 0\r\n")
+    with caplog.at_level(logging.WARNING, logger="threads.services.webhooks"):
+        assert deliver_webhook(url=url, run={"run_id": "r1"}) == 307  # final: not retried
+    assert "Webhook of run r1 not delivered" in caplog.text and "redirect" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)

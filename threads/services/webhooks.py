@@ -4,7 +4,10 @@ The run is read right after the commit that ends it (before a stateless run's th
 is deleted) and handed to a delivery task: it never delays the run nor decides its
 outcome. A failed delivery (connection error, timeout, a 5xx, 408 or 429) is retried
 with exponential backoff (`WEBHOOK_MAX_RETRIES`, `WEBHOOK_RETRY_BACKOFF`); any other
-4xx is final and logged.
+4xx is final and logged, and so is a redirect (3xx: never followed, so it could not
+lead the POST anywhere the checks below did not vet). `WEBHOOK_TIMEOUT_SECONDS` bounds
+the whole attempt, not each read: a receiver that trickles its answer a byte at a
+time is cut off at the deadline (it held a worker for as long as it kept trickling).
 
 A webhook never reaches a private network unless `WEBHOOK_ALLOW_PRIVATE` (on with
 DEBUG, off in production): a URL naming a loopback, private, link-local or otherwise
@@ -18,6 +21,7 @@ import ipaddress
 import json
 import logging
 import socket
+import threading
 import urllib.parse
 from functools import partial
 
@@ -137,16 +141,37 @@ def deliver_webhook(*, url: str, run: dict) -> int | None:
     connection._create_connection = lambda _, *args, **kwargs: socket.create_connection((address, port), *args,
                                                                                          **kwargs)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = threading.Timer(timeout, _cut_off, args=(connection,))
+    deadline.daemon = True
+    deadline.start()
     try:
         connection.request("POST", target, body=json.dumps(body, cls=DjangoJSONEncoder).encode(), headers={
             "Content-Type": "application/json", "User-Agent": "threadkeeper-webhook"})
         status = connection.getresponse().status
+        if getattr(connection, "cut_off", False):  # (headers cut short read as complete)
+            raise OSError("cut off")
     except (OSError, http.client.HTTPException) as exc:  # connection refused, timeout, TLS
+        if getattr(connection, "cut_off", False):
+            raise WebhookFailed(f"{url}: no complete answer within {timeout:g} s") from exc
         raise WebhookFailed(f"{url}: {exc}") from exc
     finally:
+        deadline.cancel()
         connection.close()
     if status >= 500 or status in RETRY_STATUSES:
         raise WebhookFailed(f"{url} answered {status}")
     if status >= 400:
         logger.warning("Webhook of run %s refused by %s with %s; not retried.", run.get("run_id"), url, status)
+    elif status >= 300:
+        logger.warning("Webhook of run %s not delivered: %s answered %s (a redirect; not followed, not retried).",
+                       run.get("run_id"), url, status)
     return status
+
+
+def _cut_off(connection: http.client.HTTPConnection) -> None:
+    """The attempt's deadline: shut the socket, so that a read waiting on it ends."""
+    connection.cut_off = True
+    try:
+        if connection.sock is not None:
+            connection.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
