@@ -110,6 +110,8 @@ class HttpProvider(SandboxProvider):
 
     def find(self, *, sandbox_id):
         response = self._request("GET", "/sandbox", params={"labels": json.dumps({"threadkeeper_id": sandbox_id})})
+        if response.status_code in (404, 405, 501):  # a provider that cannot list: nothing to find
+            return []
         if response.status_code != 200:
             raise ProviderError(f"GET /sandbox: HTTP {response.status_code}")
         try:

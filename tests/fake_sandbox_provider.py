@@ -34,6 +34,7 @@ class FakeProvider:
         self.sandboxes: set[str] = set()
         self.labels: dict[str, dict] = {}
         self.slow_methods: set[str] | None = None  # None: every method
+        self.can_list = True  # False: `GET /sandbox` is a 404, as from a provider without it
         self.calls: list[tuple[str, str]] = []
         self.fail_with: int | None = None
         self.delay = 0.0
@@ -91,6 +92,9 @@ class FakeProvider:
             def do_GET(self):
                 url = urllib.parse.urlsplit(self.path)
                 if url.path != "/api/sandbox" or not self._gate():
+                    return
+                if not provider.can_list:
+                    self._answer(404, {"message": "not found"})
                     return
                 wanted = json.loads(urllib.parse.parse_qs(url.query).get("labels", ["{}"])[0])
                 with provider.lock:

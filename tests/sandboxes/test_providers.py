@@ -31,6 +31,26 @@ def test_http_provider_creates_and_deletes(fake_provider):  # noqa: F811
     provider.delete(external_id=external_id)  # a 404: already gone
 
 
+def test_http_provider_finds_the_sandboxes_labelled_with_an_id(fake_provider):  # noqa: F811
+    provider = HttpProvider(url=fake_provider.url, api_key=API_KEY, timeout=2)
+    external_id = provider.create(sandbox_id="abc", labels={"project_id": "p"})
+    provider.create(sandbox_id="other", labels={"project_id": "p"})
+    assert provider.find(sandbox_id="abc") == [external_id]
+    assert provider.find(sandbox_id="none") == []
+    fake_provider.can_list = False  # a provider without the list: nothing found, no error
+    assert provider.find(sandbox_id="abc") == []
+    fake_provider.can_list, fake_provider.fail_with = True, 503
+    with pytest.raises(ProviderError):
+        provider.find(sandbox_id="abc")
+
+
+def test_local_provider_finds_its_directory(tmp_path):
+    provider = LocalProvider(root=str(tmp_path))
+    assert provider.find(sandbox_id="abc") == []
+    provider.create(sandbox_id="abc", labels={})
+    assert provider.find(sandbox_id="abc") == ["abc"]
+
+
 @pytest.mark.parametrize("failure", ["status", "timeout", "key", "unreachable"])
 def test_http_provider_failures_are_provider_errors(fake_provider, failure):  # noqa: F811
     url, key = fake_provider.url, API_KEY
