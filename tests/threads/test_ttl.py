@@ -113,6 +113,26 @@ def test_the_sweep_skips_threads_with_an_active_run(project, owner):
     assert not Thread.objects.filter(pk=idle.pk).exists()
 
 
+def test_the_sweep_skips_a_thread_whose_sub_thread_has_an_active_run(project, owner):
+    """The sub-thread's run keeps the whole tree: deleting the expired parent took the
+    busy sub-thread (and its executing run) with it."""
+    parent = services.create_thread(project=project, created_by=owner, ttl_minutes=5)
+    child = services.create_thread(project=project, created_by=owner, parent_thread=parent)
+    grandchild = services.create_thread(project=project, created_by=owner, parent_thread=child)
+    Run.objects.create(thread=grandchild, seq=1, status="running")
+    idle = services.create_thread(project=project, created_by=owner, ttl_minutes=5)
+    later = timezone.now() + timedelta(minutes=10)
+
+    assert services.sweep_expired_threads(now=later) == 1
+    assert not Thread.objects.filter(pk=idle.pk).exists()
+    assert Thread.objects.filter(pk__in=[parent.pk, child.pk, grandchild.pk]).count() == 3
+    assert Run.objects.get(thread=grandchild).status == "running"
+
+    Run.objects.filter(thread=grandchild).update(status="success")  # the run ended: the tree goes
+    assert services.sweep_expired_threads(now=later) == 1
+    assert not Thread.objects.filter(pk__in=[parent.pk, child.pk, grandchild.pk]).exists()
+
+
 def test_the_sweep_takes_the_longest_expired_first_up_to_its_limit(project, settings):
     threads = make_threads(project, 5)
     now = timezone.now()
@@ -220,3 +240,34 @@ def test_sweepers_and_api_deletes_at_once_never_deadlock(account):
     assert in_threads(sweeper, sweeper, deleter(ids[::2]), deleter(ids[1::2][::-1])) == []
     assert sum(deleted) == len(threads) and not Thread.objects.exists()
     assert not Project.objects.filter(account=account).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_leaves_a_tree_whose_sub_thread_is_being_written(project, owner):
+    """A sub-thread held by another transaction (a run starting on it holds its lock)
+    keeps its expired parent until the next sweep; the sweep does not wait for it."""
+    from django.db import transaction
+
+    parent = services.create_thread(project=project, created_by=owner, ttl_minutes=5)
+    child = services.create_thread(project=project, created_by=owner, parent_thread=parent)
+    later = timezone.now() + timedelta(minutes=10)
+    held, release = threading.Event(), threading.Event()
+
+    def writer():
+        with transaction.atomic():
+            Thread.objects.select_for_update(no_key=True).filter(pk=child.pk).get()
+            held.set()
+            release.wait(10)
+
+    def sweep():
+        held.wait(10)
+        try:
+            assert services.sweep_expired_threads(now=later) == 0
+        finally:
+            release.set()
+
+    assert in_threads(writer, sweep) == []
+    assert Thread.objects.filter(pk__in=[parent.pk, child.pk]).count() == 2
+    assert services.sweep_expired_threads(now=later) == 1
+    assert not Thread.objects.filter(pk__in=[parent.pk, child.pk]).exists()

@@ -16,9 +16,10 @@ The sweeper (the beat task `threads.tasks.sweep_expired_threads`) prunes up to
 `THREAD_TTL["sweep_limit"]` threads with `expires_at <= now` through the prune
 service, each with its own strategy (`ttl_strategy`, set with `ttl: {ttl, strategy}`)
 or else `THREAD_TTL["strategy"]`, skipping threads with an active run (their
-run's end moves their expiry anyway). With `delete` they are gone; with
-`keep_latest` they keep their latest checkpoints and their expiry is re-armed:
-another TTL from the sweep.
+run's end moves their expiry anyway) — for `delete`, also threads with an active run
+in a sub-thread at any depth (the deletion would take the busy sub-thread with it).
+With `delete` they are gone; with `keep_latest` they keep their latest checkpoints
+and their expiry is re-armed: another TTL from the sweep.
 """
 
 from django.conf import settings
@@ -31,7 +32,8 @@ from projects.models import Project
 from receipts.context import acting
 
 from ..models import Thread
-from ..selectors import without_active_run
+from ..selectors import with_active_run, without_active_run
+from .deletion import collect_subtrees
 from .pruning import STRATEGIES, prune_batch, validate_strategy
 from .threads import expiry
 
@@ -75,7 +77,9 @@ def claim_expired_threads(*, now, limit: int, lock_projects: bool, scope: Q = Q(
     For a delete (`lock_projects`), the threads' projects are locked first — skipping
     projects another transaction holds — because the deletion locks projects before
     it deletes thread rows: a sweep and an API delete always lock in the same order
-    and never deadlock.
+    and never deadlock. Then their sub-threads are locked (skipping those another
+    transaction holds, in id order, as the deletion locks them) and a thread is left
+    out when one of them is locked elsewhere or has an active run (`busy_trees`).
     """
     skip_locked = connection.features.has_select_for_update_skip_locked
     due = without_active_run(Thread.objects.filter(scope, expires_at__lte=now)).order_by("expires_at", "pk")
@@ -86,7 +90,25 @@ def claim_expired_threads(*, now, limit: int, lock_projects: bool, scope: Q = Q(
         )
         due = due.filter(project_id__in=list(projects.values_list("pk", flat=True)))
     claimed = due.select_for_update(skip_locked=skip_locked, of=("self",))[:limit]
-    return dict(claimed.values_list("pk", "ttl_minutes"))
+    claimed = {pk: (ttl, project_id) for pk, ttl, project_id in claimed.values_list("pk", "ttl_minutes", "project_id")}
+    busy = busy_trees(claimed, skip_locked=skip_locked) if lock_projects and claimed else set()
+    return {pk: ttl for pk, (ttl, _) in claimed.items() if pk not in busy}
+
+
+def busy_trees(claimed: dict, *, skip_locked: bool) -> set:
+    """The claimed roots {id: (ttl, project id)} that must stay: a sub-thread (any
+    depth) has an active run, or is held by another transaction (a run starting on
+    it). Three queries: the subtrees, their lock, their active runs."""
+    members = collect_subtrees(root_ids=list(claimed), project_ids={p for _, p in claimed.values()}, by_root=True)
+    to_pk = Thread._meta.pk.to_python  # (an extra column: SQLite gives the hex)
+    pairs = [(to_pk(m.root_id), m.id) for m in members if to_pk(m.root_id) != m.id]
+    if not pairs:
+        return set()
+    below = {member for _, member in pairs}
+    locked = Thread.objects.select_for_update(skip_locked=skip_locked, no_key=True).filter(pk__in=below).order_by("pk")
+    free = set(locked.values_list("pk", flat=True))
+    active = set(Thread.objects.filter(with_active_run(), pk__in=below).values_list("pk", flat=True))
+    return {root for root, member in pairs if member not in free or member in active}
 
 
 def rearm_expiry(*, claimed: dict, now) -> None:
