@@ -459,3 +459,19 @@ def test_if_not_exists_create_makes_the_thread(lg, owner, account, other_account
     with pytest.raises(httpx.HTTPStatusError) as caught:  # an id taken in another account
         lg.runs.create(str(theirs.pk), "echo", if_not_exists="create")
     assert caught.value.response.status_code == 404 and not Run.objects.filter(thread=theirs).exists()
+
+
+@pytest.mark.django_db
+def test_webhooks_with_the_broker_down_are_a_warning_naming_the_runs(project, owner, broker_down, caplog):
+    """The ended runs' webhooks cannot be queued: a warning naming every run, the
+    broker tried once — not an exception out of the commit's callback that skipped
+    the other runs."""
+    from threads.services.webhooks import send_webhooks
+
+    thread = services.create_thread(project=project, created_by=owner)
+    runs = [Run.objects.create(thread=thread, seq=seq, status="success", kwargs={"webhook": "https://example.com/h"})
+            for seq in (1, 2)]
+    with caplog.at_level(logging.WARNING, logger="threads.services.webhooks"):
+        send_webhooks([r.pk for r in runs])
+    assert "not sent: the broker is unreachable" in caplog.text
+    assert all(str(r.pk) in caplog.text for r in runs)

@@ -101,21 +101,34 @@ def schedule_webhooks(run_ids) -> None:
 
 def send_webhooks(run_ids) -> None:
     """Read the ended runs now and hand each to a delivery task (in-process: a
-    background thread, so that nothing waits for the receiver)."""
+    background thread, so that nothing waits for the receiver). With the broker
+    unreachable the webhooks are not sent: one warning names the runs (it raised out
+    of the commit's callback, a traceback, and the other runs' webhooks were skipped
+    unsaid), and the broker is tried once, not once per run."""
     from celery import current_app
 
     from ..tasks import deliver_run_webhook
     from .runs import run_in_process_later
 
+    unsent = []
     for run in Run.objects.filter(pk__in=list(run_ids)):
         url = (run.kwargs or {}).get("webhook")
         if not url:
             continue
+        if unsent:  # the broker is down: not tried again for each run
+            unsent.append(str(run.pk))
+            continue
         args = (url, run_document(run))
         if current_app.conf.task_always_eager:
             run_in_process_later(deliver_run_webhook, *args)
-        else:
+            continue
+        try:
             deliver_run_webhook.delay(*args)
+        except Exception as exc:  # the broker is unreachable: logged, never an error of the caller
+            unsent.append(str(run.pk))
+            reason = exc
+    if unsent:
+        logger.warning("Webhooks of runs %s not sent: the broker is unreachable (%s).", unsent, reason)
 
 
 def deliver_webhook(*, url: str, run: dict) -> int | None:
