@@ -117,8 +117,12 @@ class HttpProvider(SandboxProvider):
         try:
             found = response.json()
             found = found.get("items", found) if isinstance(found, dict) else found
-            return [str(item["id"]) for item in found]
-        except (ValueError, KeyError, TypeError) as exc:
+            # Only a sandbox that shows the label is this one's: a provider that ignored
+            # the filter (or lists without labels) must never have another sandbox
+            # adopted, or deleted, in its place.
+            return [str(item["id"]) for item in found
+                    if isinstance(item.get("labels"), dict) and item["labels"].get("threadkeeper_id") == sandbox_id]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ProviderError("GET /sandbox: not a list of sandboxes") from exc
 
     def delete(self, *, external_id):

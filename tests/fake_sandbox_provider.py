@@ -35,6 +35,8 @@ class FakeProvider:
         self.labels: dict[str, dict] = {}
         self.slow_methods: set[str] | None = None  # None: every method
         self.can_list = True  # False: `GET /sandbox` is a 404, as from a provider without it
+        self.filters_labels = True  # False: `GET /sandbox` lists every sandbox, whatever the filter
+        self.lists_labels = True  # False: the listed sandboxes carry no labels
         self.calls: list[tuple[str, str]] = []
         self.fail_with: int | None = None
         self.delay = 0.0
@@ -98,8 +100,9 @@ class FakeProvider:
                     return
                 wanted = json.loads(urllib.parse.parse_qs(url.query).get("labels", ["{}"])[0])
                 with provider.lock:
-                    found = [{"id": sid, "labels": provider.labels.get(sid, {})} for sid in sorted(provider.sandboxes)
-                             if wanted.items() <= provider.labels.get(sid, {}).items()]
+                    found = [{"id": sid, **({"labels": provider.labels.get(sid, {})} if provider.lists_labels else {})}
+                             for sid in sorted(provider.sandboxes)
+                             if not provider.filters_labels or wanted.items() <= provider.labels.get(sid, {}).items()]
                 self._answer(200, found)
 
             def do_DELETE(self):

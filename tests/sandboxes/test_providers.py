@@ -44,6 +44,18 @@ def test_http_provider_finds_the_sandboxes_labelled_with_an_id(fake_provider):  
         provider.find(sandbox_id="abc")
 
 
+def test_http_provider_finds_only_what_shows_the_label(fake_provider):  # noqa: F811
+    """A provider that ignores the label filter, or lists without labels: another
+    sandbox is never taken for this one (it would be adopted, or deleted)."""
+    provider = HttpProvider(url=fake_provider.url, api_key=API_KEY, timeout=2)
+    mine = provider.create(sandbox_id="abc", labels={"project_id": "p"})
+    provider.create(sandbox_id="other", labels={"project_id": "p"})
+    fake_provider.filters_labels = False
+    assert provider.find(sandbox_id="abc") == [mine] and provider.find(sandbox_id="none") == []
+    fake_provider.lists_labels = False
+    assert provider.find(sandbox_id="abc") == []
+
+
 def test_local_provider_finds_its_directory(tmp_path):
     provider = LocalProvider(root=str(tmp_path))
     assert provider.find(sandbox_id="abc") == []
