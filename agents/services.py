@@ -392,11 +392,15 @@ def create_trigger(
     # The rows the trigger references, held until it is committed: one deleted
     # meanwhile is a 404 here, not a foreign-key violation at the insert; a deletion
     # that comes later waits, then takes the new trigger with it (the cascade). The
-    # thread and project first: an assistant deleted with its threads deletes them
-    # before the agent row.
+    # project is locked as a thread creation locks it (`FOR NO KEY UPDATE`), since the
+    # trigger keeps it from going with its last thread: a thread deletion that found
+    # it empty under that lock deletes it before this trigger can refer to it (then a
+    # 404), never after. Then the thread and the agent (an assistant deleted with its
+    # threads deletes them before the agent row).
+    if not Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk", flat=True):
+        raise NotFound("Project not found.")
     if thread is not None:
         _hold(Thread, thread.pk, missing="Thread not found.")
-    _hold(Project, project_id, missing="Project not found.")
     hold_agent(agent.pk)
     trigger = AgentTrigger.objects.create(
         agent=agent, kind=kind, cron=cron if kind == TriggerKind.SCHEDULE else "", timezone=timezone_name,

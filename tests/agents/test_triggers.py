@@ -271,3 +271,37 @@ def test_a_webhook_call_that_is_not_json_is_415_and_starts_nothing(anon, agent, 
     refused = anon.post(f"/api/webhooks/{trigger.pk}/{secret}", "message=hi", content_type="text/plain")
     assert refused.status_code == 415 and refused.json()["detail"]
     assert not Run.objects.exists() and AgentTrigger.objects.get().fire_count == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_project_trigger_created_while_the_last_thread_goes_is_kept_with_its_project_or_a_404(owner, account):
+    """The trigger keeps its project from going with its last thread: created while
+    that thread is deleted, it is a 201 whose trigger and project both stay, or a 404
+    (the project went first) — never a 201 for a trigger the project's deletion took."""
+    agent = services.create_agent(account=account, name="a", model="m")
+    for _ in range(8):
+        project = project_services.create_project(account=account, name="Last")
+        thread = thread_services.create_thread(project=project, agent=agent)
+        body = {"kind": "webhook", "project_id": str(project.pk)}
+        statuses, barrier = {}, threading.Barrier(2)
+
+        def call(name, method, path, data=None):
+            try:
+                barrier.wait()
+                statuses[name] = getattr(client_for(owner), method)(path, data, format="json").status_code
+            finally:
+                connection.close()
+
+        workers = [threading.Thread(target=call, args=("create", "post", f"/api/agents/{agent.pk}/triggers", body)),
+                   threading.Thread(target=call, args=("delete", "delete", f"/api/threads/{thread.pk}"))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert statuses["delete"] == 200, statuses
+        kept = AgentTrigger.objects.filter(project_id=project.pk).exists()
+        if statuses["create"] == 201:
+            assert kept and Project.objects.filter(pk=project.pk).exists(), statuses
+        else:
+            assert statuses["create"] == 404 and not kept and not Project.objects.filter(pk=project.pk).exists()
