@@ -4,6 +4,7 @@ the same way and resumes on its own; `update_state(as_node=<the waiting node>)`
 moves the graph past the node; `runs.list(select=...)` takes every field the SDK can
 send; a thread id held by another account is answered as that account's threads are."""
 
+import threading
 import uuid
 from typing import get_args, get_type_hints
 
@@ -46,6 +47,17 @@ def paused(client, text="hi", **options) -> tuple[str, str]:
     return tid, run["run_id"]
 
 
+def joined_within(client, thread_id, run_id, *, seconds: float):
+    """`runs.join`, which must answer within `seconds` (its heartbeats would keep a
+    hanging join open past the client's read timeout)."""
+    answer = []
+    joining = threading.Thread(target=lambda: answer.append(client.runs.join(thread_id, run_id)), daemon=True)
+    joining.start()
+    joining.join(seconds)
+    assert answer, f"the join of run {run_id} did not end within {seconds} s"
+    return answer[0]
+
+
 def waiting_on(state) -> tuple:
     """What a state says the graph waits on, without the ids (a task's is its run's,
     an interrupt's its approval's: each thread has its own)."""
@@ -70,6 +82,10 @@ def test_a_copy_of_a_thread_paused_at_a_breakpoint_is_paused_the_same_way_and_re
     [copied_run] = client.runs.list(copy)
     assert copied_run["status"] == "running" and copied_run["run_id"] != run_id
     assert "webhook" not in copied_run["kwargs"]  # the original's creator asked for it, about their run
+    joins = [joined_within(client, thread_id, run, seconds=20)  # a join ends at the interrupt, on either
+             for thread_id, run in ((tid, run_id), (copy, copied_run["run_id"]))]
+    assert [[m["content"] for m in j["messages"]] for j in joins] == [["hi"], ["hi"]]
+    assert all(j["__interrupt__"] for j in joins)
 
     client.runs.create(copy, "echo", command={"resume": True})  # the copy goes on...
     final = client.runs.join(copy, copied_run["run_id"])

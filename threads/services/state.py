@@ -4,6 +4,7 @@ given one: a fork), as LangGraph's `update_state` does; copying a thread copies 
 messages, checkpoints and metadata."""
 
 import uuid
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -200,8 +201,13 @@ def copy_paused_runs(*, source: Thread, copy: Thread) -> dict:
         start_message_seq=paused.start_message_seq, input_tokens=paused.input_tokens,
         output_tokens=paused.output_tokens, started_at=paused.started_at,
     )
-    Approval.objects.bulk_create([
+    approvals = Approval.objects.bulk_create([
         Approval(thread=copy, run=run, tool_name=a.tool_name, payload=a.payload, expires_at=a.expires_at)
         for a in paused.approvals.filter(status=ApprovalStatus.PENDING).order_by("created_at")
     ])
+    # The copy's run stream says it is paused, as the original's does: a join (or a
+    # stream joined) on it ends at the interrupt instead of waiting for ever.
+    from .runs import pause_run_stream
+
+    transaction.on_commit(partial(pause_run_stream, run, [], approvals[0]), robust=True)
     return {paused.pk: run.pk}
