@@ -5,7 +5,7 @@ import os
 import uuid
 
 from celery import Celery
-from celery.signals import celeryd_init, worker_ready, worker_shutdown
+from celery.signals import celeryd_init, worker_process_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -59,6 +59,24 @@ def _take_lease_and_recover_lost_runs(sender=None, **kwargs):
     finally:
         connection.close()
     _worker["heartbeat"] = Heartbeat(lease, recheck=recheck)
+    _worker["heartbeat"].start()
+
+
+@worker_process_init.connect
+def _take_pool_process_lease(**kwargs):
+    """A prefork pool process executes runs itself, so it holds a lease of its own,
+    renewed by a heartbeat thread of its own: one killed (out of memory, a signal)
+    while the worker's main process lives lets its lease expire, and its run ends —
+    under the main process's lease it would stay `running` as long as the worker
+    lives. Named after the worker and the process (not taken for a second worker
+    under the worker's name); runs still record the worker's node name."""
+    from threads.models import WorkerLease
+    from threads.services.workers import Heartbeat
+
+    if not _worker["name"]:
+        return
+    _worker["lease"] = uuid.uuid4()
+    _worker["heartbeat"] = Heartbeat(WorkerLease(pk=_worker["lease"], name=f"{_worker['name']} process {os.getpid()}"))
     _worker["heartbeat"].start()
 
 

@@ -1,7 +1,10 @@
 """Streams across processes: the run executes in a real Celery worker, the live
 server streams its events through Redis (PostgreSQL + Redis only)."""
 
+import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -249,3 +252,40 @@ def test_a_second_worker_under_the_same_name_leaves_the_first_one_s_run_alone(  
             if worker is not None:
                 worker.terminate()
                 worker.wait(timeout=30)
+
+
+def pool_processes(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            found += [int(child) for child in children.read().split()]
+    return found
+
+
+def test_a_run_whose_pool_process_is_killed_ends_while_the_worker_lives(  # noqa: F811
+        client, thread, celery_worker_process, settings):
+    """A prefork pool process killed mid-run (the out-of-memory killer takes it, not
+    the worker's main process): each pool process holds a lease of its own, so its run
+    ends once that lease expires, and the worker, still up, runs the next one."""
+    env = lease_env(celery_worker_process, settings, ECHO_TOKEN_DELAY="0.5")
+    name = f"prefork-{time.monotonic_ns()}@localhost"
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / "test-worker.log", "ab")
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "prefork", "-c", "1",
+                               "--loglevel=INFO", "-n", name], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_worker(worker)
+        run = client.runs.create(str(thread.pk), "echo", input=words(60))
+        assert wait_for(lambda: Run.objects.get(pk=run["run_id"]).status == "running", timeout=30)
+        lease = WorkerLease.objects.get(pk=Run.objects.get(pk=run["run_id"]).executor_lease)
+        (pool_process,) = pool_processes(worker.pid)
+        assert lease.name == f"{name} process {pool_process}"  # the pool process's own lease
+        os.kill(pool_process, signal.SIGKILL)
+        assert wait_for(tasks.recover_lost_runs, timeout=30) == 1  # once that lease expired
+        lost = Run.objects.get(pk=run["run_id"])
+        assert lost.status == "error" and "its lease expired" in lost.error and worker.poll() is None
+        after = client.runs.wait(str(thread.pk), "echo", input=ask("next"))  # the worker's new pool process
+        assert after["messages"][-1]["content"] == "Echo: next"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

@@ -14,7 +14,7 @@ import config.celery
 from threads import services, tasks
 from threads.models import Approval, Checkpoint, Message, Run, Thread, WorkerLease
 from threads.runtime import RuntimeResult
-from threads.services.runs import record_result, recover_lost_runs, resume_run
+from threads.services.runs import record_result, recover_lost_runs, requeue_pending_runs, resume_run
 from threads.streams.bus import get_bus
 from threads.services.workers import Heartbeat, prune_leases, renew_lease, take_lease
 
@@ -208,3 +208,51 @@ def test_the_heartbeat_thread_renews_the_lease(settings):
         heartbeat.stop()
         heartbeat.join(timeout=5)
     assert not heartbeat.is_alive()
+
+
+def test_a_decided_run_whose_resume_was_lost_is_resumed_again_once(
+        thread, settings, as_worker, django_capture_on_commit_callbacks):  # noqa: F811
+    """The resume message of a decision is lost (broker down at its commit, a worker
+    lost before it started): the run waits for a worker with no lease, so none can end
+    it; the requeue (beat) sends it again, and the original arriving late does nothing."""
+    settings.WORKER_LEASE_SECONDS = 30
+    as_worker(lease(age=0))
+    say(thread, "approve: tool.call")
+    run = services.create_run(thread=thread)
+    services.execute_run(run_id=run.pk)
+    approval = Approval.objects.get(run=run)
+    with django_capture_on_commit_callbacks(execute=False):  # the resume message is lost
+        services.resolve_approval(thread=thread, approval_id=approval.pk, decision="approve")
+    assert requeue_pending_runs(older_than_seconds=3600) == 0  # decided just now: a message may be on its way
+    assert requeue_pending_runs(older_than_seconds=0) == 1  # resumed, in-process here
+    run.refresh_from_db()
+    assert run.status == "success"
+    answered = Message.objects.filter(thread=thread).count()
+    resume_run(run_id=run.pk, approval_id=approval.pk)  # the original message, late
+    assert Message.objects.filter(thread=thread).count() == answered
+    assert requeue_pending_runs(older_than_seconds=0) == 0
+
+
+def test_a_second_resume_of_a_decided_run_finds_it_taken(thread, settings, as_worker):  # noqa: F811
+    settings.WORKER_LEASE_SECONDS = 30
+    first = lease(age=0)
+    run = running(thread, None)
+    Run.objects.filter(pk=run.pk).update(executor="", executor_lease=None)
+    approval = Approval.objects.create(thread=thread, run=run, tool_name="t", status="approved")
+    as_worker(first)
+    Run.objects.filter(pk=run.pk).update(executor=first.name, executor_lease=first.pk)  # claimed by the first resume
+    as_worker(lease("w2@host"))
+    assert resume_run(run_id=run.pk, approval_id=approval.pk).executor == first.name  # taken: left to it
+
+
+def test_a_run_under_a_lease_with_no_row_ends_once_older_than_a_lease(thread, settings):  # noqa: F811
+    """Its worker could not take its lease (the database unreachable at start) and was
+    lost before its heartbeat did, or the row was deleted by hand: the run ends once
+    it has been going longer than a lease; a younger one is left (the row may come)."""
+    settings.WORKER_LEASE_SECONDS = 30
+    ghost = uuid.uuid4()
+    run = running(thread, None, started_at=Now() - timedelta(seconds=5))
+    Run.objects.filter(pk=run.pk).update(executor="w9@host", executor_lease=ghost)
+    assert recover_lost_runs() == 0
+    Run.objects.filter(pk=run.pk).update(started_at=Now() - timedelta(seconds=31))
+    assert recover_lost_runs() == 1 and Run.objects.get(pk=run.pk).status == "error"

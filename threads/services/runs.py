@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -350,7 +350,27 @@ def requeue_pending_runs(*, older_than_seconds: int | None = None) -> int:
     ids = [str(pk) for pk in stale.order_by("created_at").values_list("pk", flat=True)[:500]]
     for run_id in ids:
         execute_run.delay(run_id)
-    return len(ids)
+    return len(ids) + requeue_decided_runs(older_than=now - timedelta(seconds=age))
+
+
+def requeue_decided_runs(*, older_than) -> int:
+    """Send `resume_run` again for the runs whose approvals were all decided before
+    `older_than` but that no worker took up (the resume message lost: broker down at
+    the decision's commit, a worker lost before it started): `resolve_approval` left
+    them `running` with no executor, so no lease can end them. `resume_run` claims a
+    run once, so a late original message does nothing twice."""
+    from ..tasks import resume_run as resume
+
+    decided = Approval.objects.filter(run_id=OuterRef("pk"), decided_at__isnull=False).exclude(
+        status=ApprovalStatus.PENDING).order_by("-decided_at")
+    waiting = (Run.objects.filter(status=RunStatus.RUNNING, executor="", executor_lease__isnull=True)
+               .exclude(approvals__status=ApprovalStatus.PENDING)
+               .annotate(approval=Subquery(decided.values("pk")[:1]), decided_at=Subquery(decided.values("decided_at")[:1]))
+               .filter(approval__isnull=False, decided_at__lte=older_than))
+    found = list(waiting.order_by("decided_at").values_list("pk", "approval")[:500])
+    for run_id, approval_id in found:
+        resume.delay(str(run_id), str(approval_id))
+    return len(found)
 
 
 def resume_run(*, run_id, approval_id) -> Run | None:
@@ -358,10 +378,14 @@ def resume_run(*, run_id, approval_id) -> Run | None:
     approval = Approval.objects.filter(pk=approval_id, run_id=run_id).first()
     if run is None or approval is None:
         return run
-    # The worker continuing the run is its executor now, under its lease (see `recover_lost_runs`).
+    # The worker continuing the run is its executor now, under its lease (see
+    # `recover_lost_runs`): claimed once — a second resume message (the original one
+    # arriving after `requeue_decided_runs` sent it again) finds it taken.
     run.executor, run.executor_lease = worker_name(), worker_lease()
-    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(executor=run.executor,
-                                                                   executor_lease=run.executor_lease)
+    claimed = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, executor="", executor_lease__isnull=True).update(
+        executor=run.executor, executor_lease=run.executor_lease)
+    if not claimed:
+        return Run.objects.filter(pk=run.pk).first()
     return continue_run(run=run, approval=approval)
 
 
@@ -418,12 +442,12 @@ def recover_lost_runs(*, executor: str | None = None, limit: int = 500) -> int:
     (by this worker's predecessor). A run under a live lease is never ended: its
     worker executes it, even a second worker under the same name; nor one paused on
     an approval, nor one in-process (no executor). Returns how many ended."""
-    from .workers import expired_leases
+    from .workers import unrenewed
 
     if executor == "":
         return 0
     runs = Run.objects.filter(status=RunStatus.RUNNING).exclude(approvals__status=ApprovalStatus.PENDING)
-    lost = Q(executor_lease__in=expired_leases().values("pk"))
+    lost = unrenewed()
     if executor is not None:
         runs, lost = runs.filter(executor=executor), lost | Q(executor_lease__isnull=True)
     found = list(runs.filter(lost).order_by("started_at").values_list("pk", "executor", "executor_lease")[:limit])
@@ -447,13 +471,13 @@ def recover_lost_runs(*, executor: str | None = None, limit: int = 500) -> int:
 def still_lost(run: Run, lost: tuple[str, uuid.UUID | None]) -> bool:
     """Whether a run found lost (under `lost`: its executor and lease then) still is,
     under its lock: not resumed by another worker, not paused, its lease not renewed."""
-    from .workers import expired_leases
+    from .workers import unrenewed
 
     if (run.executor, run.executor_lease) != lost:
         return False
     if Approval.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).exists():
         return False
-    return run.executor_lease is None or expired_leases().filter(pk=run.executor_lease).exists()
+    return run.executor_lease is None or Run.objects.filter(unrenewed(), pk=run.pk).exists()
 
 
 def append_input_messages(thread: Thread, run: Run, messages: list) -> None:

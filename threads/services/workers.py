@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 
 from ..models import Run, RunStatus, WorkerLease
@@ -36,6 +36,16 @@ def expired_leases():
 
 def live_leases():
     return WorkerLease.objects.filter(renewed_at__gte=Now() - timedelta(seconds=settings.WORKER_LEASE_SECONDS))
+
+
+def unrenewed() -> Q:
+    """Runs whose executor's lease is not live: expired, or with no row at all (the
+    worker could not take it and was lost before its heartbeat did, or the row was
+    deleted by hand) once the run has been going for longer than a lease — a lease
+    is taken before its worker executes anything, so a live one has its row by then."""
+    lease = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
+    return Q(executor_lease__isnull=False) & ~Q(executor_lease__in=live_leases().values("pk")) & (
+        Q(executor_lease__in=expired_leases().values("pk")) | Q(started_at__lt=Now() - lease))
 
 
 def take_lease(*, lease_id, name: str) -> tuple[WorkerLease, list]:
@@ -105,7 +115,9 @@ class Heartbeat(threading.Thread):
         from .runs import recover_lost_runs
 
         twins: set = set()
-        while not self.stopped.wait(self.interval):
+        first = True  # renewed (or taken: a pool process's) at once, then every interval
+        while first or not self.stopped.wait(self.interval):
+            first = False
             try:
                 twins |= renew_lease(self.lease, known=twins)
                 if self.recheck_at is not None and time.monotonic() >= self.recheck_at:
