@@ -69,6 +69,16 @@ def _note_unreachable(provider: str, exc: ProviderError) -> None:
 # --- Provisioning ----------------------------------------------------------------
 
 
+IN_FLIGHT = "its creation may still be under way at the provider; deleted once it is over"
+
+
+def creation_lease() -> timedelta:
+    """How long a claimed creation may still be under way (twice the provider timeout
+    and a margin): after it the claim may be taken again, and a deletion requested
+    meanwhile no longer finds it in flight."""
+    return timedelta(seconds=2 * settings.SANDBOX_API_TIMEOUT + 5)
+
+
 @transaction.atomic
 def provision_sandbox(*, project: Project) -> tuple[Sandbox, bool]:
     """The project's sandbox, created if it has none (or its creation failed).
@@ -90,7 +100,10 @@ def provision_sandbox(*, project: Project) -> tuple[Sandbox, bool]:
     sandbox.external_id = ""
     sandbox.state = SandboxState.CREATING
     sandbox.last_error = ""
-    sandbox.last_attempt_at = None  # not claimed: the task (or the reconciler) claims it
+    # Not claimed: the task (or the reconciler) claims it. A row whose creation was
+    # attempted before (it failed, maybe after the provider made it) keeps saying so —
+    # claimable at once, but its deletion still looks for it at the provider.
+    sandbox.last_attempt_at = None if sandbox.last_attempt_at is None else timezone.now() - creation_lease()
     sandbox.save()
     # The `creating` row is the outbox: the task after commit creates it at the
     # provider; with the broker down, `reconcile_sandbox_creation` (beat) does.
@@ -112,7 +125,7 @@ def create_sandbox_at_provider(*, sandbox_id) -> bool:
     may have made it. That one is adopted, never a second created beside it.
     """
     now = timezone.now()
-    lease = now - timedelta(seconds=2 * settings.SANDBOX_API_TIMEOUT + 5)
+    lease = now - creation_lease()
     claimed = Sandbox.objects.filter(
         Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=lease), pk=sandbox_id, state=SandboxState.CREATING,
     ).exclude(provider__in=_unreachable.get() or ()).update(last_attempt_at=now, updated_at=now)
@@ -193,9 +206,13 @@ def delete_sandbox_at_provider(*, sandbox_id) -> bool:
     on it: the row is locked with SKIP LOCKED while the provider is called). On a
     provider error the attempt is recorded and ProviderError raised (to retry).
 
-    A sandbox without an external id whose creation was attempted (`last_attempt_at`
-    set) may still exist at the provider — its creation's answer was lost — so the
-    provider is asked for those labelled with its id, and they are deleted.
+    A sandbox whose creation was attempted (`last_attempt_at` set) may exist at the
+    provider beside, or instead of, its external id — a creation's answer was lost, or
+    a second creation made a second one while the first was slow — so the provider is
+    also asked for those labelled with its id, and they are deleted. Without an
+    external id, a creation claimed (and not failed) less than a `creation_lease`
+    before the deletion was asked may still be under way: the attempt then fails
+    (retried later), so the deletion is not confirmed before that creation is over.
     """
     failure = None
     with transaction.atomic():
@@ -209,15 +226,23 @@ def delete_sandbox_at_provider(*, sandbox_id) -> bool:
         if sandbox.provider in (_unreachable.get() or ()):  # not tried: the row stays as is
             raise ProviderUnavailable(f"{sandbox.provider}: not tried, unreachable earlier in this pass")
         created_maybe = sandbox.last_attempt_at is not None  # claimed for creation once at least
+        # Claimed for creation and not failed (no creation error recorded), the
+        # deletion asked less than a creation lease ago: that creation may be under way.
+        in_flight = (not sandbox.external_id and created_maybe and sandbox.last_error in ("", IN_FLIGHT)
+                     and sandbox.deletion_requested_at is not None
+                     and sandbox.deletion_requested_at > timezone.now() - creation_lease())
         sandbox.attempts += 1
         sandbox.last_attempt_at = timezone.now()
         try:
+            if in_flight:
+                raise ProviderError(IN_FLIGHT)
+            provider = get_provider(sandbox.provider)
             if sandbox.external_id:
-                get_provider(sandbox.provider).delete(external_id=sandbox.external_id)
-            elif created_maybe:  # its creation's answer may have been lost
-                provider = get_provider(sandbox.provider)
+                provider.delete(external_id=sandbox.external_id)
+            if created_maybe:  # a creation's answer may have been lost, or a second one made beside it
                 for external_id in provider.find(sandbox_id=str(sandbox.pk)):
-                    provider.delete(external_id=external_id)
+                    if external_id != sandbox.external_id:
+                        provider.delete(external_id=external_id)
             # (else: never claimed for creation, nothing of it at the provider)
         except ProviderError as exc:
             failure = exc

@@ -267,3 +267,78 @@ def test_creating_again_after_a_timed_out_creation_adopts_the_sandbox_it_made(
     sandbox.refresh_from_db()
     assert sandbox.state == SandboxState.READY and sandbox.external_id == first
     assert fake_provider.sandboxes == {first} and fake_provider.calls_to("POST") == 1
+
+
+def test_a_sandbox_provisioned_again_after_a_lost_creation_is_found_when_deleted_before_its_new_claim(
+    project, settings, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """Provisioning again keeps the mark of the earlier attempt: the project deleted
+    before the new creation was claimed, its deletion still looks for the sandbox the
+    earlier one made (once no creation can be under way) and deletes it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from receipts.models import DeletionReceipt
+
+    sandbox = slow_creation(settings, fake_provider, project, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):  # its creation task not run yet
+        provision_sandbox(project=project)
+    with django_capture_on_commit_callbacks(execute=True):
+        project.delete()
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.PENDING_DELETION and fake_provider.sandboxes  # not confirmed yet
+    assert DeletionReceipt.objects.get().cleanup_state == "pending"
+    Sandbox.objects.filter(pk=sandbox.pk).update(deletion_requested_at=timezone.now() - timedelta(minutes=5))
+    assert reconcile_sandboxes(min_age_seconds=0)["deleted"] == 1
+    assert not fake_provider.sandboxes
+
+
+def test_two_sandboxes_made_for_one_row_are_both_deleted(
+    project, settings, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """A creation retried while the first was still being made at the provider: two
+    sandboxes carry the row's label; its deletion removes both, not only the one adopted."""
+    import time
+
+    use_http_provider(settings, fake_provider)
+    fake_provider.delay, fake_provider.slow_methods = 0.8, {"POST"}
+    with django_capture_on_commit_callbacks(execute=True):
+        sandbox, _ = provision_sandbox(project=project)  # the client gives up; the provider goes on
+    fake_provider.delay = 0.0
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_sandbox(project=project)  # at once: nothing found yet, a second one made
+    deadline = time.monotonic() + 5
+    while len(fake_provider.sandboxes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fake_provider.sandboxes) == 2 and Sandbox.objects.get(pk=sandbox.pk).state == SandboxState.READY
+    with django_capture_on_commit_callbacks(execute=True):
+        project.delete()
+    assert Sandbox.objects.get(pk=sandbox.pk).state == SandboxState.DELETED and not fake_provider.sandboxes
+
+
+def test_a_deletion_waits_for_a_creation_under_way(
+    project, settings, fake_provider, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """The project deleted while its sandbox's creation is claimed and not over: the
+    deletion is not confirmed (the receipt stays pending) until no creation can be
+    under way; then what that creation made is found and deleted."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sandboxes.services import delete_sandbox_at_provider
+
+    use_http_provider(settings, fake_provider)
+    with django_capture_on_commit_callbacks(execute=False):
+        sandbox, _ = provision_sandbox(project=project)
+    Sandbox.objects.filter(pk=sandbox.pk).update(last_attempt_at=timezone.now())  # a worker claimed it: POST sent
+    with django_capture_on_commit_callbacks(execute=True):
+        project.delete()
+    sandbox.refresh_from_db()
+    assert sandbox.state == SandboxState.PENDING_DELETION and "under way" in sandbox.last_error
+    fake_provider.sandboxes.add("made-late")  # the creation finishes at the provider
+    fake_provider.labels["made-late"] = {"threadkeeper_id": str(sandbox.pk)}
+    Sandbox.objects.filter(pk=sandbox.pk).update(deletion_requested_at=timezone.now() - timedelta(minutes=5))
+    assert delete_sandbox_at_provider(sandbox_id=sandbox.pk)
+    assert Sandbox.objects.get(pk=sandbox.pk).state == SandboxState.DELETED and not fake_provider.sandboxes
