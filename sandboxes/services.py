@@ -122,7 +122,8 @@ def create_sandbox_at_provider(*, sandbox_id) -> bool:
 
     The provider is asked first for a sandbox already labelled with this one's id: an
     earlier creation whose answer was lost (a timeout, a 5xx, a worker lost mid-call)
-    may have made it. That one is adopted, never a second created beside it.
+    may have made it. That one is adopted (one still being made cannot be seen yet: a
+    second may then be made beside it, and the deletion removes both).
     """
     now = timezone.now()
     lease = now - creation_lease()
