@@ -256,3 +256,26 @@ def test_a_run_under_a_lease_with_no_row_ends_once_older_than_a_lease(thread, se
     assert recover_lost_runs() == 0
     Run.objects.filter(pk=run.pk).update(started_at=Now() - timedelta(seconds=31))
     assert recover_lost_runs() == 1 and Run.objects.get(pk=run.pk).status == "error"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_database_connection_was_cut_while_it_ran_still_ends(thread, settings):  # noqa: F811
+    """PostgreSQL cut the worker's connection while the runtime worked (a restart, a
+    proxy's idle timeout): the outcome is written on a new connection, not lost — a
+    run left `running` under its worker's live lease would have nothing to end it."""
+    import psycopg
+    from django.db import connection
+
+    from threads.services.runs import record_outcome
+
+    run = running(thread, lease(age=0))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    params = {k: v for k, v in connection.get_connection_params().items() if k in ("host", "port", "user", "dbname")}
+    with psycopg.connect(**params, autocommit=True) as other:  # the cut, while the runtime worked
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    done = record_outcome(run_id=run.pk, result=RuntimeResult(
+        status="success", messages=[[{"type": "text", "text": "made it"}]], result="made it"))
+    assert done.status == "success" and Run.objects.get(pk=run.pk).result == "made it"

@@ -10,6 +10,7 @@ takes no new run and keeps its status. Lock order everywhere: thread, then run.
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 
 from celery import current_app
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -556,7 +557,27 @@ def continue_run(*, run: Run, approval: Approval | None = None) -> Run:
     except Exception as exc:  # a runtime failure ends the run, never the worker
         logger.warning("Run %s failed in runtime %s: %s", run.pk, run.runtime, exc)
         result = RuntimeResult(status="error", error=str(exc) or exc.__class__.__name__)
-    return record_result(run_id=run.pk, result=result)
+    return record_outcome(run_id=run.pk, result=result)
+
+
+RECORD_ATTEMPTS = 4
+
+
+def record_outcome(*, run_id, result: RuntimeResult) -> Run | None:
+    """`record_result`, tried again on a fresh connection when the database connection
+    was lost (the server restarted, a proxy cut it while the runtime worked): the run's
+    outcome must be written, since a run left `running` under its worker's live lease
+    has nothing to end it. Safe to repeat: a transaction that did commit left the run
+    ended, and a second `record_result` then drops the result."""
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            return record_result(run_id=run_id, result=result)
+        except (OperationalError, InterfaceError) as exc:
+            if attempt == RECORD_ATTEMPTS - 1 or connection.in_atomic_block:
+                raise
+            logger.warning("Recording run %s failed (%s); trying again on a new connection", run_id, exc)
+            connection.close()
+            time.sleep(0.2 * 2 ** attempt)
 
 
 def stops_at(run: Run, option: str, node: str) -> bool:
