@@ -93,3 +93,17 @@ def send_now(task, *args, **kwargs) -> None:
 
 def send_after_commit(task, *args, **kwargs) -> None:
     transaction.on_commit(partial(send_now, task, *args, **kwargs), robust=True)
+
+
+def retry_or_leave(task, exc: Exception, *, what: str) -> None:
+    """In a bound task that failed on an outside outage: retry it with exponential
+    backoff (`SANDBOX_RETRY_BACKOFF` seconds, doubling, at most
+    `SANDBOX_RETRY_BACKOFF_MAX`); after its last retry return, with a warning — an
+    outage is expected, not a bug worth a traceback — and the reconciler takes over."""
+    from django.conf import settings
+
+    if task.request.retries >= task.max_retries:
+        logger.warning("%s given up after %d attempts; left to the reconciler: %s", what, task.request.retries + 1, exc)
+        return
+    countdown = min(settings.SANDBOX_RETRY_BACKOFF * 2 ** task.request.retries, settings.SANDBOX_RETRY_BACKOFF_MAX)
+    raise task.retry(exc=exc, countdown=countdown)

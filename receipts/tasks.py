@@ -1,13 +1,11 @@
 """Thin Celery tasks for receipts: each calls a service function."""
 
-import logging
-
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from config.tasks import retry_or_leave
 
-logger = logging.getLogger(__name__)
+from . import services
 
 
 @shared_task(bind=True, max_retries=settings.DELETION_CLEANUP_MAX_RETRIES)
@@ -21,12 +19,8 @@ def clean_up_deletions(self, *, receipt_ids: list[str]) -> dict:
     except services.CleanupIncomplete as exc:
         if self.request.is_eager:
             return {"complete": 0, "pending": len(receipt_ids)}
-        if self.request.retries >= self.max_retries:  # an outage, not a bug: no traceback
-            logger.warning("Deletion cleanup of receipts %s given up after %d attempts; left to the reconciler: %s",
-                           receipt_ids, self.request.retries + 1, exc)
-            return {"complete": 0, "pending": len(receipt_ids)}
-        countdown = min(settings.SANDBOX_RETRY_BACKOFF * 2 ** self.request.retries, settings.SANDBOX_RETRY_BACKOFF_MAX)
-        raise self.retry(exc=exc, countdown=countdown)
+        retry_or_leave(self, exc, what=f"Deletion cleanup of receipts {receipt_ids}")
+        return {"complete": 0, "pending": len(receipt_ids)}
 
 
 @shared_task

@@ -1,14 +1,12 @@
 """Thin Celery tasks for sandboxes: each calls a service function."""
 
-import logging
-
 from celery import shared_task
 from django.conf import settings
 
+from config.tasks import retry_or_leave
+
 from . import services
 from .providers import ProviderError
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -25,12 +23,8 @@ def delete_sandbox(self, sandbox_id: str) -> bool:
     except ProviderError as exc:
         if self.request.is_eager:
             return False
-        if self.request.retries >= self.max_retries:
-            logger.warning("Deleting sandbox %s given up after %d attempts; left to the reconciler: %s",
-                           sandbox_id, self.request.retries + 1, exc)
-            return False
-        countdown = min(settings.SANDBOX_RETRY_BACKOFF * 2 ** self.request.retries, settings.SANDBOX_RETRY_BACKOFF_MAX)
-        raise self.retry(exc=exc, countdown=countdown)
+        retry_or_leave(self, exc, what=f"Deleting sandbox {sandbox_id}")
+        return False
 
 
 @shared_task
