@@ -156,8 +156,12 @@ def deliver_webhook(*, url: str, run: dict) -> int | None:
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     deadline = threading.Timer(timeout, _cut_off, args=(connection,))
     deadline.daemon = True
-    deadline.start()
     try:
+        # Connected first (bounded by `timeout` itself), so the deadline always has a
+        # socket to shut: one firing mid-connect found none, and the trickled answer
+        # that followed was bounded only per read.
+        connection.connect()
+        deadline.start()
         connection.request("POST", target, body=json.dumps(body, cls=DjangoJSONEncoder).encode(), headers={
             "Content-Type": "application/json", "User-Agent": "threadkeeper-webhook"})
         status = connection.getresponse().status
