@@ -129,8 +129,26 @@ def test_the_sweep_skips_a_thread_whose_sub_thread_has_an_active_run(project, ow
     assert Run.objects.get(thread=grandchild).status == "running"
 
     Run.objects.filter(thread=grandchild).update(status="success")  # the run ended: the tree goes
-    assert services.sweep_expired_threads(now=later) == 1
+    assert services.sweep_expired_threads(now=later) == 0  # tried again a minute on
+    assert services.sweep_expired_threads(now=later + timedelta(minutes=2)) == 1
     assert not Thread.objects.filter(pk__in=[parent.pk, child.pk, grandchild.pk]).exists()
+
+
+def test_busy_trees_at_the_head_of_the_queue_do_not_keep_the_sweep_from_the_rest(project, owner):
+    """More busy trees than a sweep takes, expired first: each sweep tries them and
+    moves them a minute on, so the next sweep reaches the threads behind them."""
+    busy = []
+    for _ in range(3):
+        parent = services.create_thread(project=project, created_by=owner, ttl_minutes=5)
+        child = services.create_thread(project=project, created_by=owner, parent_thread=parent)
+        Run.objects.create(thread=child, seq=1, status="running")
+        busy.append(parent)
+    idle = services.create_thread(project=project, created_by=owner, ttl_minutes=6)
+    later = timezone.now() + timedelta(minutes=30)
+    assert services.sweep_expired_threads(now=later, limit=3) == 0  # the three busy ones, tried
+    assert services.sweep_expired_threads(now=later, limit=3) == 1  # then the one behind them
+    assert not Thread.objects.filter(pk=idle.pk).exists()
+    assert Thread.objects.filter(pk__in=[b.pk for b in busy]).count() == 3
 
 
 def test_the_sweep_takes_the_longest_expired_first_up_to_its_limit(project, settings):
@@ -269,5 +287,5 @@ def test_the_sweep_leaves_a_tree_whose_sub_thread_is_being_written(project, owne
 
     assert in_threads(writer, sweep) == []
     assert Thread.objects.filter(pk__in=[parent.pk, child.pk]).count() == 2
-    assert services.sweep_expired_threads(now=later) == 1
+    assert services.sweep_expired_threads(now=later + timedelta(minutes=2)) == 1  # tried again a minute on
     assert not Thread.objects.filter(pk__in=[parent.pk, child.pk]).exists()

@@ -22,6 +22,8 @@ With `delete` they are gone; with `keep_latest` they keep their latest checkpoin
 and their expiry is re-armed: another TTL from the sweep.
 """
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, DateTimeField, Q, Value, When
@@ -92,7 +94,13 @@ def claim_expired_threads(*, now, limit: int, lock_projects: bool, scope: Q = Q(
     claimed = due.select_for_update(skip_locked=skip_locked, of=("self",))[:limit]
     claimed = {pk: (ttl, project_id) for pk, ttl, project_id in claimed.values_list("pk", "ttl_minutes", "project_id")}
     busy = busy_trees(claimed, skip_locked=skip_locked) if lock_projects and claimed else set()
+    if busy:  # tried again a minute on, behind the threads due by then: never holding the head of the queue
+        Thread.objects.filter(pk__in=busy).update(expires_at=now + BUSY_RETRY)
     return {pk: ttl for pk, (ttl, _) in claimed.items() if pk not in busy}
+
+
+# How long an expired thread whose sub-thread is busy waits before the sweep tries it again.
+BUSY_RETRY = timedelta(minutes=1)
 
 
 def busy_trees(claimed: dict, *, skip_locked: bool) -> set:
