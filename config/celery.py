@@ -18,7 +18,7 @@ app.autodiscover_tasks()
 # of its lease (None outside a worker; see threads.services.workers): each run records
 # the worker that started it. Set in the worker's main process before its pool starts,
 # so its pool processes inherit them.
-_worker = {"name": "", "lease": None, "heartbeat": None}
+_worker = {"name": "", "lease": None, "heartbeat": None, "pid": None}
 
 
 def worker_name() -> str:
@@ -33,6 +33,7 @@ def worker_lease() -> uuid.UUID | None:
 def _remember_worker_name(sender=None, **kwargs):
     _worker["name"] = str(sender or "")
     _worker["lease"] = uuid.uuid4()  # this start of the worker's; taken when it is ready
+    _worker["pid"] = os.getpid()  # its main process
 
 
 @worker_ready.connect
@@ -73,7 +74,7 @@ def _take_pool_process_lease(**kwargs):
     from threads.models import WorkerLease
     from threads.services.workers import Heartbeat
 
-    if not _worker["name"]:
+    if not _worker["name"] or os.getpid() == _worker.get("pid"):  # the solo pool sends it in the main process
         return
     _worker["lease"] = uuid.uuid4()
     _worker["heartbeat"] = Heartbeat(WorkerLease(pk=_worker["lease"], name=f"{_worker['name']} process {os.getpid()}"))
