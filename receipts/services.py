@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, router, transaction
@@ -82,36 +83,95 @@ class _Operation:
         for account_id, tally in tallies.items():
             self.tallies[account_id].merge(tally)
 
+    def new_receipt(self, account_id, tally: Tally, *, origin=None, operation_id=None) -> DeletionReceipt:
+        """The receipt of this operation in one account (not saved)."""
+        origin = origin or current_origin()
+        actor_id, actor = origin.actor()
+        receipt = DeletionReceipt(
+            operation_id=operation_id or origin.operation_id or uuid.uuid4(), kind=_label.get() or self.kind,
+            source=origin.source, actor_id=actor_id, actor=actor, account_id=account_id,
+            root_ids=self.root_ids if self.root_ids is not None else _unique(tally.root_ids),
+            **{name: getattr(tally, name) for name in COUNT_FIELDS},
+            embedding_thread_ids=_unique(tally.embedding_thread_ids),
+            embedding_project_ids=_unique(tally.embedding_project_ids),
+            cleanup_state=CleanupState.PENDING if tally.needs_cleanup else CleanupState.COMPLETE,
+            completed_at=None if tally.needs_cleanup else timezone.now(),
+        )
+        receipt.sandboxes = max(receipt.sandboxes, len(set(tally.sandbox_ids)))
+        return receipt
+
     def write(self) -> list[DeletionReceipt]:
         if not self.tallies:
             return []
         origin = current_origin()
-        actor_id, actor = origin.actor()
         operation_id = origin.operation_id or uuid.uuid4()
-        kind = _label.get() or self.kind
         receipts, links = [], []
         for account_id, tally in self.tallies.items():
-            receipt = DeletionReceipt(
-                operation_id=operation_id, kind=kind, source=origin.source, actor_id=actor_id, actor=actor,
-                account_id=account_id,
-                root_ids=self.root_ids if self.root_ids is not None else _unique(tally.root_ids),
-                **{name: getattr(tally, name) for name in COUNT_FIELDS},
-                embedding_thread_ids=_unique(tally.embedding_thread_ids),
-                embedding_project_ids=_unique(tally.embedding_project_ids),
-                cleanup_state=CleanupState.PENDING if tally.needs_cleanup else CleanupState.COMPLETE,
-                completed_at=None if tally.needs_cleanup else timezone.now(),
-            )
-            receipt.sandboxes = max(receipt.sandboxes, len(set(tally.sandbox_ids)))
+            receipt = self.new_receipt(account_id, tally, origin=origin, operation_id=operation_id)
             receipts.append(receipt)
             links += [ReceiptSandbox(receipt=receipt, sandbox_id=s) for s in set(tally.sandbox_ids)]
         DeletionReceipt.objects.bulk_create(receipts)
-        record_destructive(kind, {name: sum(getattr(r, name) for r in receipts) for name in COUNT_FIELDS})
+        written(receipts)
         if links:
             ReceiptSandbox.objects.bulk_create(links)
         pending = [str(r.pk) for r in receipts if r.cleanup_state == CleanupState.PENDING]
         if pending:
             schedule_cleanup(receipt_ids=pending)
         return receipts
+
+
+def written(receipts: list[DeletionReceipt]) -> None:
+    """What follows the INSERT of an operation's receipts: its metrics and log line,
+    after commit."""
+    record_destructive(receipts[0].kind, {name: sum(getattr(r, name) for r in receipts) for name in COUNT_FIELDS})
+
+
+class InlineReceipt(NamedTuple):
+    """A receipt written by the deleting statement itself (see `inline_receipt`)."""
+
+    sql: str  # INSERT INTO ... SELECT ... FROM <source>: a data-modifying CTE of that statement
+    params: dict
+    receipt: DeletionReceipt
+
+
+def inline_receipt(kind: str, tally: Tally, *, from_sql: dict, source: str) -> InlineReceipt | None:
+    """The receipt of a one-account deletion whose counts only its own statement knows,
+    as an INSERT for that statement to run as a data-modifying CTE: one round trip for
+    the delete and its receipt, instead of two. `from_sql` gives those columns as SQL
+    expressions of the statement (`{"checkpoints": "(SELECT COUNT(*) FROM own)"}`); the
+    others are parameters, as `record` would write them; one row per row of `source`
+    (a CTE of the deleted rows: none, no receipt). Once the statement ran, the caller
+    passes the values it returned to `inline_written`.
+
+    None — the caller then calls `record` — inside an open operation (it writes one
+    receipt for all its parts) and for outside cleanup (its task is sent with the id of
+    a receipt that was written)."""
+    if _operation.get() is not None or tally.needs_cleanup:
+        return None
+    if not connection.in_atomic_block:
+        logger.warning("A %s was recorded outside a transaction.", kind)
+    receipt = _Operation(kind).new_receipt(None, tally)
+    q = connection.ops.quote_name
+    columns, values, params = [], [], {}
+    for i, f in enumerate(DeletionReceipt._meta.local_concrete_fields):
+        columns.append(q(f.column))
+        if f.column in from_sql:
+            values.append(from_sql[f.column])
+        else:
+            params[f"receipt_{i}"] = f.get_db_prep_save(f.pre_save(receipt, True), connection)
+            values.append(f"%(receipt_{i})s")
+    sql = (f"INSERT INTO {q(DeletionReceipt._meta.db_table)} ({', '.join(columns)}) "
+           f"SELECT {', '.join(values)} FROM {source}")
+    return InlineReceipt(sql, params, receipt)
+
+
+def inline_written(inline: InlineReceipt, **values) -> DeletionReceipt:
+    """After the statement wrote `inline`'s receipt: the values it computed (the
+    columns of `from_sql`), then what follows any receipt's INSERT (`written`)."""
+    for name, value in values.items():
+        setattr(inline.receipt, name, value)
+    written([inline.receipt])
+    return inline.receipt
 
 
 def _unique(ids: Iterable) -> list[str]:

@@ -166,6 +166,35 @@ def test_run_delete_and_rollback(api, owner, project):
     assert only_receipt(runs=1, checkpoints=3).kind == "run_delete"
 
 
+def test_a_run_delete_writes_the_receipt_record_would_and_counts_it_after_commit(
+        api, owner, project, caplog, django_capture_on_commit_callbacks):
+    """A run deleted on its own writes its receipt in its delete statement (PostgreSQL);
+    the receipt, the log line and the metrics are those of any recorded deletion."""
+    from config.observability import DELETED, DESTRUCTIVE_OPS
+
+    thread = services.create_thread(project=project, created_by=owner)
+    fill(thread, messages=4, runs=2, checkpoints=6)
+    alone, in_operation = Run.objects.filter(thread=thread).order_by("seq")
+    checkpoints_before = DELETED.labels("checkpoints")._value.get()
+    operations_before = DESTRUCTIVE_OPS.labels("run_delete")._value.get()
+    caplog.set_level("INFO", logger="threadkeeper")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/threads/{thread.pk}/runs/{alone.pk}").status_code == 200
+    with acting(source="api", user=owner), transaction.atomic(), operation("run_delete"):
+        services.delete_run(thread=thread, run_id=in_operation.pk)  # the receipt is the operation's
+    first, second = DeletionReceipt.objects.order_by("created_at")
+    assert [first.root_ids, second.root_ids] == [[str(alone.pk)], [str(in_operation.pk)]]
+    ignored = {"id", "operation_id", "created_at", "completed_at", "root_ids"}
+    fields = [f.attname for f in DeletionReceipt._meta.concrete_fields if f.attname not in ignored]
+    assert {f: getattr(first, f) for f in fields} == {f: getattr(second, f) for f in fields}
+    assert (first.runs, first.checkpoints, first.account_id, first.actor) == (1, 3, thread.account_id, owner.username)
+    assert first.completed_at is not None and first.operation_id != second.operation_id
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "destructive_operation"]
+    assert [(r.operation, r.counts, r.source) for r in logged] == [("run_delete", {"runs": 1, "checkpoints": 3}, "api")]
+    assert DELETED.labels("checkpoints")._value.get() - checkpoints_before == 3
+    assert DESTRUCTIVE_OPS.labels("run_delete")._value.get() - operations_before == 1
+
+
 def test_agent_delete(api, owner, account, project):
     agent = agent_services.create_agent(account=account, name="Doomed", model="m")
     threads = [services.create_thread(project=project, agent=agent) for _ in range(3)]

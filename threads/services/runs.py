@@ -888,7 +888,12 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     if connection.vendor == "postgresql":
         deleted = delete_finished_run(thread_id=thread.pk, run_id=run_id)
         if deleted is not None:
-            record_run_removal(run_id=deleted.run_id, account_id=deleted.account_id, checkpoints=deleted.checkpoints)
+            if deleted.receipt is None:
+                record_run_removal(run_id=deleted.run_id, account_id=deleted.account_id,
+                                   checkpoints=deleted.checkpoints)
+            else:
+                receipts.inline_written(deleted.receipt, account_id=deleted.account_id,
+                                        checkpoints=deleted.checkpoints)
             return
     locked, run = lock_run(thread=thread, run_id=run_id)
     if run.status in ACTIVE_RUN_STATUSES:
@@ -905,22 +910,30 @@ class DeletedRun(NamedTuple):
     run_id: uuid.UUID
     account_id: uuid.UUID
     checkpoints: int
+    receipt: "receipts.InlineReceipt | None"  # written by the delete statement, or None: to record
 
 
 def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
-    """PostgreSQL, one round trip of three statements built once: `lock_run`'s two
-    locks (the thread `FOR NO KEY UPDATE`, then the run `FOR UPDATE`, the same order),
-    then — in a fresh snapshot, under those locks — `relink_and_delete_run` for the run
-    if it is finished. 404 as `lock_run`; None when the run is active (nothing is
-    deleted, the locks are held: the caller goes on with `lock_run`) or the id is not a
-    UUID (`lock_run` answers it)."""
+    """PostgreSQL, one round trip of three statements: `lock_run`'s two locks (the
+    thread `FOR NO KEY UPDATE`, then the run `FOR UPDATE`, the same order), then — in a
+    fresh snapshot, under those locks — `relink_and_delete_run` for the run if it is
+    finished, with its receipt's INSERT as a data-modifying CTE (`inline_receipt`;
+    the caller records it inside an open operation). 404 as `lock_run`; None when the
+    run is active (nothing is deleted, the locks are held: the caller goes on with
+    `lock_run`) or the id is not a UUID (`lock_run` answers it)."""
     try:
         run_id = uuid.UUID(str(run_id))
     except ValueError:
         return None
+    q = connection.ops.quote_name
+    receipt = receipts.inline_receipt(
+        DeletionKind.RUN_DELETE, receipts.Tally(root_ids=[run_id], runs=1), source="deleted",
+        from_sql={"account_id": f"(SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s)",
+                  "checkpoints": "(SELECT COUNT(*) FROM own)"})
     with connection.cursor() as cursor:
-        cursor.execute(delete_finished_run_sql(), {"run": run_id, "thread": thread_id,
-                                                   "active": list(ACTIVE_RUN_STATUSES)})
+        cursor.execute(delete_finished_run_sql(receipt.sql if receipt else ""),
+                       {"run": run_id, "thread": thread_id, "active": list(ACTIVE_RUN_STATUSES),
+                        **(receipt.params if receipt else {})})
         thread_row = cursor.fetchone()
         cursor.nextset()
         run_row = cursor.fetchone()
@@ -930,18 +943,18 @@ def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
         raise NotFound("Thread not found.")
     if run_row is None:
         raise NotFound("Run not found.")
-    return None if deleted is None else DeletedRun(run_id, thread_row[0], deleted[0])
+    return None if deleted is None else DeletedRun(run_id, thread_row[0], deleted[0], receipt)
 
 
 @cache
-def delete_finished_run_sql() -> str:
+def delete_finished_run_sql(receipt: str) -> str:
     q = connection.ops.quote_name
     runs = q(Run._meta.db_table)
     finished = (f"SELECT id FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s"
                 f" AND NOT (status = ANY(%(active)s))")
     return (f"SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s FOR NO KEY UPDATE;"
             f" SELECT status FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s FOR UPDATE;"
-            f" {relink_and_delete_sql(finished)}")
+            f" {relink_and_delete_sql(finished, receipt)}")
 
 
 def roll_back_run(run: Run, *, account_id) -> None:
@@ -985,7 +998,7 @@ def relink_and_delete_run(run: Run) -> int:
 
 
 @cache
-def relink_and_delete_sql(target: str) -> str:
+def relink_and_delete_sql(target: str, receipt: str = "") -> str:
     """Delete the run selected by `target` (a query of its id, or of nothing) with
     `relink_past_run_checkpoints` in one statement, in time that follows the run, not
     the thread. A surviving child of one of the run's checkpoints gets the nearest
@@ -998,9 +1011,12 @@ def relink_and_delete_sql(target: str) -> str:
     checkpoint id) index per step). A data-modifying CTE re-links (the children by
     primary key: never a scan of the table, which the planner picked when it misjudged
     how many there are), and the run is deleted, returning how many checkpoints went
-    with it (counted in the statement's snapshot)."""
+    with it (counted in the statement's snapshot). `receipt`: an INSERT selecting from
+    `deleted` (the deleted run's id; see `receipts.inline_receipt`), run as one more
+    data-modifying CTE."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
+    written = f",\n        receipt AS ({receipt})" if receipt else ""
     return f"""
         WITH RECURSIVE target AS ({target}),
         own AS (
@@ -1038,8 +1054,9 @@ def relink_and_delete_sql(target: str) -> str:
         relinked AS (
             UPDATE {checkpoints} c SET parent_checkpoint_id = relinks.ancestor FROM relinks
             WHERE c.id = ANY(ARRAY(SELECT id FROM relinks)) AND c.id = relinks.id
-        )
-        DELETE FROM {runs} WHERE id IN (SELECT id FROM target) RETURNING (SELECT COUNT(*) FROM own)
+        ),
+        deleted AS (DELETE FROM {runs} WHERE id IN (SELECT id FROM target) RETURNING id){written}
+        SELECT (SELECT COUNT(*) FROM own) FROM deleted
     """
 
 
