@@ -139,14 +139,13 @@ def inline_receipt(kind: str, tally: Tally, *, from_sql: dict, source: str) -> I
     as an INSERT for that statement to run as a data-modifying CTE: one round trip for
     the delete and its receipt, instead of two. `from_sql` gives those columns as SQL
     expressions of the statement (`{"checkpoints": "(SELECT COUNT(*) FROM own)"}`); the
-    others are parameters, as `record` would write them; one row per row of `source`
-    (a CTE of the deleted rows: none, no receipt). Once the statement ran, the caller
-    passes the values it returned to `inline_written`.
+    others are parameters, as `record` would write them from `tally`; one row per row
+    of `source` (what follows `FROM`: no row, no receipt). Once the statement ran, the
+    caller gives `inline_written` the account and tally the statement wrote.
 
     None — the caller then calls `record` — inside an open operation (it writes one
-    receipt for all its parts) and for outside cleanup (its task is sent with the id of
-    a receipt that was written)."""
-    if _operation.get() is not None or tally.needs_cleanup:
+    receipt for all its parts) and for sandboxes (their links are rows of their own)."""
+    if _operation.get() is not None or tally.sandbox_ids:
         return None
     if not connection.in_atomic_block:
         logger.warning("A %s was recorded outside a transaction.", kind)
@@ -165,13 +164,20 @@ def inline_receipt(kind: str, tally: Tally, *, from_sql: dict, source: str) -> I
     return InlineReceipt(sql, params, receipt)
 
 
-def inline_written(inline: InlineReceipt, **values) -> DeletionReceipt:
-    """After the statement wrote `inline`'s receipt: the values it computed (the
-    columns of `from_sql`), then what follows any receipt's INSERT (`written`)."""
-    for name, value in values.items():
-        setattr(inline.receipt, name, value)
-    written([inline.receipt])
-    return inline.receipt
+def inline_written(inline: InlineReceipt, *, account_id, tally: Tally) -> DeletionReceipt:
+    """After the statement wrote `inline`'s receipt, with what it counted (`account_id`,
+    `tally`: the values of its `from_sql`): what follows any receipt's INSERT — the
+    metrics and log line (`written`) and the outside cleanup's task."""
+    receipt = inline.receipt
+    receipt.account_id = account_id
+    for name in COUNT_FIELDS:
+        setattr(receipt, name, getattr(tally, name))
+    receipt.embedding_thread_ids = _unique(tally.embedding_thread_ids)
+    receipt.embedding_project_ids = _unique(tally.embedding_project_ids)
+    written([receipt])
+    if receipt.cleanup_state == CleanupState.PENDING:
+        schedule_cleanup(receipt_ids=[str(receipt.pk)])
+    return receipt
 
 
 def _unique(ids: Iterable) -> list[str]:

@@ -195,6 +195,50 @@ def test_a_run_delete_writes_the_receipt_record_would_and_counts_it_after_commit
     assert DESTRUCTIVE_OPS.labels("run_delete")._value.get() - operations_before == 1
 
 
+def test_a_thread_delete_writes_the_receipt_record_would_and_sends_its_cleanup(
+        api, owner, project, caplog, django_capture_on_commit_callbacks):
+    """A thread deleted on its own writes its receipt in its delete statement
+    (PostgreSQL): the same receipt as one recorded in an operation, then its cleanup
+    task, log line and metrics after commit."""
+    from config.observability import DELETED
+
+    services.create_thread(project=project)  # the project stays
+    alone, in_operation = (services.create_thread(project=project, created_by=owner) for _ in range(2))
+    children = {}
+    for root in (alone, in_operation):
+        fill(root, messages=5, runs=2, checkpoints=4)
+        children[root.pk] = services.create_thread(project=project, parent_thread=root)
+        fill(children[root.pk], messages=3, runs=1, checkpoints=1)
+    Embedding.objects.create(thread_id=alone.pk, project_id=project.pk, account_id=project.account_id,
+                             vector=[0.0] * 8, text="alone")
+    messages_before = DELETED.labels("messages")._value.get()
+    caplog.set_level("INFO", logger="threadkeeper")
+    with django_capture_on_commit_callbacks() as after_commit:
+        assert api.delete(f"/api/threads/{alone.pk}").status_code == 200
+    written = DeletionReceipt.objects.get()
+    assert sorted(written.embedding_thread_ids) == sorted([str(alone.pk), str(children[alone.pk].pk)])
+    assert written.cleanup_state == "pending"
+    for callback in after_commit:
+        callback()
+    with acting(source="api", user=owner), transaction.atomic(), operation("thread_delete"):
+        services.delete_thread(thread=in_operation)
+    first, second = DeletionReceipt.objects.order_by("created_at")
+    assert [first.root_ids, second.root_ids] == [[str(alone.pk)], [str(in_operation.pk)]]
+    ignored = {"id", "operation_id", "created_at", "completed_at", "root_ids", "embedding_thread_ids",
+               "cleanup_state", "cleanup_attempts", "last_attempt_at", "embeddings_removed_at", "embeddings"}
+    fields = [f.attname for f in DeletionReceipt._meta.concrete_fields if f.attname not in ignored]
+    assert {f: getattr(first, f) for f in fields} == {f: getattr(second, f) for f in fields}
+    assert (first.threads, first.messages, first.runs, first.checkpoints) == (2, 8, 3, 5)
+    assert (first.account_id, first.actor, first.source) == (project.account_id, owner.username, "api")
+    assert len(second.embedding_thread_ids) == 2
+    assert (first.cleanup_state, first.embeddings) == ("complete", 1)  # its task ran after commit
+    assert not Embedding.objects.exists()
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "destructive_operation"]
+    assert [(r.operation, r.counts) for r in logged] == [
+        ("thread_delete", {"threads": 2, "messages": 8, "runs": 3, "checkpoints": 5})]
+    assert DELETED.labels("messages")._value.get() - messages_before == 8
+
+
 def test_agent_delete(api, owner, account, project):
     agent = agent_services.create_agent(account=account, name="Doomed", model="m")
     threads = [services.create_thread(project=project, agent=agent) for _ in range(3)]

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from projects import caches
 from projects import services as project_services
 from projects.models import Project
+from receipts.models import DeletionReceipt
 from sandboxes.models import Sandbox, SandboxState
 from sandboxes.services import provision_sandbox
 from threads.models import Approval, Checkpoint, CheckpointWrite, Embedding, Message, Run, Thread
@@ -102,6 +103,19 @@ def test_a_huge_thread_costs_the_queries_of_a_one_message_thread(
 
     assert rows_under(ids) == dict.fromkeys(rows_under(ids), 0)
     assert Project.objects.filter(pk=project.pk).exists() is not last_in_project
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one round trip on PostgreSQL")
+def test_a_thread_and_its_receipt_go_in_one_round_trip(project, big_thread, django_assert_num_queries):
+    root, ids = big_thread
+    create_thread(project=project)
+    # BEGIN (here a savepoint); the locks, the count, the delete and the receipt's
+    # INSERT; COMMIT (here its release)
+    with django_assert_num_queries(3):
+        delete_thread(thread=root)
+    receipt = DeletionReceipt.objects.get()
+    assert (receipt.threads, receipt.messages, receipt.checkpoints) == (3, 5070, 1030)
+    assert sorted(receipt.embedding_thread_ids) == sorted(str(i) for i in ids)
 
 
 def test_deleting_leaves_other_threads_untouched(project, big_thread):

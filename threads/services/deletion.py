@@ -70,12 +70,13 @@ def delete_threads(*, thread_ids: Iterable) -> int:
     root_ids = {parse_uuid(t, name="thread_ids") for t in thread_ids}
     if not root_ids:
         return 0
-    removed, maybe_empty = delete_subtrees(root_ids=root_ids)
+    receipt = inline_receipt(root_ids)
+    removed, maybe_empty = delete_subtrees(root_ids=root_ids, receipt=receipt)
     roots = root_ids & {t.id for t in removed}
     if not roots:
         return 0
     emptied = delete_empty_projects(project_ids=maybe_empty) if maybe_empty else Emptied([], {})
-    schedule_cleanup(removed=removed, roots=roots, emptied=emptied)
+    schedule_cleanup(removed=removed, roots=roots, emptied=emptied, receipt=None if maybe_empty else receipt)
     return len(roots)
 
 
@@ -92,7 +93,26 @@ class Removed(NamedTuple):
     n_checkpoints: int
 
 
-def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
+def inline_receipt(root_ids: set) -> "receipts.InlineReceipt | None":
+    """On PostgreSQL, for one root outside an open operation: the receipt as an INSERT
+    of the delete statement (`receipts.inline_receipt`), written when the root is
+    removed and no project may be left empty (a project's deletion adds to the
+    receipt: then it is recorded after the statement, as elsewhere)."""
+    if connection.vendor != "postgresql" or len(root_ids) != 1:
+        return None
+    (root,) = root_ids
+    tally = receipts.Tally(root_ids=[root], embedding_thread_ids=[root])
+    return receipts.inline_receipt(
+        DeletionKind.THREAD_DELETE, tally,
+        from_sql={"account_id": "(SELECT account_id FROM removed LIMIT 1)",
+                  "threads": "(SELECT COUNT(*) FROM removed)",
+                  **{name: f"(SELECT COALESCE(SUM(n_{name}), 0) FROM removed)"
+                     for name in ("messages", "runs", "checkpoints")},
+                  "embedding_thread_ids": "(SELECT jsonb_agg(id::text) FROM removed)"},
+        source="(SELECT 1) one WHERE EXISTS (SELECT 1 FROM roots) AND NOT EXISTS (SELECT 1 FROM removed WHERE emptied)")
+
+
+def delete_subtrees(*, root_ids: Iterable, receipt: "receipts.InlineReceipt | None" = None) -> tuple[list, list]:
     """Lock the projects of these roots (`SELECT ... FOR NO KEY UPDATE` in id order, as
     `create_thread` locks its project), then delete the roots with every sub-thread
     and what they hold; returns every thread removed (as (id, account_id,
@@ -110,7 +130,8 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
     meanwhile is committed before the counts are read, and the receipt counts what
     the cascade removes; then a recursive CTE that collects and
     counts the subtrees, a data-modifying CTE that deletes the roots (the database
-    cascade takes the rest) and the check for projects left empty.
+    cascade takes the rest), the check for projects left empty, and `receipt`'s
+    INSERT, if any (see `inline_receipt`).
     Elsewhere: lock, collect and count, delete; every project touched may be empty.
     """
     if connection.vendor != "postgresql":
@@ -120,9 +141,9 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
         if roots:
             Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
         return removed, sorted({t.project_id for t in removed}) if roots else []
-    ids = list(root_ids)
     with connection.cursor() as cursor:
-        cursor.execute(delete_subtrees_sql(), [ids, ids, ids, ids, ids, ids])
+        cursor.execute(delete_subtrees_sql(receipt.sql if receipt else ""),
+                       {"ids": list(root_ids), **(receipt.params if receipt else {})})
         for _ in range(4):
             cursor.nextset()
         removed = [Removed(*row) for row in cursor.fetchall()]
@@ -130,29 +151,32 @@ def delete_subtrees(*, root_ids: Iterable) -> tuple[list, list]:
 
 
 @cache
-def delete_subtrees_sql() -> str:
+def delete_subtrees_sql(receipt: str) -> str:
     """The two statements of `delete_subtrees` on PostgreSQL (built once; the root
     ids are the parameters). The messages, runs and checkpoints are counted in the
     delete's snapshot (correlated counts, each an index lookup), so before it; the
     database cascade removes them (explicit data-modifying deletes that count what
-    they return measured slower: 1.7x the cascade at 100k messages)."""
+    they return measured slower: 1.7x the cascade at 100k messages). `receipt`: an
+    INSERT reading `roots` and `removed` (the removed threads with their counts), run
+    as one more data-modifying CTE."""
     from agents.models import AgentTrigger
 
     q = connection.ops.quote_name
     table, projects = q(Thread._meta.db_table), q(Project._meta.db_table)
-    of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%s))"
+    written = f",\n        receipt AS ({receipt})" if receipt else ""
+    of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%(ids)s))"
     return f"""
         SELECT id FROM {q(AgentTrigger._meta.db_table)} WHERE project_id IN (SELECT project_id FROM {table}
-            WHERE id = ANY(%s)) ORDER BY id FOR UPDATE;
+            WHERE id = ANY(%(ids)s)) ORDER BY id FOR UPDATE;
         {of_roots} ORDER BY id FOR NO KEY UPDATE;
-        SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE;
+        SELECT id FROM {table} WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE;
         WITH RECURSIVE subtree(id) AS (
-            SELECT id FROM {table} WHERE id = ANY(%s)
+            SELECT id FROM {table} WHERE id = ANY(%(ids)s)
             UNION SELECT child.id FROM {table} child JOIN subtree ON child.parent_thread_id = subtree.id
         )
         SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM subtree) ORDER BY t.id FOR NO KEY UPDATE OF t;
         WITH RECURSIVE roots(id) AS (
-            SELECT id FROM {table} WHERE id = ANY(%s) AND project_id IN ({of_roots} FOR NO KEY UPDATE)
+            SELECT id FROM {table} WHERE id = ANY(%(ids)s) AND project_id IN ({of_roots} FOR NO KEY UPDATE)
         ),
         subtree(id) AS (
             SELECT id FROM roots
@@ -165,10 +189,13 @@ def delete_subtrees_sql() -> str:
                 SELECT 1 FROM {table} other WHERE other.project_id = touched.project_id
                 AND NOT EXISTS (SELECT 1 FROM subtree WHERE subtree.id = other.id))
             AND NOT {referenced_by_a_trigger("touched.project_id", "subtree")}
-        )
-        SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied,
-        {counts_of(table)}
-        FROM {table} WHERE id IN (SELECT id FROM subtree)
+        ),
+        removed AS (
+            SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied,
+            {counts_of(table)}
+            FROM {table} WHERE id IN (SELECT id FROM subtree)
+        ){written}
+        SELECT * FROM removed
     """
 
 
@@ -280,10 +307,12 @@ def tallies_of(removed: list[Thread]) -> dict:
     return tallies
 
 
-def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied) -> None:
+def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied,
+                     receipt: "receipts.InlineReceipt | None" = None) -> None:
     """Record the deletion — its receipt carries the outside cleanup (the embeddings of
     the removed threads and deleted projects, their sandboxes) — and update the owning
-    accounts' caches after commit. One INSERT (two with sandboxes)."""
+    accounts' caches after commit. One INSERT (two with sandboxes); none when the
+    delete statement wrote the `receipt`."""
     account_of_thread = {t.id: t.account_id for t in removed}
     account_of_project = {t.project_id: t.account_id for t in removed}
     tallies = tallies_of(removed)
@@ -295,5 +324,9 @@ def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied
         tally.embedding_project_ids.append(project_id)
     for sandbox_id, account_id in emptied.sandboxes.items():
         tallies.setdefault(account_id, receipts.Tally()).sandbox_ids.append(sandbox_id)
-    receipts.record(DeletionKind.THREAD_DELETE, tallies)
+    if receipt is None:
+        receipts.record(DeletionKind.THREAD_DELETE, tallies)
+    else:
+        ((account_id, tally),) = tallies.items()
+        receipts.inline_written(receipt, account_id=account_id, tally=tally)
     caches.on_commit_threads_removed(Counter(t.account_id for t in removed))

@@ -893,7 +893,7 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
                                    checkpoints=deleted.checkpoints)
             else:
                 receipts.inline_written(deleted.receipt, account_id=deleted.account_id,
-                                        checkpoints=deleted.checkpoints)
+                                        tally=run_tally(run_id=deleted.run_id, checkpoints=deleted.checkpoints))
             return
     locked, run = lock_run(thread=thread, run_id=run_id)
     if run.status in ACTIVE_RUN_STATUSES:
@@ -927,7 +927,7 @@ def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
         return None
     q = connection.ops.quote_name
     receipt = receipts.inline_receipt(
-        DeletionKind.RUN_DELETE, receipts.Tally(root_ids=[run_id], runs=1), source="deleted",
+        DeletionKind.RUN_DELETE, run_tally(run_id=run_id, checkpoints=0), source="deleted",
         from_sql={"account_id": f"(SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s)",
                   "checkpoints": "(SELECT COUNT(*) FROM own)"})
     with connection.cursor() as cursor:
@@ -984,8 +984,11 @@ def remove_run(run: Run, *, account_id) -> None:
 
 
 def record_run_removal(*, run_id, account_id, checkpoints: int) -> None:
-    receipts.record(DeletionKind.RUN_DELETE,
-                    {account_id: receipts.Tally(root_ids=[run_id], runs=1, checkpoints=checkpoints)})
+    receipts.record(DeletionKind.RUN_DELETE, {account_id: run_tally(run_id=run_id, checkpoints=checkpoints)})
+
+
+def run_tally(*, run_id, checkpoints: int) -> receipts.Tally:
+    return receipts.Tally(root_ids=[run_id], runs=1, checkpoints=checkpoints)
 
 
 def relink_and_delete_run(run: Run) -> int:
