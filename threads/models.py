@@ -58,6 +58,10 @@ class Thread(models.Model):
     compaction_through_seq = models.PositiveIntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # Per-thread counters, advanced under the thread's row lock (see services).
+    # Messages are only appended, numbered 1, 2, ... (`append_messages`; a copy keeps
+    # the numbers), and are removed only with their thread: `last_message_seq` is also
+    # how many messages the thread holds, which the deletion receipts and previews read
+    # instead of counting them.
     last_message_seq = models.PositiveIntegerField(default=0)
     last_run_seq = models.PositiveIntegerField(default=0)
     # Token totals kept up to date by the services (messages, compaction), so the

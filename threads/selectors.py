@@ -209,7 +209,7 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
     from projects.models import Project
     from sandboxes.models import Sandbox, SandboxState
 
-    from .models import Checkpoint, Message, Run
+    from .models import Checkpoint, Run
 
     keys = ("threads", "messages", "runs", "checkpoints", "projects", "sandboxes")
     try:
@@ -218,7 +218,7 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
         return dict.fromkeys(keys, 0)
     q = connection.ops.quote_name
     t, p, s = q(Thread._meta.db_table), q(Project._meta.db_table), q(Sandbox._meta.db_table)
-    m, r, c = q(Message._meta.db_table), q(Run._meta.db_table), q(Checkpoint._meta.db_table)
+    r, c = q(Run._meta.db_table), q(Checkpoint._meta.db_table)
     live = ", ".join(f"'{state}'" for state in (SandboxState.CREATING, SandboxState.READY, SandboxState.ERROR))
     sql = f"""
         WITH RECURSIVE subtree(id) AS (
@@ -234,7 +234,7 @@ def deletion_impact(*, thread_ids_queryset: QuerySet) -> dict:
         )
         SELECT
             (SELECT COUNT(*) FROM subtree),
-            (SELECT COUNT(*) FROM {m} WHERE thread_id IN (SELECT id FROM subtree)),
+            (SELECT COALESCE(SUM(last_message_seq), 0) FROM {t} WHERE id IN (SELECT id FROM subtree)),
             (SELECT COUNT(*) FROM {r} WHERE thread_id IN (SELECT id FROM subtree)),
             (SELECT COUNT(*) FROM {c} WHERE thread_id IN (SELECT id FROM subtree)),
             (SELECT COUNT(*) FROM emptied),

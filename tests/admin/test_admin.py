@@ -29,7 +29,8 @@ def staff(client):
 
 
 def make_threads(project, n, messages=2, checkpoints=0):
-    threads = [Thread.objects.create(account=project.account, project=project, title=f"t{i}") for i in range(n)]
+    threads = [Thread.objects.create(account=project.account, project=project, title=f"t{i}", last_message_seq=messages)
+               for i in range(n)]
     for t in threads:
         Message.objects.bulk_create(Message(thread=t, seq=i + 1, role="user", content=[]) for i in range(messages))
         Checkpoint.objects.bulk_create(Checkpoint(thread=t, checkpoint_id=f"c{i}") for i in range(checkpoints))
@@ -87,6 +88,7 @@ def test_delete_action_confirms_with_numbers_then_deletes(staff, project, django
     Run.objects.create(thread=threads[0], seq=1, status="completed")
     sub = Thread.objects.create(account=project.account, project=project, parent_thread=threads[0], title="sub")
     Message.objects.create(thread=sub, seq=1, role="user", content=[])
+    Thread.objects.filter(pk=sub.pk).update(last_message_seq=1)
     r = action(staff, "delete_threads", threads)
     assert r.status_code == 200 and b"Delete 3 threads?" in r.content
     assert impact(r) == {"threads": 4, "messages": 13, "runs": 1, "checkpoints": 6, "projects": 1, "sandboxes": 1}

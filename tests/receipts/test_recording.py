@@ -44,7 +44,9 @@ def indexed(django_capture_on_commit_callbacks, threads, text="apples and pears"
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         ids = []
         for thread in threads:
-            ids.append(Message.objects.create(thread=thread, seq=1000, role="user",
+            seq = Thread.objects.get(pk=thread.pk).last_message_seq + 1
+            Thread.objects.filter(pk=thread.pk).update(last_message_seq=seq)
+            ids.append(Message.objects.create(thread=thread, seq=seq, role="user",
                                               content=[{"type": "text", "text": text}]).pk)
         schedule_message_indexing(message_ids=ids)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from projects import caches
@@ -22,14 +23,17 @@ pytestmark = pytest.mark.django_db
 
 
 def fill(thread, *, messages=1, runs=0, checkpoints=0, writes_per_checkpoint=0, approvals=0):
-    """Bulk rows under a thread, as a long conversation would leave them."""
+    """Bulk rows under a thread, as a long conversation would leave them (its message
+    numbers go on from its last, which moves with them, as `append_messages` does)."""
     run_rows = Run.objects.bulk_create(
         [Run(thread=thread, seq=i + 1, status="success") for i in range(runs)], batch_size=500
     )
+    first = Thread.objects.get(pk=thread.pk).last_message_seq + 1
+    Thread.objects.filter(pk=thread.pk).update(last_message_seq=F("last_message_seq") + messages)
     Message.objects.bulk_create(
         [
             Message(
-                thread=thread, seq=i + 1, role="user" if i % 2 == 0 else "assistant",
+                thread=thread, seq=first + i, role="user" if i % 2 == 0 else "assistant",
                 content=[{"type": "text", "text": f"message {i} about apples"}],
                 run=run_rows[i % runs] if runs else None,
             )

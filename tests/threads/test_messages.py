@@ -131,3 +131,24 @@ def test_20_concurrent_posts_get_seqs_1_to_20(project, owner):
     assert [s for s, _ in seqs] == list(range(1, 21))
     assert sorted(int(c[0]["text"]) for _, c in seqs) == list(range(20))  # every post is there once
     assert Thread.objects.get(pk=thread.pk).last_message_seq == 20
+
+
+def test_the_last_seq_counts_the_messages_whichever_way_they_arrive(thread, owner):
+    """Deletion receipts and previews read a thread's message count from its
+    `last_message_seq`: messages are numbered 1, 2, ... with no gap whichever way they
+    arrive, and a copy keeps the numbers."""
+    from threads.selectors import deletion_impact
+
+    services.post_message(thread=thread, role="user", content=[{"type": "text", "text": "hello"}])
+    run = services.create_run(thread=thread, input={"messages": [
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]})
+    services.execute_run(run_id=run.pk)  # the input, appended by role, then the answer
+    services.post_message(thread=thread, role="user", content=[{"type": "text", "text": "again"}])
+    services.execute_run(run_id=services.create_run(thread=thread).pk)
+    copy = services.copy_thread(thread=thread, created_by=owner)
+    services.post_message(thread=copy, role="user", content=[{"type": "text", "text": "in the copy"}])
+    for t, expected in ((thread, 7), (copy, 8)):
+        t.refresh_from_db()
+        seqs = list(Message.objects.filter(thread=t).order_by("seq").values_list("seq", flat=True))
+        assert seqs == list(range(1, expected + 1)) and t.last_message_seq == expected
+        assert deletion_impact(thread_ids_queryset=Thread.objects.filter(pk=t.pk))["messages"] == expected

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.django_db
 def make_threads(project, n, *, messages=0, checkpoints=0, **fields):
     """n threads in bulk, each with `messages` messages and a chain of `checkpoints`."""
     threads = Thread.objects.bulk_create(
-        [Thread(account_id=project.account_id, project=project, **fields) for _ in range(n)]
+        [Thread(account_id=project.account_id, project=project, last_message_seq=messages, **fields)
+         for _ in range(n)]
     )
     Message.objects.bulk_create(
         [Message(thread=t, seq=i + 1, role="user", content=[]) for t in threads for i in range(messages)]
