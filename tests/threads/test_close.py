@@ -113,6 +113,44 @@ def race(*calls):
     return outcomes
 
 
+def test_a_sub_thread_of_a_parent_closed_since_it_was_read_is_refused(agent, project):  # noqa: F811
+    """The API reads the parent, then creates under the locks: a close that committed
+    in between is seen there (409), not missed because the parent read was idle."""
+    root = services.create_thread(project=project, agent=agent)
+    read_before_the_close = Thread.objects.get(pk=root.pk)
+    services.close_thread(thread=root)
+    with pytest.raises(Exception) as refused:
+        services.create_thread(project=project, agent=agent, parent_thread=read_before_the_close)
+    assert getattr(refused.value, "status_code", None) == 409 and "closed" in str(refused.value.detail)
+    assert not Thread.objects.filter(parent_thread=root).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_closing_a_parent_while_sub_threads_are_created_through_the_api(owner, agent, project):  # noqa: F811
+    """A close and sub-thread creations sent at once: each sub-thread is either closed
+    with its parent or refused (409) — never left open under a closed parent."""
+    for _ in range(3):
+        root_id = services.create_thread(project=project, agent=agent).pk
+        clients = [client_for(owner) for _ in range(4)]
+        codes = {"close": [], "create": []}
+
+        def close():
+            codes["close"].append(clients[0].post(base(agent, root_id, "close")).status_code)
+
+        def sub_thread(client):
+            def call():
+                body = {"project_id": str(project.pk), "parent_thread_id": str(root_id), "agent_id": str(agent.pk)}
+                codes["create"].append(client.post("/api/threads", body, format="json").status_code)
+            return call
+
+        race(close, *(sub_thread(client) for client in clients[1:]))
+        assert codes["close"] == [200] and set(codes["create"]) <= {201, 409}, codes
+        children = Thread.objects.filter(parent_thread_id=root_id)
+        assert children.count() == codes["create"].count(201)
+        assert not children.exclude(status="closed").exists(), codes
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_closing_a_parent_while_a_sub_thread_starts_a_turn(agent, project):  # noqa: F811

@@ -84,12 +84,18 @@ def create_thread(
     if parent_thread is not None:
         if parent_thread.project_id != project.pk:
             raise Invalid("The parent thread belongs to another project.", errors={"parent_thread_id": ["Not in this project."]})
-        if parent_thread.status == ThreadStatus.CLOSED:
+        # The parent's row lock, after the project's (as every creation orders them),
+        # and its status read under it, not from the caller's copy: a close holding it
+        # either commits first (then the parent is closed here: 409) or waits for this
+        # sub-thread and closes it with the rest of the subtree — never a closed parent
+        # over an open sub-thread. Deleting threads locks the project too: under that
+        # lock the parent is still there or gone for good (a 404, not a foreign-key error).
+        try:
+            parent_status = lock_thread(parent_thread.pk).status
+        except NotFound:
+            raise NotFound("Parent thread not found.") from None
+        if parent_status == ThreadStatus.CLOSED:
             raise Conflict("The parent thread is closed.")
-        # Deleting threads locks the project too: under the lock, the parent is
-        # either still there or gone for good (then a 404, not a foreign-key error).
-        if not Thread.objects.filter(pk=parent_thread.pk).exists():
-            raise NotFound("Parent thread not found.")
     now = timezone.now()
     caches.reserve_slot(account.pk)
     try:
