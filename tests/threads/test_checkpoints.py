@@ -66,6 +66,21 @@ def test_a_checkpoint_may_belong_to_a_run_of_this_thread_only(api, thread, proje
     assert put(api, thread, "b", run_id=str(foreign.pk)).status_code == 422
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_checkpoint_for_a_run_deleted_since_it_was_read_is_a_422(project, owner):
+    """As for messages: the run is checked again under the thread's lock (422), not
+    left to the foreign key at commit (a 500)."""
+    thread = services.create_thread(project=project, created_by=owner)
+    run = services.create_run(thread=thread)
+    read_before_the_delete = Run.objects.get(pk=run.pk)
+    services.delete_run(thread=thread, run_id=run.pk, force=True)
+    with pytest.raises(Exception) as refused:
+        services.put_checkpoint(thread=thread, checkpoint_id="a", checkpoint={}, run=read_before_the_delete)
+    assert getattr(refused.value, "status_code", None) == 422, refused.value
+    assert refused.value.errors == {"run_id": ["No such run."]}
+    assert not Checkpoint.objects.filter(thread=thread, checkpoint_id="a").exists()
+
+
 def test_checkpoint_access(anon, thread, account, member_of, other_account):
     assert put(anon, thread, "a").status_code == 401
     viewer = client_for(member_of(account, Role.VIEWER))

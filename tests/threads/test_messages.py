@@ -71,6 +71,57 @@ def test_a_message_may_belong_to_a_run_of_this_thread_only(api, thread, project,
     assert r.status_code == 422 and r.json()["errors"]["run_id"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_message_for_a_run_deleted_since_it_was_read_is_a_422(project, owner):
+    """The API reads the run, then posts under the thread's lock: a run deleted in
+    between (its deletion takes that lock first) is a 422, as an unknown run — not a
+    foreign-key violation at commit, a 500 with nothing said."""
+    thread = services.create_thread(project=project, created_by=owner)
+    run = services.create_run(thread=thread)
+    read_before_the_delete = Run.objects.get(pk=run.pk)
+    services.delete_run(thread=thread, run_id=run.pk, force=True)
+    with pytest.raises(Exception) as refused:
+        services.post_message(thread=thread, role="user", content=[{"type": "text", "text": "x"}],
+                              run=read_before_the_delete)
+    assert getattr(refused.value, "status_code", None) == 422, refused.value
+    assert refused.value.errors == {"run_id": ["No such run."]}
+    assert not Message.objects.filter(thread=thread, role="user").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_messages_and_checkpoints_posted_for_a_run_being_deleted_are_201_or_422(project, owner):
+    """Through HTTP, at once: posts naming a run, and the run's deletion. Each post
+    lands before the deletion (201; its message detached, its checkpoint deleted with
+    the run) or after it (422), never a 500."""
+    from .test_close import race
+
+    for _ in range(3):
+        thread = services.create_thread(project=project, created_by=owner)
+        run_id = str(services.create_run(thread=thread).pk)
+        clients = [client_for(owner) for _ in range(7)]
+        codes = {"delete": [], "post": []}
+        url = f"/api/threads/{thread.pk}"
+
+        def delete():
+            codes["delete"].append(clients[0].delete(f"{url}/runs/{run_id}?force=true").status_code)
+
+        def post(i):
+            def call():
+                if i % 2:
+                    body = {**text(str(i)), "run_id": run_id}
+                    codes["post"].append(clients[i].post(f"{url}/messages", body, format="json").status_code)
+                else:
+                    body = {"checkpoint_id": f"c{i}", "checkpoint": {}, "metadata": {}, "run_id": run_id}
+                    codes["post"].append(clients[i].post(f"{url}/checkpoints", body, format="json").status_code)
+            return call
+
+        race(delete, *(post(i) for i in range(1, 7)))
+        assert codes["delete"] == [200] and set(codes["post"]) <= {201, 422}, codes
+        assert not Run.objects.filter(pk=run_id).exists()
+        assert not Message.objects.filter(thread=thread).exclude(run=None).exists()
+
+
 def test_a_closed_thread_takes_no_message(api, thread):
     Thread.objects.filter(pk=thread.pk).update(status=ThreadStatus.CLOSED)
     r = api.post(messages_url(thread), text("late"), format="json")

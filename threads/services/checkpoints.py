@@ -7,7 +7,7 @@ from django.db.models.sql import DeleteQuery
 from config.errors import Conflict, Invalid
 
 from ..models import Checkpoint, CheckpointWrite, Thread
-from .threads import ensure_open, lock_thread
+from .threads import ensure_open, ensure_run_of, lock_thread
 
 
 @transaction.atomic
@@ -27,8 +27,7 @@ def put_checkpoint(
     a closed thread takes none (409), as it takes no message or run."""
     locked = lock_thread(thread.pk)
     ensure_open(locked)
-    if run is not None and run.thread_id != locked.pk:
-        raise Invalid("The run belongs to another thread.", errors={"run_id": ["Not a run of this thread."]})
+    ensure_run_of(locked, run)
     existing = Checkpoint.objects.filter(thread=locked, checkpoint_ns=checkpoint_ns)
     if parent_checkpoint_id and not existing.filter(checkpoint_id=parent_checkpoint_id).exists():
         raise Invalid(

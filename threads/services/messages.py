@@ -8,7 +8,7 @@ from config.errors import Invalid
 from ..models import Message, MessageRole, Thread
 from ..runtime import estimate_tokens
 from ..vectorstore import schedule_message_indexing
-from .threads import activity, ensure_open, lock_thread
+from .threads import activity, ensure_open, ensure_run_of, lock_thread
 
 
 def validate_content(content) -> list[dict]:
@@ -30,8 +30,7 @@ def post_message(*, thread: Thread, role: str, content: list, run=None, agent=No
     validate_content(content)
     locked = lock_thread(thread.pk)
     ensure_open(locked)
-    if run is not None and run.thread_id != locked.pk:
-        raise Invalid("The run belongs to another thread.", errors={"run_id": ["Not a run of this thread."]})
+    ensure_run_of(locked, run)
     message = append_messages(thread=locked, role=role, contents=[content], run=run, agent=agent)[0]
     return message
 

@@ -11,7 +11,7 @@ from config.errors import Conflict, Invalid, LimitReached, NotFound
 from projects import caches
 from projects.models import Account, Project
 
-from ..models import Thread, ThreadStatus
+from ..models import Run, Thread, ThreadStatus
 
 
 IF_EXISTS = ("raise", "do_nothing")
@@ -199,6 +199,15 @@ def lock_thread(thread_id) -> Thread:
     if thread is None:
         raise NotFound("Thread not found.")
     return thread
+
+
+def ensure_run_of(thread: Thread, run) -> None:
+    """`run` (the caller's copy, read before any lock) is still a run of this locked
+    thread: one of another thread, or deleted since it was read — run deletions take
+    the thread's lock first, so under it the answer holds until commit — is a 422,
+    not a foreign-key violation at commit (a 500)."""
+    if run is not None and not Run.objects.filter(pk=run.pk, thread_id=thread.pk).exists():
+        raise Invalid("The run is not a run of this thread.", errors={"run_id": ["No such run."]})
 
 
 def ensure_open(thread: Thread) -> None:
