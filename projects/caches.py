@@ -8,7 +8,10 @@ this process (every key also expires after `ACCOUNT_CACHE_TIMEOUT`), so the numb
 heal once the cache is back.
 
 Writes call these after commit (`on_commit`): a rolled-back transaction changes no
-counter.
+counter — except the slot a thread creation reserves at once (so the next creator,
+waiting on the account's lock, sees it): one whose transaction rolls back later keeps
+its slot until the key expires, so a refusal at the limit recounts from the database
+first (`recount_slots`).
 """
 
 import logging
@@ -106,6 +109,15 @@ def _add_slots(account_id, delta: int) -> None:
             cache.delete(key)
 
     _guarded([account_id], "update of the slot counter", change)
+
+
+def recount_slots(account_id) -> int:
+    """The slot counter rebuilt from the database, and its value. For a refusal at
+    the limit: a slot reserved by a creation whose transaction rolled back later
+    (outside `create_thread`, which releases its own failures) is never released,
+    so the counter alone would refuse threads the account does not have."""
+    _guarded([account_id], "reset of the slot counter", lambda: cache.delete(slots_key(account_id)))
+    return thread_slots_used(account_id)
 
 
 def reserve_slot(account_id) -> None:

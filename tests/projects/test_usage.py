@@ -2,6 +2,7 @@
 enforcing the thread limit, and a cache outage that never fails a request."""
 
 import logging
+import uuid
 
 import pytest
 from django.core.cache import cache
@@ -10,6 +11,7 @@ from projects import caches
 from projects import services as project_services
 from projects.models import Role
 from tests.conftest import client_for
+from threads.models import Thread
 from threads.services import create_thread
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +95,25 @@ def test_thread_limit_is_402_until_a_thread_is_deleted(api, account, project, on
         assert api.delete(f"/api/threads/{ids[0]}").status_code == 200
     assert cache.get(caches.slots_key(account.pk)) == 1
     assert api.post("/api/threads", {"project_id": str(project.pk)}, format="json").status_code == 201
+
+
+def test_runs_refused_after_making_their_thread_leave_the_thread_limit_free(api, account, on_commit):
+    """`if_not_exists: "create"` makes the thread in the run's transaction, so a run
+    refused after that rolls the thread back — and the slot it reserved must not stay
+    counted: the account has no thread, so creating its two is not a 402."""
+    account.thread_limit = 2
+    account.save()
+    bad_input = {"if_not_exists": "create", "input": {"messages": [{"role": "bogus", "content": "x"}]}}
+    for _ in range(2):
+        assert api.post(f"/api/threads/{uuid.uuid4()}/runs", bad_input, format="json").status_code == 422
+    assert not Thread.objects.filter(account=account).exists()
+
+    with on_commit():
+        created = [api.post("/api/threads", {}, format="json").status_code for _ in range(2)]
+    assert created == [201, 201]
+    refused = api.post("/api/threads", {}, format="json")
+    assert refused.status_code == 402 and "limit" in refused.json()["detail"]  # the limit still holds
+    assert caches.thread_slots_used(account.pk) == 2
 
 
 def test_slot_counter_is_rebuilt_when_missing_and_never_goes_below_zero(account, project, on_commit):

@@ -73,7 +73,13 @@ def create_thread(
                 existing.existed = True
                 return existing
             raise Conflict(f"Thread {thread_id} already exists.")
-    if caches.thread_slots_used(account.pk) >= account.effective_thread_limit:
+    # The counter is the fast check; a refusal is confirmed by the database (counted
+    # under the account's lock, which every creation holds while it reserves): the
+    # counter runs ahead when a slot was reserved here and an outer transaction then
+    # rolled back (a run refused after `if_not_exists` made its thread), and no hook
+    # gives that slot back.
+    limit = account.effective_thread_limit
+    if caches.thread_slots_used(account.pk) >= limit and caches.recount_slots(account.pk) >= limit:
         raise LimitReached("The account's thread limit is reached.")
     if agent is not None:
         if agent.account_id != project.account_id:
