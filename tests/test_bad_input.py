@@ -82,6 +82,21 @@ def test_thread_ttl_out_of_range_is_422(api, project, ttl):
     assert counts() == before
 
 
+@pytest.mark.parametrize("ttl", [2**31 - 1, {"ttl": 2**31 - 1, "strategy": "keep_latest"}])
+def test_thread_ttl_up_to_the_32_bit_bound_is_taken_as_the_schema_says(api, project, ttl):
+    """The schema (and the limits guide) bound `ttl` by the 32-bit column: what they
+    allow is stored, not refused with a bound they never state."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    body = schema["components"]["schemas"]["ThreadCreateRequest"]["properties"]["ttl"]
+    assert [part.get("maximum") for part in body["oneOf"][:1]] == [2**31 - 1]
+    assert body["oneOf"][1]["properties"]["ttl"]["maximum"] == 2**31 - 1
+    response = api.post("/api/threads", {"project_id": str(project.pk), "ttl": ttl}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["ttl"] == 2**31 - 1
+
+
 @pytest.mark.parametrize("ttl", [10**20, -(10**20)])
 def test_thread_ttl_beyond_64_bits_is_422(api, project, ttl):
     before = counts()

@@ -86,7 +86,8 @@ class TTLField(serializers.Field):
     """LangGraph's `ttl`: minutes, or `{"ttl": minutes, "strategy": "delete"|"keep_latest"}`;
     null removes it. Becomes `(minutes, strategy)`."""
 
-    default_error_messages = {"invalid": "ttl must be minutes (>= 1) or an object with ttl (minutes) and strategy."}
+    default_error_messages = {"invalid": f"ttl must be minutes (1 to {MAX_INT32:,}) or an object with ttl (minutes) "
+                                         "and strategy."}
 
     def to_internal_value(self, data):
         strategy = ""
@@ -97,7 +98,7 @@ class TTLField(serializers.Field):
                 self.fail("invalid")
             strategy = strategy or ""
             data = data.get("ttl")
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or not 1 <= data <= 10**9 \
+        if isinstance(data, bool) or not isinstance(data, (int, float)) or not 1 <= data <= MAX_INT32 \
                 or data != int(data):
             self.fail("invalid")
         return int(data), strategy
@@ -106,9 +107,9 @@ class TTLField(serializers.Field):
         return value
 
 
-@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1},
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_INT32},
                                 {"type": "object", "properties": {
-                                    "ttl": {"type": "integer", "minimum": 1},
+                                    "ttl": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
                                     "strategy": {"type": "string", "enum": [*TTL_STRATEGIES, None], "nullable": True}},
                                  "required": ["ttl"], "additionalProperties": False}], "nullable": True})
 class DocumentedTTLField(TTLField):
