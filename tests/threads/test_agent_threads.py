@@ -192,6 +192,27 @@ def test_turn_runs_then_idle_and_409_unless_idle(api, agent, project, django_cap
     assert api.get(base(agent, thread)).json()["lastTurnStatus"] == "completed"
 
 
+def test_a_run_started_through_another_api_shows_what_it_was_asked(
+        api, agent, project, django_capture_on_commit_callbacks):
+    """A turn's `message` is its user's text whichever API started it: a run given
+    input messages (the REST or LangGraph runs API) is asked its last user message."""
+    thread = create(api, agent, project)["id"]
+    native = {"messages": [{"role": "user", "content": "native q"}, {"role": "assistant", "content": "noted"},
+                           {"type": "human", "content": [{"type": "text", "text": "and then?"}]}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api.post(f"/api/threads/{thread}/runs", {"input": native}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["message"] == "and then?"
+    body = api.get(base(agent, thread)).json()
+    assert body["message"] == "and then?" and body["lastTurnStatus"] == "completed"
+    assert [t["message"] for t in body["turns"]] == ["and then?"]
+    assert body["turns"][0]["startMessageSeq"] == 1 and body["turns"][0]["endMessageSeq"] == 4
+    with django_capture_on_commit_callbacks(execute=True):  # no user message in the input: nothing was asked
+        api.post(f"/api/threads/{thread}/runs", {"input": {"messages": [{"role": "system", "content": "s"}]}},
+                 format="json")
+    assert api.get(base(agent, thread)).json()["message"] is None
+
+
 def test_approval_pause_approve_deny_cancel_and_timeout(api, agent, project, django_capture_on_commit_callbacks):
     thread = create(api, agent, project)["id"]
     with django_capture_on_commit_callbacks(execute=True):

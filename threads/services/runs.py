@@ -63,6 +63,16 @@ def input_message_list(input) -> list:
     return input["messages"] if isinstance(input["messages"], list) else [input["messages"]]
 
 
+def asked_in(messages: list[tuple[str, list[dict]]]) -> str | None:
+    """What a run given these input messages is asked: the text of the last user
+    message (None without one), as a turn's `message` is its user's text."""
+    for role, content in reversed(messages):
+        if role == "user":
+            text = " ".join(b.get("text", "") for b in content if b.get("type") == "text" and b.get("text"))
+            return text or None
+    return None
+
+
 def input_messages(input) -> list[tuple[str, list[dict]]]:
     """The LangGraph messages of a run's `input` (`{"messages": [{"role"|"type",
     "content"}]}`) as (role, content blocks); 422 for a malformed one. A string
@@ -208,7 +218,7 @@ def create_run(
     kwargs = validate_run_kwargs(kwargs or {}, runtime=runtime or settings.DEFAULT_RUNTIME)
     if "command" in kwargs:
         return resume_with_command(thread=thread, command=kwargs["command"])
-    input_messages(input)
+    asked = message if message is not None else asked_in(input_messages(input))
     after_seconds = kwargs.get("after_seconds")
     locked = lock_thread(thread.pk)
     ensure_open(locked)
@@ -262,7 +272,7 @@ def create_run(
         with transaction.atomic():
             run = Run.objects.create(
                 thread=locked, agent=agent, seq=seq, status=RunStatus.PENDING, runtime=runtime,
-                model=model or locked.model, input=input, metadata=metadata or {}, message=message,
+                model=model or locked.model, input=input, metadata=metadata or {}, message=asked,
                 start_message_seq=locked.last_message_seq + 1 if message is None else locked.last_message_seq,
                 multitask_strategy=multitask_strategy, kwargs=kwargs,
                 start_after=timezone.now() + timedelta(seconds=after_seconds) if after_seconds else None,
