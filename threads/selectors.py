@@ -2,7 +2,9 @@
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Count, Exists, JSONField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Case, CharField, Count, Exists, JSONField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When,
+)
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
@@ -47,16 +49,22 @@ def langgraph_threads(queryset: QuerySet) -> QuerySet:
     )
 
 
-def filter_langgraph_status(queryset: QuerySet, status: str) -> QuerySet:
-    """On a `langgraph_threads` queryset: the threads with this LangGraph status."""
+def langgraph_status_conditions() -> dict[str, Q]:
+    """On a `langgraph_threads` queryset: the condition of each LangGraph status (the
+    SQL of `langgraph_status`)."""
     failed = Q(last_run_status__in=FAILED_RUN_STATUSES)
     settled = Q(status__in=[ThreadStatus.IDLE, ThreadStatus.CLOSED])
-    return queryset.filter({
+    return {
         "busy": Q(status=ThreadStatus.RUNNING),
         "interrupted": Q(status=ThreadStatus.AWAITING),
         "error": settled & failed,
         "idle": settled & (Q(last_run_status__isnull=True) | ~failed),
-    }[status])
+    }
+
+
+def filter_langgraph_status(queryset: QuerySet, status: str) -> QuerySet:
+    """On a `langgraph_threads` queryset: the threads with this LangGraph status."""
+    return queryset.filter(langgraph_status_conditions()[status])
 
 
 def filter_json_containment(queryset: QuerySet, path: str, wanted: dict) -> QuerySet:
@@ -97,6 +105,10 @@ def search_langgraph_threads(queryset: QuerySet, *, metadata: dict | None = None
     field = THREAD_SORT_FIELDS[sort_by]
     if field == "state_updated_at":  # as shown: a thread without a checkpoint shows its updated_at
         qs, field = qs.annotate(state_sort=Coalesce("state_updated_at", "updated_at")), "state_sort"
+    if field == "status":  # as shown: LangGraph's status (an `error` thread is `idle` underneath)
+        qs, field = qs.annotate(status_sort=Case(
+            *[When(condition, then=Value(name)) for name, condition in langgraph_status_conditions().items()],
+            output_field=CharField())), "status_sort"
     return qs.order_by(f"-{field}" if sort_order == "desc" else field, "-id" if sort_order == "desc" else "id")
 
 

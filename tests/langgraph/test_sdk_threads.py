@@ -398,3 +398,23 @@ def test_a_state_update_as_an_unknown_node_is_a_422(client):
     client.threads.update_state(tid, {"x": 1}, as_node="echo")
     client.threads.update_state(tid, {"x": 2}, as_node="__start__")
     assert client.threads.get_state(tid)["values"]["x"] == 2
+
+
+def test_sorting_by_status_sorts_by_the_status_shown(client):
+    """`sort_by="status"` ordered by the lifecycle underneath (awaiting, closed, idle,
+    running): a thread whose last run failed (`error`) sorted among the `idle` ones,
+    and `interrupted` came before `busy`. As LangGraph's server, the order is that of
+    the status each thread shows, alphabetical."""
+    idle, failed, paused, busy, idle_again = (client.threads.create()["thread_id"] for _ in range(5))
+    conversation(client, failed, "fail: boom")
+    conversation(client, paused, "approve: deploy")
+    client.runs.create(busy, "echo", input={"messages": [{"role": "user", "content": "later"}]}, after_seconds=3600)
+    conversation(client, idle_again, "hello")
+    ids = {idle: "idle", failed: "error", paused: "interrupted", busy: "busy", idle_again: "idle"}
+    for order in ("asc", "desc"):
+        found = [t for t in client.threads.search(sort_by="status", sort_order=order) if t["thread_id"] in ids]
+        assert [t["status"] for t in found] == sorted(ids.values(), reverse=order == "desc")
+        assert all(ids[t["thread_id"]] == t["status"] for t in found)
+    first = client.threads.search(sort_by="status", sort_order="asc", limit=2)
+    second = client.threads.search(sort_by="status", sort_order="asc", limit=3, offset=2)
+    assert [t["status"] for t in first + second] == ["busy", "error", "idle", "idle", "interrupted"]
