@@ -271,12 +271,18 @@ def state_and_new_messages(thread_id) -> tuple[dict, list]:
 
     latest = latest_checkpoint(thread_id=thread_id)
     values = dict(channel_values(latest))
-    seen = (latest.metadata or {}).get("message_seq", 0) if latest is not None else 0
-    new = list(Message.objects.filter(thread_id=thread_id, seq__gt=seen if isinstance(seen, int) else 0,
+    new = list(Message.objects.filter(thread_id=thread_id, seq__gt=state_message_seq(latest),
                                       rolled_back=False).order_by("seq"))
     if new or "messages" in values:
         values["messages"] = list(values.get("messages") or []) + [from_stored(m) for m in new]
     return values, new
+
+
+def state_message_seq(checkpoint: Checkpoint | None) -> int:
+    """The seq of the last stored message a checkpoint's state holds (its metadata's
+    `message_seq`; 0 without one): the messages after it are not in that state yet."""
+    seen = (checkpoint.metadata or {}).get("message_seq", 0) if checkpoint is not None else 0
+    return seen if isinstance(seen, int) else 0
 
 
 def thread_values(thread_id) -> dict:

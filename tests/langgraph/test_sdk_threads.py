@@ -418,3 +418,36 @@ def test_sorting_by_status_sorts_by_the_status_shown(client):
     first = client.threads.search(sort_by="status", sort_order="asc", limit=2)
     second = client.threads.search(sort_by="status", sort_order="asc", limit=3, offset=2)
     assert [t["status"] for t in first + second] == ["busy", "error", "idle", "idle", "interrupted"]
+
+
+def test_a_deleted_run_s_messages_leave_the_state_for_later_runs_too(client):
+    """`runs.delete` takes the run's checkpoints, so `get_state` is back to before the
+    run; the next run put the deleted run's messages (its input, its answer) back into
+    the state. They stay on record, detached, as after a rollback; a run deleted
+    under a later one changes nothing in the state (the later checkpoint holds it)."""
+    tid = client.threads.create()["thread_id"]
+    say = lambda text: client.runs.wait(  # noqa: E731
+        tid, "echo", input={"messages": [{"role": "user", "content": text}]})
+    say("one")
+    say("two")
+    second = client.runs.list(tid, limit=1)[0]["run_id"]
+    client.runs.delete(tid, second)
+    assert contents(client.threads.get_state(tid)) == [("human", "one"), ("ai", "Echo: one")]
+    say("three")
+    assert contents(client.threads.get_state(tid)) == [
+        ("human", "one"), ("ai", "Echo: one"), ("human", "three"), ("ai", "Echo: three")]
+    assert list(Message.objects.filter(thread_id=tid, rolled_back=True).order_by("seq").values_list(
+        "role", "run_id")) == [("user", None), ("assistant", None)]  # the record of what was said
+    in_state = sum(Message.objects.filter(thread_id=tid, rolled_back=False).values_list("token_count", flat=True))
+    assert Thread.objects.get(pk=tid).message_tokens == in_state
+    first = client.runs.list(tid)[-1]["run_id"]
+    client.runs.delete(tid, first)  # an older run: its messages are in the later checkpoints
+    say("four")
+    assert contents(client.threads.get_state(tid))[:4] == [
+        ("human", "one"), ("ai", "Echo: one"), ("human", "three"), ("ai", "Echo: three")]
+    # a run deleted while it ran (force): its input leaves the state
+    held = client.runs.create(tid, "echo", input={"messages": [{"role": "user", "content": "approve: tool.hold"}]})
+    client.runs.delete(tid, held["run_id"], params={"force": "true"})
+    say("five")
+    assert [text for _, text in contents(client.threads.get_state(tid))][-2:] == ["five", "Echo: five"]
+    assert "approve: tool.hold" not in [text for _, text in contents(client.threads.get_state(tid))]

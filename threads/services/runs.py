@@ -38,7 +38,7 @@ from config.celery import worker_lease, worker_name
 
 from ..runtime import RuntimeResult, get_runtime
 from ..message_format import from_stored
-from ..selectors import latest_checkpoint, thread_values
+from ..selectors import latest_checkpoint, state_message_seq, thread_values
 from ..streams.bus import get_bus
 from ..streams.events import RunEvents
 from .checkpoints import parent_and_step, store_checkpoint
@@ -969,24 +969,36 @@ def delete_finished_run_sql(receipt: str) -> str:
 
 def roll_back_run(run: Run, *, account_id) -> None:
     """LangGraph's rollback of a run (the caller holds its thread's lock): the run goes
-    as in `remove_run`, and the messages it added (its input) leave the thread's
+    as in `remove_run`, and all the messages it added (its input) leave the thread's
     state — kept, detached, as the record of what was sent, but never again part of
     what a run or `GET state` sees."""
-    tokens = Message.objects.filter(run_id=run.pk, rolled_back=False).aggregate(n=Sum("token_count"))["n"] or 0
-    Message.objects.filter(run_id=run.pk).update(rolled_back=True)
-    if tokens:  # the thread's token estimate counts what its state holds
-        Thread.objects.filter(pk=run.thread_id).update(message_tokens=Greatest(F("message_tokens") - tokens, 0))
+    withdraw_from_state(Message.objects.filter(run_id=run.pk, rolled_back=False), thread_id=run.thread_id)
     remove_run(run, account_id=account_id)
+
+
+def withdraw_from_state(messages: QuerySet, *, thread_id) -> None:
+    """These messages of the thread leave its state (`rolled_back`): kept as its
+    record, never again added to what a run or `GET state` sees."""
+    tokens = messages.aggregate(n=Sum("token_count"))["n"] or 0
+    messages.update(rolled_back=True)
+    if tokens:  # the thread's token estimate counts what its state holds
+        Thread.objects.filter(pk=thread_id).update(message_tokens=Greatest(F("message_tokens") - tokens, 0))
 
 
 def remove_run(run: Run, *, account_id) -> None:
     """Delete a run (the caller holds its thread's lock). The database cascade removes
-    its checkpoints, their writes and its approvals, and detaches its messages. The
-    receipt counts the run and its checkpoints. On PostgreSQL the re-linking, the count
-    and the delete are one statement; elsewhere three."""
+    its checkpoints, their writes and its approvals, and detaches its messages; those
+    of its messages that only its checkpoints held — stored after the latest root
+    checkpoint that stays — leave the state with them (`withdraw_from_state`), or the
+    next run would take them back (`state_and_new_messages`). The receipt counts the
+    run and its checkpoints. On PostgreSQL all of it is one statement; elsewhere a few."""
     if connection.vendor == "postgresql":
         checkpoints = relink_and_delete_run(run)
     else:
+        kept = Checkpoint.objects.filter(thread_id=run.thread_id, checkpoint_ns="").exclude(run_id=run.pk)
+        withdraw_from_state(Message.objects.filter(run_id=run.pk, rolled_back=False,
+                                                   seq__gt=state_message_seq(kept.order_by("-id").first())),
+                            thread_id=run.thread_id)
         relink_past_run_checkpoints(run)
         checkpoints = Checkpoint.objects.filter(run_id=run.pk).count()
         Run.objects.filter(pk=run.pk).delete()
@@ -1023,15 +1035,36 @@ def relink_and_delete_sql(target: str, receipt: str = "") -> str:
     walks each child up past them (one probe of the unique (thread, namespace,
     checkpoint id) index per step). A data-modifying CTE re-links (the children by
     primary key: never a scan of the table, which the planner picked when it misjudged
-    how many there are), and the run is deleted, returning how many checkpoints went
-    with it (counted in the statement's snapshot). `receipt`: an INSERT selecting from
+    how many there are), two more withdraw from the state the run's messages past the
+    latest root checkpoint that stays, as `remove_run` does elsewhere (`kept` reads its
+    `message_seq` as `state_message_seq` does), and the run is deleted, returning how
+    many checkpoints went with it (counted in the statement's snapshot). `receipt`: an INSERT selecting from
     `deleted` (the deleted run's id; see `receipts.inline_receipt`), run as one more
     data-modifying CTE."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
+    messages, threads = q(Message._meta.db_table), q(Thread._meta.db_table)
     written = f",\n        receipt AS ({receipt})" if receipt else ""
     return f"""
         WITH RECURSIVE target AS ({target}),
+        kept(seq) AS (
+            SELECT CASE WHEN jsonb_typeof(metadata -> 'message_seq') = 'number'
+                         AND (metadata ->> 'message_seq') ~ '^-?[0-9]+$'
+                        THEN (metadata ->> 'message_seq')::bigint ELSE 0 END
+            FROM {checkpoints} WHERE thread_id = %(thread)s AND checkpoint_ns = ''
+              AND run_id IS DISTINCT FROM %(run)s
+            ORDER BY id DESC LIMIT 1
+        ),
+        withdrawn AS (
+            UPDATE {messages} SET rolled_back = true
+            WHERE thread_id = %(thread)s AND run_id IN (SELECT id FROM target) AND NOT rolled_back
+              AND seq > COALESCE((SELECT seq FROM kept), 0)
+            RETURNING token_count
+        ),
+        untallied AS (
+            UPDATE {threads} SET message_tokens = GREATEST(message_tokens - (SELECT SUM(token_count) FROM withdrawn), 0)
+            WHERE id = %(thread)s AND EXISTS (SELECT 1 FROM withdrawn WHERE token_count > 0)
+        ),
         own AS (
             SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id FROM {checkpoints}
             WHERE run_id IN (SELECT id FROM target)
