@@ -4,6 +4,7 @@ Every call goes through `langgraph_sdk.get_sync_client(url=<live server>/api)`, 
 LangGraph user's code does; the assertions are on what the SDK returns and on the
 database underneath."""
 
+import threading
 import uuid
 from typing import get_type_hints
 
@@ -451,3 +452,42 @@ def test_a_deleted_run_s_messages_leave_the_state_for_later_runs_too(client):
     say("five")
     assert [text for _, text in contents(client.threads.get_state(tid))][-2:] == ["five", "Echo: five"]
     assert "approve: tool.hold" not in [text for _, text in contents(client.threads.get_state(tid))]
+
+
+def test_a_deleted_thread_s_stream_is_not_replayed_to_a_new_thread_with_its_id(live_server, client, other_account):
+    """A thread id is the caller's, so it can be taken again once its thread is
+    deleted — by another account too. The thread stream's log outlived the thread:
+    joining the new thread's stream with `Last-Event-ID` replayed the deleted thread's
+    events (its messages), and a follower of the deleted thread still connected went
+    on with the new thread's. Now the new thread's log starts empty and the old
+    follower ends (`deleted`) before anything of the new thread."""
+    tid = str(uuid.uuid4())
+    client.threads.create(thread_id=tid)
+    client.runs.wait(tid, "echo", input={"messages": [{"role": "user", "content": "old secret"}]})
+    old_follower = []
+
+    def follow():
+        for part in client.threads.join_stream(tid, last_event_id="0-0"):
+            old_follower.append(part)
+            if part.event == "end" and part.data.get("status") == "deleted":
+                return
+
+    following = threading.Thread(target=follow, daemon=True)
+    following.start()
+    while not any(p.event == "end" for p in old_follower):  # it replayed the run: it follows the thread now
+        following.join(0.1)
+    client.threads.delete(tid)
+    stranger = sdk_client(live_server, other_account.memberships.get().user)
+    stranger.threads.create(thread_id=tid)
+    run = stranger.runs.create(tid, "echo", input={"messages": [{"role": "user", "content": "new words"}]})
+    seen = []
+    for part in stranger.threads.join_stream(tid, last_event_id="0-0"):
+        seen.append(part)
+        if part.event == "end":
+            break
+    assert seen[0].event == "metadata" and seen[0].data["run_id"] == run["run_id"]
+    assert "old secret" not in str([p.data for p in seen])
+    following.join(15)
+    assert not following.is_alive()
+    assert old_follower[-1].data == {"thread_id": tid, "status": "deleted"}
+    assert "new words" not in str([p.data for p in old_follower])

@@ -189,7 +189,8 @@ class ThreadStreamView(StreamingMixin, ThreadScopedView):
         if "run_modes" not in modes:
             events = set().union(*(self.THREAD_MODES[m] for m in modes))
         after = self.last_event_id() or reachable(get_bus().last_id, thread_log(thread.pk))
-        return self.event_stream(Follower(log=thread_log(thread.pk), after=after, events=events, thread_id=thread.pk))
+        return self.event_stream(Follower(log=thread_log(thread.pk), after=after, events=events, thread_id=thread.pk,
+                                          thread_created_at=thread.created_at))
 
 
 class GlobalRunsCancelView(APIView):

@@ -2,6 +2,7 @@
 
 from contextlib import nullcontext
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -12,6 +13,7 @@ from projects import caches
 from projects.models import Account, Project
 
 from ..models import Run, Thread, ThreadStatus
+from ..streams.events import reset_thread_log
 
 
 IF_EXISTS = ("raise", "do_nothing")
@@ -135,6 +137,8 @@ def create_thread(
         caches.release_slot(account.pk)
         raise
     caches.on_commit_invalidate_accounts([account.pk])
+    if thread_id is not None:  # the id may be a deleted thread's, whose stream must not go on in this one
+        transaction.on_commit(partial(reset_thread_log, thread))
     if supersteps:
         from .state import apply_supersteps
 

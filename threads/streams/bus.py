@@ -100,6 +100,10 @@ class Bus:
         last = self.last(log)
         return last.id if last is not None else None
 
+    def reset(self, log: str, event: str, data) -> None:
+        """Drop every event of `log`, which then holds this one alone."""
+        raise NotImplementedError
+
     def cancel(self, run_id) -> None:
         raise NotImplementedError
 
@@ -146,6 +150,13 @@ class RedisBus(Bus):
         for log in logs:
             pipe.xadd(self.key(log), fields, maxlen=settings.RUN_STREAM_MAX_EVENTS, approximate=True)
             pipe.expire(self.key(log), self.retention)
+        pipe.execute()
+
+    def reset(self, log, event, data):
+        pipe = self.client().pipeline(transaction=True)
+        pipe.delete(self.key(log))
+        pipe.xadd(self.key(log), {"event": event, "data": dumps(data)})
+        pipe.expire(self.key(log), self.retention)
         pipe.execute()
 
     def _events(self, reply) -> list[Event]:
@@ -202,6 +213,16 @@ class MemoryBus(Bus):
                 self._touched[log] = time.monotonic()
                 for loop, waiter in self._waiters.pop(log, set()):
                     loop.call_soon_threadsafe(waiter.set)
+            self._cond.notify_all()
+
+    def reset(self, log, event, data):
+        data = json.loads(dumps(data))
+        with self._cond:
+            self._seq += 1
+            self._logs[log] = [Event(id=f"{self._seq}-0", event=event, data=data)]
+            self._touched[log] = time.monotonic()
+            for loop, waiter in self._waiters.pop(log, set()):
+                loop.call_soon_threadsafe(waiter.set)
             self._cond.notify_all()
 
     def _expire(self):

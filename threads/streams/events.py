@@ -14,16 +14,21 @@ failed); in between, the events of the stream modes the run was created with:
 Every event goes to the run's log and to its thread's log (the thread stream).
 """
 
+import logging
+
 from django.conf import settings
 from django.utils import timezone
 
-from .bus import get_bus, run_log, thread_log
+from .bus import BUS_ERRORS, get_bus, run_log, thread_log
+
+logger = logging.getLogger(__name__)
 
 STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "events", "custom", "debug", "tasks")
 DEFAULT_STREAM_MODES = ["values"]
 # `paused` / `resumed`: a run waits on an interrupt or approval / continues after it.
+# `reset`: a thread's log starts again, for a new thread with the id of a deleted one.
 # Always published, never sent to a client: they tell a follower where a wait ends.
-INTERNAL_EVENTS = ("paused", "resumed")
+INTERNAL_EVENTS = ("paused", "resumed", "reset")
 CONTROL_EVENTS = ("metadata", "error", "end", *INTERNAL_EVENTS)
 
 
@@ -46,6 +51,17 @@ def mode_of(event: str) -> str | None:
 def wanted(event: str, modes) -> bool:
     mode = mode_of(event)
     return mode is None or mode in modes
+
+
+def reset_thread_log(thread) -> None:
+    """A thread created with a caller's id starts a log of its own: the events of a
+    deleted thread that had the id go (a client joining the new thread's stream with
+    `Last-Event-ID` read them), and a follower of that deleted thread still connected
+    reads the `reset` first and ends there, before anything of the new thread."""
+    try:
+        get_bus().reset(thread_log(thread.pk), "reset", {"created_at": thread.created_at.isoformat()})
+    except BUS_ERRORS as exc:  # never fails the creation; the log then expires on its own
+        logger.warning("Starting the stream of thread %s failed: %s", thread.pk, exc)
 
 
 class RunEvents:

@@ -25,6 +25,7 @@ from functools import partial
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils.dateparse import parse_datetime
 
 from ..models import ACTIVE_RUN_STATUSES, ApprovalStatus, Run, RunStatus, Thread
 from .bus import BUS_ERRORS, READ_BATCH, Event, dumps, get_bus
@@ -53,9 +54,10 @@ class Follower:
     """
 
     def __init__(self, *, log: str, after: str | None, modes=None, run_id=None, events: set | None = None,
-                 paused: bool = False, thread_id=None):
+                 paused: bool = False, thread_id=None, thread_created_at=None):
         self.log = log
         self.thread_id = thread_id  # a thread's log: it ends when the thread is deleted
+        self.thread_created_at = thread_created_at  # which thread of that id (one deleted may be created again)
         self.after = after
         self.modes = set(modes) if modes else None
         self.events = events
@@ -89,6 +91,9 @@ class Follower:
                 self.status = (event.data or {}).get("status")
                 self.done = True
                 break
+            if event.event == "reset" and not self.same_thread((event.data or {}).get("created_at")):
+                out.append(self.thread_deleted())  # its id is another thread's now: nothing of that one
+                break
             if event.event in INTERNAL_EVENTS:
                 self.paused = event.event == "paused"
         if self.paused and not self.done and self.run_id is not None and len(events) < READ_BATCH:
@@ -101,16 +106,25 @@ class Follower:
                 out.append(end)
         return out
 
+    def same_thread(self, created_at: str | None) -> bool:
+        """Whether a `reset` of the log (its thread's creation time) is this follower's thread."""
+        return self.thread_created_at is None or parse_datetime(created_at or "") == self.thread_created_at
+
+    def thread_deleted(self) -> Event:
+        """The end of a thread's stream whose thread was deleted."""
+        self.done = True
+        self.status = "deleted"
+        return Event(id=self.after or "0-0", event="end", data={"thread_id": str(self.thread_id), "status": "deleted"})
+
     def check(self) -> list[Event]:
         """The run's status in the database (at the start and when idle): a run that
         ended or went without a trace of its `end` in the log gets one now."""
         if self.run_id is None:
-            if self.thread_id is None or Thread.objects.filter(pk=self.thread_id).exists():
+            if self.thread_id is None or Thread.objects.filter(
+                    pk=self.thread_id, **({"created_at": self.thread_created_at} if self.thread_created_at else {})
+            ).exists():
                 return []
-            self.done = True
-            self.status = "deleted"
-            end = Event(id=self.after or "0-0", event="end", data={"thread_id": str(self.thread_id), "status": "deleted"})
-            return [end]
+            return [self.thread_deleted()]
         if self.paused:
             return self.take([])  # still the log's last word: the run waits
         status = run_status(self.run_id)
