@@ -1,6 +1,7 @@
 """LangGraph's crons (`/runs/crons`): schedule triggers of an agent (an assistant),
 in LangGraph's paths, bodies and `Cron` shape. Thin views over `agents.services`."""
 
+from django.db.models import F
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -83,8 +84,11 @@ class CronSearchView(CronView):
         v = self.body(CronSearchSerializer)
         qs = crons_for(request.user, assistant_id=v.get("assistant_id"), thread_id=v.get("thread_id"),
                        enabled=v.get("enabled"), metadata=v.get("metadata"))
-        field = CRON_SORT_FIELDS[v.get("sort_by") or "created_at"]
-        order = f"-{field}" if (v.get("sort_order") or "desc") == "desc" else field
+        field = F(CRON_SORT_FIELDS[v.get("sort_by") or "created_at"])
+        # Empty values (a paused cron's next run, a thread-less cron's thread) last
+        # ascending, first descending: PostgreSQL's order, on every database.
+        descending = (v.get("sort_order") or "desc") == "desc"
+        order = field.desc(nulls_first=True) if descending else field.asc(nulls_last=True)
         rows = qs.order_by(order, "id")[v["offset"]: v["offset"] + v["limit"]]
         data = CronSerializer(rows, many=True).data
         if v.get("select"):
