@@ -344,10 +344,12 @@ def next_fire_time(cron: str, tz_name: str, after: datetime) -> datetime:
     return croniter(cron, after.astimezone(tz)).get_next(datetime).astimezone(ZoneInfo("UTC"))
 
 
-def _first_fire_time(cron: str, tz_name: str) -> datetime:
+def _first_fire_time(cron: str, tz_name: str, *, field: str = "cron") -> datetime:
     """Validate a schedule (422 on a bad cron or timezone) and return its first due time.
     Five fields (minute precision: beat ticks every minute) or an @-macro such as
-    `@daily`; an expression that never matches (`0 0 31 2 *`) is refused too."""
+    `@daily`; an expression that never matches (`0 0 31 2 *`) is refused too. `field`:
+    what the caller named the expression (a trigger's `cron`, a LangGraph cron's
+    `schedule`), for the 422's `errors`."""
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -355,11 +357,11 @@ def _first_fire_time(cron: str, tz_name: str) -> datetime:
     fields = cron.split()
     well_formed = len(fields) == 5 or (len(fields) == 1 and cron.strip().startswith("@"))
     if not well_formed or not croniter.is_valid(cron):
-        raise Invalid(f"Invalid cron expression '{cron}'.", errors={"cron": ["Not a valid cron expression."]})
+        raise Invalid(f"Invalid cron expression '{cron}'.", errors={field: ["Not a valid cron expression."]})
     try:
         return next_fire_time(cron, tz_name, timezone.now())
     except CroniterBadDateError:
-        raise Invalid(f"The cron expression '{cron}' never matches.", errors={"cron": ["Never matches."]})
+        raise Invalid(f"The cron expression '{cron}' never matches.", errors={field: ["Never matches."]})
 
 
 @transaction.atomic
@@ -565,6 +567,7 @@ def create_cron(
     account's default project."""
     if thread is None and (on_run_completed or "delete") not in ON_RUN_COMPLETED:
         raise Invalid("on_run_completed must be 'delete' or 'keep'.", errors={"on_run_completed": ["delete or keep."]})
+    _first_fire_time(schedule, timezone_name or "UTC", field="schedule")  # its 422 names LangGraph's field
     if thread is not None:
         from threads.services.threads import ensure_open, lock_thread
 
@@ -611,7 +614,7 @@ def update_cron(*, cron: AgentTrigger, **fields) -> AgentTrigger:
     if options:
         locked.payload = _cron_payload({**locked.payload, **options}, agent=locked.agent)
     if {"schedule", "timezone", "end_time", "enabled"} & set(fields):
-        first = _first_fire_time(locked.cron, locked.timezone)
+        first = _first_fire_time(locked.cron, locked.timezone, field="schedule")
         locked.next_fire_at = first if locked.is_active and not _past_end(first, locked.end_time) else None
     locked.save()
     return locked

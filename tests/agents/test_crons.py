@@ -160,8 +160,8 @@ def test_a_stateless_cron_outlives_the_threads_it_deletes(lg, agent, account):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("body, field", [
-    ({"schedule": "not a cron"}, "cron"),
-    ({"schedule": "0 0 31 2 *"}, "cron"),
+    ({"schedule": "not a cron"}, "schedule"),
+    ({"schedule": "0 0 31 2 *"}, "schedule"),
     ({"schedule": "@daily", "timezone": "Mars/Olympus"}, "timezone"),
     ({"schedule": "@daily", "webhook": "ftp://x/y"}, "webhook"),
     ({"schedule": "@daily", "input": {"messages": [{"role": "robot", "content": "x"}]}}, "input"),

@@ -3,6 +3,7 @@ of the crons' surface is in tests/agents/test_crons.py)."""
 
 import pytest
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.errors import UnprocessableEntityError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,3 +31,21 @@ def test_sorting_crons_puts_the_empty_values_last_ascending_and_first_descending
         assert descending == [paused["cron_id"], due["cron_id"]], sort_by
     assert [c["cron_id"] for c in client.crons.search(sort_by="next_run_date", sort_order="asc", limit=1,
                                                         offset=1)] == [paused["cron_id"]]
+
+
+def test_a_bad_schedule_is_a_422_on_the_schedule_field(client):
+    """The SDK sends `schedule`; the 422's `errors` named `cron` (the trigger's own
+    name for it), so a client looking for the field at fault found nothing."""
+    assistant = client.assistants.create("echo")["assistant_id"]
+    thread = client.threads.create()["thread_id"]
+    cron = client.crons.create(assistant, schedule="0 9 * * *")
+    for call in (lambda: client.crons.create(assistant, schedule="61 * * * *"),
+                 lambda: client.crons.create_for_thread(thread, assistant, schedule="0 0 31 2 *"),
+                 lambda: client.crons.update(cron["cron_id"], schedule="not a schedule")):
+        with pytest.raises(UnprocessableEntityError) as refused:
+            call()
+        assert set(refused.value.response.json()["errors"]) == {"schedule"}
+    with pytest.raises(UnprocessableEntityError) as refused:
+        client.crons.create(assistant, schedule="0 9 * * *", timezone="Mars/Olympus")
+    assert set(refused.value.response.json()["errors"]) == {"timezone"}
+    assert client.crons.count(assistant_id=assistant) == 1  # nothing was created
