@@ -76,7 +76,8 @@ def seed_threads(projects, n, *, messages, runs, checkpoints, writes_per_checkpo
     """n threads (spread over the projects), each with its history, inserted
     set-based in SQL (a million messages in seconds): R runs, the messages and the
     checkpoints (one chain per thread) split over the runs in order — run r owns a
-    contiguous stretch of each — and W writes per checkpoint."""
+    contiguous stretch of each; each checkpoint's metadata names the messages its state
+    holds (`message_seq`, as the runtime writes it) — and W writes per checkpoint."""
     runs = max(runs, 1)
     threads = Thread.objects.bulk_create([
         Thread(account_id=projects[i % len(projects)].account_id, project=projects[i % len(projects)],
@@ -109,10 +110,10 @@ def seed_threads(projects, n, *, messages, runs, checkpoints, writes_per_checkpo
         SELECT r.thread_id, '', 'cp-' || lpad(s.c::text, 9, '0'),
             CASE WHEN s.c > 1 THEN 'cp-' || lpad((s.c - 1)::text, 9, '0') END,
             jsonb_build_object('v', 1, 'step', s.c, 'channel_values', jsonb_build_object('messages', s.c)),
-            jsonb_build_object('source', 'loop', 'step', s.c), r.id, now()
+            jsonb_build_object('source', 'loop', 'step', s.c, 'message_seq', s.c::bigint * %s / %s), r.id, now()
         FROM threads_run r, LATERAL (SELECT (r.seq - 1) * %s + j AS c FROM generate_series(1, %s) j) s
         WHERE r.thread_id = ANY(%s::uuid[]) AND s.c <= %s
-        ORDER BY r.thread_id, s.c""", [per_run_checkpoints, per_run_checkpoints, ids, checkpoints])
+        ORDER BY r.thread_id, s.c""", [messages, checkpoints, per_run_checkpoints, per_run_checkpoints, ids, checkpoints])
     if writes_per_checkpoint:
         sql("""
             INSERT INTO threads_checkpointwrite (thread_id, run_id, checkpoint_id, task_id, idx, channel, type,
