@@ -227,8 +227,23 @@ class WorkerLease(models.Model):
         return f"{self.name} ({self.pk})"
 
 
+class CheckpointQuerySet(models.QuerySet):
+    def newest_first(self, *, checkpoint_ns: str = "", **thread) -> "CheckpointQuerySet":
+        """A thread's checkpoints of one namespace, newest first (`thread` or
+        `thread_id`, a value or an `OuterRef`), read from the `checkpoint_latest`
+        index whatever the planner's statistics. The namespace is a one-value range
+        and the order names it: with `checkpoint_ns = x` PostgreSQL drops the namespace
+        from the order (it is a constant), and for a thread holding much of the table
+        it walked the primary key backwards instead, through every newer checkpoint of
+        other threads until it met this thread's (8 ms for one behind 30,000; 0.04 ms
+        from the index)."""
+        return self.filter(checkpoint_ns__range=(checkpoint_ns, checkpoint_ns), **thread).order_by("checkpoint_ns", "-id")
+
+
 class Checkpoint(models.Model):
     """Laid out like LangGraph's checkpoints table; `id` orders them in time."""
+
+    objects = CheckpointQuerySet.as_manager()
 
     id = models.BigAutoField(primary_key=True)
     # Indexed by the composite indexes below, which lead with it.

@@ -38,7 +38,7 @@ def langgraph_threads(queryset: QuerySet) -> QuerySet:
     """Threads with what LangGraph's shape needs, in one query plus one for the
     pending approvals (the interrupts) of the page: the latest root checkpoint and
     its time, and the last run's status."""
-    latest = Checkpoint.objects.filter(thread_id=OuterRef("pk"), checkpoint_ns="").order_by("-id")
+    latest = Checkpoint.objects.newest_first(thread_id=OuterRef("pk"))
     return queryset.annotate(
         lg_checkpoint=Subquery(latest.values("checkpoint")[:1], output_field=JSONField()),
         state_updated_at=Subquery(latest.values("created_at")[:1]),
@@ -118,18 +118,18 @@ def thread_history(*, thread, checkpoint_ns: str = "", before: str | None = None
     `before`: only those older than that checkpoint (404 semantics left to the
     caller: an unknown one gives nothing); `checkpoint_id`: only that one, as
     LangGraph's checkpointers list a config that names one."""
-    qs = Checkpoint.objects.filter(thread=thread, checkpoint_ns=checkpoint_ns)
+    qs = Checkpoint.objects.newest_first(thread=thread, checkpoint_ns=checkpoint_ns)
     if checkpoint_id:
         qs = qs.filter(checkpoint_id=checkpoint_id)
     if before:
         qs = qs.filter(id__lt=Subquery(qs.filter(checkpoint_id=before).values("id")[:1]))
     qs = filter_json_containment(qs, "metadata", metadata)
-    return list(qs.order_by("-id")[:limit])
+    return list(qs[:limit])
 
 
 def latest_checkpoint(*, thread_id, checkpoint_ns: str = "") -> Checkpoint | None:
     """The thread's newest checkpoint in a namespace (its current state), or None."""
-    return Checkpoint.objects.filter(thread_id=thread_id, checkpoint_ns=checkpoint_ns).order_by("-id").first()
+    return Checkpoint.objects.newest_first(thread_id=thread_id, checkpoint_ns=checkpoint_ns).first()
 
 
 def channel_values(checkpoint: Checkpoint | None) -> dict:

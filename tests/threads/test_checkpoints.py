@@ -1,6 +1,7 @@
 """Checkpoints laid out like LangGraph's: parent in the same thread and namespace, state per namespace."""
 
 import pytest
+from django.db import connection
 
 from projects.models import Role
 from tests.conftest import client_for
@@ -101,3 +102,32 @@ def test_listing_checkpoints_costs_the_same_queries_whatever_the_page_size(
     with django_assert_num_queries(5):
         results = api.get(checkpoints_url(thread), {"limit": 500}).json()["results"]
     assert len(results) == size and all(len(c["writes"]) == 2 for c in results)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_a_thread_s_newest_checkpoint_is_read_from_its_index_whatever_the_statistics(project):
+    """A thread holding half the table, behind another thread's newer checkpoints: its
+    newest checkpoint (the state every read and run starts from, the parent of its next
+    checkpoint, the head of its history, what a run delete keeps) comes from the
+    `checkpoint_latest` index, not from walking the primary key back through the other
+    thread's checkpoints."""
+    from threads.selectors import latest_checkpoint, thread_history
+    from threads.services.runs import relink_and_delete_sql
+
+    older, newer = (services.create_thread(project=project) for _ in range(2))
+    run = Run.objects.create(thread=older, seq=1, status="success")
+    for thread in (older, newer):
+        Checkpoint.objects.bulk_create(Checkpoint(thread=thread, checkpoint_id=f"c{i}", run=run if thread == older else None)
+                                       for i in range(3000))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE threads_checkpoint")
+        cursor.execute("EXPLAIN " + relink_and_delete_sql("SELECT %(run)s::uuid AS id"),
+                       {"run": run.pk, "thread": older.pk})
+        run_delete = "\n".join(row[0] for row in cursor.fetchall())
+    newest = Checkpoint.objects.newest_first(thread=older)
+    for plan in (newest[:1].explain(), newest.values_list("checkpoint_id", "metadata")[:1].explain(),
+                 newest[:10].explain(), run_delete):
+        assert "Backward using threads_checkpoint_pkey" not in plan, plan
+    assert "checkpoint_latest" in newest[:1].explain()
+    assert latest_checkpoint(thread_id=older.pk).checkpoint_id == "c2999"
+    assert [c.checkpoint_id for c in thread_history(thread=older, limit=2)] == ["c2999", "c2998"]

@@ -67,8 +67,8 @@ def parent_and_step(*, thread, checkpoint_ns: str = "") -> tuple[str | None, int
     new checkpoint's `step` (the parent's + 1, as LangGraph numbers supersteps; 0 for
     a first checkpoint or a parent without one). One query."""
     latest = (
-        Checkpoint.objects.filter(thread=thread, checkpoint_ns=checkpoint_ns)
-        .order_by("-id").values_list("checkpoint_id", "metadata").first()
+        Checkpoint.objects.newest_first(thread=thread, checkpoint_ns=checkpoint_ns)
+        .values_list("checkpoint_id", "metadata").first()
     )
     if latest is None:
         return None, 0

@@ -995,9 +995,9 @@ def remove_run(run: Run, *, account_id) -> None:
     if connection.vendor == "postgresql":
         checkpoints = relink_and_delete_run(run)
     else:
-        kept = Checkpoint.objects.filter(thread_id=run.thread_id, checkpoint_ns="").exclude(run_id=run.pk)
+        kept = Checkpoint.objects.newest_first(thread_id=run.thread_id).exclude(run_id=run.pk)
         withdraw_from_state(Message.objects.filter(run_id=run.pk, rolled_back=False,
-                                                   seq__gt=state_message_seq(kept.order_by("-id").first())),
+                                                   seq__gt=state_message_seq(kept.first())),
                             thread_id=run.thread_id)
         relink_past_run_checkpoints(run)
         checkpoints = Checkpoint.objects.filter(run_id=run.pk).count()
@@ -1051,9 +1051,9 @@ def relink_and_delete_sql(target: str, receipt: str = "") -> str:
             SELECT CASE WHEN jsonb_typeof(metadata -> 'message_seq') = 'number'
                          AND (metadata ->> 'message_seq') ~ '^-?[0-9]+$'
                         THEN (metadata ->> 'message_seq')::bigint ELSE 0 END
-            FROM {checkpoints} WHERE thread_id = %(thread)s AND checkpoint_ns = ''
+            FROM {checkpoints} WHERE thread_id = %(thread)s AND checkpoint_ns BETWEEN '' AND ''
               AND run_id IS DISTINCT FROM %(run)s
-            ORDER BY id DESC LIMIT 1
+            ORDER BY checkpoint_ns, id DESC LIMIT 1  -- from `checkpoint_latest` (see `newest_first`)
         ),
         withdrawn AS (
             UPDATE {messages} SET rolled_back = true

@@ -89,8 +89,8 @@ def update_state(*, thread: Thread, values, as_node: str | None = None, checkpoi
     if locked.status == ThreadStatus.RUNNING and not while_busy:
         raise Conflict("The thread has a run in progress or queued; update its state once the run has ended "
                        "(or cancel it).")
-    in_ns = Checkpoint.objects.filter(thread=locked, checkpoint_ns=checkpoint_ns)
-    latest = in_ns.order_by("-id").first()
+    in_ns = Checkpoint.objects.newest_first(thread=locked, checkpoint_ns=checkpoint_ns)
+    latest = in_ns.first()
     base = in_ns.filter(checkpoint_id=checkpoint_id).first() if checkpoint_id else latest
     if checkpoint_id and base is None:
         raise NotFound(f"Checkpoint '{checkpoint_id}' not found in this thread.")
