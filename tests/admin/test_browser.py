@@ -51,8 +51,9 @@ def test_staff_deletes_threads_and_sees_protected_agents(live_server):
     project = create_project(account=account, name="Demo")
     keep = Thread.objects.create(account=account, project=project, title="keep me")
     doomed = [Thread.objects.create(account=account, project=project, title=f"doomed {i}") for i in range(2)]
-    for t in doomed:
+    for t in doomed:  # numbered as the services number them (the thread's last seq counts them)
         Message.objects.bulk_create(Message(thread=t, seq=i + 1, role="user", content=[]) for i in range(3))
+        Thread.objects.filter(pk=t.pk).update(last_message_seq=3)
     default = agent_services.create_agent(account=account, name="Default agent", model="m", is_default=True)
     ARTIFACTS.mkdir(exist_ok=True)
 
