@@ -129,19 +129,20 @@ def written(receipts: list[DeletionReceipt]) -> None:
 class InlineReceipt(NamedTuple):
     """A receipt written by the deleting statement itself (see `inline_receipt`)."""
 
-    sql: str  # INSERT INTO ... SELECT ... FROM <source>: a data-modifying CTE of that statement
+    cte: str  # `, receipt AS (INSERT INTO ... SELECT ... FROM <source>)`: to follow that statement's CTEs
     params: dict
     receipt: DeletionReceipt
 
 
 def inline_receipt(kind: str, tally: Tally, *, from_sql: dict, source: str) -> InlineReceipt | None:
     """The receipt of a one-account deletion whose counts only its own statement knows,
-    as an INSERT for that statement to run as a data-modifying CTE: one round trip for
+    as an INSERT for that statement to run as a data-modifying CTE (`cte`, to append
+    to its `WITH` list): one round trip for
     the delete and its receipt, instead of two. `from_sql` gives those columns as SQL
     expressions of the statement (`{"checkpoints": "(SELECT COUNT(*) FROM own)"}`); the
     others are parameters, as `record` would write them from `tally`; one row per row
     of `source` (what follows `FROM`: no row, no receipt). Once the statement ran, the
-    caller gives `inline_written` the account and tally the statement wrote.
+    caller passes it to `record` with the tallies the statement wrote.
 
     None — the caller then calls `record` — inside an open operation (it writes one
     receipt for all its parts) and for sandboxes (their links are rows of their own)."""
@@ -159,12 +160,12 @@ def inline_receipt(kind: str, tally: Tally, *, from_sql: dict, source: str) -> I
         else:
             params[f"receipt_{i}"] = f.get_db_prep_save(f.pre_save(receipt, True), connection)
             values.append(f"%(receipt_{i})s")
-    sql = (f"INSERT INTO {q(DeletionReceipt._meta.db_table)} ({', '.join(columns)}) "
-           f"SELECT {', '.join(values)} FROM {source}")
-    return InlineReceipt(sql, params, receipt)
+    cte = (f",\n        receipt AS (INSERT INTO {q(DeletionReceipt._meta.db_table)} ({', '.join(columns)}) "
+           f"SELECT {', '.join(values)} FROM {source})")
+    return InlineReceipt(cte, params, receipt)
 
 
-def inline_written(inline: InlineReceipt, *, account_id, tally: Tally) -> DeletionReceipt:
+def _inline_written(inline: InlineReceipt, *, account_id, tally: Tally) -> DeletionReceipt:
     """After the statement wrote `inline`'s receipt, with what it counted (`account_id`,
     `tally`: the values of its `from_sql`): what follows any receipt's INSERT — the
     metrics and log line (`written`) and the outside cleanup's task."""
@@ -217,10 +218,16 @@ def labelled(kind: str):
         _label.reset(token)
 
 
-def record(kind: str, tallies: dict) -> None:
+def record(kind: str, tallies: dict, *, inline: InlineReceipt | None = None) -> None:
     """Report what a service removed, per account {account_id: Tally}; inside its
-    transaction. Adds to the open operation, or writes the receipts now."""
+    transaction. Adds to the open operation, or writes the receipts now — or, with
+    `inline` (see `inline_receipt`; then one account), completes the receipt the
+    deleting statement wrote."""
     if not tallies:
+        return
+    if inline is not None:
+        ((account_id, tally),) = tallies.items()
+        _inline_written(inline, account_id=account_id, tally=tally)
         return
     op = _operation.get()
     if op is not None:

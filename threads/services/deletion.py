@@ -142,7 +142,7 @@ def delete_subtrees(*, root_ids: Iterable, receipt: "receipts.InlineReceipt | No
             Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
         return removed, sorted({t.project_id for t in removed}) if roots else []
     with connection.cursor() as cursor:
-        cursor.execute(delete_subtrees_sql(receipt.sql if receipt else ""),
+        cursor.execute(delete_subtrees_sql(receipt.cte if receipt else ""),
                        {"ids": list(root_ids), **(receipt.params if receipt else {})})
         for _ in range(4):
             cursor.nextset()
@@ -156,14 +156,13 @@ def delete_subtrees_sql(receipt: str) -> str:
     ids are the parameters). The messages, runs and checkpoints are counted in the
     delete's snapshot (correlated counts, each an index lookup), so before it; the
     database cascade removes them (explicit data-modifying deletes that count what
-    they return measured slower: 1.7x the cascade at 100k messages). `receipt`: an
-    INSERT reading `roots` and `removed` (the removed threads with their counts), run
-    as one more data-modifying CTE."""
+    they return measured slower: 1.7x the cascade at 100k messages). `receipt`: the
+    CTE of an INSERT reading `roots` and `removed` (the removed threads with their
+    counts), appended to the last statement's."""
     from agents.models import AgentTrigger
 
     q = connection.ops.quote_name
     table, projects = q(Thread._meta.db_table), q(Project._meta.db_table)
-    written = f",\n        receipt AS ({receipt})" if receipt else ""
     of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%(ids)s))"
     return f"""
         SELECT id FROM {q(AgentTrigger._meta.db_table)} WHERE project_id IN (SELECT project_id FROM {table}
@@ -194,7 +193,7 @@ def delete_subtrees_sql(receipt: str) -> str:
             SELECT id, account_id, project_id, project_id IN (SELECT project_id FROM emptied) AS emptied,
             {counts_of(table)}
             FROM {table} WHERE id IN (SELECT id FROM subtree)
-        ){written}
+        ){receipt}
         SELECT * FROM removed
     """
 
@@ -327,9 +326,5 @@ def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied
         tally.embedding_project_ids.append(project_id)
     for sandbox_id, account_id in emptied.sandboxes.items():
         tallies.setdefault(account_id, receipts.Tally()).sandbox_ids.append(sandbox_id)
-    if receipt is None:
-        receipts.record(DeletionKind.THREAD_DELETE, tallies)
-    else:
-        ((account_id, tally),) = tallies.items()
-        receipts.inline_written(receipt, account_id=account_id, tally=tally)
+    receipts.record(DeletionKind.THREAD_DELETE, tallies, inline=receipt)
     caches.on_commit_threads_removed(Counter(t.account_id for t in removed))

@@ -898,12 +898,8 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     if connection.vendor == "postgresql":
         deleted = delete_finished_run(thread_id=thread.pk, run_id=run_id)
         if deleted is not None:
-            if deleted.receipt is None:
-                record_run_removal(run_id=deleted.run_id, account_id=deleted.account_id,
-                                   checkpoints=deleted.checkpoints)
-            else:
-                receipts.inline_written(deleted.receipt, account_id=deleted.account_id,
-                                        tally=run_tally(run_id=deleted.run_id, checkpoints=deleted.checkpoints))
+            record_run_removal(run_id=deleted.run_id, account_id=deleted.account_id,
+                               checkpoints=deleted.checkpoints, inline=deleted.receipt)
             return
     locked, run = lock_run(thread=thread, run_id=run_id)
     if run.status in ACTIVE_RUN_STATUSES:
@@ -941,7 +937,7 @@ def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
         from_sql={"account_id": f"(SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s)",
                   "checkpoints": "(SELECT COUNT(*) FROM own)"})
     with connection.cursor() as cursor:
-        cursor.execute(delete_finished_run_sql(receipt.sql if receipt else ""),
+        cursor.execute(delete_finished_run_sql(receipt.cte if receipt else ""),
                        {"run": run_id, "thread": thread_id, "active": list(ACTIVE_RUN_STATUSES),
                         **(receipt.params if receipt else {})})
         thread_row = cursor.fetchone()
@@ -1005,8 +1001,10 @@ def remove_run(run: Run, *, account_id) -> None:
     record_run_removal(run_id=run.pk, account_id=account_id, checkpoints=checkpoints)
 
 
-def record_run_removal(*, run_id, account_id, checkpoints: int) -> None:
-    receipts.record(DeletionKind.RUN_DELETE, {account_id: run_tally(run_id=run_id, checkpoints=checkpoints)})
+def record_run_removal(*, run_id, account_id, checkpoints: int, inline=None) -> None:
+    """The run's receipt (`inline`: the one its delete statement wrote, completed)."""
+    receipts.record(DeletionKind.RUN_DELETE, {account_id: run_tally(run_id=run_id, checkpoints=checkpoints)},
+                    inline=inline)
 
 
 def run_tally(*, run_id, checkpoints: int) -> receipts.Tally:
@@ -1038,13 +1036,12 @@ def relink_and_delete_sql(target: str, receipt: str = "") -> str:
     how many there are), two more withdraw from the state the run's messages past the
     latest root checkpoint that stays, as `remove_run` does elsewhere (`kept` reads its
     `message_seq` as `state_message_seq` does), and the run is deleted, returning how
-    many checkpoints went with it (counted in the statement's snapshot). `receipt`: an INSERT selecting from
-    `deleted` (the deleted run's id; see `receipts.inline_receipt`), run as one more
-    data-modifying CTE."""
+    many checkpoints went with it (counted in the statement's snapshot). `receipt`: the
+    CTE of an INSERT selecting from `deleted` (the deleted run's id; see
+    `receipts.inline_receipt`), appended to the statement's."""
     q = connection.ops.quote_name
     checkpoints, runs = q(Checkpoint._meta.db_table), q(Run._meta.db_table)
     messages, threads = q(Message._meta.db_table), q(Thread._meta.db_table)
-    written = f",\n        receipt AS ({receipt})" if receipt else ""
     return f"""
         WITH RECURSIVE target AS ({target}),
         kept(seq) AS (
@@ -1101,7 +1098,7 @@ def relink_and_delete_sql(target: str, receipt: str = "") -> str:
             UPDATE {checkpoints} c SET parent_checkpoint_id = relinks.ancestor FROM relinks
             WHERE c.id = ANY(ARRAY(SELECT id FROM relinks)) AND c.id = relinks.id
         ),
-        deleted AS (DELETE FROM {runs} WHERE id IN (SELECT id FROM target) RETURNING id){written}
+        deleted AS (DELETE FROM {runs} WHERE id IN (SELECT id FROM target) RETURNING id){receipt}
         SELECT (SELECT COUNT(*) FROM own) FROM deleted
     """
 
