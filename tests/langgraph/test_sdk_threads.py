@@ -491,3 +491,21 @@ def test_a_deleted_thread_s_stream_is_not_replayed_to_a_new_thread_with_its_id(l
     assert not following.is_alive()
     assert old_follower[-1].data == {"thread_id": tid, "status": "deleted"}
     assert "new words" not in str([p.data for p in old_follower])
+
+
+def test_a_run_from_the_sdk_shows_what_it_was_asked_in_the_agent_thread_detail(client, live_server, owner, account):
+    """A run started by the SDK on an agent's thread is a turn of the Cerca detail like
+    any: its `message` is the text of its last user message."""
+    import httpx
+
+    from agents import services as agent_services
+
+    agent = agent_services.create_agent(account=account, name="Cerca", model="echo-1")
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, str(agent.pk), input={"messages": [
+        {"role": "user", "content": "first"}, {"type": "human", "content": [{"type": "text", "text": "what now?"}]}]})
+    token = RefreshToken.for_user(owner).access_token
+    detail = httpx.get(f"{live_server.url}/api/agents/{agent.pk}/threads/{tid}",
+                       headers={"Authorization": f"Bearer {token}"}).json()
+    assert detail["message"] == "what now?" and detail["lastTurnStatus"] == "completed"
+    assert [turn["message"] for turn in detail["turns"]] == ["what now?"]
