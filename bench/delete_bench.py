@@ -10,7 +10,11 @@ each), in a project with another thread (so the project stays). Each round seeds
 identical copies — for the service (`threads.services.delete_thread`, what the API,
 prune, the admin and the commands run), for the raw SQL on the current schema
 (`DELETE FROM threads_thread WHERE id = ...`: the database cascade is the least the
-database must do), for the same raw SQL on the old schema, and for Django's default
+database must do), for the same statement with PostgreSQL's generic plans forced
+(`raw_generic`: the service's transactions force them for their prepared statements,
+and the setting reaches the cascade's own trigger queries too, which it speeds up on
+big threads; still one autocommitted statement), for the same raw SQL on the old
+schema, and for Django's default
 Python-level cascade (`Model.delete()` with `on_delete=CASCADE`, on the old tables) —
 then deletes them in an order that rotates with the round. Small threads are deleted several per round
 (the times summed) to measure above the timer's noise. Printed: min/median/max of the
@@ -18,7 +22,7 @@ per-round ratios, and the service's queries per delete. After-commit cleanup is
 queued (an in-memory broker), not executed, as with a worker.
 
 Run delete: a thread holds T checkpoints (one chain, one write each) and T messages spread over
-T/300 runs: each run owns 300 checkpoints and 300 messages. Each round seeds two
+T/300 runs: each run owns 300 checkpoints and 300 messages. Each round seeds three
 identical threads and deletes the same four runs from each (around the middle, none
 next to another; the times summed, to measure above the timer's noise) — through
 `threads.services.delete_run` (what `DELETE /api/threads/{id}/runs/{run_id}` and
@@ -26,7 +30,8 @@ rollback run) and with the raw SQL a hand-written delete needs, as one autocommi
 statement: re-link the next run's first checkpoint to the deleted run's parent
 (computed beforehand, for free) in a data-modifying CTE, and `DELETE` the run (the
 database cascade removes its checkpoints, writes and approvals and detaches its
-messages). The order alternates. Printed: min/median/max
+messages), and the same with generic plans forced (`raw_generic`, as above). The order
+rotates. Printed: min/median/max
 of the per-round ratios, the service's median time per total (flat when it follows
 the run), and its queries.
 """
@@ -57,11 +62,22 @@ def seed_copies(project, size, count):
 
     service = [one() for _ in range(count)]
     raw = [one() for _ in range(count)]
+    generic = [one() for _ in range(count)]
     old = [one() for _ in range(count)]
     default = [one() for _ in range(count)]
     copy_to_old_schema(old + default)
     Thread.objects.filter(pk__in=old + default)._raw_delete(Thread.objects.db)
-    return service, raw, old, default
+    return service, raw, generic, old, default
+
+
+def generic_plans(statement: str) -> str:
+    """`statement` with PostgreSQL's generic plans forced for its own statement's
+    (and its cascade's triggers') prepared queries — what the service's transactions
+    set — still one autocommitted statement: `set_config(..., true)` lasts to its end."""
+    generic = "WITH generic AS (SELECT set_config('plan_cache_mode', 'force_generic_plan', true))"
+    if statement.startswith("WITH "):
+        return f"{generic}, {statement.removeprefix('WITH ')} AND EXISTS (SELECT FROM generic)"
+    return f"{generic} {statement} AND EXISTS (SELECT FROM generic)"
 
 
 def one_round(size, round_no, queries):
@@ -70,7 +86,7 @@ def one_round(size, round_no, queries):
     seed_thread(project, messages=1, runs=1, checkpoints=1)  # the project keeps a thread
     try:
         count = per_round(size)
-        service, raw, old, default = seed_copies(project, size, count)
+        service, raw, generic, old, default = seed_copies(project, size, count)
         vacuum()
 
         def run_service():
@@ -86,12 +102,16 @@ def one_round(size, round_no, queries):
                     sql(f"DELETE FROM {table} WHERE id = %s", [pk])
             return go
 
+        def run_raw_generic():
+            for pk in generic:
+                sql(generic_plans("DELETE FROM threads_thread WHERE id = %s"), [pk])
+
         def run_default():
             for pk in default:
                 with transaction.atomic():
                     OldThread.objects.filter(pk=pk).delete()
 
-        return run_in_turn({"service": run_service, "raw": run_raw("threads_thread"),
+        return run_in_turn({"service": run_service, "raw": run_raw("threads_thread"), "raw_generic": run_raw_generic,
                             "old_raw": run_raw(f"{OLD}.threads_thread"), "default": run_default}, round_no)
     finally:
         sql(f"DELETE FROM {OLD}.threads_thread")
@@ -117,11 +137,16 @@ def run_round(total, round_no, queries):
     project = new_project(account)
     try:
         runs = max(total // PER_RUN, 3)
-        service_thread, raw_thread = (seed_thread(project, messages=total, runs=runs, checkpoints=total)
-                                      for _ in range(2))
-        service_runs, raw_runs = spaced_runs(service_thread, RUNS_PER_ROUND), spaced_runs(raw_thread, RUNS_PER_ROUND)
-        ancestors = [sql("SELECT parent_checkpoint_id FROM threads_checkpoint WHERE run_id = %s ORDER BY id LIMIT 1",
-                         [run])[0][0] for run in raw_runs]
+        service_thread, raw_thread, generic_thread = (seed_thread(project, messages=total, runs=runs, checkpoints=total)
+                                                      for _ in range(3))
+        service_runs, raw_runs, generic_runs = (spaced_runs(thread, RUNS_PER_ROUND)
+                                                for thread in (service_thread, raw_thread, generic_thread))
+
+        def ancestors_of(runs):
+            return [sql("SELECT parent_checkpoint_id FROM threads_checkpoint WHERE run_id = %s ORDER BY id LIMIT 1",
+                        [run])[0][0] for run in runs]
+
+        ancestors, generic_ancestors = ancestors_of(raw_runs), ancestors_of(generic_runs)
         vacuum()
 
         def service():
@@ -130,15 +155,20 @@ def run_round(total, round_no, queries):
                     delete_run(thread=Thread(pk=service_thread.pk), run_id=run)
                 queries.append(len(q.captured_queries))
 
-        def raw():  # one autocommitted statement each: the re-link in a data-modifying CTE, then the delete
-            for run, ancestor in zip(raw_runs, ancestors):
-                sql("WITH relinked AS (UPDATE threads_checkpoint SET parent_checkpoint_id = %s WHERE thread_id = %s"
-                    " AND parent_checkpoint_id IN (SELECT checkpoint_id FROM threads_checkpoint WHERE run_id = %s)"
-                    " AND run_id <> %s) DELETE FROM threads_run WHERE id = %s",
-                    [ancestor, raw_thread.pk, run, run, run])
+        def raw_delete(thread, runs, ancestors, wrap=str):
+            def go():  # one autocommitted statement each: the re-link in a data-modifying CTE, then the delete
+                for run, ancestor in zip(runs, ancestors):
+                    sql(wrap("WITH relinked AS (UPDATE threads_checkpoint SET parent_checkpoint_id = %s"
+                             " WHERE thread_id = %s AND parent_checkpoint_id IN"
+                             " (SELECT checkpoint_id FROM threads_checkpoint WHERE run_id = %s)"
+                             " AND run_id <> %s) DELETE FROM threads_run WHERE id = %s"),
+                        [ancestor, thread.pk, run, run, run])
+            return go
 
-        result = run_in_turn({"service": service, "raw": raw}, round_no)
-        assert not Run.objects.filter(pk__in=service_runs + raw_runs).exists()
+        result = run_in_turn({"service": service, "raw": raw_delete(raw_thread, raw_runs, ancestors),
+                              "raw_generic": raw_delete(generic_thread, generic_runs, generic_ancestors, generic_plans)},
+                             round_no)
+        assert not Run.objects.filter(pk__in=service_runs + raw_runs + generic_runs).exists()
         return result
     finally:
         drop_accounts([account])
@@ -154,7 +184,8 @@ def thread_deletes(sizes, rounds):
             one_round(min(size, 1000), 0, [])  # warm-up: code paths and plans
             done = [one_round(size, r, queries) for r in range(rounds)]
             report(f"{size:>9,} messages", done,
-                   [("service", "raw"), ("service", "old_raw"), ("raw", "old_raw"), ("default", "service")])
+                   [("service", "raw"), ("service", "raw_generic"), ("service", "old_raw"), ("raw", "old_raw"),
+                    ("default", "service")])
             print(f"  service queries per delete (incl. BEGIN/COMMIT): {max(queries)}", flush=True)
     finally:
         drop_old_schema()
@@ -168,7 +199,7 @@ def run_deletes(totals, rounds):
               f" ({RUNS_PER_ROUND} per round, {rounds} rounds)", flush=True)
         queries = []
         done = [run_round(total, r, queries) for r in range(rounds)]
-        report(f"{total:>7,} in the thread", done, [("service", "raw")])
+        report(f"{total:>7,} in the thread", done, [("service", "raw"), ("service", "raw_generic")])
         medians[total] = statistics.median(r["service"] for r in done)
         print(f"  service queries (incl. BEGIN/COMMIT): {max(queries)}", flush=True)
     if medians:

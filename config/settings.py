@@ -262,6 +262,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env
     # milliseconds compiling a query that runs in one (a plan whose estimated cost
     # crosses jit_above_cost, e.g. the thread detail's sub-thread counts).
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+# The delete statements are prepared once per connection (config.prepared); off for
+# PgBouncer in transaction pooling mode, where prepared statements do not follow a client.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------

@@ -159,7 +159,7 @@ def inline_receipt(kind: str, tally: Tally, *, from_sql: dict, source: str) -> I
             values.append(from_sql[f.column])
         else:
             params[f"receipt_{i}"] = f.get_db_prep_save(f.pre_save(receipt, True), connection)
-            values.append(f"%(receipt_{i})s")
+            values.append(f"CAST(%(receipt_{i})s AS {f.db_type(connection)})")  # typed when prepared
     cte = (f",\n        receipt AS (INSERT INTO {q(DeletionReceipt._meta.db_table)} ({', '.join(columns)}) "
            f"SELECT {', '.join(values)} FROM {source})")
     return InlineReceipt(cte, params, receipt)

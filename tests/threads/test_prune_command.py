@@ -14,8 +14,10 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from agents.models import Agent
+from config.prepared import compiled
 from projects.services import create_project
 from threads.models import Checkpoint, Message, Run, Thread, ThreadStatus
+from threads.services.deletion import delete_subtrees_sql
 from tests.threads.test_prune import make_threads
 
 pytestmark = pytest.mark.django_db
@@ -180,10 +182,11 @@ def fail_on_second_batch(exception):
     """A database-level hook: the second batch's thread DELETE runs, then `exception`
     is raised inside that batch's transaction (Ctrl-C or an error mid-batch)."""
     seen = {"deletes": 0}
+    prepared_delete = f"EXECUTE {compiled(delete_subtrees_sql('')[-1]).name}("  # (config.prepared)
 
     def wrapper(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
-        if 'DELETE FROM "threads_thread"' in sql:
+        if 'DELETE FROM "threads_thread"' in sql or prepared_delete in sql:
             seen["deletes"] += 1
             if seen["deletes"] == 2:
                 raise exception

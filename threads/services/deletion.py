@@ -39,6 +39,7 @@ from django.db import connection, router, transaction
 from django.db.models import Exists, OuterRef
 
 from config.errors import NotFound
+from config.prepared import prepared
 from projects import caches
 from projects.models import Project
 from projects.selectors import parse_uuid
@@ -141,19 +142,20 @@ def delete_subtrees(*, root_ids: Iterable, receipt: "receipts.InlineReceipt | No
         if roots:
             Thread.objects.filter(id__in=roots)._raw_delete(router.db_for_write(Thread))
         return removed, sorted({t.project_id for t in removed}) if roots else []
-    with connection.cursor() as cursor:
-        cursor.execute(delete_subtrees_sql(receipt.cte if receipt else ""),
-                       {"ids": list(root_ids), **(receipt.params if receipt else {})})
-        for _ in range(4):
+    with connection.cursor() as cursor, prepared(*delete_subtrees_sql(receipt.cte if receipt else ""),
+                                                   generic=len(root_ids) == 1) as message:
+        cursor.execute(message.sql, {"ids": list(root_ids), **(receipt.params if receipt else {})})
+        for _ in range(message.skip + 4):
             cursor.nextset()
         removed = [Removed(*row) for row in cursor.fetchall()]
     return removed, sorted({t.project_id for t in removed if t.emptied})
 
 
 @cache
-def delete_subtrees_sql(receipt: str) -> str:
-    """The two statements of `delete_subtrees` on PostgreSQL (built once; the root
-    ids are the parameters). The messages, runs and checkpoints are counted in the
+def delete_subtrees_sql(receipt: str) -> tuple[str, ...]:
+    """The five statements of `delete_subtrees` on PostgreSQL (built once; the root
+    ids are the parameters; sent `prepared`, with PostgreSQL's generic plans for one
+    root). The messages, runs and checkpoints are counted in the
     delete's snapshot (correlated counts, each an index lookup), so before it; the
     database cascade removes them (explicit data-modifying deletes that count what
     they return measured slower: 1.7x the cascade at 100k messages). `receipt`: the
@@ -164,16 +166,18 @@ def delete_subtrees_sql(receipt: str) -> str:
     q = connection.ops.quote_name
     table, projects = q(Thread._meta.db_table), q(Project._meta.db_table)
     of_roots = f"SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM {table} WHERE id = ANY(%(ids)s))"
-    return f"""
+    return (f"""
         SELECT id FROM {q(AgentTrigger._meta.db_table)} WHERE project_id IN (SELECT project_id FROM {table}
-            WHERE id = ANY(%(ids)s)) ORDER BY id FOR UPDATE;
-        {of_roots} ORDER BY id FOR NO KEY UPDATE;
-        SELECT id FROM {table} WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE;
+            WHERE id = ANY(%(ids)s)) ORDER BY id FOR UPDATE""",
+            f"{of_roots} ORDER BY id FOR NO KEY UPDATE",
+            f"SELECT id FROM {table} WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE",
+            f"""
         WITH RECURSIVE subtree(id) AS (
             SELECT id FROM {table} WHERE id = ANY(%(ids)s)
             UNION SELECT child.id FROM {table} child JOIN subtree ON child.parent_thread_id = subtree.id
         )
-        SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM subtree) ORDER BY t.id FOR NO KEY UPDATE OF t;
+        SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM subtree) ORDER BY t.id FOR NO KEY UPDATE OF t""",
+            f"""
         WITH RECURSIVE roots(id) AS (
             SELECT id FROM {table} WHERE id = ANY(%(ids)s) AND project_id IN ({of_roots} FOR NO KEY UPDATE)
         ),
@@ -195,7 +199,7 @@ def delete_subtrees_sql(receipt: str) -> str:
             FROM {table} WHERE id IN (SELECT id FROM subtree)
         ){receipt}
         SELECT * FROM removed
-    """
+    """)
 
 
 # --- The steps, shared with threads.signals ----------------------------------------

@@ -27,6 +27,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from config.errors import Conflict, Invalid, NotFound
+from config.prepared import prepared
 from receipts import services as receipts
 from receipts.models import DeletionKind
 
@@ -936,10 +937,12 @@ def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
         DeletionKind.RUN_DELETE, run_tally(run_id=run_id, checkpoints=0), source="deleted",
         from_sql={"account_id": f"(SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s)",
                   "checkpoints": "(SELECT COUNT(*) FROM own)"})
-    with connection.cursor() as cursor:
-        cursor.execute(delete_finished_run_sql(receipt.cte if receipt else ""),
-                       {"run": run_id, "thread": thread_id, "active": list(ACTIVE_RUN_STATUSES),
-                        **(receipt.params if receipt else {})})
+    with connection.cursor() as cursor, prepared(*delete_finished_run_sql(receipt.cte if receipt else ""),
+                                                   generic=True) as message:
+        cursor.execute(message.sql, {"run": run_id, "thread": thread_id, "active": list(ACTIVE_RUN_STATUSES),
+                                     **(receipt.params if receipt else {})})
+        for _ in range(message.skip):
+            cursor.nextset()
         thread_row = cursor.fetchone()
         cursor.nextset()
         run_row = cursor.fetchone()
@@ -953,14 +956,15 @@ def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
 
 
 @cache
-def delete_finished_run_sql(receipt: str) -> str:
+def delete_finished_run_sql(receipt: str) -> tuple[str, str, str]:
+    """`delete_finished_run`'s three statements (sent `prepared`)."""
     q = connection.ops.quote_name
     runs = q(Run._meta.db_table)
     finished = (f"SELECT id FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s"
                 f" AND NOT (status = ANY(%(active)s))")
-    return (f"SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s FOR NO KEY UPDATE;"
-            f" SELECT status FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s FOR UPDATE;"
-            f" {relink_and_delete_sql(finished, receipt)}")
+    return (f"SELECT account_id FROM {q(Thread._meta.db_table)} WHERE id = %(thread)s FOR NO KEY UPDATE",
+            f"SELECT status FROM {runs} WHERE id = %(run)s AND thread_id = %(thread)s FOR UPDATE",
+            relink_and_delete_sql(finished, receipt))
 
 
 def roll_back_run(run: Run, *, account_id) -> None:
