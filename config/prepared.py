@@ -39,26 +39,33 @@ _SEEN = "seen"  # sent once as it is: prepared on its second use
 
 
 class Message(NamedTuple):
-    sql: str  # the statements, `;`-separated, for one `cursor.execute(sql, params)`
-    skip: int  # result sets of the `PREPARE`s (and `SET`) at its start: pass them with `cursor.nextset()`
+    sql: str  # the statements, separated by "\n;\n", for one `cursor.execute(sql, params)`
+    skip: int  # result sets of the `PREPARE`s (and `SET`) at its start, before the statements' own
     # (with `generic`, a `SET`'s result set follows the statements')
 
+    def execute(self, cursor, params: dict, *, at: int = 0) -> None:
+        """Send the message; the cursor is left at the result set of the `at`-th of the
+        statements given to `prepared` (the first by default)."""
+        cursor.execute(self.sql, params)
+        for _ in range(self.skip + at):
+            cursor.nextset()
 
-class _Compiled(NamedTuple):
+
+class Compiled(NamedTuple):
     name: str
     prepare: str
     execute: str
 
 
 @cache
-def compiled(statement: str) -> _Compiled:
+def compiled(statement: str) -> Compiled:
     """The statement (with `%(name)s` parameters) as a named prepared statement: the
     name follows the text, so a changed statement is prepared under a new name."""
     names = list(dict.fromkeys(_PLACEHOLDER.findall(statement)))
     name = "tk_" + hashlib.blake2b(statement.encode(), digest_size=8).hexdigest()
     body = _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", statement)
     arguments = f"({', '.join(f'%({n})s' for n in names)})" if names else ""
-    return _Compiled(name, f"PREPARE {name} AS {body}", f"EXECUTE {name}{arguments}")
+    return Compiled(name, f"PREPARE {name} AS {body}", f"EXECUTE {name}{arguments}")
 
 
 def _joined(statements) -> str:
@@ -67,8 +74,8 @@ def _joined(statements) -> str:
 
 @contextmanager
 def prepared(*statements: str, generic: bool = False) -> Iterator[Message]:
-    """The statements as one message of `EXECUTE`s (see the module); execute it inside
-    the block, in a transaction. A parameter's type must follow from where it is used:
+    """The statements as one message of `EXECUTE`s (see the module); send it inside
+    the block (`message.execute(cursor, params)`), in a transaction. A parameter's type must follow from where it is used:
     a bare value in a select list needs a `CAST`.
 
     `generic`: for statements whose best plan does not depend on their parameters'
@@ -76,7 +83,9 @@ def prepared(*statements: str, generic: bool = False) -> Iterator[Message]:
     per connection (`SET LOCAL plan_cache_mode = force_generic_plan` before them, set
     back after them in the message; the cascade's trigger queries, run at the end of
     each statement, take their generic plans too) — left to choose, it plans a
-    statement with a recursive CTE every time."""
+    statement with a recursive CTE every time. Set back means to the session's value:
+    a `SET LOCAL plan_cache_mode` of the caller's transaction before the block does not
+    survive it (nothing sets one)."""
     if (connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS
             or connection.settings_dict["OPTIONS"].get("server_side_binding")):  # psycopg's own: it may DEALLOCATE ALL
         yield Message(_joined(statements), 0)

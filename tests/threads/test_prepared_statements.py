@@ -103,9 +103,7 @@ def test_a_connection_prepares_the_run_delete_once(project, owner):
 def ask(statement, params):
     """Run a prepared statement in its own transaction; (its one value, the message)."""
     with transaction.atomic(), connection.cursor() as cursor, prepared(statement) as message:
-        cursor.execute(message.sql, params)
-        for _ in range(message.skip):
-            cursor.nextset()
+        message.execute(cursor, params)
         return cursor.fetchone()[0], message
 
 

@@ -144,9 +144,7 @@ def delete_subtrees(*, root_ids: Iterable, receipt: "receipts.InlineReceipt | No
         return removed, sorted({t.project_id for t in removed}) if roots else []
     with connection.cursor() as cursor, prepared(*delete_subtrees_sql(receipt.cte if receipt else ""),
                                                    generic=len(root_ids) == 1) as message:
-        cursor.execute(message.sql, {"ids": list(root_ids), **(receipt.params if receipt else {})})
-        for _ in range(message.skip + 4):
-            cursor.nextset()
+        message.execute(cursor, {"ids": list(root_ids), **(receipt.params if receipt else {})}, at=4)
         removed = [Removed(*row) for row in cursor.fetchall()]
     return removed, sorted({t.project_id for t in removed if t.emptied})
 

@@ -939,10 +939,8 @@ def delete_finished_run(*, thread_id, run_id) -> DeletedRun | None:
                   "checkpoints": "(SELECT COUNT(*) FROM own)"})
     with connection.cursor() as cursor, prepared(*delete_finished_run_sql(receipt.cte if receipt else ""),
                                                    generic=True) as message:
-        cursor.execute(message.sql, {"run": run_id, "thread": thread_id, "active": list(ACTIVE_RUN_STATUSES),
-                                     **(receipt.params if receipt else {})})
-        for _ in range(message.skip):
-            cursor.nextset()
+        message.execute(cursor, {"run": run_id, "thread": thread_id, "active": list(ACTIVE_RUN_STATUSES),
+                                  **(receipt.params if receipt else {})})
         thread_row = cursor.fetchone()
         cursor.nextset()
         run_row = cursor.fetchone()
