@@ -25,6 +25,7 @@ from common import (OLD, build_old_schema, copy_to_old_schema, drop_accounts, dr
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from config.tasks import publisher
 from threads.models import Thread
 from threads.services.pruning import prune_batch, prune_locked_step_by_step, record_keep_latest
 
@@ -112,6 +113,7 @@ def one_round(n, messages, strategy, batch_size, round_no, stats):
                 with CaptureQueriesContext(connection) as q:
                     stats["pruned"] += prune_batch(thread_ids=ids, strategy=strategy)
                 stats["queries"] = max(stats["queries"], len(q.captured_queries))
+            publisher.flush()  # the cleanup tasks published: their cost counts
 
         def raw(kind, ids_all):
             def go():

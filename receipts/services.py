@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from functools import cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -151,18 +152,27 @@ def inline_receipt(kind: str, tally: Tally, *, from_sql: dict, source: str) -> I
     if not connection.in_atomic_block:
         logger.warning("A %s was recorded outside a transaction.", kind)
     receipt = _Operation(kind).new_receipt(None, tally)
+    cte, parameters = _inline_insert(tuple(from_sql.items()), source)
+    params = {name: f.get_db_prep_save(f.pre_save(receipt, True), connection) for name, f in parameters}
+    return InlineReceipt(cte, params, receipt)
+
+
+@cache
+def _inline_insert(from_sql: tuple, source: str) -> tuple[str, tuple]:
+    """`inline_receipt`'s CTE (built once per statement) and its parameters, as
+    (name, field)."""
     q = connection.ops.quote_name
-    columns, values, params = [], [], {}
+    columns, values, parameters = [], [], []
     for i, f in enumerate(DeletionReceipt._meta.local_concrete_fields):
         columns.append(q(f.column))
-        if f.column in from_sql:
-            values.append(from_sql[f.column])
+        if f.column in dict(from_sql):
+            values.append(dict(from_sql)[f.column])
         else:
-            params[f"receipt_{i}"] = f.get_db_prep_save(f.pre_save(receipt, True), connection)
+            parameters.append((f"receipt_{i}", f))
             values.append(f"CAST(%(receipt_{i})s AS {f.db_type(connection)})")  # typed when prepared
     cte = (f",\n        receipt AS (INSERT INTO {q(DeletionReceipt._meta.db_table)} ({', '.join(columns)}) "
            f"SELECT {', '.join(values)} FROM {source})")
-    return InlineReceipt(cte, params, receipt)
+    return cte, tuple(parameters)
 
 
 def _inline_written(inline: InlineReceipt, *, account_id, tally: Tally) -> DeletionReceipt:

@@ -8,9 +8,10 @@ from config.tasks import retry_or_leave
 from . import services
 
 
-@shared_task(bind=True, max_retries=settings.DELETION_CLEANUP_MAX_RETRIES)
+@shared_task(bind=True, max_retries=settings.DELETION_CLEANUP_MAX_RETRIES, batch_kwarg="receipt_ids")
 def clean_up_deletions(self, *, receipt_ids: list[str]) -> dict:
-    """All the outside cleanup of one deletion (embeddings, sandboxes). On a worker it
+    """All the outside cleanup of these deletions (embeddings, sandboxes; one task per
+    deletion, or for the deletions of a moment: `config.tasks` batches its calls). On a worker it
     is retried with exponential backoff; in-process (eager, the embedded defaults) it
     makes one attempt so that the request never waits on a provider. Then the
     reconciler takes over."""

@@ -9,7 +9,8 @@ from . import vectorstore
 # --- vector store (issue 3) ---------------------------------------------------
 
 
-@shared_task(autoretry_for=(Exception,), max_retries=8, retry_backoff=2, retry_backoff_max=600, retry_jitter=False)
+@shared_task(autoretry_for=(Exception,), max_retries=8, retry_backoff=2, retry_backoff_max=600, retry_jitter=False,
+             batch_kwarg="message_ids")  # batched by config.tasks
 def index_messages(*, message_ids: list[str]) -> int:
     return vectorstore.index_messages(message_ids=message_ids)
 

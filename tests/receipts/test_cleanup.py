@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
+import config.tasks
 from config.tasks import publisher, send_now
 from receipts import tasks
 from receipts.models import DeletionReceipt
@@ -20,7 +21,7 @@ from sandboxes.services import provision_sandbox, reconcile_sandboxes
 from tests.conftest import DEAD_BROKER, switch_broker, wait_for
 from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
 from threads import services
-from threads.models import Embedding, Message
+from threads.models import Embedding
 from threads.tasks import index_messages
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +109,67 @@ def test_one_task_for_all_the_cleanup_of_a_delete(api, project, http_sandbox, dj
     callbacks = [c for c in callbacks if getattr(c, "__module__", "") != "config.observability"]
     names = [c.args[0].name if getattr(c, "func", None) is send_now else None for c in callbacks]
     assert names.count(tasks.clean_up_deletions.name) == 1 and len(callbacks) == 2, (names, callbacks)
+
+
+class StandInTask:
+    """Celery's side of publishing (the broker is not ours): records what is sent."""
+
+    def __init__(self, name, batch_kwarg=None):
+        self.name, self.batch_kwarg, self.sent = name, batch_kwarg, []
+
+    def apply_async(self, args, kwargs):
+        self.sent.append((args, kwargs))
+        log.append(self.name)
+
+
+log: list = []
+
+
+def test_calls_of_a_batched_task_handed_over_together_are_sent_as_one(monkeypatch):
+    """The publisher thread holds a task with `batch_kwarg` for its window and sends the
+    ids of every call meanwhile in one task (each id once, in order; at most
+    BATCH_MAX per task); a task without it is sent at once, not held behind them;
+    `flush` cuts the window short."""
+    monkeypatch.setattr(config.tasks, "BATCH_WINDOW", 60.0)
+    monkeypatch.setattr(config.tasks, "BATCH_MAX", 3)
+    log.clear()
+    cleanup, other, run = StandInTask("cleanup", "receipt_ids"), StandInTask("index", "message_ids"), StandInTask("run")
+    publisher = config.tasks.Publisher()
+    publisher.put(cleanup, (), {"receipt_ids": ["a", "b"]})
+    publisher.put(other, (), {"message_ids": ["m"]})
+    publisher.put(cleanup, (), {"receipt_ids": ["b", "c"]})
+    publisher.put(run, ("r1",), {})
+    publisher.put(cleanup, (), {"receipt_ids": ["d", "e"]})
+    assert publisher.flush(timeout=10)  # not the window's 60 s
+    assert log[0] == "run"  # not held behind the window
+    assert cleanup.sent == [((), {"receipt_ids": ["a", "b", "c"]}), ((), {"receipt_ids": ["d", "e"]})]
+    assert other.sent == [((), {"message_ids": ["m"]})] and run.sent == [(("r1",), {})]
+
+    publisher.put(cleanup, ("positional",), {})  # not the batch's shape: sent as it is
+    assert publisher.flush() and cleanup.sent[-1] == (("positional",), {})
+
+
+@pytest.mark.worker
+def test_deletes_in_a_burst_are_cleaned_up_by_one_task_on_a_real_worker(celery_worker_process, api, project,
+                                                                       monkeypatch):
+    """PostgreSQL, Redis and a worker: five deletes within the publisher's window go to
+    the worker as one cleanup task, which completes all five receipts."""
+    monkeypatch.setattr(config.tasks, "BATCH_WINDOW", 3.0)  # the five deletes fit in it on a loaded machine
+    threads = [services.create_thread(project=project) for _ in range(6)]  # one stays: the project too
+    with transaction.atomic():
+        for thread in threads:
+            say(thread, f"burst {thread.pk}")
+    assert wait_for(lambda: Embedding.objects.filter(thread_id__in=[t.pk for t in threads]).count() == 6, timeout=30)
+
+    for thread in threads[:5]:
+        assert api.delete(f"/api/threads/{thread.pk}").status_code == 200
+    assert wait_for(lambda: DeletionReceipt.objects.filter(cleanup_state="complete").count() == 5, timeout=30)
+    assert not Embedding.objects.filter(thread_id__in=[t.pk for t in threads[:5]]).exists()
+    assert Embedding.objects.filter(thread_id=threads[5].pk).exists()
+    from config.celery import app
+
+    (stats,) = (app.control.inspect(timeout=5).stats() or {"none": {}}).values()
+    assert stats.get("total", {}).get(tasks.clean_up_deletions.name) == 1, stats.get("total")
 
 
 def test_a_provider_that_never_heals_keeps_the_receipt_pending(
