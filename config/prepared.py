@@ -75,8 +75,8 @@ def _joined(statements) -> str:
 @contextmanager
 def prepared(*statements: str, generic: bool = False) -> Iterator[Message]:
     """The statements as one message of `EXECUTE`s (see the module); send it inside
-    the block (`message.execute(cursor, params)`), in a transaction. A parameter's type must follow from where it is used:
-    a bare value in a select list needs a `CAST`.
+    the block (`message.execute(cursor, params)`), in a transaction. A parameter's type
+    must follow from where it is used: a bare value in a select list needs a `CAST`.
 
     `generic`: for statements whose best plan does not depend on their parameters'
     values (one thread's, one run's rows, found by index): PostgreSQL plans them once

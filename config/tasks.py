@@ -87,26 +87,31 @@ class Publisher:
             item = tasks.get()
             if item is _FLUSH:
                 tasks.task_done()
-                continue
-            if not _batch_kwarg(item):
+            elif _batch_kwarg(item):
+                for items in _held_for_window(item, tasks).values():
+                    _send(items, tasks)
+            else:
                 _send([item], tasks)
-                continue
-            held = {item[0].name: [item]}  # the batched calls handed over in the window, by task
-            deadline = time.monotonic() + BATCH_WINDOW
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    item = tasks.get(timeout=left)
-                except queue.Empty:
-                    break
-                if item is _FLUSH:
-                    tasks.task_done()
-                    break
-                if _batch_kwarg(item):
-                    held.setdefault(item[0].name, []).append(item)
-                else:
-                    _send([item], tasks)
-            for items in held.values():
-                _send(items, tasks)
+
+
+def _held_for_window(first, tasks: queue.Queue) -> dict:
+    """The batched calls handed over within `BATCH_WINDOW` of `first`, by task name
+    (other tasks handed over meanwhile are sent at once); a flush ends the window."""
+    held = {first[0].name: [first]}
+    deadline = time.monotonic() + BATCH_WINDOW
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            item = tasks.get(timeout=left)
+        except queue.Empty:
+            break
+        if item is _FLUSH:
+            tasks.task_done()
+            break
+        if _batch_kwarg(item):
+            held.setdefault(item[0].name, []).append(item)
+        else:
+            _send([item], tasks)
+    return held
 
 
 _FLUSH = object()  # handed over by `flush`: send what is held now

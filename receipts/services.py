@@ -162,11 +162,12 @@ def _inline_insert(from_sql: tuple, source: str) -> tuple[str, tuple]:
     """`inline_receipt`'s CTE (built once per statement) and its parameters, as
     (name, field)."""
     q = connection.ops.quote_name
+    expressions = dict(from_sql)
     columns, values, parameters = [], [], []
     for i, f in enumerate(DeletionReceipt._meta.local_concrete_fields):
         columns.append(q(f.column))
-        if f.column in dict(from_sql):
-            values.append(dict(from_sql)[f.column])
+        if f.column in expressions:
+            values.append(expressions[f.column])
         else:
             parameters.append((f"receipt_{i}", f))
             values.append(f"CAST(%(receipt_{i})s AS {f.db_type(connection)})")  # typed when prepared

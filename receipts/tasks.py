@@ -11,10 +11,10 @@ from . import services
 @shared_task(bind=True, max_retries=settings.DELETION_CLEANUP_MAX_RETRIES, batch_kwarg="receipt_ids")
 def clean_up_deletions(self, *, receipt_ids: list[str]) -> dict:
     """All the outside cleanup of these deletions (embeddings, sandboxes; one task per
-    deletion, or for the deletions of a moment: `config.tasks` batches its calls). On a worker it
-    is retried with exponential backoff; in-process (eager, the embedded defaults) it
-    makes one attempt so that the request never waits on a provider. Then the
-    reconciler takes over."""
+    deletion, or for the deletions of a moment: `config.tasks` batches its calls). On a
+    worker it is retried with exponential backoff; in-process (eager, the embedded
+    defaults) it makes one attempt so that the request never waits on a provider. Then
+    the reconciler takes over."""
     try:
         return services.clean_up(receipt_ids=receipt_ids)
     except services.CleanupIncomplete as exc:

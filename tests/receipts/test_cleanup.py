@@ -20,6 +20,7 @@ from sandboxes.models import SandboxState
 from sandboxes.services import provision_sandbox, reconcile_sandboxes
 from tests.conftest import DEAD_BROKER, switch_broker, wait_for
 from tests.fake_sandbox_provider import fake_provider, use_http_provider  # noqa: F401
+from tests.langgraph.test_sdk_threads import sdk_client
 from threads import services
 from threads.models import Embedding
 from threads.tasks import index_messages
@@ -150,10 +151,12 @@ def test_calls_of_a_batched_task_handed_over_together_are_sent_as_one(monkeypatc
 
 
 @pytest.mark.worker
-def test_deletes_in_a_burst_are_cleaned_up_by_one_task_on_a_real_worker(celery_worker_process, api, project,
-                                                                       monkeypatch):
-    """PostgreSQL, Redis and a worker: five deletes within the publisher's window go to
-    the worker as one cleanup task, which completes all five receipts."""
+def test_deletes_in_a_burst_are_cleaned_up_by_one_task_on_a_real_worker(celery_worker_process, live_server, owner,
+                                                                       project, monkeypatch):
+    """PostgreSQL, Redis and a worker; the unmodified langgraph-sdk against the live
+    server: five deletes within the publisher's window go to the worker as one cleanup
+    task, which completes all five receipts (and six messages posted in one
+    transaction were indexed by one task)."""
     monkeypatch.setattr(config.tasks, "BATCH_WINDOW", 3.0)  # the five deletes fit in it on a loaded machine
     threads = [services.create_thread(project=project) for _ in range(6)]  # one stays: the project too
     with transaction.atomic():
@@ -161,15 +164,17 @@ def test_deletes_in_a_burst_are_cleaned_up_by_one_task_on_a_real_worker(celery_w
             say(thread, f"burst {thread.pk}")
     assert wait_for(lambda: Embedding.objects.filter(thread_id__in=[t.pk for t in threads]).count() == 6, timeout=30)
 
+    client = sdk_client(live_server, owner)
     for thread in threads[:5]:
-        assert api.delete(f"/api/threads/{thread.pk}").status_code == 200
+        client.threads.delete(str(thread.pk))
     assert wait_for(lambda: DeletionReceipt.objects.filter(cleanup_state="complete").count() == 5, timeout=30)
     assert not Embedding.objects.filter(thread_id__in=[t.pk for t in threads[:5]]).exists()
     assert Embedding.objects.filter(thread_id=threads[5].pk).exists()
     from config.celery import app
 
     (stats,) = (app.control.inspect(timeout=5).stats() or {"none": {}}).values()
-    assert stats.get("total", {}).get(tasks.clean_up_deletions.name) == 1, stats.get("total")
+    total = stats.get("total", {})
+    assert (total.get(tasks.clean_up_deletions.name), total.get(index_messages.name)) == (1, 1), total
 
 
 def test_a_provider_that_never_heals_keeps_the_receipt_pending(
