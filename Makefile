@@ -42,7 +42,8 @@ worker:
 	.venv/bin/celery -A config worker --loglevel=INFO
 
 beat:
-	.venv/bin/celery -A config beat --loglevel=INFO
+	@mkdir -p var
+	.venv/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule
 
 # The production stack (Procfile: uvicorn web, Celery worker and beat, under honcho)
 # against PostgreSQL and Redis from the environment or .env; PORT (default 8000).

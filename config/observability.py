@@ -216,8 +216,7 @@ def record_destructive(operation: str, counts: dict, **details) -> None:
 
     def commit():
         DESTRUCTIVE_OPS.labels(operation).inc()
-        for kind, n in counts.items():
-            DELETED.labels(kind).inc(n)
+        count_deleted(counts)
         if op is not None:
             op.calls += 1
             op.counts.update(counts)
@@ -225,6 +224,14 @@ def record_destructive(operation: str, counts: dict, **details) -> None:
             _log_operation(operation, counts, details, actor=actor, source=source)
 
     transaction.on_commit(commit)
+
+
+def count_deleted(counts: dict) -> None:
+    """Add to `threadkeeper_deleted_total{kind}` ({kind: n}; zeros skipped), now: for
+    what is removed outside a transaction (the embeddings, by the cleanup task)."""
+    for kind, n in counts.items():
+        if n:
+            DELETED.labels(kind).inc(n)
 
 
 def _log_operation(operation, counts, details, *, actor=None, source=None):

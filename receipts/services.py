@@ -33,7 +33,7 @@ from django.db import connection, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.observability import record_destructive
+from config.observability import count_deleted, record_destructive
 from config.tasks import send_after_commit
 
 from .context import current_origin
@@ -289,6 +289,7 @@ def clean_up(*, receipt_ids: Iterable) -> dict:
                         embeddings=receipt.embeddings + removed, embeddings_removed_at=now,
                         embedding_thread_ids=[], embedding_project_ids=[],
                     )
+                    count_deleted({"embeddings": removed})
             for sandbox_id in receipt.sandbox_links.values_list("sandbox_id", flat=True):
                 try:
                     delete_sandbox_at_provider(sandbox_id=sandbox_id)

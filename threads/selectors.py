@@ -190,10 +190,12 @@ def has_superseded_checkpoint() -> Exists:
 
 def keep_latest_impact(*, thread_ids_queryset: QuerySet) -> dict:
     """What keep_latest would do to these threads, in two aggregate queries: how many
-    are selected, how many would be skipped for an active run, and how many
+    are selected, how many would be skipped — for an active run, or with nothing to
+    prune (no checkpoint older than the latest of its namespace) — and how many
     checkpoints (with their pending writes) would go."""
     counts = thread_ids_queryset.order_by().aggregate(
-        threads=Count("pk"), skipped_active_run=Count("pk", filter=Q(with_active_run()))
+        threads=Count("pk"), skipped_active_run=Count("pk", filter=Q(with_active_run())),
+        skipped_nothing_to_prune=Count("pk", filter=~Q(with_active_run()) & ~Q(has_superseded_checkpoint())),
     )
     prunable = without_active_run(thread_ids_queryset.order_by()).values("pk")
     return {**counts, "checkpoints": superseded_checkpoints(thread_ids=prunable).count()}

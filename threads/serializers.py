@@ -187,6 +187,12 @@ class MessageListQuerySerializer(serializers.Serializer):
     after_seq = serializers.IntegerField(required=False, min_value=0, default=0)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
 
+    def validate(self, attrs):
+        if "offset" in self.initial_data:  # the other lists' paging: refused rather than ignored
+            raise serializers.ValidationError(
+                {"offset": ["Messages are paged by after_seq: pass a page's next_after_seq back as after_seq."]})
+        return attrs
+
 
 class CheckpointWriteSerializer(serializers.Serializer):
     task_id = serializers.CharField(max_length=255)

@@ -29,6 +29,41 @@ def test_seed_demo_makes_data():
     assert "3 threads" in out.getvalue()
 
 
+def test_seed_demo_again_adds_to_the_same_account_and_keeps_the_password():
+    """Running it again (or after the user changed their password) must not log them
+    out, nor make a second account that leaves the SDK asking which one to write to."""
+    from django.contrib.auth import get_user_model
+
+    from agents.models import Agent
+    from projects.models import Project
+    from threads.models import Thread
+
+    call_command("seed_demo", "--threads", "2", "--messages", "2", stdout=io.StringIO())
+    demo = get_user_model().objects.get(username="demo")
+    demo.set_password("changed-password-9")
+    demo.save()
+    out = io.StringIO()
+    call_command("seed_demo", "--threads", "3", "--messages", "2", stdout=out)
+    demo.refresh_from_db()
+    assert demo.check_password("changed-password-9")
+    assert "password is unchanged" in out.getvalue() and "Added to account" in out.getvalue()
+    account = Account.objects.get()
+    assert Membership.objects.filter(user=demo).count() == 1
+    assert Thread.objects.filter(account=account).count() == 5
+    assert Project.objects.filter(account=account).count() == 2 and Agent.objects.filter(account=account).count() == 2
+    with pytest.raises(CommandError, match="already exists and keeps their password"):
+        call_command("seed_demo", "--password", "other-password-1", stdout=io.StringIO())
+    demo.refresh_from_db()
+    assert demo.check_password("changed-password-9") and Thread.objects.count() == 5
+
+
+@pytest.mark.parametrize("args", [["--threads", "-1"], ["--messages", "-5"], ["--runs", "x"], ["--projects", "-2"]])
+def test_seed_demo_refuses_negative_counts(args):
+    with pytest.raises(CommandError, match="must be 0 or more|whole number"):
+        call_command("seed_demo", *args, stdout=io.StringIO())
+    assert not Account.objects.exists()
+
+
 def test_an_existing_user_keeps_their_password():
     """Running the README's create_account line again, or naming an existing user,
     must not change that user's password behind the operator's back."""

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import config.tasks
+from config.observability import DELETED
 from config.tasks import publisher, send_now
 from receipts import tasks
 from receipts.models import DeletionReceipt
@@ -212,9 +213,11 @@ def test_broker_down_then_up_the_reconciler_removes_the_embeddings(
     broker_down()  # the broker is back; the beat task runs (here, in-process)
     assert tasks.reconcile_deletions.apply().get() == {"complete": 0, "pending": 0}  # too young yet
     DeletionReceipt.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    embeddings_counted = DELETED.labels("embeddings")._value.get()
     assert tasks.reconcile_deletions.apply().get() == {"complete": 1, "pending": 0}
     receipt.refresh_from_db()
     assert (receipt.cleanup_state, receipt.embeddings) == ("complete", 1)
+    assert DELETED.labels("embeddings")._value.get() == embeddings_counted + 1  # /metrics counts them when removed
     assert not Embedding.objects.filter(thread_id=drop.pk).exists()
     assert Embedding.objects.filter(thread_id=keep.pk).exists()
 

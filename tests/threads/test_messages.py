@@ -59,6 +59,8 @@ def test_bad_message_query_is_422(api, thread):
     assert api.get(messages_url(thread), {"limit": 501}).status_code == 422
     assert api.get(messages_url(thread), {"after_seq": "x"}).status_code == 422
     assert api.get("/api/threads/not-a-uuid/messages").status_code == 422
+    offset = api.get(messages_url(thread), {"offset": 1})  # other lists page by offset; this one does not
+    assert offset.status_code == 422 and "after_seq" in offset.json()["detail"]
 
 
 def test_a_message_may_belong_to_a_run_of_this_thread_only(api, thread, project, owner):

@@ -303,6 +303,6 @@ def test_keep_latest_impact_counts_what_would_go(project):
     idle, busy = make_threads(project, 2, checkpoints=4)
     Run.objects.create(thread=busy, seq=1, status="running")
     impact = keep_latest_impact(thread_ids_queryset=Thread.objects.all())
-    assert impact == {"threads": 2, "skipped_active_run": 1, "checkpoints": 3}
+    assert impact == {"threads": 2, "skipped_active_run": 1, "skipped_nothing_to_prune": 0, "checkpoints": 3}
     assert services.prune_batch(thread_ids=[idle.pk, busy.pk], strategy="keep_latest") == 1
     assert Checkpoint.objects.filter(thread=idle).count() == 1

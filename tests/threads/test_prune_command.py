@@ -218,8 +218,13 @@ def test_keep_latest_reports_the_skipped(project):
     threads = make_threads(project, 3, checkpoints=2)
     Run.objects.create(thread=threads[0], seq=1, status="running")
     out = run("--project", str(project.pk), "--strategy", "keep_latest", "--yes")
-    assert "(1 with an active run will be skipped)" in out and "Pruned 2 of 3 threads processed (1 skipped)" in out
+    assert "(1 with an active run and 0 with nothing older than their latest checkpoint will be skipped)" in out
+    assert "Pruned 2 of 3 threads processed (1 skipped)" in out
     assert Checkpoint.objects.count() == 4
+
+    out = run("--project", str(project.pk), "--strategy", "keep_latest", "--yes")  # again: nothing left to prune
+    assert "(1 with an active run and 2 with nothing older than their latest checkpoint will be skipped)" in out
+    assert "removes 0 checkpoints" in out and "Pruned 0 of 3 threads processed (3 skipped)" in out
 
 
 # --- memory ---------------------------------------------------------------------------------

@@ -202,7 +202,8 @@ class Command(BaseCommand):
             impact = keep_latest_impact(thread_ids_queryset=selection)
             total = impact["threads"]
             self.stdout.write(
-                f"{plural(total, 'thread')} match ({impact['skipped_active_run']} with an active run will be "
+                f"{plural(total, 'thread')} match ({impact['skipped_active_run']} with an active run and "
+                f"{impact['skipped_nothing_to_prune']} with nothing older than their latest checkpoint will be "
                 f"skipped). Keeping their latest checkpoint per namespace removes "
                 f"{plural(impact['checkpoints'], 'checkpoint')} with their pending writes."
             )

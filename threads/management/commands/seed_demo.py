@@ -1,56 +1,91 @@
 """Demo data in bulk: an account, a user, projects, agents, threads with messages,
 runs and checkpoints. Used by new users to see real data and by the benchmarks."""
 
+import argparse
 import time
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agents.models import Agent, AgentVersion
+from config.errors import ServiceError
 from projects import services as project_services
+from projects.models import Account, Role
 from threads.models import Checkpoint, CheckpointWrite, Message, Run, RunStatus, Thread
 
 BATCH = 5000
 
 
+DEFAULT_PASSWORD = "demo-password"
+
+
+def count(value: str) -> int:
+    """A number of things to make: a whole number, 0 or more."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
 class Command(BaseCommand):
-    help = "Create demo data (bulk inserts). Prints what it made and how to log in."
+    help = ("Create demo data (bulk inserts): an account owned by the user (created if missing), with projects, "
+            "agents and threads. Run again, it adds to that user's account of the same name; an existing user "
+            "keeps their password. Prints what it made and how to log in.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--threads", type=int, default=20)
-        parser.add_argument("--messages", type=int, default=20, help="messages per thread")
-        parser.add_argument("--runs", type=int, default=None, help="runs per thread (default: messages / 2)")
-        parser.add_argument("--checkpoints", type=int, default=None, help="checkpoints per thread (default: runs)")
-        parser.add_argument("--projects", type=int, default=2)
-        parser.add_argument("--agents", type=int, default=2)
-        parser.add_argument("--username", default="demo")
-        parser.add_argument("--password", default="demo-password")
-        parser.add_argument("--account-name", default="Demo account")
+        parser.add_argument("--threads", type=count, default=20, help="threads to make (default: 20)")
+        parser.add_argument("--messages", type=count, default=20, help="messages per thread (default: 20)")
+        parser.add_argument("--runs", type=count, default=None, help="runs per thread (default: messages / 2)")
+        parser.add_argument("--checkpoints", type=count, default=None, help="checkpoints per thread (default: runs)")
+        parser.add_argument("--projects", type=count, default=2,
+                            help="projects the threads are spread over (default: 2; at least 1 is made)")
+        parser.add_argument("--agents", type=count, default=2, help="agents the threads are spread over (default: 2)")
+        parser.add_argument("--username", default="demo", help="the user who owns the account (default: demo)")
+        parser.add_argument("--password", default=None,
+                            help=f"the password of the user, when the command creates them (default: {DEFAULT_PASSWORD});"
+                                 " an existing user keeps theirs")
+        parser.add_argument("--account-name", default="Demo account",
+                            help="the account's name (default: Demo account); the user's own account of that name"
+                                 " is reused")
         parser.add_argument("--staff", action="store_true", help="make the demo user a superuser (admin login)")
         parser.add_argument("--if-missing", action="store_true", help="do nothing if the demo user already exists")
 
     def handle(self, *args, **o):
         started = time.monotonic()
-        if o["if_missing"] and get_user_model().objects.filter(username=o["username"]).exists():
-            self.stdout.write(f"Demo data exists. Log in as '{o['username']}' with password '{o['password']}'.")
+        username = o["username"]
+        exists = get_user_model().objects.filter(username=username).exists()
+        if o["if_missing"] and exists:
+            self.stdout.write(f"Demo data exists. Log in as '{username}' (password '{DEFAULT_PASSWORD}' unless changed).")
             return
-        n_runs = o["runs"] if o["runs"] is not None else max(o["messages"] // 2, 0)
+        if exists and o["password"] is not None:
+            raise CommandError(f"User '{username}' already exists and keeps their password: leave out --password, "
+                               f"or change it with `manage.py changepassword {username}`.")
+        n_runs = o["runs"] if o["runs"] is not None else o["messages"] // 2
         n_cps = o["checkpoints"] if o["checkpoints"] is not None else n_runs
-        made = seed(
-            username=o["username"], password=o["password"], account_name=o["account_name"],
-            n_projects=max(o["projects"], 1), n_agents=o["agents"], n_threads=o["threads"],
-            n_messages=o["messages"], n_runs=n_runs, n_checkpoints=n_cps, progress=self.stdout.write,
-        )
+        try:
+            made = seed(
+                username=username, password=o["password"] or DEFAULT_PASSWORD, account_name=o["account_name"],
+                n_projects=max(o["projects"], 1), n_agents=o["agents"], n_threads=o["threads"],
+                n_messages=o["messages"], n_runs=n_runs, n_checkpoints=n_cps, progress=self.stdout.write,
+            )
+        except ServiceError as exc:
+            raise CommandError(exc.detail)
         if o["staff"]:
-            get_user_model().objects.filter(username=o["username"]).update(is_staff=True, is_superuser=True)
+            get_user_model().objects.filter(username=username).update(is_staff=True, is_superuser=True)
         self.stdout.write(self.style.SUCCESS(
-            f"Made account {made['account'].id} with {made['projects']} projects, {made['agents']} agents, "
-            f"{made['threads']} threads, {made['messages']} messages, {made['runs']} runs, "
+            f"{'Added to' if made['reused'] else 'Made'} account {made['account'].id}: {made['projects']} projects, "
+            f"{made['agents']} agents, {made['threads']} threads, {made['messages']} messages, {made['runs']} runs, "
             f"{made['checkpoints']} checkpoints in {time.monotonic() - started:.1f}s."
         ))
-        self.stdout.write(f"Log in as '{o['username']}' with password '{o['password']}'.")
+        if exists:
+            self.stdout.write(f"Log in as '{username}' (an existing user: their password is unchanged).")
+        else:
+            self.stdout.write(f"Log in as '{username}' with password '{o['password'] or DEFAULT_PASSWORD}'.")
 
 
 def _bulk(model, rows):
@@ -60,12 +95,22 @@ def _bulk(model, rows):
 
 def seed(*, username, password, account_name, n_projects, n_agents, n_threads, n_messages, n_runs,
          n_checkpoints, progress=lambda s: None) -> dict:
-    user = project_services.ensure_user(username=username, password=password)
-    account = project_services.create_account(name=account_name, owner=user)
-    projects = [project_services.create_project(account=account, name=f"Demo project {i + 1}") for i in range(n_projects)]
-    agents = []
+    """Make the data; `password` is set only on a user this creates. The user's own
+    account named `account_name` (owned, the oldest) is reused, its projects too."""
+    User = get_user_model()
+    user = project_services.ensure_user(
+        username=username, password=None if User.objects.filter(username=username).exists() else password)
+    account = (Account.objects.filter(name=account_name, memberships__user=user, memberships__role=Role.OWNER)
+               .order_by("created_at").first())
+    reused = account is not None
+    if not reused:
+        account = project_services.create_account(name=account_name, owner=user)
+    projects = list(account.projects.order_by("created_at")[:n_projects]) if reused else []
+    projects += [project_services.create_project(account=account, name=f"Demo project {i + 1}")
+                 for i in range(len(projects), n_projects)]
+    agents = list(Agent.objects.filter(account=account).order_by("created_at")[:n_agents]) if reused else []
     with transaction.atomic():
-        for i in range(n_agents):
+        for i in range(len(agents), n_agents):
             agent = Agent.objects.create(account=account, name=f"Demo agent {i + 1}", created_by=user)
             AgentVersion.objects.create(agent=agent, number=1, system_prompt="You are helpful.", model="echo-1")
             agents.append(agent)
@@ -120,5 +165,5 @@ def seed(*, username, password, account_name, n_projects, n_agents, n_threads, n
         totals["runs"] += len(runs)
         totals["checkpoints"] += len(checkpoints)
         progress(f"  {min(start + step, n_threads)}/{n_threads} threads")
-    return {"account": account, "projects": len(projects), "agents": len(agents), "threads": n_threads, **totals}
+    return {"account": account, "reused": reused, "projects": len(projects), "agents": len(agents), "threads": n_threads, **totals}
 
