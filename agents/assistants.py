@@ -97,7 +97,7 @@ class AssistantView(APIView):
 
 class AssistantsView(AssistantView):
     @extend_schema(request=AssistantCreateSerializer,
-                   responses={200: AssistantSerializer, 201: AssistantSerializer, **errors(404, 409)},
+                   responses={200: AssistantSerializer, 201: AssistantSerializer, **errors(402, 404, 409)},
                    parameters=[ACCOUNT_HEADER_PARAMETER], summary="Create an assistant")
     def post(self, request):
         v = body(request, AssistantCreateSerializer)
@@ -126,7 +126,8 @@ class AssistantDetailView(AssistantView):
     def get(self, request, assistant_id):
         return Response(AssistantSerializer(self.assistant(assistant_id)).data)
 
-    @extend_schema(request=AssistantUpdateSerializer, responses=AssistantSerializer, summary="Update an assistant")
+    @extend_schema(request=AssistantUpdateSerializer, responses={200: AssistantSerializer, **errors(409)},
+                   summary="Update an assistant")
     def patch(self, request, assistant_id):
         """A change of `graph_id`, `config` or `context` makes the next version (as
         `PATCH /api/agents/{id}` does for its configuration); `metadata` is merged."""
@@ -143,7 +144,8 @@ class AssistantDetailView(AssistantView):
         services.update_agent(agent=agent, **fields)
         return self.render(agent.pk)
 
-    @extend_schema(parameters=[AssistantDeleteQuerySerializer], responses={204: None}, summary="Delete an assistant")
+    @extend_schema(parameters=[AssistantDeleteQuerySerializer], responses={204: None, **errors(400, 409)},
+                   summary="Delete an assistant")
     def delete(self, request, assistant_id):
         """Through `delete_agent`: a default or system agent is refused (400); its
         history is kept — its threads stay open, unbound, and take runs of any other
@@ -195,7 +197,7 @@ class AssistantVersionsView(AssistantView):
 
 
 class AssistantLatestView(AssistantView):
-    @extend_schema(request=AssistantLatestSerializer, responses=AssistantSerializer,
+    @extend_schema(request=AssistantLatestSerializer, responses={200: AssistantSerializer, **errors(409)},
                    summary="Make a version the current one")
     def post(self, request, assistant_id):
         agent = self.assistant(assistant_id, write=True)

@@ -96,3 +96,45 @@ def test_api_docs_pages_use_local_assets_only(client):
             assert asset.startswith("/static/"), (page, asset)
             assert finders.find(asset.removeprefix("/static/")), asset
         assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+
+
+def declares(schema, method, url, code) -> bool:
+    """Whether the schema's operation for this request (its path template matched)
+    lists the status `code`."""
+    import re
+
+    for template, item in sorted(schema["paths"].items(), key=lambda pair: pair[0].count("{")):  # literal first
+        if method in item and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", template.rstrip("/")) + "/?", url.split("?")[0]):
+            return str(code) in item[method]["responses"]
+    raise AssertionError(f"no operation for {method} {url}")
+
+
+def test_the_limit_and_protection_errors_the_api_answers_are_in_the_schema(schema, api, account, project, owner):
+    """Each request below really answers the code (an account at its thread and agent
+    limits; the default assistant; a default agent), and the schema declares it."""
+    import uuid
+
+    from agents import services as agents
+    from threads import services as threads
+
+    thread = threads.create_thread(project=project, created_by=owner)
+    default = agents.create_agent(account=account, name="Default", model="m", is_default=True)
+    account.thread_limit = account.agent_limit = 1
+    account.save()
+    run = {"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "hi"}]}}
+    new = {**run, "if_not_exists": "create"}
+    requests = [
+        (402, "post", "/api/assistants", {"graph_id": "echo"}),
+        (402, "post", f"/api/threads/{thread.pk}/copy", None),
+        *((402, "post", f"/api/threads/{uuid.uuid4()}/runs{tail}", new) for tail in ("", "/wait", "/stream")),
+        *((402, "post", f"/api/runs{tail}", run) for tail in ("", "/wait", "/stream")),
+        (402, "post", "/api/runs/batch", [run]),
+        (409, "patch", "/api/assistants/echo", {"metadata": {"a": 1}}),
+        (409, "delete", "/api/assistants/echo", None),
+        (409, "post", "/api/assistants/echo/latest", {"version": 1}),
+        (400, "delete", f"/api/assistants/{default.pk}", None),
+    ]
+    for code, method, url, body in requests:
+        answer = getattr(api, method)(url, body, format="json")
+        assert answer.status_code == code and answer.json()["detail"], (method, url, answer.status_code, answer.content)
+        assert declares(schema, method, url, code), (method, url, code)

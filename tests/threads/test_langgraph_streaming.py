@@ -197,6 +197,36 @@ def test_global_cancel_by_ids_and_by_status(client, thread, project, owner):
     assert not Run.objects.filter(pk=b["run_id"]).exists()
 
 
+def test_the_sdk_learns_the_created_run_s_ids_from_each_way_of_creating_it(client, thread):
+    """`on_run_created` gets the thread and run ids (read from `Content-Location`) on a
+    background run, a streamed one, a waited one and a stateless one."""
+    seen = []
+    created = client.runs.create(str(thread.pk), "echo", input=ask("one"), on_run_created=seen.append)
+    client.runs.join(str(thread.pk), created["run_id"])
+    list(client.runs.stream(str(thread.pk), "echo", input=ask("two"), on_run_created=seen.append))
+    client.runs.wait(str(thread.pk), "echo", input=ask("three"), on_run_created=seen.append)
+    runs = {str(r.pk): str(r.thread_id) for r in Run.objects.all()}
+    assert len(seen) == 3 and seen[0]["run_id"] == created["run_id"]
+    assert all(runs[s["run_id"]] == s["thread_id"] == str(thread.pk) for s in seen), (seen, runs)
+    assert len(runs) == 3  # each callback named a different run
+    parts = list(client.runs.stream(None, "echo", input=ask("four"), on_run_created=seen.append))
+    assert seen[3]["run_id"] == parts[0].data["run_id"]  # the stream's metadata event names it too
+    assert seen[3]["thread_id"] not in (None, str(thread.pk))  # its temporary thread (gone with it)
+
+
+def test_global_cancel_of_one_thread_by_status(client, thread, project, owner):
+    """The SDK's `cancel_many(thread_id=..., status=...)` sends no `run_ids`: that
+    thread's runs with the status are cancelled, another thread's stay."""
+    other = services.create_thread(project=project, created_by=owner)
+    a = client.runs.create(str(thread.pk), "echo", input=ask("approve: a"))
+    b = client.runs.create(str(other.pk), "echo", input=ask("approve: b"))
+    client.runs.cancel_many(thread_id=str(thread.pk), status="pending")  # a is running: not among them
+    assert Run.objects.get(pk=a["run_id"]).status == "running"
+    client.runs.cancel_many(thread_id=str(thread.pk), status="all")
+    assert Run.objects.get(pk=a["run_id"]).status == "interrupted"
+    assert Run.objects.get(pk=b["run_id"]).status == "running"
+
+
 def test_the_readme_streaming_example_runs_as_written(live_server, owner, thread, capsys):
     from pathlib import Path
 
@@ -227,6 +257,32 @@ def test_a_thread_stream_and_a_join_end_when_the_thread_is_deleted(client, threa
     assert not any(reader.is_alive() for reader in readers)
     assert streamed[-1].event == "end" and streamed[-1].data == {"thread_id": str(thread.pk), "status": "deleted"}
     assert joined[0]["__error__"]["error"] == "RunDeleted"
+
+
+def test_deleting_a_thread_or_force_deleting_a_run_ends_the_run_s_stream_at_once(client, thread, project, owner,
+                                                                                settings):
+    """A run's stream (`join_stream`) ends with `deleted` as soon as its thread is
+    deleted, or the run is force-deleted — not at a heartbeat, which here is 60 s."""
+    import threading
+
+    settings.RUN_STREAM_HEARTBEAT_SECONDS = 60
+    other = services.create_thread(project=project, created_by=owner)
+    streams = {}
+    for key, on in (("thread", thread), ("run", other)):
+        run = client.runs.create(str(on.pk), "echo", input=ask("later"), after_seconds=3600)
+        streams[key] = (str(on.pk), run["run_id"], [])
+    readers = [threading.Thread(target=lambda t=t, r=r, out=out: out.extend(client.runs.join_stream(t, r)))
+               for t, r, out in streams.values()]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.5)
+    client.threads.delete(streams["thread"][0])
+    client.runs.delete(streams["run"][0], streams["run"][1], params={"force": "true"})
+    for reader in readers:
+        reader.join(20)
+    assert not any(reader.is_alive() for reader in readers)
+    for thread_id, run_id, parts in streams.values():
+        assert parts[-1].event == "end" and parts[-1].data == {"run_id": run_id, "status": "deleted"}, parts
 
 
 def test_with_the_bus_unreachable_streams_end_cleanly_and_joins_follow_the_database(client, thread, settings):

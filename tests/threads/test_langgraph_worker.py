@@ -50,6 +50,29 @@ def test_reconnecting_mid_run_loses_nothing_and_repeats_nothing(client, thread, 
     assert text == f"Echo: {words}"
 
 
+def test_deleting_a_thread_stops_its_running_run_in_the_worker(client, thread, celery_worker_process):  # noqa: F811
+    """The worker was streaming a long answer; the thread is deleted. The stream ends
+    (`deleted`) with the tokens already under way, and the worker stops producing:
+    its run log holds a few tokens, not the answer's 400."""
+    from threads.streams.bus import get_bus, run_log
+
+    words = " ".join(f"w{i}" for i in range(400))  # 8 s at the echo runtime's 0.02 s a token
+    stream = client.runs.stream(str(thread.pk), "echo", input=ask(words), stream_mode="messages-tuple")
+    seen = [next(stream) for _ in range(5)]  # the metadata, then tokens: the run is running
+    run_id = seen[0].data["run_id"]
+    client.threads.delete(str(thread.pk))
+    rest = list(stream)
+    assert rest[-1].event == "end" and rest[-1].data == {"run_id": run_id, "status": "deleted"}
+    assert len(rest) < 100, len(rest)
+
+    def tokens_logged():
+        return sum(e.event == "messages" for e in get_bus().read(run_log(run_id), None, 0.1))
+
+    time.sleep(1)  # were the worker still producing, 50 more tokens would be logged meanwhile
+    logged = tokens_logged()
+    assert logged < 100 and tokens_logged() == logged, logged
+
+
 def test_wait_and_join_through_the_worker(client, thread, celery_worker_process):  # noqa: F811
     assert client.runs.wait(str(thread.pk), "echo", input=ask("hi"))["messages"][-1]["content"] == "Echo: hi"
     run = client.runs.create(str(thread.pk), "echo", input=ask("again"))

@@ -88,7 +88,7 @@ class ThreadCountView(ThreadScopedView):
 
 
 class ThreadCopyView(ThreadScopedView):
-    @extend_schema(request=None, responses=ThreadSerializer, summary="Copy a thread")
+    @extend_schema(request=None, responses={200: ThreadSerializer, **errors(402)}, summary="Copy a thread")
     def post(self, request, thread_id):
         thread = self.thread()
         tenancy.ensure_account_writable(request.user, thread.account_id)

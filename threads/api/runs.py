@@ -32,6 +32,19 @@ from ..serializers import (
 )
 
 
+def run_path(run: Run, suffix: str = "") -> str:
+    return f"/api/threads/{run.thread_id}/runs/{run.pk}" + (f"/{suffix}" if suffix else "")
+
+
+def located(response, request, run: Run, suffix: str = ""):
+    """The response to a run's creation, with where the run is: `Content-Location` the
+    run (the LangGraph SDK's `on_run_created` reads its thread and run ids there), and
+    `Location` where its answer continues (`stream`, `join`; the run itself)."""
+    response["Location"] = request.build_absolute_uri(run_path(run, suffix))
+    response["Content-Location"] = request.build_absolute_uri(run_path(run))
+    return response
+
+
 class ThreadScopedView(GenericAPIView):
     """Resolves `thread_id` from the path: 422 malformed, 404 absent or invisible."""
 
@@ -202,7 +215,7 @@ class RunsView(RunCreation):
         runs = RunSerializer(qs[q["offset"]: q["offset"] + q["limit"]], many=True).data
         return Response([select_fields(run, q.get("select")) for run in runs])
 
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(409)})
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(402, 409)})
     def post(self, request, thread_id):
         """A background run; `multitask_strategy` (default `enqueue`) decides what
         happens when the thread has an active run."""
@@ -211,7 +224,7 @@ class RunsView(RunCreation):
         # a delete of the thread or another creator's rollback took it since, the
         # answer is still the 201 of its creation, with the run as it was created.
         current = Run.objects.filter(pk=run.pk).first()
-        return Response(RunSerializer(current or run).data, status=201)
+        return located(Response(RunSerializer(current or run).data, status=201), request, run)
 
 
 class RunsCancelView(ThreadScopedView):

@@ -32,7 +32,7 @@ from ..serializers import (
 )
 from ..streams.bus import EVENT_ID, get_bus, reachable, run_log, thread_log
 from ..streams.sse import Follower, abody_at_end, asse, body_at_end, sse
-from .runs import RunCreation, ThreadScopedView
+from .runs import RunCreation, ThreadScopedView, located
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -72,21 +72,17 @@ class StreamingMixin:
     def asgi(self) -> bool:
         return isinstance(self.request._request, ASGIRequest)
 
-    def event_stream(self, follower: Follower, *, disconnected=None, location: str | None = None):
+    def event_stream(self, follower: Follower, *, disconnected=None):
         body = (asse if self.asgi() else sse)(follower, disconnected=disconnected)
         response = StreamingHttpResponse(body, content_type="text/event-stream")
         response["Cache-Control"] = "no-store"
         response["X-Accel-Buffering"] = "no"  # no proxy buffering
-        if location:
-            response["Location"] = response["Content-Location"] = self.request.build_absolute_uri(location)
         return response
 
-    def json_at_end(self, follower: Follower, fallback, *, disconnected=None, location: str | None = None):
+    def json_at_end(self, follower: Follower, fallback, *, disconnected=None):
         body = (abody_at_end if self.asgi() else body_at_end)(follower, fallback, disconnected=disconnected)
         response = StreamingHttpResponse(body, content_type="application/json")
         response["Cache-Control"] = "no-store"
-        if location:
-            response["Location"] = self.request.build_absolute_uri(location)
         return response
 
     def last_event_id(self) -> str | None:
@@ -97,10 +93,6 @@ class StreamingMixin:
         return value
 
 
-def run_path(run: Run, suffix: str) -> str:
-    return f"/api/threads/{run.thread_id}/runs/{run.pk}/{suffix}"
-
-
 def cancel_on_disconnect(run: Run):
     return partial(services.cancel_many, threads=Thread.objects.filter(pk=run.thread_id), run_ids=[run.pk])
 
@@ -108,18 +100,19 @@ def cancel_on_disconnect(run: Run):
 class StreamRunMixin(StreamingMixin):
     def stream_new_run(self, run: Run):
         disconnected = cancel_on_disconnect(run) if run.kwargs.get("on_disconnect") == "cancel" else None
-        return self.event_stream(Follower(log=run_log(run.pk), after=None, run_id=run.pk),
-                                 disconnected=disconnected, location=run_path(run, "stream"))
+        return located(self.event_stream(Follower(log=run_log(run.pk), after=None, run_id=run.pk),
+                                         disconnected=disconnected), self.request, run, "stream")
 
     def wait_new_run(self, run: Run):
         disconnected = cancel_on_disconnect(run) if run.kwargs.get("on_disconnect") == "cancel" else None
-        return self.json_at_end(Follower(log=run_log(run.pk), after=None, run_id=run.pk),
-                                partial(selectors.thread_values, run.thread_id),
-                                disconnected=disconnected, location=run_path(run, "join"))
+        return located(self.json_at_end(Follower(log=run_log(run.pk), after=None, run_id=run.pk),
+                                        partial(selectors.thread_values, run.thread_id), disconnected=disconnected),
+                       self.request, run, "join")
 
 
 class RunStreamView(StreamRunMixin, RunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={(200, "text/event-stream"): SSE_RESPONSE, **errors(409)})
+    @extend_schema(request=RunCreateSerializer,
+                   responses={(200, "text/event-stream"): SSE_RESPONSE, **errors(402, 409)})
     def post(self, request, thread_id):
         """Create a run and stream its events (Server-Sent Events) until it ends.
         `on_disconnect: "cancel"` interrupts the run when the client goes away."""
@@ -127,7 +120,7 @@ class RunStreamView(StreamRunMixin, RunCreation):
 
 
 class RunWaitView(StreamRunMixin, RunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE, **errors(409)})
+    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE, **errors(402, 409)})
     def post(self, request, thread_id):
         """Create a run and answer when it ends, with the thread's final `values`
         (`{"__error__": {...}}` if it failed). `on_disconnect: "cancel"` interrupts it
@@ -199,8 +192,9 @@ class GlobalRunsCancelView(APIView):
                    responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT,
                                                    description='{"cancelled_count": n}')})
     def post(self, request):
-        """Cancel runs: `thread_id` + `run_ids`, or every run of yours with `status`
-        (pending, running, all). `?action=interrupt|rollback`."""
+        """Cancel runs: `thread_id` + `run_ids`, or every run with `status` (pending,
+        running, all) of the thread `thread_id`, or without it of yours.
+        `?action=interrupt|rollback`."""
         body = GlobalRunsCancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
@@ -210,7 +204,8 @@ class GlobalRunsCancelView(APIView):
             thread = threads.filter(pk=v["thread_id"]).first()
             if thread is None:
                 raise NotFound("Thread not found.")
-            count = services.cancel_many(threads=threads.filter(pk=thread.pk), run_ids=v["run_ids"], action=action)
+            count = services.cancel_many(threads=threads.filter(pk=thread.pk), run_ids=v.get("run_ids"),
+                                         status=v.get("status") or "all", action=action)
         else:
             count = services.cancel_many(threads=threads, status=v["status"], action=action)
         return Response({"cancelled_count": count})
@@ -233,22 +228,24 @@ class StatelessRunCreation(RunCreation):
 
 
 class StatelessRunsView(StatelessRunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(409)})
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer, **errors(402, 409)})
     def post(self, request):
         """A background run on a temporary thread."""
         run = self.create_stateless_run()
-        return Response(RunSerializer(Run.objects.filter(pk=run.pk).first() or run).data, status=201)
+        return located(Response(RunSerializer(Run.objects.filter(pk=run.pk).first() or run).data, status=201),
+                       request, run)
 
 
 class StatelessRunStreamView(StreamRunMixin, StatelessRunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={(200, "text/event-stream"): SSE_RESPONSE, **errors(409)})
+    @extend_schema(request=RunCreateSerializer,
+                   responses={(200, "text/event-stream"): SSE_RESPONSE, **errors(402, 409)})
     def post(self, request):
         """A run on a temporary thread, streamed until it ends."""
         return self.stream_new_run(self.create_stateless_run())
 
 
 class StatelessRunWaitView(StreamRunMixin, StatelessRunCreation):
-    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE, **errors(409)})
+    @extend_schema(request=RunCreateSerializer, responses={200: VALUES_RESPONSE, **errors(402, 409)})
     def post(self, request):
         """A run on a temporary thread; its final `values` when it ends."""
         return self.wait_new_run(self.create_stateless_run(modes=("values",)))
@@ -258,7 +255,7 @@ class StatelessRunBatchView(StatelessRunCreation):
     pagination_class = None
     @extend_schema(request={"application/json": {"type": "array", "minItems": 1, "maxItems": 100,
                                                  "items": {"$ref": "#/components/schemas/RunCreateRequest"}}},
-                   responses={201: RunSerializer(many=True), **errors(404, 409)})
+                   responses={201: RunSerializer(many=True), **errors(402, 404, 409)})
     def post(self, request):
         """Several background runs (at most 100), each on the thread its `thread_id`
         names (404 if you cannot write to it), or else on a temporary thread of its own."""

@@ -30,9 +30,10 @@ queries as a batch of 1); `threads.signals` does them for a thread deleted any o
 way (`thread.delete()`, a queryset in the shell, Django's admin), one thread at a time.
 """
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, partial
 from typing import NamedTuple
 
 from django.db import connection, router, transaction
@@ -47,7 +48,7 @@ from receipts import services as receipts
 from receipts.models import DeletionKind
 from sandboxes.services import request_sandbox_deletion
 
-from ..models import Checkpoint, Run, Thread
+from ..models import ACTIVE_RUN_STATUSES, Checkpoint, Run, Thread
 from ..selectors import referenced_by_a_trigger
 
 
@@ -92,6 +93,7 @@ class Removed(NamedTuple):
     n_messages: int
     n_runs: int
     n_checkpoints: int
+    active_run_ids: object  # its pending and running runs (see `counts_of`)
 
 
 def inline_receipt(root_ids: set) -> "receipts.InlineReceipt | None":
@@ -225,12 +227,40 @@ def counts_of(table: str) -> str:
     messages are the thread's `last_message_seq` (see `Thread.last_message_seq`: no
     scan of them, which took ~15–25 ms of a 100,000-message delete); the runs and
     checkpoints, which go on their own too, are counted (correlated counts, each an
-    index-only lookup)."""
+    index-only lookup). Then `active_run_ids`, the ids of its pending and running runs
+    (an index probe; an array on PostgreSQL, a comma-separated text elsewhere, NULL
+    for none: see `active_runs_of`), whose executors and streams are stopped after
+    commit."""
     q = connection.ops.quote_name
+    runs = q(Run._meta.db_table)
+    active = ", ".join(f"'{status}'" for status in ACTIVE_RUN_STATUSES)  # the model's constants
+    of_thread = f"FROM {runs} WHERE thread_id = {table}.id AND status IN ({active})"
+    active_ids = (f"(SELECT array_agg(id) {of_thread})" if connection.vendor == "postgresql"
+                  else f"(SELECT group_concat(id) {of_thread})")
     return f"{table}.{q(Thread._meta.get_field('last_message_seq').column)} AS n_messages, " + ", ".join(
         f"(SELECT COUNT(*) FROM {q(model._meta.db_table)} WHERE thread_id = {table}.id) AS n_{name}"
         for name, model in (("runs", Run), ("checkpoints", Checkpoint))
-    )
+    ) + f", {active_ids} AS active_run_ids"
+
+
+def end_deleted_runs(runs: list[tuple]) -> None:
+    """After commit: the executors of these runs ((run id, thread id)) of deleted
+    threads stop, and their streams end with status `deleted`."""
+    from .runs import end_streams
+
+    end_streams(runs, "deleted")
+
+
+def active_runs_of(removed: list[Thread]) -> list[tuple]:
+    """(run id, thread id) of the pending and running runs of these removed threads
+    (`counts_of`'s `active_run_ids`)."""
+    found = []
+    for thread in removed:
+        ids = getattr(thread, "active_run_ids", None) or []
+        if isinstance(ids, str):
+            ids = ids.split(",")
+        found += [(uuid.UUID(str(run_id)), thread.id) for run_id in ids]
+    return found
 
 
 def collect_subtrees(*, root_ids: Iterable, project_ids: Iterable, counted: bool = False,
@@ -330,3 +360,6 @@ def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied
         tallies.setdefault(account_id, receipts.Tally()).sandbox_ids.append(sandbox_id)
     receipts.record(DeletionKind.THREAD_DELETE, tallies, inline=receipt)
     caches.on_commit_threads_removed(Counter(t.account_id for t in removed))
+    active = active_runs_of(removed)
+    if active:  # their executors stop, their streams end (`deleted`) now, not at a heartbeat
+        transaction.on_commit(partial(end_deleted_runs, active), robust=True)

@@ -788,11 +788,12 @@ def set_thread_status(thread: Thread, status: str) -> None:
     Thread.objects.filter(pk=thread.pk).update(status=status, **activity(thread))
 
 
-def interrupt_runs(*, runs: QuerySet) -> int:
+def interrupt_runs(*, runs: QuerySet, end_status: str = RunStatus.INTERRUPTED) -> int:
     """Set-based: interrupt the active runs among `runs` and cancel their pending
     approvals. Checkpoints are kept. The callers hold the threads' locks and set
     the threads' status. After commit, the runs' webhooks are called, their executors
-    are told to stop, their streams end, and stateless runs' threads are deleted."""
+    are told to stop, their streams end (with `end_status`: `deleted` for a run the
+    caller deletes), and stateless runs' threads are deleted."""
     active = runs.filter(status__in=ACTIVE_RUN_STATUSES)
     stopped = list(Run.objects.filter(pk__in=active.values("pk")).only("pk", "thread_id", "kwargs", "runtime"))
     if not stopped:
@@ -803,16 +804,23 @@ def interrupt_runs(*, runs: QuerySet) -> int:
     count = Run.objects.filter(pk__in=[r.pk for r in stopped], status__in=ACTIVE_RUN_STATUSES).update(
         status=RunStatus.INTERRUPTED, completed_at=timezone.now(), updated_at=timezone.now())
     schedule_webhooks([r.pk for r in stopped if (r.kwargs or {}).get("webhook")])
-    transaction.on_commit(partial(end_interrupted_streams, stopped), robust=True)
+    transaction.on_commit(partial(end_interrupted_streams, stopped, end_status), robust=True)
     return count
 
 
-def end_interrupted_streams(runs: list[Run]) -> None:
-    bus = get_bus()
+def end_interrupted_streams(runs: list[Run], status: str = RunStatus.INTERRUPTED) -> None:
     delete_temporary_threads(runs)
-    for run in runs:
-        publish(bus.cancel, run.pk)
-        publish(RunEvents.of(run).end, RunStatus.INTERRUPTED)
+    end_streams([(run.pk, run.thread_id) for run in runs], status)
+
+
+def end_streams(runs: list[tuple], status: str) -> None:
+    """Tell the executors of these runs ((run id, thread id)) to stop producing, and
+    end their streams (`end` with `status`): their followers end now, not at their
+    next heartbeat."""
+    bus = get_bus()
+    for run_id, thread_id in runs:
+        publish(bus.cancel, run_id)
+        publish(RunEvents(run_id=run_id, thread_id=thread_id).end, status)
 
 
 def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:
@@ -906,7 +914,7 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     if run.status in ACTIVE_RUN_STATUSES:
         if not force:
             raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
-        interrupt_runs(runs=Run.objects.filter(pk=run.pk))
+        interrupt_runs(runs=Run.objects.filter(pk=run.pk), end_status="deleted")
         remove_run(run, account_id=locked.account_id)
         advance_queue(locked)
         return
