@@ -475,3 +475,23 @@ def test_webhooks_with_the_broker_down_are_a_warning_naming_the_runs(project, ow
         send_webhooks([r.pk for r in runs])
     assert "not sent: the broker is unreachable" in caplog.text
     assert all(str(r.pk) in caplog.text for r in runs)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resumed_run_s_stream_and_wait_send_only_what_follows_the_resume(lg, thread):
+    """`command: {resume}` continues the paused run under its id: its new stream (and a
+    wait) starts at the resume — the part before the interrupt, with its answered
+    `__interrupt__`, is not sent again."""
+    modes = ["values", "updates"]
+    first = list(lg.runs.stream(str(thread.pk), "echo", stream_mode=modes,
+                                input={"messages": [{"role": "user", "content": "approve:deploy"}]}))
+    assert first[-1].event == "end" and first[-1].data["status"] == "interrupted"
+    resumed = list(lg.runs.stream(str(thread.pk), "echo", stream_mode=modes, command={"resume": True}))
+    assert not {p.id for p in first} & {p.id for p in resumed}, [(p.event, p.data) for p in resumed]
+    assert not [p for p in resumed if p.event == "updates" and "__interrupt__" in p.data]
+    assert resumed[-1].event == "end" and resumed[-1].data["status"] == "success"
+    assert resumed[0].event == "metadata" and resumed[0].data == first[0].data  # the same run, announced first
+
+    lg.runs.wait(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "approve:ship"}]})
+    values = lg.runs.wait(str(thread.pk), "echo", command={"resume": True})
+    assert "__interrupt__" not in values and values["messages"][-1]["type"] == "ai"

@@ -30,6 +30,17 @@ from ..serializers import (
     RunsCancelSerializer,
     select_fields,
 )
+from ..streams.bus import BUS_ERRORS, get_bus, run_log
+
+
+def resume_point(run: Run) -> str | None:
+    """The id of the last event a resumed run sent before its interrupt, read in the
+    resuming transaction (before its executor starts): its stream and wait follow
+    from there. None (from the start) when the log is gone or the bus unreachable."""
+    try:
+        return get_bus().last_id(run_log(run.pk))
+    except BUS_ERRORS:
+        return None
 
 
 def run_path(run: Run, suffix: str = "") -> str:
@@ -155,11 +166,14 @@ class RunCreation(ThreadScopedView):
         if modes:
             kwargs["stream_mode"] = list(dict.fromkeys([*(kwargs.get("stream_mode") or ["values"]), *modes]))
         agent, runtime = self.assistant(thread, v)
-        return services.create_run(
+        run = services.create_run(
             thread=thread, agent=agent, input=v.get("input"), metadata=v.get("metadata") or {}, model=v["model"],
             runtime=runtime, multitask_strategy=v.get("multitask_strategy") or self.default_multitask_strategy,
             kwargs=kwargs, bind_agent=bool(v.get("assistant_id")), supersede_paused=True,
         )
+        if getattr(run, "resumed", False):  # a paused run continues: stream what it sends from now on
+            run.stream_after = resume_point(run)
+        return run
 
     def create_thread_run(self, **options) -> Run:
         """A run on the thread of the path. LangGraph's `if_not_exists: "create"`

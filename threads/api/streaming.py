@@ -100,12 +100,14 @@ def cancel_on_disconnect(run: Run):
 class StreamRunMixin(StreamingMixin):
     def stream_new_run(self, run: Run):
         disconnected = cancel_on_disconnect(run) if run.kwargs.get("on_disconnect") == "cancel" else None
-        return located(self.event_stream(Follower(log=run_log(run.pk), after=None, run_id=run.pk),
+        return located(self.event_stream(Follower(log=run_log(run.pk), after=getattr(run, "stream_after", None),
+                                                  run_id=run.pk, resumed=getattr(run, "resumed", False)),
                                          disconnected=disconnected), self.request, run, "stream")
 
     def wait_new_run(self, run: Run):
         disconnected = cancel_on_disconnect(run) if run.kwargs.get("on_disconnect") == "cancel" else None
-        return located(self.json_at_end(Follower(log=run_log(run.pk), after=None, run_id=run.pk),
+        return located(self.json_at_end(Follower(log=run_log(run.pk), after=getattr(run, "stream_after", None),
+                                                 run_id=run.pk, resumed=getattr(run, "resumed", False)),
                                         partial(selectors.thread_values, run.thread_id), disconnected=disconnected),
                        self.request, run, "join")
 

@@ -678,6 +678,7 @@ def resume_with_command(*, thread: Thread, command: dict) -> Run:
     run = approval.run
     run.kwargs = {**run.kwargs, "command": command}
     run.save(update_fields=["kwargs", "updated_at"])
+    run.resumed = True  # not a new run: its stream so far is the part before the interrupt
     return run
 
 

@@ -136,7 +136,7 @@ class RunEvents:
         self.emit("paused", {"run_id": self.run_id, "status": "interrupted"})
 
     def resumed(self) -> None:
-        self.emit("resumed", {"run_id": self.run_id})
+        self.emit("resumed", {"run_id": self.run_id, "thread_id": self.thread_id})
 
     def error(self, message: str) -> None:
         self.emit("error", {"error": "RunError", "message": message})

@@ -50,11 +50,13 @@ class Follower:
     modes: the stream modes to pass on (None: everything); run_id: the run whose
     `end` closes the stream (None: a thread's log, followed until the client leaves
     or, with `thread_id`, until the thread is deleted: an `end` with status `deleted`);
-    paused: the run's log already ends with `paused` (a join from now on).
+    paused: the run's log already ends with `paused` (a join from now on);
+    resumed: the stream of a paused run's resume, from its pause on: it starts, as
+    every run stream does, with a `metadata` event, in place of the `resumed` one.
     """
 
     def __init__(self, *, log: str, after: str | None, modes=None, run_id=None, events: set | None = None,
-                 paused: bool = False, thread_id=None, thread_created_at=None):
+                 paused: bool = False, thread_id=None, thread_created_at=None, resumed: bool = False):
         self.log = log
         self.thread_id = thread_id  # a thread's log: it ends when the thread is deleted
         self.thread_created_at = thread_created_at  # which thread of that id (one deleted may be created again)
@@ -68,6 +70,7 @@ class Follower:
         self.status = None
         self.paused = paused  # the run waits on an interrupt (its log's last word is `paused`)
         self.gone_once = False  # the run was found gone once (see `check`)
+        self.resumed = resumed
         self.bus = get_bus()
 
     def passes(self, event: Event) -> bool:
@@ -87,6 +90,12 @@ class Follower:
                 self.error = event.data
             if self.passes(event):
                 out.append(event)
+            elif event.event == "resumed" and self.resumed:
+                self.resumed = False
+                metadata = Event(id=event.id, event="metadata", data={"run_id": str(self.run_id), **{
+                    k: v for k, v in (event.data or {}).items() if k == "thread_id"}})
+                if self.passes(metadata):
+                    out.append(metadata)
             if event.event == "end" and self.run_id is not None:
                 self.status = (event.data or {}).get("status")
                 self.done = True
