@@ -187,12 +187,12 @@ class AssistantVersionsView(AssistantView):
     def post(self, request, assistant_id):
         agent = self.assistant(assistant_id)
         v = body(request, AssistantVersionsQuerySerializer)
-        if v.get("metadata") and not all(agent.metadata.get(k) == val for k, val in v["metadata"].items()):
-            return Response([])  # versions share the agent's metadata
         if isinstance(agent, SimpleNamespace):  # a graph's default assistant
-            versions = [agent]
-        else:
-            versions = AgentVersion.objects.filter(agent=agent).select_related("agent").order_by("-number")
+            wanted = v.get("metadata") or {}
+            versions = [agent] if all(agent.metadata.get(k) == val for k, val in wanted.items()) else []
+        else:  # each version with the metadata it kept
+            versions = filter_json_containment(AgentVersion.objects.filter(agent=agent), "metadata", v.get("metadata"))
+            versions = versions.select_related("agent").order_by("-number")
         return Response(AssistantVersionSerializer(versions[v["offset"]: v["offset"] + v["limit"]], many=True).data)
 
 

@@ -51,6 +51,9 @@ class AgentVersion(models.Model):
     graph_id = models.CharField(max_length=64, blank=True, default="")
     config = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True)
+    # The agent's metadata while this version was its current one (LangGraph's
+    # assistant versions each keep theirs; `set_latest` brings it back).
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

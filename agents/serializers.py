@@ -169,7 +169,7 @@ class AssistantVersionSerializer(serializers.Serializer):
         return graph_of(version.graph_id)
 
     def get_metadata(self, version) -> dict:
-        return version.agent.metadata
+        return version.metadata
 
     def get_name(self, version) -> str:
         return version.agent.name

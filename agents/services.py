@@ -140,7 +140,7 @@ def create_agent(
     AgentVersion.objects.bulk_create(
         AgentVersion(agent=agent, number=i + 1, system_prompt=v.get("system_prompt", ""), model=v["model"],
                      tools=v.get("tools", []), mcps=v.get("mcps", []), graph_id=v.get("graph_id", ""),
-                     config=v.get("config", {}), context=v.get("context", {}))
+                     config=v.get("config", {}), context=v.get("context", {}), metadata=agent.metadata)
         for i, v in enumerate(versions)
     )
     agent.existed = False
@@ -166,7 +166,11 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
         # agent. Only an agent becoming the default takes the account's lock, and no
         # default switch waits on it (`_unset_other_defaults` skips non-defaults).
         _lock_account(locked.account_id)
-    previous = locked.current_version
+    previous, metadata_before = locked.current_version, locked.metadata
+    if "metadata" in fields:
+        locked.metadata = public_metadata(fields["metadata"]) | _internal_flags(locked.metadata)
+    if "metadata_merge" in fields:  # LangGraph's PATCH: the keys given replace theirs, the others stay
+        locked.metadata = (locked.metadata or {}) | public_metadata(fields["metadata_merge"])
     config_changes = _validate_config({k: fields[k] for k in CONFIG_FIELDS if k in fields})
     if config_changes:
         current = AgentVersion.objects.get(agent=locked, number=locked.current_version)
@@ -175,14 +179,12 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
             # After `set_current_version` moved back, the next number is past the newest one.
             newest = AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0
             locked.current_version = newest + 1
-            AgentVersion.objects.create(agent=locked, number=locked.current_version, **new)
+            AgentVersion.objects.create(agent=locked, number=locked.current_version, metadata=locked.metadata, **new)
+    if locked.current_version == previous and locked.metadata != metadata_before:  # the current version's too
+        AgentVersion.objects.filter(agent=locked, number=previous).update(metadata=locked.metadata)
     for key in ("name", "description"):
         if key in fields:
             setattr(locked, key, fields[key])
-    if "metadata" in fields:
-        locked.metadata = public_metadata(fields["metadata"]) | _internal_flags(locked.metadata)
-    if "metadata_merge" in fields:  # LangGraph's PATCH: the keys given replace theirs, the others stay
-        locked.metadata = (locked.metadata or {}) | public_metadata(fields["metadata_merge"])
     if fields.get("is_default") is True and not locked.is_default:
         _unset_other_defaults(locked.account_id, locked.pk)
         locked.is_default = True
@@ -195,14 +197,17 @@ def update_agent(*, agent: Agent, **fields) -> Agent:
 
 @transaction.atomic
 def set_current_version(*, agent: Agent, version: int) -> Agent:
-    """Make an existing version the current one (LangGraph's `set_latest`); no new
-    version is made. 404 for a version the agent does not have."""
+    """Make an existing version the current one (LangGraph's `set_latest`), with the
+    metadata it kept (the internal flags stay as they are); no new version is made.
+    404 for a version the agent does not have."""
     locked = _lock_agent(agent.pk)
-    if not AgentVersion.objects.filter(agent=locked, number=version).exists():
+    chosen = AgentVersion.objects.filter(agent=locked, number=version).only("metadata").first()
+    if chosen is None:
         raise NotFound(f"Version {version} not found.")
     previous = locked.current_version
     locked.current_version = version
-    locked.save(update_fields=["current_version", "updated_at"])
+    locked.metadata = public_metadata(chosen.metadata) | _internal_flags(locked.metadata)
+    locked.save(update_fields=["current_version", "metadata", "updated_at"])
     caches.on_commit_invalidate(account_id=locked.account_id, agent_id=locked.pk, versions=[previous])
     return locked
 

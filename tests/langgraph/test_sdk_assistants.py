@@ -60,6 +60,23 @@ def test_create_get_update_versions_and_latest(client, account):
     assert client.assistants.get_schemas(created["assistant_id"])["graph_id"] == "echo"
 
 
+def test_each_version_keeps_its_metadata_and_set_latest_brings_it_back(client):
+    """As on LangGraph's server: a version keeps the metadata the assistant had while
+    it was current; the versions are filtered by it; `set_latest` restores it."""
+    created = client.assistants.create("echo", metadata={"v": 1, "team": "red"})
+    assistant_id = created["assistant_id"]
+    client.assistants.update(assistant_id, metadata={"v": 2}, context={"tone": "warm"})
+    assert {v["version"]: v["metadata"] for v in client.assistants.get_versions(assistant_id)} == {
+        2: {"v": 2, "team": "red"}, 1: {"v": 1, "team": "red"}}
+    assert [v["version"] for v in client.assistants.get_versions(assistant_id, metadata={"v": 1})] == [1]
+    assert [v["version"] for v in client.assistants.get_versions(assistant_id, metadata={"team": "red"})] == [2, 1]
+    client.assistants.update(assistant_id, metadata={"note": "x"})  # no new version: the current one's changes
+    assert client.assistants.get_versions(assistant_id, metadata={"note": "x"})[0]["version"] == 2
+    back = client.assistants.set_latest(assistant_id, 1)
+    assert back["version"] == 1 and back["metadata"] == {"v": 1, "team": "red"}
+    assert client.assistants.get(assistant_id)["metadata"] == {"v": 1, "team": "red"}
+
+
 def test_caller_chosen_id_if_exists_search_and_count(client):
     chosen = str(uuid.uuid4())
     client.assistants.create("echo", assistant_id=chosen, name="one", metadata={"k": "a"})
@@ -193,3 +210,27 @@ def test_delete_plain_protected_and_with_threads(client, account):
     assert not Message.objects.filter(thread_id__in=gone).exists()
     assert Thread.objects.filter(pk=kept["thread_id"]).exists()
     assert not Agent.objects.filter(pk=doomed["assistant_id"]).exists()
+
+
+def test_the_migration_gives_existing_versions_their_agent_s_metadata(account):
+    """Versions made before they kept metadata of their own start with their agent's
+    (what the versions list showed for them)."""
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    old, new = [("agents", "0005_triggers_go_with_their_thread")], [("agents", "0006_versions_keep_their_metadata")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(old)
+    apps = executor.loader.project_state(old).apps
+    OldAgent, OldVersion = apps.get_model("agents", "Agent"), apps.get_model("agents", "AgentVersion")
+    try:
+        agents = [OldAgent.objects.create(account_id=account.pk, name=f"a{i}", metadata={"n": i}) for i in range(2)]
+        for agent in agents:
+            for number in (1, 2):
+                OldVersion.objects.create(agent=agent, number=number, model="m")
+        MigrationExecutor(connection).migrate(new)
+        assert sorted(AgentVersion.objects.values_list("agent__name", "number", "metadata")) == [
+            ("a0", 1, {"n": 0}), ("a0", 2, {"n": 0}), ("a1", 1, {"n": 1}), ("a1", 2, {"n": 1})]
+    finally:
+        call_command("migrate", verbosity=0)
