@@ -55,7 +55,8 @@ SSE_RESPONSE = OpenApiResponse(
     description="Server-Sent Events: `metadata`, the stream modes' events, `error` on failure, `end` last. "
                 "Each event has an `id` a client can resume after (`Last-Event-ID`).",
 )
-LAST_EVENT_ID = OpenApiParameter("Last-Event-ID", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+LAST_EVENT_ID = OpenApiParameter("Last-Event-ID", {"type": "string", "pattern": EVENT_ID.pattern},
+                                 OpenApiParameter.HEADER, required=False,
                                  description="Resume after this event id (nothing is sent twice).")
 VALUES_RESPONSE = OpenApiResponse(response=OpenApiTypes.OBJECT,
                                   description="The thread's final `values` (`{\"messages\": [...]}`).")
