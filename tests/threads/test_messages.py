@@ -124,6 +124,37 @@ def test_messages_and_checkpoints_posted_for_a_run_being_deleted_are_201_or_422(
         assert not Message.objects.filter(thread=thread).exclude(run=None).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_checkpoint_deleted_right_after_its_post_committed_is_still_a_201(api, thread):
+    """The race above, made certain: the run (with the checkpoint) is deleted between
+    the post's commit and its reading the checkpoint back. The answer is the 201 of
+    the creation, the checkpoint and its writes as created — it was a 500."""
+    from threads.models import Checkpoint
+
+    run = services.create_run(thread=thread)
+    Run.objects.filter(pk=run.pk).update(status="success")
+
+    inserted = []
+
+    def delete_first(execute, sql, params, many, context):
+        table = Checkpoint._meta.db_table
+        if sql.startswith("INSERT") and table in sql:
+            inserted.append(sql)
+        elif inserted and sql.startswith("SELECT") and table in sql and not connection.in_atomic_block:
+            inserted.clear()  # committed; now the racing DELETE of the run, before the read-back
+            services.delete_run(thread=thread, run_id=run.pk)
+        return execute(sql, params, many, context)
+
+    body = {"checkpoint_id": "c1", "checkpoint": {"v": 1}, "metadata": {"step": 0}, "run_id": str(run.pk),
+            "writes": [{"task_id": "t", "idx": 1, "channel": "b", "value": 2},
+                       {"task_id": "t", "idx": 0, "channel": "a", "value": 1}]}
+    with connection.execute_wrapper(delete_first):
+        r = api.post(f"/api/threads/{thread.pk}/checkpoints", body, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["checkpoint_id"] == "c1" and [w["idx"] for w in r.json()["writes"]] == [0, 1]
+    assert not Checkpoint.objects.filter(thread=thread).exists() and not Run.objects.filter(pk=run.pk).exists()
+
+
 def test_a_closed_thread_takes_no_message(api, thread):
     Thread.objects.filter(pk=thread.pk).update(status=ThreadStatus.CLOSED)
     r = api.post(messages_url(thread), text("late"), format="json")

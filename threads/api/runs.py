@@ -19,6 +19,7 @@ from ..serializers import (
     CheckpointCreateSerializer,
     CheckpointListQuerySerializer,
     CheckpointSerializer,
+    CheckpointWriteSerializer,
     MessageCreateSerializer,
     MessageListQuerySerializer,
     MessageSerializer,
@@ -146,7 +147,14 @@ class CheckpointsView(ThreadScopedView):
             parent_checkpoint_id=v.get("parent_checkpoint_id") or None, checkpoint=v["checkpoint"],
             metadata=v["metadata"], run=run, writes=v["writes"],
         )
-        return Response(CheckpointSerializer(_with_writes(Checkpoint.objects.filter(pk=cp.pk)).get()).data, status=201)
+        current = _with_writes(Checkpoint.objects.filter(pk=cp.pk)).first()
+        if current is not None:
+            return Response(CheckpointSerializer(current).data, status=201)
+        # Deleted since it committed (with its run, by a delete racing this post): still
+        # the 201 of its creation, with the checkpoint and its writes as they were created.
+        writes = sorted(v["writes"], key=lambda w: (w["task_id"], w["idx"]))
+        return Response({**CheckpointSerializer(cp).data, "writes": CheckpointWriteSerializer(writes, many=True).data},
+                        status=201)
 
 
 class RunCreation(ThreadScopedView):
