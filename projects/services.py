@@ -1,5 +1,7 @@
 """Writes for tenancy: accounts, members, projects."""
 
+from functools import partial
+
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
@@ -137,6 +139,7 @@ def delete_project(*, project: Project) -> None:
     if locked is None:
         raise NotFound("Project not found.")
     lock_threads_of(project_id=locked.pk)
+    stop_runs_of(project_id=locked.pk)
     locked.delete()
 
 
@@ -170,6 +173,21 @@ def lock_threads_of(**owner) -> None:
     _lock_in_id_order(Thread, f"{column} = %s", value)
 
 
+def stop_runs_of(**owner) -> None:
+    """The pending and running runs of a project's or an account's threads (`project_id=`
+    / `account_id=`; the threads locked), which the database cascade is about to take:
+    after commit their executors are told to stop and their streams end `deleted`, as
+    for a deleted thread. One query."""
+    from threads.models import ACTIVE_RUN_STATUSES, Run
+    from threads.services.runs import RUN_DELETED, end_streams
+
+    (column, value), = owner.items()
+    active = list(Run.objects.filter(**{f"thread__{column}": value}, status__in=ACTIVE_RUN_STATUSES)
+                  .values_list("pk", "thread_id"))
+    if active:
+        transaction.on_commit(partial(end_streams, active, RUN_DELETED), robust=True)
+
+
 def _lock_in_id_order(model, where: str, value) -> None:
     """`SELECT ... FOR UPDATE` of `model`'s rows matching `where`, in id order, in one
     statement (no row sent back). A no-op off PostgreSQL, where a write locks the
@@ -200,4 +218,5 @@ def delete_account(*, account: Account) -> None:
     if locked is None:
         raise NotFound("Account not found.")
     lock_threads_of(account_id=locked.pk)
+    stop_runs_of(account_id=locked.pk)
     locked.delete()

@@ -140,6 +140,7 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
+MAX_AFTER_SECONDS = 366 * 24 * 3600  # a run's delayed start (`after_seconds`): at most a (leap) year
 
 
 class MultitaskStrategy(models.TextChoices):

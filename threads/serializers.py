@@ -156,7 +156,7 @@ class ThreadFilterSerializer(serializers.Serializer):
 
 from drf_spectacular.utils import extend_schema_field  # noqa: E402
 
-from .models import Checkpoint, Message, MessageRole, MultitaskStrategy, Run, RunStatus  # noqa: E402
+from .models import MAX_AFTER_SECONDS, Checkpoint, Message, MessageRole, MultitaskStrategy, Run, RunStatus  # noqa: E402
 from .streams.events import STREAM_MODES  # noqa: E402
 
 
@@ -357,7 +357,7 @@ class RunCreateSerializer(serializers.Serializer):
     if_not_exists = serializers.ChoiceField(choices=["create", "reject"], required=False, allow_null=True)
     on_disconnect = serializers.ChoiceField(choices=["cancel", "continue"], required=False, allow_null=True)
     on_completion = serializers.ChoiceField(choices=["delete", "keep"], required=False, allow_null=True)
-    after_seconds = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=31_536_000)
+    after_seconds = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=MAX_AFTER_SECONDS)
     strict_resume = serializers.BooleanField(required=False, allow_null=True)
     langsmith_tracer = serializers.DictField(required=False, allow_null=True)
     runtime = serializers.CharField(required=False, allow_blank=True, max_length=64)
@@ -387,7 +387,8 @@ class RunsCancelSerializer(serializers.Serializer):
 
 
 class GlobalRunsCancelSerializer(serializers.Serializer):
-    """`POST /runs/cancel`: `thread_id` + `run_ids`, or `status` (all your threads)."""
+    """`POST /runs/cancel`: `thread_id` + `run_ids`, or `status` (with `thread_id` that
+    thread's runs, without it all your threads')."""
 
     thread_id = serializers.UUIDField(required=False, allow_null=True)
     run_ids = serializers.ListField(child=serializers.UUIDField(), required=False, allow_null=True, max_length=1000)

@@ -122,6 +122,55 @@ def test_a_thread_and_its_receipt_go_in_one_round_trip(project, big_thread, djan
     assert sorted(receipt.embedding_thread_ids) == sorted(str(i) for i in ids)
 
 
+@pytest.mark.parametrize("how", ["service", "model_delete"])
+def test_the_active_runs_of_a_deleted_thread_and_its_sub_threads_are_stopped(
+        project, how, django_capture_on_commit_callbacks, django_assert_max_num_queries):
+    """Every pending or running run under the deleted thread (a sub-thread's too) is
+    told to stop and its stream ends `deleted` after commit — through the service (the
+    same queries as ever) and through `thread.delete()` (the signal); a finished run
+    and another thread's active run are left alone."""
+    from threads.streams.bus import get_bus, run_log
+
+    root = create_thread(project=project)
+    child = create_thread(project=project, parent_thread=root)
+    other = create_thread(project=project)
+    going = [Run.objects.create(thread=root, seq=1, status="running"),
+             Run.objects.create(thread=root, seq=2, status="pending"),
+             Run.objects.create(thread=child, seq=1, status="running")]
+    done = Run.objects.create(thread=root, seq=3, status="success")
+    staying = Run.objects.create(thread=other, seq=1, status="running")
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "service":
+            with django_assert_max_num_queries(3 if connection.vendor == "postgresql" else 8):
+                delete_thread(thread=root)
+        else:
+            Thread.objects.get(pk=root.pk).delete()
+    bus = get_bus()
+    for run in going:
+        (end,) = [e for e in bus.read(run_log(run.pk), None, 0.1) if e.event == "end"]
+        assert end.data == {"run_id": str(run.pk), "status": "deleted"} and bus.is_cancelled(run.pk)
+    for run in (done, staying):
+        assert bus.read(run_log(run.pk), None, 0.01) == [] and not bus.is_cancelled(run.pk)
+    assert Run.objects.filter(pk=staying.pk, status="running").exists()
+
+
+@pytest.mark.parametrize("deleted", ["project", "account"])
+def test_deleting_a_project_or_an_account_stops_their_threads_active_runs(
+        account, project, deleted, django_capture_on_commit_callbacks):
+    """The database cascade takes their threads: their active runs are stopped, and
+    their streams end `deleted`, as for a thread deleted on its own."""
+    from threads.streams.bus import get_bus, run_log
+
+    run = Run.objects.create(thread=create_thread(project=project), seq=1, status="running")
+    with django_capture_on_commit_callbacks(execute=True):
+        if deleted == "project":
+            project_services.delete_project(project=project)
+        else:
+            project_services.delete_account(account=account)
+    (end,) = [e for e in get_bus().read(run_log(run.pk), None, 0.1) if e.event == "end"]
+    assert end.data == {"run_id": str(run.pk), "status": "deleted"} and get_bus().is_cancelled(run.pk)
+
+
 def test_deleting_leaves_other_threads_untouched(project, big_thread):
     root, ids = big_thread
     other = create_thread(project=project)

@@ -222,7 +222,7 @@ def test_global_cancel_of_one_thread_by_status(client, thread, project, owner):
     b = client.runs.create(str(other.pk), "echo", input=ask("approve: b"))
     client.runs.cancel_many(thread_id=str(thread.pk), status="pending")  # a is running: not among them
     assert Run.objects.get(pk=a["run_id"]).status == "running"
-    client.runs.cancel_many(thread_id=str(thread.pk), status="all")
+    client.runs.cancel_many(thread_id=str(thread.pk), status="all", run_ids=[])  # an empty list names no run
     assert Run.objects.get(pk=a["run_id"]).status == "interrupted"
     assert Run.objects.get(pk=b["run_id"]).status == "running"
 

@@ -68,9 +68,9 @@ def test_deleting_a_thread_stops_its_running_run_in_the_worker(client, thread, c
     def tokens_logged():
         return sum(e.event == "messages" for e in get_bus().read(run_log(run_id), None, 0.1))
 
-    time.sleep(1)  # were the worker still producing, 50 more tokens would be logged meanwhile
     logged = tokens_logged()
-    assert logged < 100 and tokens_logged() == logged, logged
+    time.sleep(1)  # were the worker still producing, 50 more tokens would be logged meanwhile
+    assert tokens_logged() == logged < 100, logged
 
 
 def test_wait_and_join_through_the_worker(client, thread, celery_worker_process):  # noqa: F811

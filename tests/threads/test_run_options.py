@@ -495,3 +495,30 @@ def test_a_resumed_run_s_stream_and_wait_send_only_what_follows_the_resume(lg, t
     lg.runs.wait(str(thread.pk), "echo", input={"messages": [{"role": "user", "content": "approve:ship"}]})
     values = lg.runs.wait(str(thread.pk), "echo", command={"resume": True})
     assert "__interrupt__" not in values and values["messages"][-1]["type"] == "ai"
+
+
+def test_a_resumed_stream_drops_what_comes_before_the_resume_even_a_late_pause(thread):
+    """The pause's events are published after its commit: a client that saw the pause
+    in the database may resume before they reach the log. The resumed stream skips them
+    (a late `paused` would end it at once) and starts at the resume, with `metadata`."""
+    import uuid
+
+    from threads.streams.bus import get_bus, run_log
+    from threads.streams.events import RunEvents
+    from threads.streams.sse import Follower
+
+    run_id, bus = uuid.uuid4(), get_bus()
+    events = RunEvents(run_id=run_id, thread_id=thread.pk)
+    events.metadata()
+    point = bus.last_id(run_log(run_id))  # what the resuming transaction read
+    follower = Follower(log=run_log(run_id), after=point, run_id=run_id, resumed=True)
+    events.paused(values={"messages": []}, interrupts=[{"value": "late"}], new_messages=[])  # late
+    assert follower.take(bus.read(run_log(run_id), follower.after, 0.1)) == [] and not follower.done
+    events.resumed()
+    events.emit("values", {"messages": ["after"]})
+    events.end("success")
+    sent = follower.take(bus.read(run_log(run_id), follower.after, 0.1))
+    assert [(e.event, e.data) for e in sent] == [
+        ("metadata", {"run_id": str(run_id), "thread_id": str(thread.pk)}),
+        ("values", {"messages": ["after"]}), ("end", {"run_id": str(run_id), "status": "success"})]
+    assert follower.done and follower.status == "success"

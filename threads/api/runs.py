@@ -45,6 +45,7 @@ def resume_point(run: Run) -> str | None:
 
 
 def run_path(run: Run, suffix: str = "") -> str:
+    """The run's path in the API (`suffix`: one of its sub-resources, `stream`, `join`)."""
     return f"/api/threads/{run.thread_id}/runs/{run.pk}" + (f"/{suffix}" if suffix else "")
 
 
@@ -162,6 +163,7 @@ class RunCreation(ThreadScopedView):
     endpoints, thread-bound or stateless."""
 
     default_multitask_strategy = MultitaskStrategy.ENQUEUE
+    follows_the_run = False  # a stream or wait answers with what the run sends (`StreamRunMixin`)
 
     def create_run(self, thread, data=None, *, temporary: bool = False, modes: tuple = ()) -> Run:
         body = RunCreateSerializer(data=self.request.data if data is None else data)
@@ -179,7 +181,7 @@ class RunCreation(ThreadScopedView):
             runtime=runtime, multitask_strategy=v.get("multitask_strategy") or self.default_multitask_strategy,
             kwargs=kwargs, bind_agent=bool(v.get("assistant_id")), supersede_paused=True,
         )
-        if getattr(run, "resumed", False):  # a paused run continues: stream what it sends from now on
+        if getattr(run, "resumed", False) and self.follows_the_run:  # a paused run continues: from now on
             run.stream_after = resume_point(run)
         return run
 

@@ -99,6 +99,8 @@ def cancel_on_disconnect(run: Run):
 
 
 class StreamRunMixin(StreamingMixin):
+    follows_the_run = True  # a resumed run is followed from its resume (`RunCreation.create_run`)
+
     def stream_new_run(self, run: Run):
         disconnected = cancel_on_disconnect(run) if run.kwargs.get("on_disconnect") == "cancel" else None
         return located(self.event_stream(Follower(log=run_log(run.pk), after=getattr(run, "stream_after", None),
@@ -207,7 +209,7 @@ class GlobalRunsCancelView(APIView):
             thread = threads.filter(pk=v["thread_id"]).first()
             if thread is None:
                 raise NotFound("Thread not found.")
-            count = services.cancel_many(threads=threads.filter(pk=thread.pk), run_ids=v.get("run_ids"),
+            count = services.cancel_many(threads=threads.filter(pk=thread.pk), run_ids=v.get("run_ids") or None,
                                          status=v.get("status") or "all", action=action)
         else:
             count = services.cancel_many(threads=threads, status=v["status"], action=action)

@@ -30,7 +30,6 @@ queries as a batch of 1); `threads.signals` does them for a thread deleted any o
 way (`thread.delete()`, a queryset in the shell, Django's admin), one thread at a time.
 """
 
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from functools import cache, partial
@@ -50,6 +49,7 @@ from sandboxes.services import request_sandbox_deletion
 
 from ..models import ACTIVE_RUN_STATUSES, Checkpoint, Run, Thread
 from ..selectors import referenced_by_a_trigger
+from .runs import RUN_DELETED, end_streams
 
 
 def delete_thread(*, thread: Thread) -> None:
@@ -243,14 +243,6 @@ def counts_of(table: str) -> str:
     ) + f", {active_ids} AS active_run_ids"
 
 
-def end_deleted_runs(runs: list[tuple]) -> None:
-    """After commit: the executors of these runs ((run id, thread id)) of deleted
-    threads stop, and their streams end with status `deleted`."""
-    from .runs import end_streams
-
-    end_streams(runs, "deleted")
-
-
 def active_runs_of(removed: list[Thread]) -> list[tuple]:
     """(run id, thread id) of the pending and running runs of these removed threads
     (`counts_of`'s `active_run_ids`)."""
@@ -259,7 +251,7 @@ def active_runs_of(removed: list[Thread]) -> list[tuple]:
         ids = getattr(thread, "active_run_ids", None) or []
         if isinstance(ids, str):
             ids = ids.split(",")
-        found += [(uuid.UUID(str(run_id)), thread.id) for run_id in ids]
+        found += [(Run._meta.pk.to_python(run_id), thread.id) for run_id in ids]
     return found
 
 
@@ -362,4 +354,4 @@ def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied
     caches.on_commit_threads_removed(Counter(t.account_id for t in removed))
     active = active_runs_of(removed)
     if active:  # their executors stop, their streams end (`deleted`) now, not at a heartbeat
-        transaction.on_commit(partial(end_deleted_runs, active), robust=True)
+        transaction.on_commit(partial(end_streams, active, RUN_DELETED), robust=True)

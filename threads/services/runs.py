@@ -32,8 +32,8 @@ from receipts import services as receipts
 from receipts.models import DeletionKind
 
 from ..models import (
-    ACTIVE_RUN_STATUSES, Approval, ApprovalStatus, Checkpoint, Message, MultitaskStrategy, Run, RunStatus, Thread,
-    ThreadStatus,
+    ACTIVE_RUN_STATUSES, MAX_AFTER_SECONDS, Approval, ApprovalStatus, Checkpoint, Message, MultitaskStrategy, Run,
+    RunStatus, Thread, ThreadStatus,
 )
 from config.celery import worker_lease, worker_name
 
@@ -54,7 +54,6 @@ CANCEL_ACTIONS = ("interrupt", "rollback")
 # LangGraph message types and roles, as the thread's message roles.
 MESSAGE_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant",
                  "system": "system", "tool": "tool"}
-MAX_AFTER_SECONDS = 366 * 24 * 3600
 
 
 def input_message_list(input) -> list:
@@ -814,6 +813,9 @@ def end_interrupted_streams(runs: list[Run], status: str = RunStatus.INTERRUPTED
     end_streams([(run.pk, run.thread_id) for run in runs], status)
 
 
+RUN_DELETED = "deleted"  # the status a deleted run's stream ends with (not a run status: the run is gone)
+
+
 def end_streams(runs: list[tuple], status: str) -> None:
     """Tell the executors of these runs ((run id, thread id)) to stop producing, and
     end their streams (`end` with `status`): their followers end now, not at their
@@ -915,7 +917,7 @@ def delete_run(*, thread: Thread, run_id, force: bool = False) -> None:
     if run.status in ACTIVE_RUN_STATUSES:
         if not force:
             raise Conflict(f"The run is {run.status}; cancel it first or pass force=true.")
-        interrupt_runs(runs=Run.objects.filter(pk=run.pk), end_status="deleted")
+        interrupt_runs(runs=Run.objects.filter(pk=run.pk), end_status=RUN_DELETED)
         remove_run(run, account_id=locked.account_id)
         advance_queue(locked)
         return

@@ -51,8 +51,10 @@ class Follower:
     `end` closes the stream (None: a thread's log, followed until the client leaves
     or, with `thread_id`, until the thread is deleted: an `end` with status `deleted`);
     paused: the run's log already ends with `paused` (a join from now on);
-    resumed: the stream of a paused run's resume, from its pause on: it starts, as
-    every run stream does, with a `metadata` event, in place of the `resumed` one.
+    resumed: the stream of a paused run's resume, read from the log's end when the
+    resume was decided: what comes before the `resumed` event (the pause's own events,
+    should they reach the log late) is dropped, and the stream starts, as every run
+    stream does, with a `metadata` event, in place of the `resumed` one.
     """
 
     def __init__(self, *, log: str, after: str | None, modes=None, run_id=None, events: set | None = None,
@@ -84,18 +86,20 @@ class Follower:
         out = []
         for event in events:
             self.after = event.id
+            if self.resumed:  # before the resume: nothing of it, not even its `paused`
+                if event.event == "resumed":
+                    self.resumed = False
+                    metadata = Event(id=event.id, event="metadata",
+                                     data={"run_id": str(self.run_id), **(event.data or {})})
+                    if self.passes(metadata):
+                        out.append(metadata)
+                continue
             if event.event == "values":
                 self.values = event.data
             elif event.event == "error":
                 self.error = event.data
             if self.passes(event):
                 out.append(event)
-            elif event.event == "resumed" and self.resumed:
-                self.resumed = False
-                metadata = Event(id=event.id, event="metadata", data={"run_id": str(self.run_id), **{
-                    k: v for k, v in (event.data or {}).items() if k == "thread_id"}})
-                if self.passes(metadata):
-                    out.append(metadata)
             if event.event == "end" and self.run_id is not None:
                 self.status = (event.data or {}).get("status")
                 self.done = True

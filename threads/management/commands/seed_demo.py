@@ -47,11 +47,12 @@ class Command(BaseCommand):
         parser.add_argument("--agents", type=count, default=2, help="agents the threads are spread over (default: 2)")
         parser.add_argument("--username", default="demo", help="the user who owns the account (default: demo)")
         parser.add_argument("--password", default=None,
-                            help=f"the password of the user, when the command creates them (default: {DEFAULT_PASSWORD});"
-                                 " an existing user keeps theirs")
+                            help="the password of the user, when the command creates them (default: "
+                                 f"{DEFAULT_PASSWORD}; a given one must pass the password validators); an "
+                                 "existing user keeps theirs")
         parser.add_argument("--account-name", default="Demo account",
-                            help="the account's name (default: Demo account); the user's own account of that name"
-                                 " is reused")
+                            help="the account's name (default: Demo account); the user's own account of that "
+                                 "name is reused")
         parser.add_argument("--staff", action="store_true", help="make the demo user a superuser (admin login)")
         parser.add_argument("--if-missing", action="store_true", help="do nothing if the demo user already exists")
 
@@ -60,16 +61,16 @@ class Command(BaseCommand):
         username = o["username"]
         exists = get_user_model().objects.filter(username=username).exists()
         if o["if_missing"] and exists:
-            self.stdout.write(f"Demo data exists. Log in as '{username}' (password '{DEFAULT_PASSWORD}' unless changed).")
+            self.stdout.write(f"Demo data exists. Log in as '{username}'.")
             return
-        if exists and o["password"] is not None:
-            raise CommandError(f"User '{username}' already exists and keeps their password: leave out --password, "
-                               f"or change it with `manage.py changepassword {username}`.")
         n_runs = o["runs"] if o["runs"] is not None else o["messages"] // 2
         n_cps = o["checkpoints"] if o["checkpoints"] is not None else n_runs
         try:
+            if o["password"] is not None:  # an existing user's is refused, as create_account refuses it
+                project_services.validate_new_password(username=username, password=o["password"])
             made = seed(
-                username=username, password=o["password"] or DEFAULT_PASSWORD, account_name=o["account_name"],
+                username=username, password=None if exists else o["password"] or DEFAULT_PASSWORD,
+                account_name=o["account_name"],
                 n_projects=max(o["projects"], 1), n_agents=o["agents"], n_threads=o["threads"],
                 n_messages=o["messages"], n_runs=n_runs, n_checkpoints=n_cps, progress=self.stdout.write,
             )
@@ -95,11 +96,10 @@ def _bulk(model, rows):
 
 def seed(*, username, password, account_name, n_projects, n_agents, n_threads, n_messages, n_runs,
          n_checkpoints, progress=lambda s: None) -> dict:
-    """Make the data; `password` is set only on a user this creates. The user's own
-    account named `account_name` (owned, the oldest) is reused, its projects too."""
-    User = get_user_model()
-    user = project_services.ensure_user(
-        username=username, password=None if User.objects.filter(username=username).exists() else password)
+    """Make the data; `password` (None: unusable) is set on a user this creates, an
+    existing user keeps theirs. The user's own account named `account_name` (owned, the
+    oldest) is reused, its projects and agents too."""
+    user = project_services.ensure_user(username=username, password=password)
     account = (Account.objects.filter(name=account_name, memberships__user=user, memberships__role=Role.OWNER)
                .order_by("created_at").first())
     reused = account is not None
@@ -165,5 +165,6 @@ def seed(*, username, password, account_name, n_projects, n_agents, n_threads, n
         totals["runs"] += len(runs)
         totals["checkpoints"] += len(checkpoints)
         progress(f"  {min(start + step, n_threads)}/{n_threads} threads")
-    return {"account": account, "reused": reused, "projects": len(projects), "agents": len(agents), "threads": n_threads, **totals}
+    return {"account": account, "reused": reused, "projects": len(projects), "agents": len(agents),
+            "threads": n_threads, **totals}
 
