@@ -55,9 +55,9 @@ SSE_RESPONSE = OpenApiResponse(
     description="Server-Sent Events: `metadata`, the stream modes' events, `error` on failure, `end` last. "
                 "Each event has an `id` a client can resume after (`Last-Event-ID`).",
 )
-LAST_EVENT_ID = OpenApiParameter("Last-Event-ID", {"type": "string", "pattern": EVENT_ID.pattern},
+LAST_EVENT_ID = OpenApiParameter("Last-Event-ID", {"type": "string", "pattern": r"^(\d{1,20}(-\d{1,20})?)?$"},
                                  OpenApiParameter.HEADER, required=False,
-                                 description="Resume after this event id (nothing is sent twice).")
+                                 description="Resume after this event id (nothing is sent twice); empty: as absent.")
 VALUES_RESPONSE = OpenApiResponse(response=OpenApiTypes.OBJECT,
                                   description="The thread's final `values` (`{\"messages\": [...]}`).")
 

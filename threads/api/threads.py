@@ -1,7 +1,6 @@
 """`/api/threads`: create, list, get, update, delete a thread — LangGraph's thread
 shape and bodies (`threads/serializers.py`), this service's rules underneath."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.response import Response
@@ -16,7 +15,7 @@ from .. import selectors, services
 from ..serializers import ThreadCreateSerializer, ThreadFilterSerializer, ThreadSerializer, ThreadUpdateSerializer
 
 ACCOUNT_HEADER_PARAMETER = OpenApiParameter(
-    tenancy.ACCOUNT_HEADER, OpenApiTypes.UUID, OpenApiParameter.HEADER, required=False,
+    tenancy.ACCOUNT_HEADER, str, OpenApiParameter.HEADER, required=False,
     description="The account a thread without `project_id` goes to (its default project). Needed only when "
                 "the caller can write to several accounts.",
 )
