@@ -138,8 +138,7 @@ def delete_project(*, project: Project) -> None:
     locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     if locked is None:
         raise NotFound("Project not found.")
-    lock_threads_of(project_id=locked.pk)
-    stop_runs_of(project_id=locked.pk)
+    stop_runs(lock_threads_of(project_id=locked.pk))
     locked.delete()
 
 
@@ -159,33 +158,45 @@ def lock_triggers_of(**owner) -> None:
     _lock_in_id_order(AgentTrigger, where, value)
 
 
-def lock_threads_of(**owner) -> None:
+def lock_threads_of(**owner) -> list[tuple]:
     """Lock the threads of a project or an account (`project_id=` / `account_id=`)
     before it goes. A turn holds its thread and, updating it a second time, takes `FOR
     KEY SHARE` on the thread's project and account for its foreign-key checks: deleting
     the owner first would wait for the thread while the turn waits for the owner — a
     deadlock. So the owner is locked `FOR NO KEY UPDATE` (which that check does not
-    wait on), then its threads, then it is deleted. PostgreSQL only."""
-    from threads.models import Thread
+    wait on), then its threads, then it is deleted.
+
+    Returns the pending and running runs of those threads, (run id, thread id), which
+    the cascade is about to take (see `stop_runs`): on PostgreSQL read by the locking
+    statement itself (one query, as before), elsewhere by one query (nothing is locked
+    there: a write locks the whole database)."""
+    from threads.models import ACTIVE_RUN_STATUSES, Run, Thread
 
     (column, value), = owner.items()
     assert column in ("project_id", "account_id")
-    _lock_in_id_order(Thread, f"{column} = %s", value)
+    if connection.vendor != "postgresql":
+        return list(Run.objects.filter(**{f"thread__{column}": value}, status__in=ACTIVE_RUN_STATUSES)
+                    .values_list("pk", "thread_id"))
+    q = connection.ops.quote_name
+    active = ", ".join(f"'{status}'" for status in ACTIVE_RUN_STATUSES)  # the model's constants
+    with connection.cursor() as cursor:  # the first column takes every lock, in id order; the second reads
+        cursor.execute(
+            f"WITH locked AS MATERIALIZED (SELECT id FROM {q(Thread._meta.db_table)} WHERE {column} = %s "
+            f"ORDER BY id FOR UPDATE) "
+            f"SELECT (SELECT COUNT(*) FROM locked), (SELECT array_agg(ARRAY[r.id, r.thread_id]) "
+            f"FROM {q(Run._meta.db_table)} r WHERE r.thread_id IN (SELECT id FROM locked) AND r.status IN ({active}))",
+            [value])
+        return [tuple(pair) for pair in cursor.fetchone()[1] or []]
 
 
-def stop_runs_of(**owner) -> None:
-    """The pending and running runs of a project's or an account's threads (`project_id=`
-    / `account_id=`; the threads locked), which the database cascade is about to take:
-    after commit their executors are told to stop and their streams end `deleted`, as
-    for a deleted thread. One query."""
-    from threads.models import ACTIVE_RUN_STATUSES, Run
+def stop_runs(runs: list[tuple]) -> None:
+    """After commit: the executors of these runs ((run id, thread id)) of threads the
+    database cascade removes are told to stop, and their streams end `deleted`, as for
+    a deleted thread."""
     from threads.services.runs import RUN_DELETED, end_streams
 
-    (column, value), = owner.items()
-    active = list(Run.objects.filter(**{f"thread__{column}": value}, status__in=ACTIVE_RUN_STATUSES)
-                  .values_list("pk", "thread_id"))
-    if active:
-        transaction.on_commit(partial(end_streams, active, RUN_DELETED), robust=True)
+    if runs:
+        transaction.on_commit(partial(end_streams, runs, RUN_DELETED), robust=True)
 
 
 def _lock_in_id_order(model, where: str, value) -> None:
@@ -217,6 +228,5 @@ def delete_account(*, account: Account) -> None:
     locked = Account.objects.select_for_update(no_key=True).filter(pk=account.pk).first()
     if locked is None:
         raise NotFound("Account not found.")
-    lock_threads_of(account_id=locked.pk)
-    stop_runs_of(account_id=locked.pk)
+    stop_runs(lock_threads_of(account_id=locked.pk))
     locked.delete()
