@@ -1,7 +1,5 @@
 """Writes for tenancy: accounts, members, projects."""
 
-from functools import partial
-
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
@@ -134,11 +132,13 @@ def delete_project(*, project: Project) -> None:
     The project's `post_delete` handlers schedule its sandbox's deletion and the
     embedding cleanup of its threads.
     """
+    from threads.services.runs import stop_deleted_runs
+
     lock_triggers_of(project_id=project.pk)
     locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     if locked is None:
         raise NotFound("Project not found.")
-    stop_runs(lock_threads_of(project_id=locked.pk))
+    stop_deleted_runs(lock_threads_of(project_id=locked.pk))
     locked.delete()
 
 
@@ -167,10 +167,10 @@ def lock_threads_of(**owner) -> list[tuple]:
     wait on), then its threads, then it is deleted.
 
     Returns the pending and running runs of those threads, (run id, thread id), which
-    the cascade is about to take (see `stop_runs`): on PostgreSQL read by the locking
-    statement itself (one query, as before), elsewhere by one query (nothing is locked
-    there: a write locks the whole database)."""
-    from threads.models import ACTIVE_RUN_STATUSES, Run, Thread
+    the cascade is about to take (for `stop_deleted_runs`): on PostgreSQL read by the
+    locking statement itself (one query, as before), elsewhere by one query (nothing is
+    locked there: a write locks the whole database)."""
+    from threads.models import ACTIVE_RUN_STATUSES, ACTIVE_RUN_STATUSES_SQL, Run, Thread
 
     (column, value), = owner.items()
     assert column in ("project_id", "account_id")
@@ -178,25 +178,15 @@ def lock_threads_of(**owner) -> list[tuple]:
         return list(Run.objects.filter(**{f"thread__{column}": value}, status__in=ACTIVE_RUN_STATUSES)
                     .values_list("pk", "thread_id"))
     q = connection.ops.quote_name
-    active = ", ".join(f"'{status}'" for status in ACTIVE_RUN_STATUSES)  # the model's constants
     with connection.cursor() as cursor:  # the first column takes every lock, in id order; the second reads
         cursor.execute(
             f"WITH locked AS MATERIALIZED (SELECT id FROM {q(Thread._meta.db_table)} WHERE {column} = %s "
             f"ORDER BY id FOR UPDATE) "
             f"SELECT (SELECT COUNT(*) FROM locked), (SELECT array_agg(ARRAY[r.id, r.thread_id]) "
-            f"FROM {q(Run._meta.db_table)} r WHERE r.thread_id IN (SELECT id FROM locked) AND r.status IN ({active}))",
+            f"FROM {q(Run._meta.db_table)} r WHERE r.thread_id IN (SELECT id FROM locked) "
+            f"AND r.status IN ({ACTIVE_RUN_STATUSES_SQL}))",
             [value])
         return [tuple(pair) for pair in cursor.fetchone()[1] or []]
-
-
-def stop_runs(runs: list[tuple]) -> None:
-    """After commit: the executors of these runs ((run id, thread id)) of threads the
-    database cascade removes are told to stop, and their streams end `deleted`, as for
-    a deleted thread."""
-    from threads.services.runs import RUN_DELETED, end_streams
-
-    if runs:
-        transaction.on_commit(partial(end_streams, runs, RUN_DELETED), robust=True)
 
 
 def _lock_in_id_order(model, where: str, value) -> None:
@@ -224,9 +214,11 @@ def delete_account(*, account: Account) -> None:
     database-level. Accounts with many threads are deleted by a background job that
     first deletes the threads in batches (`jobs`), then calls this.
     """
+    from threads.services.runs import stop_deleted_runs
+
     lock_triggers_of(account_id=account.pk)
     locked = Account.objects.select_for_update(no_key=True).filter(pk=account.pk).first()
     if locked is None:
         raise NotFound("Account not found.")
-    stop_runs(lock_threads_of(account_id=locked.pk))
+    stop_deleted_runs(lock_threads_of(account_id=locked.pk))
     locked.delete()

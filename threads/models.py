@@ -140,6 +140,7 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
+ACTIVE_RUN_STATUSES_SQL = ", ".join(f"'{status}'" for status in ACTIVE_RUN_STATUSES)  # for raw SQL's `IN (...)`
 MAX_AFTER_SECONDS = 366 * 24 * 3600  # a run's delayed start (`after_seconds`): at most a (leap) year
 
 

@@ -12,7 +12,6 @@ from django.db import transaction
 from django.utils import timezone
 
 import config.tasks
-from config.observability import DELETED
 from config.tasks import publisher, send_now
 from receipts import tasks
 from receipts.models import DeletionReceipt
@@ -191,8 +190,17 @@ def test_a_provider_that_never_heals_keeps_the_receipt_pending(
 # --- the broker down: the receipt is the outbox ------------------------------------------
 
 
+def embeddings_counted(client) -> float:
+    """`threadkeeper_deleted_total{kind="embeddings"}` as `/metrics` serves it."""
+    import re
+
+    found = re.search(r'^threadkeeper_deleted_total\{kind="embeddings"\} (\S+)$',
+                      client.get("/metrics").content.decode(), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_broker_down_then_up_the_reconciler_removes_the_embeddings(
-    api, project, broker_down, caplog, django_capture_on_commit_callbacks
+    api, client, project, broker_down, caplog, django_capture_on_commit_callbacks
 ):
 
     keep, drop = services.create_thread(project=project), services.create_thread(project=project)
@@ -213,11 +221,11 @@ def test_broker_down_then_up_the_reconciler_removes_the_embeddings(
     broker_down()  # the broker is back; the beat task runs (here, in-process)
     assert tasks.reconcile_deletions.apply().get() == {"complete": 0, "pending": 0}  # too young yet
     DeletionReceipt.objects.update(created_at=timezone.now() - timedelta(hours=1))
-    embeddings_counted = DELETED.labels("embeddings")._value.get()
+    before = embeddings_counted(client)
     assert tasks.reconcile_deletions.apply().get() == {"complete": 1, "pending": 0}
     receipt.refresh_from_db()
     assert (receipt.cleanup_state, receipt.embeddings) == ("complete", 1)
-    assert DELETED.labels("embeddings")._value.get() == embeddings_counted + 1  # /metrics counts them when removed
+    assert embeddings_counted(client) == before + 1  # /metrics counts them when removed
     assert not Embedding.objects.filter(thread_id=drop.pk).exists()
     assert Embedding.objects.filter(thread_id=keep.pk).exists()
 

@@ -32,7 +32,7 @@ way (`thread.delete()`, a queryset in the shell, Django's admin), one thread at 
 
 from collections import Counter
 from collections.abc import Iterable
-from functools import cache, partial
+from functools import cache
 from typing import NamedTuple
 
 from django.db import connection, router, transaction
@@ -47,9 +47,9 @@ from receipts import services as receipts
 from receipts.models import DeletionKind
 from sandboxes.services import request_sandbox_deletion
 
-from ..models import ACTIVE_RUN_STATUSES, Checkpoint, Run, Thread
+from ..models import ACTIVE_RUN_STATUSES_SQL, Checkpoint, Run, Thread
 from ..selectors import referenced_by_a_trigger
-from .runs import RUN_DELETED, end_streams
+from .runs import stop_deleted_runs
 
 
 def delete_thread(*, thread: Thread) -> None:
@@ -233,8 +233,7 @@ def counts_of(table: str) -> str:
     commit."""
     q = connection.ops.quote_name
     runs = q(Run._meta.db_table)
-    active = ", ".join(f"'{status}'" for status in ACTIVE_RUN_STATUSES)  # the model's constants
-    of_thread = f"FROM {runs} WHERE thread_id = {table}.id AND status IN ({active})"
+    of_thread = f"FROM {runs} WHERE thread_id = {table}.id AND status IN ({ACTIVE_RUN_STATUSES_SQL})"
     active_ids = (f"(SELECT array_agg(id) {of_thread})" if connection.vendor == "postgresql"
                   else f"(SELECT group_concat(id) {of_thread})")
     return f"{table}.{q(Thread._meta.get_field('last_message_seq').column)} AS n_messages, " + ", ".join(
@@ -352,6 +351,4 @@ def schedule_cleanup(*, removed: list[Thread], roots: Iterable, emptied: Emptied
         tallies.setdefault(account_id, receipts.Tally()).sandbox_ids.append(sandbox_id)
     receipts.record(DeletionKind.THREAD_DELETE, tallies, inline=receipt)
     caches.on_commit_threads_removed(Counter(t.account_id for t in removed))
-    active = active_runs_of(removed)
-    if active:  # their executors stop, their streams end (`deleted`) now, not at a heartbeat
-        transaction.on_commit(partial(end_streams, active, RUN_DELETED), robust=True)
+    stop_deleted_runs(active_runs_of(removed))  # their streams end now, not at a heartbeat

@@ -826,6 +826,13 @@ def end_streams(runs: list[tuple], status: str) -> None:
         publish(RunEvents(run_id=run_id, thread_id=thread_id).end, status)
 
 
+def stop_deleted_runs(runs: list[tuple]) -> None:
+    """Of a deletion whose cascade takes these active runs ((run id, thread id)): after
+    commit, `end_streams` them with status `deleted` (nothing if it rolls back)."""
+    if runs:
+        transaction.on_commit(partial(end_streams, runs, RUN_DELETED), robust=True)
+
+
 def lock_run(*, thread: Thread, run_id) -> tuple[Thread, Run]:
     """Lock the thread, then its run; 404 if the run is not this thread's."""
     locked = lock_thread(thread.pk)
