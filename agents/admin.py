@@ -5,7 +5,7 @@ on its page, on its delete page and in the bulk action."""
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpResponse
 
 from config.admin_base import ReadMostlyAdmin, ServiceDeletionAdmin, ViewOnlyAdmin, plural
@@ -115,9 +115,16 @@ class AgentAdmin(ServiceDeletionAdmin, ReadMostlyAdmin):
 
     @admin.action(description="Export selected agents (JSON)")
     def export_agents(self, request, queryset):
-        documents = [services.export_agent(agent) for agent in queryset.prefetch_related("versions", "triggers")]
+        agents = list(queryset.prefetch_related("versions", "triggers"))
+        gone = self.already_deleted(request, len(agents))
+        if gone:  # shown on the next page; the file has the others
+            self.message_user(request, f"{plural(gone, 'selected agent')} not exported: already deleted.",
+                              messages.WARNING)
+        if not agents:
+            return None  # back to the list, with that message
+        documents = [services.export_agent(agent) for agent in agents]
         body = documents[0] if len(documents) == 1 else documents
-        name = f"agent-{queryset.first().pk}.json" if len(documents) == 1 else "agents.json"
+        name = f"agent-{agents[0].pk}.json" if len(documents) == 1 else "agents.json"
         response = HttpResponse(json.dumps(body, indent=2), content_type="application/json")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response

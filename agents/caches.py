@@ -89,3 +89,11 @@ def on_commit_invalidate(*, account_id, agent_id=None, versions=()) -> None:
     keys = [count_key(account_id)] + [config_key(agent_id, v) for v in versions if agent_id]
     transaction.on_commit(lambda: _delete(keys))
     account_caches.on_commit_invalidate_accounts([account_id])
+
+
+def on_commit_forget_agents(*, account_id, agents: list) -> None:
+    """A deleted account: after commit, drop its agent count and the config keys of
+    its agents' current versions (`agents`: (agent id, current version) pairs; an
+    earlier version's key was dropped when the agent moved on)."""
+    keys = [count_key(account_id)] + [config_key(agent_id, version) for agent_id, version in agents]
+    transaction.on_commit(lambda: _delete(keys))

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError
+from config.errors import Conflict, Invalid, LimitReached, NotFound, Protected, ServiceError, again_on_conflict
 from projects.models import Account, Project
 from receipts import services as receipts
 from receipts.models import DeletionKind
@@ -219,6 +219,7 @@ def ensure_deletable(agent: Agent) -> None:
         raise Protected("Cannot delete a system agent.")
 
 
+@again_on_conflict  # its cascade locks threads a concurrent run or turn may hold first
 @transaction.atomic
 def delete_agent(*, agent: Agent, delete_threads: bool = False, close_threads: bool = True) -> None:
     """Delete an agent with its versions and triggers, keeping its history.

@@ -73,7 +73,12 @@ class ConfirmationMixin:
     """
 
     def response_action(self, request, queryset, **kwargs):
-        shown_at = parse_datetime(request.POST.get(SHOWN_AT, ""))
+        try:
+            shown_at = parse_datetime(request.POST.get(SHOWN_AT, ""))
+        except ValueError:  # well-formed but not a date (a hand-edited page): do nothing
+            self.message_user(request, f"The confirmation page was altered ({SHOWN_AT} is not a date and time): "
+                                       f"nothing was done.", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
         if shown_at is not None and request.POST.get("select_across") == "1":
             queryset = queryset.filter(created_at__lte=shown_at)
         return super().response_action(request, queryset, **kwargs)

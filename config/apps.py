@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 from django.core.exceptions import ImproperlyConfigured
+
+
+class AdminConfig(DjangoAdminConfig):
+    """Django's admin with the project's site (`config.admin_site.AdminSite`)."""
+
+    default_site = "config.admin_site.AdminSite"
 
 
 class ConfigAppConfig(AppConfig):

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -106,6 +107,38 @@ def concurrent_conflict(exc) -> bool:
     return isinstance(exc, OperationalError) and getattr(cause, "sqlstate", None) in ("40P01", "40001")
 
 
+def again_on_conflict(func=None, *, attempts: int = 3):
+    """Run a service again when PostgreSQL broke its transaction off for another one
+    (`concurrent_conflict`: a deadlock between lock orders it cannot avoid, such as a
+    deletion's cascade reaching rows a concurrent write locked first), up to
+    `attempts` times, a few milliseconds apart — only as the outermost transaction,
+    when nothing of a caller's is lost with it. Its after-commit work went with the
+    rolled-back attempt. The last conflict is raised (the API's 409)."""
+    import random
+    import time
+    from functools import wraps
+
+    from django.db import OperationalError, connection
+
+    def decorate(service):
+        @wraps(service)
+        def run(*args, **kwargs):
+            for attempt in range(1, attempts):
+                try:
+                    return service(*args, **kwargs)
+                except OperationalError as exc:
+                    if connection.in_atomic_block or not concurrent_conflict(exc):
+                        raise
+                    logger.info("%s: a concurrent transaction won (%s); attempt %d of %d", service.__name__,
+                                exc.__cause__, attempt + 1, attempts)
+                    time.sleep(random.uniform(0.005, 0.02) * attempt)
+            return service(*args, **kwargs)
+
+        return run
+
+    return decorate(func) if func is not None else decorate
+
+
 def exception_handler(exc, context):
     if concurrent_conflict(exc):
         logger.warning("%s: a concurrent request won (%s)", context.get("view").__class__.__name__, exc.__cause__)
@@ -143,10 +176,19 @@ def exception_handler(exc, context):
     return response
 
 
+def in_admin(request) -> bool:
+    """A page of the admin (a browser's): its errors are pages, not JSON."""
+    from django.urls import reverse
+
+    return request.path.startswith(reverse("admin:index"))
+
+
 @csrf_exempt
 def json_404(request, exception=None):
     """Any unknown route, whatever the method: a JSON 404 (never Django's CSRF page
-    for a POST, PATCH or DELETE to a mistyped path)."""
+    for a POST, PATCH or DELETE to a mistyped path); in the admin, Django's page."""
+    if in_admin(request):
+        return defaults.page_not_found(request, exception or Http404())
     return JsonResponse({"detail": "Not found."}, status=404)
 
 
@@ -158,4 +200,6 @@ def store_404(request, exception=None):
 
 
 def json_500(request):
+    if in_admin(request):
+        return defaults.server_error(request)
     return JsonResponse({"detail": "Internal server error."}, status=500)

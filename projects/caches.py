@@ -168,6 +168,11 @@ def on_commit_threads_removed(counts: dict) -> None:
         transaction.on_commit(lambda: threads_removed(counts))
 
 
+def on_commit_forget_account(account_id) -> None:
+    """A deleted account: all its keys go (the slot counter too), after commit."""
+    transaction.on_commit(lambda: _guarded([account_id], "removal", lambda: cache.delete_many(_keys(account_id))))
+
+
 def on_commit_invalidate_accounts(account_ids: Iterable) -> None:
     account_ids = list(account_ids)
     if account_ids:

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 
-from config.errors import Conflict, Invalid, NotFound
+from config.errors import Conflict, Invalid, NotFound, again_on_conflict
 
 from .models import Account, Membership, Project, Role
 
@@ -123,6 +123,7 @@ def update_project(*, project: Project, **fields) -> Project:
     return locked
 
 
+@again_on_conflict  # its cascade locks threads a concurrent run or turn may hold first
 @transaction.atomic
 def delete_project(*, project: Project) -> None:
     """Delete a project; the database removes its threads and everything under them.

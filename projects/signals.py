@@ -1,4 +1,5 @@
-"""What the database cannot do for auth.User, which sits outside our deletion graph."""
+"""What the database cannot do for auth.User, which sits outside our deletion graph; and
+an account's cached usage when its limits change."""
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save, pre_save
@@ -7,7 +8,8 @@ from django.dispatch import receiver
 from agents.models import Agent
 from threads.models import Thread
 
-from .models import Membership
+from . import caches
+from .models import Account, Membership
 
 
 @receiver(post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="projects.user_deleted")
@@ -39,3 +41,11 @@ def revoke_tokens_on_credentials_change(sender, instance, created, raw=False, **
 
         instance._revoke_tokens = False
         revoke_tokens(instance)
+
+
+@receiver(post_save, sender=Account, dispatch_uid="projects.account_saved")
+def refresh_account_state(sender, instance, created, raw=False, **kwargs):
+    """Limits changed (in the admin, the shell): the usage the API serves is read again
+    after commit, not up to `ACCOUNT_CACHE_TIMEOUT` later."""
+    if not raw and not created:
+        caches.on_commit_invalidate_accounts([instance.pk])

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from config.admin_base import ConfirmationMixin, ReadMostlyAdmin, ViewOnlyAdmin, number, plural
-from config.errors import Invalid, ServiceError
+from config.errors import Invalid, NotFound, ServiceError
 from jobs.models import JobKind
 from jobs.services import job_threshold
 from projects.selectors import parse_uuid
@@ -312,6 +312,8 @@ class ThreadAdmin(ConfirmationMixin, ReadMostlyAdmin):
                 services.delete_thread(thread=thread)
                 self.log_deletions(request, [thread])
                 self.message_user(request, f"Thread “{thread}” deleted.", messages.SUCCESS)
+            except NotFound:  # deleted meanwhile (the page posted twice): as the bulk action says it
+                self.report_skipped(request, {"already deleted": 1})
             except ServiceError as exc:
                 self.message_user(request, exc.detail, messages.WARNING)
             return HttpResponseRedirect(reverse("admin:threads_thread_changelist"))

@@ -12,6 +12,7 @@ checkpoints and the threads of a deleted project are handled here through their 
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
+from agents import caches as agent_caches
 from agents.models import Agent
 from projects import caches
 from projects.models import Account, Project
@@ -105,7 +106,8 @@ def retire_account_sandboxes(sender, instance, **kwargs):
         tally.sandbox_ids = list(request_sandbox_deletion(project_ids=project_ids))
         for part in thread_contents(Thread.objects.filter(account_id=instance.pk)).values():
             tally.merge(part)
-    tally.agents = Agent.objects.filter(account_id=instance.pk).count()
+    instance._agents = list(Agent.objects.filter(account_id=instance.pk).values_list("pk", "current_version"))
+    tally.agents = len(instance._agents)
     instance._tally = tally
 
 
@@ -113,3 +115,5 @@ def retire_account_sandboxes(sender, instance, **kwargs):
 def clean_up_after_account(sender, instance, **kwargs):
     if hasattr(instance, "_tally"):
         receipts.record(DeletionKind.ACCOUNT_DELETE, {instance.pk: instance._tally})
+    caches.on_commit_forget_account(instance.pk)  # its slots, counts and usage
+    agent_caches.on_commit_forget_agents(account_id=instance.pk, agents=getattr(instance, "_agents", []))

@@ -210,3 +210,47 @@ def test_delete_while_its_webhook_is_called(account, project):
     assert Thread.objects.count() == outcomes.count("started")
     assert not Thread.objects.exclude(status="closed").exists()
     assert not AgentTrigger.objects.exists() and not Agent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deadlock_with_a_turn_on_its_thread_is_run_again_not_a_409(account, project):
+    """A turn holds its thread's lock and then wants the agent's, while the deletion
+    holds the agent's and its closing of the threads wants the thread's: PostgreSQL
+    breaks the deletion off (a deadlock); the service runs it again once the turn is
+    through, instead of answering 409 "send the request again"."""
+    from django.db import OperationalError, transaction
+
+    from tests.conftest import on_postgres
+
+    if not on_postgres():
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): row locks")
+    agent = services.create_agent(account=account, name="Busy", model="m")
+    thread = Thread.objects.create(account=account, project=project, agent=agent)
+    has_thread, outcome = threading.Event(), {}
+
+    def turn():
+        try:
+            with transaction.atomic():
+                Thread.objects.select_for_update(no_key=True).get(pk=thread.pk)
+                has_thread.set()
+                with connection.cursor() as cursor:  # until the deletion waits for the thread
+                    for _ in range(200):
+                        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                        if cursor.fetchone()[0]:
+                            break
+                        threading.Event().wait(0.05)
+                Agent.objects.select_for_update().get(pk=agent.pk)
+                outcome["turn"] = "done"
+        except OperationalError as exc:
+            outcome["turn"] = exc
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=turn)
+    worker.start()
+    assert has_thread.wait(10)
+    services.delete_agent(agent=agent)  # raised the deadlock's OperationalError before
+    worker.join(30)
+    assert not Agent.objects.filter(pk=agent.pk).exists()
+    assert Thread.objects.get(pk=thread.pk).agent_id is None  # the history stays
+    assert outcome["turn"] == "done" or isinstance(outcome["turn"], OperationalError)

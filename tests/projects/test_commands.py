@@ -58,8 +58,10 @@ def test_seed_demo_again_adds_to_the_same_account_and_keeps_the_password():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--threads", "-1"], "must be 0 or more"), (["--messages", "-5"], "must be 0 or more"),
-    (["--runs", "x"], "whole number"), (["--projects", "-2"], "must be 0 or more"),
+    (["--threads", "-1"], "must be from 0 to 1,000,000"), (["--messages", "-5"], "must be from 0 to 100,000"),
+    (["--runs", "x"], "whole number"), (["--projects", "-2"], "must be from 0 to 1,000"),
+    (["--messages", "3000000000"], "must be from 0 to 100,000"),  # was: integer out of range, half made
+    (["--threads", "1000001"], "must be from 0 to 1,000,000"), (["--agents", "1001"], "must be from 0 to 1,000"),
     (["--username", "zed", "--password", "1"], "password is refused"),  # the validators, as create_account
 ])
 def test_seed_demo_refuses_bad_counts_and_passwords(args, message):
@@ -126,3 +128,25 @@ def test_add_member_never_demotes_an_account_s_last_owner():
     call_command("add_member", str(account.pk), "pat", "--role", "owner", stdout=io.StringIO())
     call_command("add_member", str(account.pk), "olga", "--role", "viewer", stdout=io.StringIO())  # pat owns it now
     assert Membership.objects.get(account=account, user__username="olga").role == "viewer"
+
+
+@pytest.mark.parametrize("command, args", [
+    ("prune_threads", ["--account", "00000000-0000-0000-0000-000000000000", "--dry-run"]),
+    ("purge_receipts", ["--dry-run"]),
+    ("reconcile_deletions", []),
+    ("reconcile_sandboxes", []),
+    ("create_account", ["Acme", "--owner", "alice"]),
+    ("seed_demo", ["--threads", "1"]),
+])
+def test_a_database_that_cannot_be_reached_is_one_line(command, args, monkeypatch):
+    """Every command of the project: the database down or misnamed is a CommandError
+    (one line and exit 1 from manage.py), not a traceback."""
+    from django.db import OperationalError, connection
+
+    def refused(execute, sql, params, many, context):
+        raise OperationalError("connection failed: Connection refused\n\tIs the server running?")
+
+    with connection.execute_wrapper(refused), pytest.raises(CommandError) as error:
+        call_command(command, *args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert str(error.value) == ("Database error: connection failed: Connection refused (check DATABASE_URL, "
+                                "and that the database is up).")

@@ -66,3 +66,23 @@ def test_sdk_streams_under_uvicorn_and_idle_streams_hold_no_thread(uvicorn_url, 
         finally:
             for r in idle:
                 r.close()
+
+
+def test_a_chunked_body_under_uvicorn_is_read_or_refused_over_the_limit(uvicorn_url, project, owner):
+    """curl -H 'Transfer-Encoding: chunked' against the production server: the body is
+    parsed (before, a thread was made in the default project with none of it), and a
+    body over the limit (2.5 MB by default) is a 413 whatever its framing."""
+    headers = {"Authorization": f"Bearer {RefreshToken.for_user(owner).access_token}",
+               "Content-Type": "application/json"}
+
+    def parts(*chunks):
+        yield from chunks
+
+    with httpx.Client(base_url=uvicorn_url, headers=headers, timeout=30) as http:
+        made = http.post("/api/threads", content=parts(b'{"project_id": "', str(project.pk).encode(),
+                                                       b'", "metadata": {"sent": "chunked"}}'))
+        assert made.request.headers["transfer-encoding"] == "chunked"
+        assert made.status_code == 201 and made.json()["metadata"] == {"sent": "chunked"}
+        assert made.json()["project_id"] == str(project.pk)
+        big = http.post("/api/threads", content=parts(*[b" " * 65536] * 160))  # 10 MB
+        assert big.status_code == 413 and big.json()["detail"].startswith("Request body too large")

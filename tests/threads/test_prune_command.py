@@ -3,6 +3,7 @@ whole or not at all (Ctrl-C, failures), and flat memory."""
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from datetime import timedelta
@@ -398,3 +399,121 @@ def test_the_help_says_how_its_prunes_reach_metrics():
 
     assert "PROMETHEUS_MULTIPROC_DIR" in Command().create_parser("manage.py", "prune_threads").format_help()
     assert "PROMETHEUS_MULTIPROC_DIR" in (ROOT / "docs" / "operations.md").read_text().split("### prune_threads")[1]
+
+
+# --- signals, unknown ids, what the counts say -------------------------------------------
+
+
+class SignalOnFirstProgressLine(io.StringIO):
+    """The operator (or systemd) signals the command as the first batch is reported."""
+
+    def __init__(self, signum):
+        super().__init__()
+        self.signum, self.sent = signum, False
+
+    def write(self, text):
+        if "threads processed," in text and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+        return super().write(text)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_between_batches_stops_there_and_says_what_was_done(project, signum, code):
+    threads = sorted(make_threads(project, 6, messages=2), key=lambda t: t.pk)
+    stderr, before = io.StringIO(), signal.getsignal(signum)
+    with pytest.raises(SystemExit) as exit_:
+        run("--project", str(project.pk), "--yes", "--batch-size", "2", stdout=SignalOnFirstProgressLine(signum),
+            stderr=stderr)
+    assert exit_.value.code == code
+    assert f"Interrupted ({signal.Signals(signum).name}): 2 threads processed in whole batches" in stderr.getvalue()
+    assert remaining() == ids(threads[2:])
+    assert signal.getsignal(signum) is before  # the command's handler is gone with it
+
+
+def signal_in_second_batch(*signums):
+    """A database-level hook: once the second batch's thread DELETE has run, these
+    signals reach the process (inside that batch's transaction)."""
+    seen = {"deletes": 0}
+    prepared_delete = f"EXECUTE {compiled(delete_subtrees_sql('')[-1]).name}("
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if 'DELETE FROM "threads_thread"' in sql or prepared_delete in sql:
+            seen["deletes"] += 1
+            if seen["deletes"] == 2:
+                for signum in signums:
+                    os.kill(os.getpid(), signum)
+        return result
+
+    return wrapper
+
+
+def test_a_signal_during_a_batch_lets_that_batch_finish_and_reports_it(project):
+    """SIGTERM mid-batch: the batch commits whole and is counted as done (before, it
+    was reported rolled back while its receipt said otherwise)."""
+    threads = sorted(make_threads(project, 6, messages=2), key=lambda t: t.pk)
+    stderr, out = io.StringIO(), io.StringIO()
+    with connection.execute_wrapper(signal_in_second_batch(signal.SIGTERM)), pytest.raises(SystemExit) as exit_:
+        run("--project", str(project.pk), "--yes", "--batch-size", "2", stdout=out, stderr=stderr)
+    assert exit_.value.code == 143
+    assert "SIGTERM: stopping after the batch under way" in stderr.getvalue()
+    assert "4 threads processed in whole batches" in stderr.getvalue() and "Pruned 4 of 4" in out.getvalue()
+    assert remaining() == ids(threads[4:])
+    assert Message.objects.filter(thread_id__in=ids(threads[4:])).count() == 4
+
+
+def test_a_second_signal_stops_at_once_and_rolls_the_batch_back(project):
+    threads = sorted(make_threads(project, 6, messages=2), key=lambda t: t.pk)
+    stderr = io.StringIO()
+    with connection.execute_wrapper(signal_in_second_batch(signal.SIGINT, signal.SIGINT)), \
+            pytest.raises(SystemExit) as exit_:
+        run("--project", str(project.pk), "--yes", "--batch-size", "2", stderr=stderr)
+    assert exit_.value.code == 130 and "Stopped at once: 2 threads processed" in stderr.getvalue()
+    assert remaining() == ids(threads[2:])
+
+
+@pytest.mark.parametrize("option", ["--account", "--project", "--agent"])
+def test_an_unknown_account_project_or_agent_is_an_error_not_zero_threads(project, option):
+    make_threads(project, 2)
+    for args in ([option, "00000000-0000-0000-0000-000000000000", "--dry-run"],
+                 [option, "00000000-0000-0000-0000-000000000000", "--yes"]):
+        with pytest.raises(CommandError, match=f"No {option[2:]} 00000000-0000-0000-0000-000000000000."):
+            run(*args)
+    assert Thread.objects.count() == 2
+
+
+def test_a_project_or_agent_of_another_account_is_an_error(project, other_account):
+    elsewhere = create_project(account=other_account, name="Elsewhere")
+    agent = Agent.objects.create(account=other_account, name="Theirs")
+    make_threads(project, 1)
+    with pytest.raises(CommandError, match=f"The project {elsewhere.pk} is not in the account {project.account_id}"):
+        run("--account", str(project.account_id), "--project", str(elsewhere.pk), "--dry-run")
+    with pytest.raises(CommandError, match=f"The agent {agent.pk} is not in the account {project.account_id}"):
+        run("--account", str(project.account_id), "--agent", str(agent.pk), "--yes")
+    assert Thread.objects.count() == 1
+
+
+def test_sub_threads_that_went_with_their_parent_are_accounted_for(project, monkeypatch):
+    """The parent's batch removes its sub-thread; the sub-thread's batch then finds it
+    gone. The summary says so instead of stopping short of the count unexplained."""
+    keep = make_threads(project, 1)[0]
+    parent = Thread.objects.create(id="00000000-0000-4000-8000-000000000001", account_id=project.account_id,
+                                   project=project)
+    Thread.objects.create(id="ffffffff-ffff-4fff-bfff-ffffffffffff", account_id=project.account_id,
+                          project=project, parent_thread=parent)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{parent.pk}\nffffffff-ffff-4fff-bfff-ffffffffffff\n"))
+    out = run("--ids-file", "-", "--yes", "--batch-size", "1")
+    assert "2 threads match" in out and "1/2 threads processed" in out
+    assert "1 thread of the 2 counted was gone when its batch came" in out and "Pruned 1 of 1" in out
+    assert remaining() == {keep.pk}
+
+
+def test_an_undecodable_line_of_an_ids_file_is_named(project, tmp_path):
+    threads = make_threads(project, 2)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("".join(f"{threads[0].pk}\n" for _ in range(5000)).encode() + b"\xff\xfe\n"
+                    + f"{threads[1].pk}\n".encode())
+    with pytest.raises(CommandError, match="line 5001 has undecodable bytes"):
+        run("--ids-file", str(bad), "--yes")
+    assert remaining() == ids(threads)

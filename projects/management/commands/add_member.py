@@ -1,13 +1,14 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from config.commands import OperatorCommand
 from config.errors import ServiceError
 from projects import services
 from projects.models import Account, Role
 from projects.selectors import parse_uuid
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Add USERNAME to an account with a role (the user is created if missing)."
 
     def add_arguments(self, parser):

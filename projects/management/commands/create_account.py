@@ -1,11 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from config.commands import OperatorCommand
 from config.errors import ServiceError
 from projects import services
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create an account owned by USERNAME (the user is created if missing). Prints the account id."
 
     def add_arguments(self, parser):

@@ -1,13 +1,14 @@
 """Delete deletion receipts older than the retention."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import OperatorCommand
 from config.errors import ServiceError
 from receipts.services import purge_receipts, purgeable_receipts
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = ("Delete deletion receipts older than DELETION_RECEIPT_RETENTION_DAYS (or --older-than-days); "
             "receipts whose outside cleanup is still pending are kept.")
 

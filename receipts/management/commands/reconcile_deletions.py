@@ -1,12 +1,13 @@
 """Finish the outside cleanup of deletions still pending (what the beat task does)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import OperatorCommand
 from config.errors import ServiceError
 from receipts.services import pending_receipts_count, reconcile_deletions
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = ("Remove the embeddings and delete the sandboxes of every deletion receipt still pending (all of them, "
             "500 at a time, a progress line each), then say how many are still pending.")
 

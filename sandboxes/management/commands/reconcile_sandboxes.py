@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import OperatorCommand
 from config.errors import ServiceError
 from sandboxes import services
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = ("Create at the provider every sandbox still creating, and delete every sandbox still pending deletion "
             "(what the periodic reconciler does, but all of them, 500 at a time, a progress line each), then say "
             "how many still wait.")

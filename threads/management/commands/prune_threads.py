@@ -16,7 +16,9 @@ docs/operations.md#prune_threads).
 """
 
 import re
+import signal
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager, nullcontext
@@ -24,12 +26,13 @@ from datetime import timedelta
 from itertools import batched
 
 from django.core.exceptions import EmptyResultSet
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from config.admin_base import plural
+from config.commands import OperatorCommand
 from config.errors import ServiceError
 from config.observability import destructive_operation
 from projects.selectors import parse_uuid
@@ -83,7 +86,8 @@ def ids_table(path: str, progress=None):
     UTF-8 (a byte-order mark is allowed); `progress(n)` every IDS_PROGRESS_EVERY ids."""
     column = Thread._meta.pk
     try:
-        stream = nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8-sig")
+        # undecodable bytes kept as surrogates, to name their line (`numbered`)
+        stream = nullcontext(sys.stdin) if path == "-" else open(path, encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise CommandError(f"Cannot read {path}: {exc}")
     with temporary_ids_table(IDS_TABLE) as table:
@@ -93,6 +97,11 @@ def ids_table(path: str, progress=None):
             def numbered():
                 nonlocal line
                 for line, text in enumerate(lines_read, 1):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise CommandError(f"The ids file {path} is not UTF-8 text: line {line} has undecodable "
+                                           f"bytes.")
                     if text := text.strip().lstrip("\ufeff"):
                         yield line, text
 
@@ -103,9 +112,36 @@ def ids_table(path: str, progress=None):
                     if progress is not None and (read + len(rows)) // IDS_PROGRESS_EVERY > read // IDS_PROGRESS_EVERY:
                         progress(read + len(rows))
                     read += len(rows)
-            except UnicodeDecodeError:
+            except UnicodeDecodeError:  # stdin, decoded a buffer at a time: the line is the last read whole
                 raise CommandError(f"The ids file {path} is not UTF-8 text: undecodable bytes after line {line}.")
         yield RawSQL(f"SELECT id FROM {table}", [])
+
+
+@contextmanager
+def stop_between_batches(stderr):
+    """SIGINT (Ctrl-C) and SIGTERM (systemd, Kubernetes, a cron timeout) while the
+    batches run: the batch under way finishes, then the run stops, so what it reports
+    is what was committed. Yields the list the first signal's number is put in. A
+    second signal stops at once (KeyboardInterrupt: that batch is rolled back). Only
+    in the main thread, where Python delivers signals."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stderr.write(f"{signal.Signals(signum).name}: stopping after the batch under way "
+                     f"(send it again to stop at once, rolling that batch back).")
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _line_id(number: int, text: str):
@@ -115,7 +151,7 @@ def _line_id(number: int, text: str):
         raise CommandError(f"Line {number} of the ids file is not a thread id: '{text[:60]}'.")
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = ("Prune threads in bulk: delete them, or keep only their latest checkpoints (keep_latest). Only the "
             "threads counted (and confirmed) are pruned. Run beside the stack, export its PROMETHEUS_MULTIPROC_DIR "
             "for the prune to count in /metrics.")
@@ -166,12 +202,26 @@ class Command(BaseCommand):
             selection = selection.filter(last_activity_at__lt=older_than_cutoff(o["older_than"]))
         if o["status"] is not None:
             selection = selection.filter(status=o["status"])
-        for option, field in (("account", "account_id"), ("project", "project_id"), ("agent", "agent_id")):
+        from agents.models import Agent
+        from projects.models import Account, Project
+
+        given = {}
+        for option, field, model in (("account", "account_id", Account), ("project", "project_id", Project),
+                                     ("agent", "agent_id", Agent)):
             if o[option] is not None:
                 try:
-                    selection = selection.filter(**{field: parse_uuid(o[option], name=f"--{option}")})
+                    pk = parse_uuid(o[option], name=f"--{option}")
                 except ServiceError as exc:
                     raise CommandError(exc.detail)
+                found = model.objects.filter(pk=pk).values("pk", *(["account_id"] if model is not Account else []))
+                if not found:  # a mistyped id would match nothing, silently, in a cron job
+                    raise CommandError(f"No {option} {pk}.")
+                given[option] = found[0]
+                selection = selection.filter(**{field: pk})
+        account = given.get("account")
+        for option in ("project", "agent"):
+            if account is not None and option in given and given[option]["account_id"] != account["pk"]:
+                raise CommandError(f"The {option} {given[option]['pk']} is not in the account {account['pk']}.")
         return selection
 
     def prune(self, selection, o):
@@ -214,7 +264,7 @@ class Command(BaseCommand):
             self.stdout.write("Nothing to do.")
             return
         if not o["yes"]:
-            self.confirm(f"Prune {total} threads with strategy '{o['strategy']}'? [y/N] ")
+            self.confirm(f"Prune {plural(total, 'thread')} with strategy '{o['strategy']}'? [y/N] ")
         if o["background"]:
             self.submit(selection, total, o)
         else:
@@ -250,14 +300,15 @@ class Command(BaseCommand):
 
     def run_batches(self, selection, total, o):
         started, done, pruned = time.monotonic(), 0, 0
+        operation = uuid.uuid4()
         bar = None
         if sys.stderr.isatty():
             from tqdm import tqdm
 
             bar = tqdm(total=total, unit="thread", desc=o["strategy"], file=sys.stderr)
         try:
-            with acting(source="command", operation_id=uuid.uuid4()):  # one receipt per batch, one operation
-                for ids in id_batches(selection, o["batch_size"]):
+            with stop_between_batches(self.stderr) as stop, acting(source="command", operation_id=operation):
+                for ids in id_batches(selection, o["batch_size"]):  # one receipt per batch, one operation
                     try:
                         pruned += prune_batch(thread_ids=ids, strategy=o["strategy"])
                     except Exception as exc:  # the batch was rolled back whole
@@ -269,14 +320,28 @@ class Command(BaseCommand):
                         bar.update(len(ids))
                     else:
                         self.stdout.write(f"{done}/{total} threads processed, {pruned} pruned")
-        except KeyboardInterrupt:
-            self.stderr.write(f"Interrupted: {done} threads processed in whole batches; the batch under way "
-                              f"was rolled back.")
+                    if stop:
+                        break
+        except KeyboardInterrupt:  # a second signal, or Ctrl-C outside the main thread: at once
+            self.stderr.write(f"Stopped at once: {done} threads processed in whole batches; the batch under way "
+                              f"was rolled back, unless it had just committed (the deletion receipts of operation "
+                              f"{operation} list every batch done). Run the command again to finish.")
             self.summary(done, pruned, started)
             raise SystemExit(130)
         finally:
             if bar is not None:
                 bar.close()
+        if stop:
+            name = signal.Signals(stop[0]).name
+            self.stderr.write(f"Interrupted ({name}): {done} threads processed in whole batches, nothing half "
+                              f"done. Run the command again to finish.")
+            self.summary(done, pruned, started)
+            raise SystemExit(128 + stop[0])
+        if done < total:  # went with a parent thread pruned in an earlier batch, or deleted meanwhile
+            gone = total - done
+            self.stdout.write(f"{plural(gone, 'thread')} of the {total:,} counted {'was' if gone == 1 else 'were'} "
+                              f"gone when {'its' if gone == 1 else 'their'} batch came (deleted with a parent "
+                              f"thread pruned before, or meanwhile).")
         self.summary(done, pruned, started)
 
     def summary(self, done, pruned, started):

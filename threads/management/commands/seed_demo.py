@@ -6,10 +6,11 @@ import time
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from agents.models import Agent, AgentVersion
+from config.commands import OperatorCommand
 from config.errors import ServiceError
 from projects import services as project_services
 from projects.models import Account, Role
@@ -21,30 +22,45 @@ BATCH = 5000
 DEFAULT_PASSWORD = "demo-password"
 
 
-def count(value: str) -> int:
-    """A number of things to make: a whole number, 0 or more."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
-    return n
+def count(limit: int):
+    """The type of an option that is a number of things to make: a whole number from 0
+    to `limit` (a demo's size, checked before anything is made)."""
+
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+        if not 0 <= n <= limit:
+            raise argparse.ArgumentTypeError(f"must be from 0 to {limit:,}, got {n:,}")
+        return n
+
+    return parse
 
 
-class Command(BaseCommand):
+MAX_THREADS, MAX_PER_THREAD, MAX_OWNERS = 1_000_000, 100_000, 1_000
+ROWS_PER_STEP = 50_000  # rows built in memory at a time (threads per step = this / rows per thread)
+
+
+class Command(OperatorCommand):
     help = ("Create demo data (bulk inserts): an account owned by the user (created if missing), with projects, "
             "agents and threads. Run again, it adds to that user's account of the same name; an existing user "
             "keeps their password. Prints what it made and how to log in.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--threads", type=count, default=20, help="threads to make (default: 20)")
-        parser.add_argument("--messages", type=count, default=20, help="messages per thread (default: 20)")
-        parser.add_argument("--runs", type=count, default=None, help="runs per thread (default: messages / 2)")
-        parser.add_argument("--checkpoints", type=count, default=None, help="checkpoints per thread (default: runs)")
-        parser.add_argument("--projects", type=count, default=2,
-                            help="projects the threads are spread over (default: 2; at least 1 is made)")
-        parser.add_argument("--agents", type=count, default=2, help="agents the threads are spread over (default: 2)")
+        parser.add_argument("--threads", type=count(MAX_THREADS), default=20,
+                            help=f"threads to make (default: 20; at most {MAX_THREADS:,})")
+        parser.add_argument("--messages", type=count(MAX_PER_THREAD), default=20,
+                            help=f"messages per thread (default: 20; at most {MAX_PER_THREAD:,})")
+        parser.add_argument("--runs", type=count(MAX_PER_THREAD), default=None,
+                            help="runs per thread (default: messages / 2)")
+        parser.add_argument("--checkpoints", type=count(MAX_PER_THREAD), default=None,
+                            help="checkpoints per thread (default: runs)")
+        parser.add_argument("--projects", type=count(MAX_OWNERS), default=2,
+                            help=f"projects the threads are spread over (default: 2; at least 1 is made; at most "
+                                 f"{MAX_OWNERS:,})")
+        parser.add_argument("--agents", type=count(MAX_OWNERS), default=2,
+                            help=f"agents the threads are spread over (default: 2; at most {MAX_OWNERS:,})")
         parser.add_argument("--username", default="demo", help="the user who owns the account (default: demo)")
         parser.add_argument("--password", default=None,
                             help="the password of the user, when the command creates them (default: "
@@ -115,7 +131,7 @@ def seed(*, username, password, account_name, n_projects, n_agents, n_threads, n
             AgentVersion.objects.create(agent=agent, number=1, system_prompt="You are helpful.", model="echo-1")
             agents.append(agent)
     totals = {"messages": 0, "runs": 0, "checkpoints": 0}
-    step = max(1, min(n_threads, 50))
+    step = max(1, min(n_threads, 50, ROWS_PER_STEP // max(n_messages + n_runs + 2 * n_checkpoints, 1)))
     for start in range(0, n_threads, step):
         with transaction.atomic():
             threads = [
